@@ -1,0 +1,97 @@
+//! The [`Bot`] trait and the types that cross it.
+
+use std::fmt::{self, Debug};
+
+use async_trait::async_trait;
+use cs_core::{ConversationId, CustomerId, Message, Priority, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// What the bot is asked to answer.
+#[derive(Debug, Clone)]
+pub struct BotInput {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The customer.
+    pub customer: CustomerId,
+    /// The customer's new message, as text.
+    pub text: String,
+    /// Recent messages of the conversation, oldest first, the new one last.
+    pub history: Vec<Message>,
+}
+
+/// Why the bot hands over to a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HandoffReason {
+    /// The customer asked for a human ("转人工", "agent").
+    CustomerRequest,
+    /// The bot has no answer.
+    NoAnswer,
+    /// The bot kept failing to understand.
+    RepeatedFailure,
+    /// The customer complains.
+    Complaint,
+    /// The customer is upset.
+    NegativeSentiment,
+}
+
+impl fmt::Display for HandoffReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::CustomerRequest => "customer asked for a human",
+            Self::NoAnswer => "the bot has no answer",
+            Self::RepeatedFailure => "the bot failed repeatedly",
+            Self::Complaint => "complaint",
+            Self::NegativeSentiment => "negative sentiment",
+        })
+    }
+}
+
+/// A hand-over to a human, with what the agent should know first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handoff {
+    /// Why.
+    pub reason: HandoffReason,
+    /// A short summary of the conversation so far, for the agent.
+    pub summary: String,
+    /// Skills the agent needs (e.g. `refunds`).
+    pub skills: Vec<String>,
+    /// How urgent it is.
+    pub priority: Priority,
+}
+
+/// An intent the bot recognised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    /// Intent name.
+    pub name: String,
+    /// Confidence, 0 to 1.
+    pub confidence: f32,
+}
+
+/// What the bot does with a message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BotReply {
+    /// Texts to send to the customer, in order (may be empty).
+    pub messages: Vec<String>,
+    /// The intent recognised, if any.
+    pub intent: Option<Intent>,
+    /// Set when a human should take over.
+    pub handoff: Option<Handoff>,
+}
+
+/// Answers customers and decides when to hand over to a human.
+#[async_trait]
+pub trait Bot: Send + Sync + Debug + 'static {
+    /// Answers one customer message.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] when a backing service is out of reach (the engine then
+    /// hands over).
+    async fn reply(&self, input: &BotInput) -> Result<BotReply>;
+}

@@ -1,0 +1,228 @@
+//! The [`Channel`] trait and the types that cross it.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use cs_core::{ChannelId, ChannelKind, Content, ContentKind, DeliveryStatus, Identity, Message};
+use http::{HeaderMap, Method, StatusCode, Uri};
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// What a channel can carry and do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Content kinds the channel delivers natively.
+    pub content: BTreeSet<ContentKind>,
+    /// Whether typing indicators can be shown.
+    pub typing: bool,
+    /// Whether the channel reports delivery and read receipts.
+    pub read_receipts: bool,
+    /// Longest text the provider accepts, in characters.
+    pub max_text_chars: Option<usize>,
+    /// Largest media file the provider accepts, in bytes.
+    pub max_media_bytes: Option<u64>,
+    /// How long after the customer's last message free-form replies are allowed (e.g. 24 hours
+    /// on WhatsApp, 48 hours for WeChat customer-service messages).
+    pub reply_window: Option<chrono::Duration>,
+}
+
+impl Capabilities {
+    /// Text only, no extras.
+    pub fn text_only() -> Self {
+        Self {
+            content: BTreeSet::from([ContentKind::Text]),
+            typing: false,
+            read_receipts: false,
+            max_text_chars: None,
+            max_media_bytes: None,
+            reply_window: None,
+        }
+    }
+
+    /// Whether `kind` is carried natively.
+    pub fn supports(&self, kind: ContentKind) -> bool {
+        self.content.contains(&kind)
+    }
+
+    /// Rewrites `content` into something this channel carries: media it cannot carry becomes a
+    /// text with the link, a card becomes its text, and text over the length limit is cut.
+    pub fn adapt(&self, content: Content) -> Content {
+        let adapted = if self.supports(content.kind()) {
+            content
+        } else {
+            Content::text(content.plain_text())
+        };
+        match (adapted, self.max_text_chars) {
+            (Content::Text { text }, Some(max)) if text.chars().count() > max => {
+                let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+                Content::text(format!("{cut}…"))
+            }
+            (other, _) => other,
+        }
+    }
+}
+
+/// Static facts about a configured channel instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelInfo {
+    /// The instance id (`webchat`, `wechat-main`, ...).
+    pub id: ChannelId,
+    /// The protocol.
+    pub kind: ChannelKind,
+    /// What it can carry.
+    pub capabilities: Capabilities,
+}
+
+/// A request as it reached us, before any checking: an HTTP webhook call, or a frame from a
+/// socket (with the socket's authenticated identity in a header the transport sets).
+#[derive(Debug, Clone)]
+pub struct RawInbound {
+    /// HTTP method.
+    pub method: Method,
+    /// The full request URI (signatures often cover it).
+    pub uri: Uri,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The raw body, exactly as received (signatures cover the bytes).
+    pub body: Bytes,
+    /// When it arrived (by the engine's clock).
+    pub received_at: DateTime<Utc>,
+}
+
+/// A customer message normalised from a provider payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    /// The channel instance it arrived on.
+    pub channel: ChannelId,
+    /// The sender's identity.
+    pub from: Identity,
+    /// The provider's id for the message (for de-duplication of retries).
+    pub provider_message_id: Option<String>,
+    /// What it says.
+    pub content: Content,
+    /// The sender's name, if the provider tells it.
+    pub display_name: Option<String>,
+    /// The sender's language, if known.
+    pub language: Option<String>,
+    /// When the provider says it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A delivery or read receipt from a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    /// The provider's id of our outbound message.
+    pub provider_message_id: String,
+    /// How far it got.
+    pub status: DeliveryStatus,
+}
+
+/// The immediate HTTP answer a provider expects (an echo string, a passive reply, TwiML...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Content type of `body`.
+    pub content_type: Option<&'static str>,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl InboundResponse {
+    /// `200 OK` with an empty body.
+    pub fn ok() -> Self {
+        Self {
+            status: StatusCode::OK,
+            content_type: None,
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// What a channel made of a [`RawInbound`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    /// Customer messages to ingest.
+    pub messages: Vec<InboundMessage>,
+    /// Receipts for our outbound messages.
+    pub statuses: Vec<StatusUpdate>,
+    /// What to answer the provider.
+    pub response: InboundResponse,
+}
+
+/// A stored outbound message and where it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    /// The message as stored (its id, author and content).
+    pub message: Message,
+    /// The customer's identity on this channel.
+    pub to: Identity,
+}
+
+/// What the provider said when it took an outbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The provider's id for the sent message, for matching later receipts.
+    pub provider_message_id: Option<String>,
+    /// How far it got: `Sent` when the provider took it, `Delivered` when it reached a connected
+    /// device, `Pending` when the customer is offline and will fetch it later.
+    pub status: DeliveryStatus,
+}
+
+/// One configured channel: verifies and normalises inbound provider payloads, sends outbound
+/// messages, and declares what it can carry.
+#[async_trait]
+pub trait Channel: Send + Sync + Debug + 'static {
+    /// The instance's id, kind and capabilities.
+    fn info(&self) -> &ChannelInfo;
+
+    /// Verifies a provider request (signature, size, format) and normalises it.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unauthenticated`] for a missing or forged signature,
+    /// [`crate::Error::PayloadTooLarge`] and [`crate::Error::InvalidInput`] for bad payloads.
+    async fn parse_inbound(&self, request: RawInbound) -> Result<Parsed>;
+
+    /// Sends a message to the customer.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] when the provider is out of reach (retry),
+    /// [`crate::Error::Rejected`] when it refused the message for good,
+    /// [`crate::Error::Unsupported`] for content the channel cannot carry.
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt>;
+}
+
+/// The engine side of a channel: where normalised inbound messages go.
+#[async_trait]
+pub trait InboundHandler: Send + Sync + Debug + 'static {
+    /// Ingests one message; returns the stored message and whether it was a duplicate of one
+    /// already stored (a provider retry).
+    ///
+    /// # Errors
+    /// Whatever the engine reports, mapped to [`crate::Error`].
+    async fn handle(&self, message: InboundMessage) -> Result<Delivered>;
+
+    /// The customer's recent history as seen from this channel identity, oldest first.
+    ///
+    /// # Errors
+    /// Whatever the engine reports.
+    async fn history(
+        &self,
+        channel: &ChannelId,
+        identity: &Identity,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+}
+
+/// The outcome of [`InboundHandler::handle`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    /// The stored message.
+    pub message: Message,
+    /// Whether it had been stored before (nothing new was stored).
+    pub duplicate: bool,
+}

@@ -1,0 +1,113 @@
+//! The channel error type.
+
+use cs_core::BoxError;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in a channel, by meaning to the caller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request's signature or token is missing, forged or expired: nothing was stored.
+    #[error("unauthenticated: {reason}")]
+    Unauthenticated {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The payload is malformed or breaks a rule.
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The payload is larger than the channel accepts.
+    #[error("payload too large: {size} bytes, limit {limit}")]
+    PayloadTooLarge {
+        /// The payload's size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The channel cannot carry this content or operation.
+    #[error("unsupported: {reason}")]
+    Unsupported {
+        /// What is not supported.
+        reason: String,
+    },
+    /// The provider or peer is out of reach for now; retry later.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// What is unavailable.
+        reason: String,
+    },
+    /// The provider refused the request for good (a 4xx answer): retrying will not help.
+    #[error("rejected by provider: {reason}")]
+    Rejected {
+        /// The provider's reason.
+        reason: String,
+    },
+    /// The engine behind the channel failed to take the message.
+    #[error("handler failed: {source}")]
+    Handler {
+        /// The handler's error.
+        #[source]
+        source: BoxError,
+        /// Whether retrying may succeed.
+        temporary: bool,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Unauthenticated`].
+    pub fn unauthenticated(reason: impl Into<String>) -> Self {
+        Self::Unauthenticated {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } => true,
+            Self::Handler { temporary, .. } => *temporary,
+            _ => false,
+        }
+    }
+
+    /// A short machine-readable code for error frames and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Unsupported { .. } => "unsupported",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Rejected { .. } => "rejected",
+            Self::Handler { .. } => "internal",
+        }
+    }
+}
+
+impl From<cs_core::Error> for Error {
+    fn from(e: cs_core::Error) -> Self {
+        match e {
+            cs_core::Error::InvalidInput { reason } => Self::InvalidInput { reason },
+            cs_core::Error::Unauthenticated { reason } => Self::Unauthenticated { reason },
+            other => {
+                let temporary = other.is_temporary();
+                Self::Handler {
+                    source: Box::new(other),
+                    temporary,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The JSON frames spoken between the widget and the server.
+
+use chrono::{DateTime, Utc};
+use cs_core::{Content, Message, MessageId};
+use serde::{Deserialize, Serialize};
+
+/// A frame from the browser.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum ClientFrame {
+    /// The customer sends a message.
+    Message {
+        /// The widget's id for the message; the same id sent twice is stored once.
+        client_id: String,
+        /// The text.
+        text: String,
+    },
+}
+
+/// A message as the widget shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MessageView {
+    pub(crate) id: MessageId,
+    /// `customer`, `bot`, `agent` or `system`.
+    pub(crate) author: &'static str,
+    pub(crate) content: Content,
+    pub(crate) text: String,
+    pub(crate) at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_id: Option<String>,
+}
+
+impl From<&Message> for MessageView {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id,
+            author: m.author.role(),
+            content: m.content.clone(),
+            text: m.content.plain_text(),
+            at: m.created_at,
+            client_id: if m.author.role() == "customer" {
+                m.provider_message_id.clone()
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// A frame to the browser.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ServerFrame {
+    /// Sent once after connecting: who the visitor is and their recent history.
+    Hello {
+        visitor: String,
+        history: Vec<MessageView>,
+    },
+    /// The customer's message was stored (or had been: `duplicate`).
+    Ack {
+        client_id: String,
+        message_id: MessageId,
+        duplicate: bool,
+    },
+    /// A message for the customer (bot, agent or system).
+    Message { message: MessageView },
+    /// A frame was refused; the connection stays open.
+    Error {
+        code: &'static str,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+}

@@ -1,0 +1,498 @@
+//! The web chat channel: a WebSocket server for the embeddable browser widget.
+//!
+//! Mount [`WebChat::router`] under a path (e.g. `/chat`) and add the widget to any page:
+//!
+//! ```html
+//! <script src="/chat/widget.js" data-endpoint="/chat" data-title="Help" defer></script>
+//! ```
+//!
+//! Routes under the mount point:
+//! - `POST /session` returns `{"visitor": .., "token": ..}`: a new visitor id and its signed token
+//!   (or, with `{"token": ..}` in the body, the same visitor again if the token is valid). Shops
+//!   that know their logged-in user call [`WebChat::issue_token`] themselves instead.
+//! - `GET /ws?token=..` upgrades to a WebSocket. The server first sends
+//!   `{"type":"hello","visitor":..,"history":[..]}`; the widget sends
+//!   `{"type":"message","client_id":..,"text":..}` and gets `{"type":"ack",..}` back; bot and
+//!   agent replies arrive as `{"type":"message","message":{..}}`; a refused frame gets
+//!   `{"type":"error","code":..,"reason":..}` and the connection stays open.
+//! - `GET /widget.js` serves the widget (plain JavaScript, no build step).
+
+mod frame;
+mod token;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::Router;
+use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use cs_core::{ChannelId, ChannelKind, Content, ContentKind, DeliveryStatus, Identity};
+use futures::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use self::frame::{ClientFrame, MessageView, ServerFrame};
+use self::token::{TokenSigner, valid_visitor_id};
+use crate::channel::{
+    Capabilities, Channel, ChannelInfo, InboundHandler, InboundMessage, InboundResponse,
+    OutboundMessage, Parsed, RawInbound, SendReceipt,
+};
+use crate::error::{Error, Result};
+
+/// The widget's JavaScript.
+pub const WIDGET_JS: &str = include_str!("widget.js");
+
+/// The header a socket transport sets on [`RawInbound`] with the authenticated visitor id.
+pub const VISITOR_HEADER: &str = "x-cs-visitor";
+
+/// Configures a [`WebChat`].
+#[derive(Clone)]
+pub struct WebChatBuilder {
+    id: ChannelId,
+    secret: Option<Vec<u8>>,
+    max_text_bytes: usize,
+    max_frame_bytes: usize,
+    history_limit: usize,
+}
+
+impl std::fmt::Debug for WebChatBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebChatBuilder")
+            .field("id", &self.id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("max_text_bytes", &self.max_text_bytes)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("history_limit", &self.history_limit)
+            .finish()
+    }
+}
+
+impl WebChatBuilder {
+    /// A web chat channel named `id`.
+    pub fn new(id: ChannelId) -> Self {
+        Self {
+            id,
+            secret: None,
+            max_text_bytes: 4 * 1024,
+            max_frame_bytes: 64 * 1024,
+            history_limit: 200,
+        }
+    }
+
+    /// The key that signs visitor tokens (at least 16 bytes). Keep it stable across restarts so
+    /// returning visitors keep their history.
+    pub fn with_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Longest message text accepted, in bytes (default 4 KiB). Longer texts get an error frame.
+    pub fn with_max_text_bytes(mut self, bytes: usize) -> Self {
+        self.max_text_bytes = bytes;
+        self
+    }
+
+    /// Largest WebSocket frame read at all (default 64 KiB); a larger frame closes the
+    /// connection with code 1009, as the WebSocket protocol prescribes.
+    pub fn with_max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame_bytes = bytes;
+        self
+    }
+
+    /// How many past messages a (re)connecting widget receives (default 200).
+    pub fn with_history_limit(mut self, limit: usize) -> Self {
+        self.history_limit = limit;
+        self
+    }
+
+    /// Validates the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] without a secret of at least 16 bytes, or when the text limit
+    /// exceeds the frame limit.
+    pub fn build(self) -> Result<WebChat> {
+        let secret = self
+            .secret
+            .filter(|s| s.len() >= 16)
+            .ok_or_else(|| Error::invalid("web chat needs a secret of at least 16 bytes"))?;
+        if self.max_text_bytes == 0 || self.max_text_bytes > self.max_frame_bytes {
+            return Err(Error::invalid(
+                "max_text_bytes must be between 1 and max_frame_bytes",
+            ));
+        }
+        let mut capabilities = Capabilities::text_only();
+        capabilities.content.extend([
+            ContentKind::Image,
+            ContentKind::Video,
+            ContentKind::Audio,
+            ContentKind::File,
+            ContentKind::Location,
+            ContentKind::RichCard,
+        ]);
+        capabilities.read_receipts = true;
+        Ok(WebChat {
+            signer: TokenSigner::new(&secret, self.id.as_str()),
+            info: ChannelInfo {
+                id: self.id,
+                kind: ChannelKind::WebChat,
+                capabilities,
+            },
+            max_text_bytes: self.max_text_bytes,
+            max_frame_bytes: self.max_frame_bytes,
+            history_limit: self.history_limit,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+type Outbox = mpsc::Sender<ServerFrame>;
+
+/// The web chat channel. Share it as `Arc<WebChat>`: the same value is the [`Channel`] the engine
+/// sends through and the state of the WebSocket server from [`WebChat::router`].
+#[derive(Debug)]
+pub struct WebChat {
+    info: ChannelInfo,
+    signer: TokenSigner,
+    max_text_bytes: usize,
+    max_frame_bytes: usize,
+    history_limit: usize,
+    /// Open sockets per visitor (a visitor may have several tabs open).
+    sessions: Mutex<HashMap<String, Vec<(u64, Outbox)>>>,
+}
+
+impl WebChat {
+    /// Starts configuring a web chat channel named `id`.
+    pub fn builder(id: ChannelId) -> WebChatBuilder {
+        WebChatBuilder::new(id)
+    }
+
+    /// A signed token for `visitor` (your logged-in user's id, say) that the widget can connect
+    /// with; pass it to the widget as `data-token`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an id that is empty, over 128 characters, or has characters
+    /// other than `A-Z a-z 0-9 - _ : @`.
+    pub fn issue_token(&self, visitor: &str) -> Result<String> {
+        if !valid_visitor_id(visitor) {
+            return Err(Error::invalid(
+                "visitor ids are 1-128 characters of A-Z a-z 0-9 - _ : @",
+            ));
+        }
+        Ok(self.signer.sign(visitor))
+    }
+
+    /// The visitor a token was issued to.
+    ///
+    /// # Errors
+    /// [`Error::Unauthenticated`] for a malformed or forged token.
+    pub fn verify_token(&self, token: &str) -> Result<String> {
+        self.signer.verify(token)
+    }
+
+    /// How many sockets are open for `visitor`.
+    pub fn connections(&self, visitor: &str) -> usize {
+        self.lock().get(visitor).map_or(0, Vec::len)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<(u64, Outbox)>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn identity(visitor: &str) -> Identity {
+        Identity::new(ChannelKind::WebChat, visitor)
+    }
+
+    /// The axum routes of the widget server (`/session`, `/ws`, `/widget.js`), with `handler`
+    /// receiving every customer message. Mount with `Router::nest("/chat", ..)`.
+    pub fn router(self: Arc<Self>, handler: Arc<dyn InboundHandler>) -> Router {
+        Router::new()
+            .route("/session", post(session))
+            .route("/ws", get(upgrade))
+            .route("/widget.js", get(widget_js))
+            .with_state(Server {
+                chat: self,
+                handler,
+            })
+    }
+
+    /// Checks and decodes one widget frame sent by `visitor`.
+    fn decode(&self, visitor: &str, body: &[u8]) -> Result<InboundMessage> {
+        if body.len() > self.max_text_bytes + 512 {
+            return Err(Error::PayloadTooLarge {
+                size: body.len(),
+                limit: self.max_text_bytes + 512,
+            });
+        }
+        let frame: ClientFrame = serde_json::from_slice(body)
+            .map_err(|e| Error::invalid(format!("malformed frame: {e}")))?;
+        let ClientFrame::Message { client_id, text } = frame;
+        if client_id.is_empty() || client_id.len() > 64 {
+            return Err(Error::invalid("client_id must be 1-64 characters"));
+        }
+        if text.trim().is_empty() {
+            return Err(Error::invalid("message text is empty"));
+        }
+        if text.len() > self.max_text_bytes {
+            return Err(Error::PayloadTooLarge {
+                size: text.len(),
+                limit: self.max_text_bytes,
+            });
+        }
+        Ok(InboundMessage {
+            channel: self.info.id.clone(),
+            from: Self::identity(visitor),
+            provider_message_id: Some(client_id),
+            content: Content::text(text),
+            display_name: None,
+            language: None,
+            sent_at: None,
+        })
+    }
+}
+
+#[async_trait]
+impl Channel for WebChat {
+    fn info(&self) -> &ChannelInfo {
+        &self.info
+    }
+
+    /// Parses one widget frame; the visitor comes from [`VISITOR_HEADER`], which only the socket
+    /// transport sets after checking the visitor's token.
+    async fn parse_inbound(&self, request: RawInbound) -> Result<Parsed> {
+        let visitor = request
+            .headers
+            .get(VISITOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| valid_visitor_id(v))
+            .ok_or_else(|| Error::unauthenticated("no authenticated visitor"))?;
+        let message = self.decode(visitor, &request.body)?;
+        Ok(Parsed {
+            messages: vec![message],
+            statuses: Vec::new(),
+            response: InboundResponse::ok(),
+        })
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt> {
+        if message.to.kind != ChannelKind::WebChat {
+            return Err(Error::invalid(format!(
+                "web chat cannot reach identity {}",
+                message.to
+            )));
+        }
+        let frame = ServerFrame::Message {
+            message: MessageView::from(&message.message),
+        };
+        let outboxes: Vec<Outbox> = self
+            .lock()
+            .get(&message.to.external_id)
+            .map(|v| v.iter().map(|(_, tx)| tx.clone()).collect())
+            .unwrap_or_default();
+        let mut delivered = false;
+        for tx in outboxes {
+            delivered |= tx.send(frame.clone()).await.is_ok();
+        }
+        Ok(SendReceipt {
+            provider_message_id: None,
+            // An offline visitor gets the message with the history when the widget reconnects.
+            status: if delivered {
+                DeliveryStatus::Delivered
+            } else {
+                DeliveryStatus::Pending
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Server {
+    chat: Arc<WebChat>,
+    handler: Arc<dyn InboundHandler>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SessionRequest {
+    token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionResponse {
+    visitor: String,
+    token: String,
+}
+
+async fn session(State(s): State<Server>, body: Bytes) -> Response {
+    let req: SessionRequest = if body.is_empty() {
+        SessionRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error_response(StatusCode::BAD_REQUEST, &Error::invalid(e.to_string()));
+            }
+        }
+    };
+    if let Some(token) = req.token
+        && let Ok(visitor) = s.chat.verify_token(&token)
+    {
+        return Json(SessionResponse { visitor, token }).into_response();
+    }
+    let visitor = format!("v-{}", uuid::Uuid::new_v4().simple());
+    match s.chat.issue_token(&visitor) {
+        Ok(token) => Json(SessionResponse { visitor, token }).into_response(),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+fn error_response(status: StatusCode, e: &Error) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": e.code(), "reason": e.to_string()})),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    token: String,
+}
+
+async fn upgrade(
+    State(s): State<Server>,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let visitor = match s.chat.verify_token(&q.token) {
+        Ok(v) => v,
+        Err(e) => return error_response(StatusCode::UNAUTHORIZED, &e),
+    };
+    let max = s.chat.max_frame_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve_socket(s, visitor, socket))
+}
+
+async fn widget_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        WIDGET_JS,
+    )
+}
+
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<ServerFrame>(64);
+    let conn = NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    let history = s
+        .handler
+        .history(
+            &s.chat.info.id,
+            &WebChat::identity(&visitor),
+            s.chat.history_limit,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, %visitor, "web chat history unavailable");
+            Vec::new()
+        });
+    let hello = ServerFrame::Hello {
+        visitor: visitor.clone(),
+        history: history.iter().map(MessageView::from).collect(),
+    };
+    if tx.send(hello).await.is_err() {
+        return;
+    }
+    s.chat
+        .lock()
+        .entry(visitor.clone())
+        .or_default()
+        .push((conn, tx.clone()));
+
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            let Ok(text) = serde_json::to_string(&frame) else {
+                continue;
+            };
+            if sink.send(ws::Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    while let Some(incoming) = stream.next().await {
+        let body: Bytes = match incoming {
+            Ok(ws::Message::Text(t)) => Bytes::copy_from_slice(t.as_str().as_bytes()),
+            Ok(ws::Message::Binary(_)) => {
+                let e = Error::invalid("binary frames are not accepted; send JSON text");
+                let _ = tx.send(error_frame(&e, None)).await;
+                continue;
+            }
+            Ok(ws::Message::Close(_)) => break,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, %visitor, "web chat socket closed with error");
+                break;
+            }
+        };
+        let reply = match s.chat.decode(&visitor, &body) {
+            Err(e) => error_frame(&e, client_id_of(&body)),
+            Ok(message) => {
+                let client_id = message.provider_message_id.clone().unwrap_or_default();
+                match s.handler.handle(message).await {
+                    Ok(d) => ServerFrame::Ack {
+                        client_id,
+                        message_id: d.message.id,
+                        duplicate: d.duplicate,
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, %visitor, "web chat message not taken");
+                        error_frame(&e, Some(client_id))
+                    }
+                }
+            }
+        };
+        if tx.send(reply).await.is_err() {
+            break;
+        }
+    }
+
+    {
+        let mut sessions = s.chat.lock();
+        if let Some(list) = sessions.get_mut(&visitor) {
+            list.retain(|(c, _)| *c != conn);
+            if list.is_empty() {
+                sessions.remove(&visitor);
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+fn error_frame(e: &Error, client_id: Option<String>) -> ServerFrame {
+    ServerFrame::Error {
+        code: e.code(),
+        reason: e.to_string(),
+        client_id,
+    }
+}
+
+/// Best effort: the client id of a refused frame, so the widget can mark the right bubble.
+fn client_id_of(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let id = v.get("client_id")?.as_str()?;
+    (id.len() <= 64).then(|| id.to_owned())
+}

@@ -1,0 +1,133 @@
+//! Channel kinds, media and customer identities.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::ChannelId;
+
+/// The kind of a channel: which protocol a customer reaches us over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChannelKind {
+    /// The embeddable web chat widget.
+    WebChat,
+    /// Email.
+    Email,
+    /// WeChat Official Account.
+    WeChat,
+    /// WhatsApp Cloud API.
+    WhatsApp,
+    /// Telegram Bot API.
+    Telegram,
+    /// SMS / MMS.
+    Sms,
+    /// Phone calls (IVR).
+    Voice,
+    /// A generic signed JSON webhook (marketplaces, mini-programs, the shop's own app).
+    Webhook,
+}
+
+impl ChannelKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ChannelKind; 8] = [
+        Self::WebChat,
+        Self::Email,
+        Self::WeChat,
+        Self::WhatsApp,
+        Self::Telegram,
+        Self::Sms,
+        Self::Voice,
+        Self::Webhook,
+    ];
+
+    /// The stable lower-case name used in storage and URLs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::WebChat => "web_chat",
+            Self::Email => "email",
+            Self::WeChat => "we_chat",
+            Self::WhatsApp => "whats_app",
+            Self::Telegram => "telegram",
+            Self::Sms => "sms",
+            Self::Voice => "voice",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    /// The medium an agent's capacity is counted in for this kind.
+    pub const fn medium(self) -> Medium {
+        match self {
+            Self::Email => Medium::Email,
+            Self::Voice => Medium::Voice,
+            _ => Medium::Chat,
+        }
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ChannelKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Error::invalid(format!("unknown channel kind {s:?}")))
+    }
+}
+
+/// How work on a channel occupies an agent: several chats at once, a few emails, one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Medium {
+    /// Real-time text (web chat, messengers, SMS).
+    Chat,
+    /// Asynchronous mail.
+    Email,
+    /// A phone call.
+    Voice,
+}
+
+/// One of a customer's addresses on a channel kind: a WeChat openid, a phone number, an email
+/// address, a web visitor id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identity {
+    /// The kind of channel the address belongs to.
+    pub kind: ChannelKind,
+    /// The address as the provider names it.
+    pub external_id: String,
+}
+
+impl Identity {
+    /// An identity on `kind` with the provider's `external_id`.
+    pub fn new(kind: ChannelKind, external_id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            external_id: external_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.external_id)
+    }
+}
+
+/// Where replies to a customer go: a configured channel instance and the identity on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Route {
+    /// The channel instance.
+    pub channel: ChannelId,
+    /// The customer's identity on that channel.
+    pub identity: Identity,
+}

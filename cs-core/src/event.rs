@@ -1,0 +1,171 @@
+//! Domain events: one for every state change, on a stream anyone can subscribe to.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::agent::Presence;
+use crate::channel::{Identity, Route};
+use crate::conversation::{ConversationState, Priority};
+use crate::id::{AgentId, ConversationId, CustomerId, EventId, TenantId, TicketId};
+use crate::message::Message;
+
+/// An event with its envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The id (time-ordered).
+    pub id: EventId,
+    /// The tenant it happened in.
+    pub tenant: TenantId,
+    /// When, by the engine's clock.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: DomainEvent,
+}
+
+impl Event {
+    /// Wraps `kind` in a new envelope.
+    pub fn new(tenant: TenantId, at: DateTime<Utc>, kind: DomainEvent) -> Self {
+        Self {
+            id: EventId::new(),
+            tenant,
+            at,
+            kind,
+        }
+    }
+
+    /// The conversation the event concerns, if any.
+    pub fn conversation(&self) -> Option<ConversationId> {
+        use DomainEvent as E;
+        match &self.kind {
+            E::MessageReceived { message } | E::MessageSent { message } => {
+                Some(message.conversation)
+            }
+            E::ConversationOpened { conversation, .. }
+            | E::StateChanged { conversation, .. }
+            | E::BotAnswered { conversation, .. }
+            | E::HandoffRequested { conversation, .. }
+            | E::Queued { conversation, .. }
+            | E::AgentAssigned { conversation, .. }
+            | E::DeliveryFailed { conversation, .. } => Some(*conversation),
+            E::TicketOpened { conversation, .. } => *conversation,
+            E::CustomerCreated { .. }
+            | E::IdentityLinked { .. }
+            | E::DuplicateIgnored { .. }
+            | E::AgentPresenceChanged { .. } => None,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DomainEvent {
+    /// A customer was seen for the first time.
+    CustomerCreated {
+        /// The new customer.
+        customer: CustomerId,
+        /// The identity they arrived with.
+        identity: Identity,
+    },
+    /// An identity was attached to a customer.
+    IdentityLinked {
+        /// The customer.
+        customer: CustomerId,
+        /// The identity.
+        identity: Identity,
+    },
+    /// A conversation began.
+    ConversationOpened {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Whose.
+        customer: CustomerId,
+        /// Where replies go.
+        route: Route,
+    },
+    /// A customer message was stored.
+    MessageReceived {
+        /// The stored message.
+        message: Message,
+    },
+    /// A provider delivered a message we already had; nothing was stored.
+    DuplicateIgnored {
+        /// The channel instance.
+        channel: crate::id::ChannelId,
+        /// The provider's message id.
+        provider_message_id: String,
+    },
+    /// A bot, agent or system message was stored and handed to its channel.
+    MessageSent {
+        /// The stored message.
+        message: Message,
+    },
+    /// A channel could not deliver a message.
+    DeliveryFailed {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The message.
+        message: crate::id::MessageId,
+        /// Why.
+        reason: String,
+    },
+    /// A conversation changed state.
+    StateChanged {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Before.
+        from: ConversationState,
+        /// After.
+        to: ConversationState,
+    },
+    /// The bot answered.
+    BotAnswered {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The intent it recognised.
+        intent: Option<String>,
+        /// How sure it was, 0 to 1.
+        confidence: f32,
+    },
+    /// The bot (or the customer) asked for a human.
+    HandoffRequested {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Why.
+        reason: String,
+        /// What the agent should know first.
+        summary: String,
+    },
+    /// A conversation entered the router's queue.
+    Queued {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Its priority.
+        priority: Priority,
+    },
+    /// A conversation was given to an agent.
+    AgentAssigned {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// An agent's presence changed.
+    AgentPresenceChanged {
+        /// The agent.
+        agent: AgentId,
+        /// The new presence.
+        presence: Presence,
+    },
+    /// A ticket was opened.
+    TicketOpened {
+        /// The ticket.
+        ticket: TicketId,
+        /// The number a customer can quote.
+        number: u64,
+        /// The conversation it came from, if any.
+        conversation: Option<ConversationId>,
+    },
+}

@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+
+mod agent;
+mod channel;
+mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod conversation;
+mod customer;
+mod error;
+mod event;
+mod id;
+mod message;
+pub mod sql;
+pub mod store;
+
+pub use agent::{Agent, Capacity, Presence, Skill};
+pub use channel::{ChannelKind, Identity, Medium, Route};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use conversation::{Conversation, ConversationState, Priority};
+pub use customer::{Customer, CustomerTier};
+pub use error::{BoxError, Error, Result};
+pub use event::{DomainEvent, Event};
+pub use id::{
+    AgentId, ChannelId, ConversationId, CustomerId, EventId, MessageId, TenantId, TicketId,
+};
+pub use message::{
+    Author, CardButton, Content, ContentKind, DeliveryStatus, Direction, Message, RichCard,
+};
+pub use store::ConversationStore;

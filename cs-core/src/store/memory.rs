@@ -1,0 +1,291 @@
+//! The in-memory conversation store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    Appended, ConversationQuery, ConversationStore, MessageQuery, MessageScope, OpenConversation,
+    Opened, ResolveCustomer, Resolved, new_conversation, new_customer, page,
+};
+use crate::channel::Identity;
+use crate::conversation::Conversation;
+use crate::customer::Customer;
+use crate::error::{Error, Result};
+use crate::id::{ChannelId, ConversationId, CustomerId, MessageId, TenantId};
+use crate::message::{DeliveryStatus, Message};
+
+/// A [`ConversationStore`] in process memory: for tests, demos and single-process deployments
+/// that need no durability.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use cs_core::store::{ConversationStore, MemoryStore, ResolveCustomer};
+/// use cs_core::{ChannelKind, Identity, TenantId};
+///
+/// let store = MemoryStore::new();
+/// let req = ResolveCustomer {
+///     tenant: TenantId::default(),
+///     identity: Identity::new(ChannelKind::Email, "ann@example.com"),
+///     display_name: Some("Ann".into()),
+///     language: None,
+///     at: chrono::Utc::now(),
+/// };
+/// let first = store.resolve_customer(&req).await.unwrap();
+/// let again = store.resolve_customer(&req).await.unwrap();
+/// assert!(first.created && !again.created);
+/// assert_eq!(first.customer.id, again.customer.id);
+/// # });
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    customers: HashMap<(TenantId, CustomerId), Customer>,
+    identities: HashMap<(TenantId, Identity), CustomerId>,
+    conversations: HashMap<(TenantId, ConversationId), Conversation>,
+    /// Every message, keyed by tenant and (time-ordered) id.
+    messages: BTreeMap<(TenantId, MessageId), Message>,
+    by_provider_id: HashMap<(TenantId, ChannelId, String), MessageId>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn active_conversation(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> Option<&Conversation> {
+        self.conversations
+            .values()
+            .find(|c| &c.tenant == tenant && c.customer == customer && c.state.is_active())
+    }
+}
+
+#[async_trait]
+impl ConversationStore for MemoryStore {
+    async fn resolve_customer(&self, req: &ResolveCustomer) -> Result<Resolved> {
+        let mut inner = self.lock();
+        let key = (req.tenant.clone(), req.identity.clone());
+        if let Some(id) = inner.identities.get(&key) {
+            let customer = inner.customers[&(req.tenant.clone(), *id)].clone();
+            return Ok(Resolved {
+                customer,
+                created: false,
+            });
+        }
+        let customer = new_customer(req);
+        inner.identities.insert(key, customer.id);
+        inner
+            .customers
+            .insert((req.tenant.clone(), customer.id), customer.clone());
+        Ok(Resolved {
+            customer,
+            created: true,
+        })
+    }
+
+    async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
+        self.lock()
+            .customers
+            .get(&(tenant.clone(), id))
+            .cloned()
+            .ok_or_else(|| Error::not_found("customer", id))
+    }
+
+    async fn update_customer(&self, customer: &Customer) -> Result<()> {
+        let mut inner = self.lock();
+        let slot = inner
+            .customers
+            .get_mut(&(customer.tenant.clone(), customer.id))
+            .ok_or_else(|| Error::not_found("customer", customer.id))?;
+        *slot = customer.clone();
+        Ok(())
+    }
+
+    async fn link_identity(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+        identity: &Identity,
+        _at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        if !inner.customers.contains_key(&(tenant.clone(), customer)) {
+            return Err(Error::not_found("customer", customer));
+        }
+        let key = (tenant.clone(), identity.clone());
+        match inner.identities.get(&key) {
+            Some(owner) if *owner == customer => Ok(()),
+            Some(_) => Err(Error::conflict(format!(
+                "identity {identity} belongs to another customer"
+            ))),
+            None => {
+                inner.identities.insert(key, customer);
+                Ok(())
+            }
+        }
+    }
+
+    async fn identities(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
+        let mut out: Vec<Identity> = self
+            .lock()
+            .identities
+            .iter()
+            .filter(|((t, _), c)| t == tenant && **c == customer)
+            .map(|((_, i), _)| i.clone())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened> {
+        let mut inner = self.lock();
+        if !inner
+            .customers
+            .contains_key(&(req.tenant.clone(), req.customer))
+        {
+            return Err(Error::not_found("customer", req.customer));
+        }
+        if let Some(c) = inner.active_conversation(&req.tenant, req.customer) {
+            return Ok(Opened {
+                conversation: c.clone(),
+                created: false,
+            });
+        }
+        let conversation = new_conversation(req);
+        inner
+            .conversations
+            .insert((req.tenant.clone(), conversation.id), conversation.clone());
+        Ok(Opened {
+            conversation,
+            created: true,
+        })
+    }
+
+    async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Conversation> {
+        self.lock()
+            .conversations
+            .get(&(tenant.clone(), id))
+            .cloned()
+            .ok_or_else(|| Error::not_found("conversation", id))
+    }
+
+    async fn update_conversation(&self, conversation: &Conversation) -> Result<Conversation> {
+        let mut inner = self.lock();
+        let key = (conversation.tenant.clone(), conversation.id);
+        let stored = inner
+            .conversations
+            .get(&key)
+            .ok_or_else(|| Error::not_found("conversation", conversation.id))?;
+        if stored.version != conversation.version {
+            return Err(Error::conflict(format!(
+                "conversation {} was changed (version {} now, {} read)",
+                conversation.id, stored.version, conversation.version
+            )));
+        }
+        if conversation.state.is_active()
+            && !stored.state.is_active()
+            && let Some(other) =
+                inner.active_conversation(&conversation.tenant, conversation.customer)
+        {
+            return Err(Error::conflict(format!(
+                "customer already has active conversation {}",
+                other.id
+            )));
+        }
+        let mut saved = conversation.clone();
+        saved.version += 1;
+        inner.conversations.insert(key, saved.clone());
+        Ok(saved)
+    }
+
+    async fn conversations(&self, query: &ConversationQuery) -> Result<Vec<Conversation>> {
+        let inner = self.lock();
+        let mut out: Vec<Conversation> = inner
+            .conversations
+            .values()
+            .filter(|c| c.tenant == query.tenant)
+            .filter(|c| query.states.is_empty() || query.states.contains(&c.state))
+            .filter(|c| query.assignee.is_none_or(|a| c.assignee == Some(a)))
+            .filter(|c| query.customer.is_none_or(|cu| c.customer == cu))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+        out.truncate(page(query.limit));
+        Ok(out)
+    }
+
+    async fn append_message(&self, message: &Message) -> Result<Appended> {
+        message.validate()?;
+        let mut inner = self.lock();
+        if !inner
+            .conversations
+            .contains_key(&(message.tenant.clone(), message.conversation))
+        {
+            return Err(Error::not_found("conversation", message.conversation));
+        }
+        if let Some(pid) = &message.provider_message_id {
+            let key = (message.tenant.clone(), message.channel.clone(), pid.clone());
+            if let Some(existing) = inner.by_provider_id.get(&key) {
+                let existing = inner.messages[&(message.tenant.clone(), *existing)].clone();
+                return Ok(Appended::Duplicate(existing));
+            }
+            inner.by_provider_id.insert(key, message.id);
+        }
+        inner
+            .messages
+            .insert((message.tenant.clone(), message.id), message.clone());
+        Ok(Appended::Inserted(message.clone()))
+    }
+
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
+        let inner = self.lock();
+        let start = query
+            .after
+            .map_or(MessageId::from_uuid(uuid::Uuid::nil()), |a| a);
+        Ok(inner
+            .messages
+            .range((query.tenant.clone(), start)..)
+            .map(|(_, m)| m)
+            .take_while(|m| m.tenant == query.tenant)
+            .filter(|m| Some(m.id) != query.after)
+            .filter(|m| match query.scope {
+                MessageScope::Conversation(c) => m.conversation == c,
+                MessageScope::Customer(c) => m.customer == c,
+            })
+            .take(page(query.limit))
+            .cloned()
+            .collect())
+    }
+
+    async fn set_delivery_status(
+        &self,
+        tenant: &TenantId,
+        message: MessageId,
+        status: DeliveryStatus,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let m = inner
+            .messages
+            .get_mut(&(tenant.clone(), message))
+            .ok_or_else(|| Error::not_found("message", message))?;
+        m.status = status;
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! Conversation persistence: customers, their identities, conversations and messages.
+//!
+//! [`ConversationStore`] is the trait; [`MemoryStore`] is always available, `SqliteStore` (feature
+//! `sqlite`) is the embedded default. Every implementation runs the same conformance suite
+//! ([`crate::conformance`], feature `conformance`).
+
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::channel::{Identity, Route};
+use crate::conversation::{Conversation, ConversationState, Priority};
+use crate::customer::{Customer, CustomerTier};
+use crate::error::Result;
+use crate::id::{AgentId, ConversationId, CustomerId, MessageId, TenantId};
+use crate::message::{DeliveryStatus, Message};
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteStore, SqliteStoreBuilder};
+
+/// Find the customer who owns an identity, or create one.
+#[derive(Debug, Clone)]
+pub struct ResolveCustomer {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The identity the message came from.
+    pub identity: Identity,
+    /// A display name, used only when a customer is created.
+    pub display_name: Option<String>,
+    /// A language, used only when a customer is created.
+    pub language: Option<String>,
+    /// When (by the engine's clock).
+    pub at: DateTime<Utc>,
+}
+
+/// The outcome of [`ConversationStore::resolve_customer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The customer who owns the identity.
+    pub customer: Customer,
+    /// Whether the customer was created by this call.
+    pub created: bool,
+}
+
+/// Find the customer's active conversation, or open one.
+#[derive(Debug, Clone)]
+pub struct OpenConversation {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Whose conversation.
+    pub customer: CustomerId,
+    /// Where replies go.
+    pub route: Route,
+    /// Priority of a new conversation.
+    pub priority: Priority,
+    /// When (by the engine's clock).
+    pub at: DateTime<Utc>,
+}
+
+/// The outcome of [`ConversationStore::open_conversation`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    /// The customer's active conversation.
+    pub conversation: Conversation,
+    /// Whether it was opened by this call.
+    pub created: bool,
+}
+
+/// The outcome of [`ConversationStore::append_message`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// The message was stored.
+    Inserted(Message),
+    /// A message with the same channel and provider message id was already stored; this is it.
+    Duplicate(Message),
+}
+
+impl Appended {
+    /// The stored message (new or earlier).
+    pub fn message(&self) -> &Message {
+        match self {
+            Self::Inserted(m) | Self::Duplicate(m) => m,
+        }
+    }
+
+    /// Whether nothing new was stored.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Self::Duplicate(_))
+    }
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageScope {
+    /// One conversation.
+    Conversation(ConversationId),
+    /// Every conversation of one customer (their whole history across channels).
+    Customer(CustomerId),
+}
+
+/// A page of messages, oldest first.
+#[derive(Debug, Clone)]
+pub struct MessageQuery {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Which messages.
+    pub scope: MessageScope,
+    /// Only messages stored after this one.
+    pub after: Option<MessageId>,
+    /// At most this many (the store caps it at 1,000).
+    pub limit: usize,
+}
+
+impl MessageQuery {
+    /// The first `limit` messages of `scope`.
+    pub fn new(tenant: TenantId, scope: MessageScope, limit: usize) -> Self {
+        Self {
+            tenant,
+            scope,
+            after: None,
+            limit,
+        }
+    }
+}
+
+/// Which conversations to list, most recently updated first.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationQuery {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Only these states (all when empty).
+    pub states: Vec<ConversationState>,
+    /// Only this assignee.
+    pub assignee: Option<AgentId>,
+    /// Only this customer.
+    pub customer: Option<CustomerId>,
+    /// At most this many (the store caps it at 1,000).
+    pub limit: usize,
+}
+
+/// The most rows one list call returns.
+pub const MAX_PAGE: usize = 1_000;
+
+/// Stores customers, identities, conversations and messages.
+///
+/// Implementations must be safe under concurrent use from many tasks and processes sharing the
+/// backend: a customer identity belongs to exactly one customer, a customer has at most one active
+/// conversation, a `(channel, provider_message_id)` pair is stored once, and a conversation update
+/// based on a stale version fails with [`crate::Error::Conflict`].
+#[async_trait]
+pub trait ConversationStore: Send + Sync + Debug + 'static {
+    /// Returns the customer who owns `req.identity`, creating the customer (and linking the
+    /// identity) when there is none. Concurrent calls for the same identity agree on one customer.
+    ///
+    /// # Errors
+    /// [`crate::Error::Backend`] or [`crate::Error::Unavailable`] when the backend fails.
+    async fn resolve_customer(&self, req: &ResolveCustomer) -> Result<Resolved>;
+
+    /// Loads a customer.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] when there is no such customer in the tenant.
+    async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer>;
+
+    /// Saves a customer's profile (name, tier, language).
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] when there is no such customer.
+    async fn update_customer(&self, customer: &Customer) -> Result<()>;
+
+    /// Links another identity to a customer. Linking an identity the customer already has is a
+    /// no-op.
+    ///
+    /// # Errors
+    /// [`crate::Error::Conflict`] when the identity belongs to another customer;
+    /// [`crate::Error::NotFound`] when the customer does not exist.
+    async fn link_identity(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+        identity: &Identity,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Every identity of a customer.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn identities(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Identity>>;
+
+    /// Returns the customer's active conversation, opening one when there is none. Concurrent
+    /// calls for the same customer agree on one conversation. An existing conversation's route is
+    /// not changed here (see [`ConversationStore::update_conversation`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] when the customer does not exist.
+    async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened>;
+
+    /// Loads a conversation.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] when there is no such conversation in the tenant.
+    async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Conversation>;
+
+    /// Saves a changed conversation if nobody else changed it since it was read: the stored
+    /// version must equal `conversation.version`. Returns the saved conversation with its version
+    /// incremented.
+    ///
+    /// # Errors
+    /// [`crate::Error::Conflict`] on a stale version (or when re-activating would give the
+    /// customer a second active conversation); [`crate::Error::NotFound`] when it does not exist.
+    async fn update_conversation(&self, conversation: &Conversation) -> Result<Conversation>;
+
+    /// Lists conversations, most recently updated first.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn conversations(&self, query: &ConversationQuery) -> Result<Vec<Conversation>>;
+
+    /// Stores a message unless one with the same `(channel, provider_message_id)` is already
+    /// stored, in which case the earlier one is returned as [`Appended::Duplicate`].
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for an invalid message ([`Message::validate`]);
+    /// [`crate::Error::NotFound`] when its conversation does not exist.
+    async fn append_message(&self, message: &Message) -> Result<Appended>;
+
+    /// Lists messages oldest first.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>>;
+
+    /// Records how far an outbound message got.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] when there is no such message.
+    async fn set_delivery_status(
+        &self,
+        tenant: &TenantId,
+        message: MessageId,
+        status: DeliveryStatus,
+    ) -> Result<()>;
+}
+
+/// The profile fields of a new customer.
+pub(crate) fn new_customer(req: &ResolveCustomer) -> Customer {
+    Customer {
+        id: CustomerId::new(),
+        tenant: req.tenant.clone(),
+        display_name: req.display_name.clone(),
+        tier: CustomerTier::Standard,
+        language: req.language.clone(),
+        created_at: req.at,
+    }
+}
+
+/// A new active conversation in the bot state.
+pub(crate) fn new_conversation(req: &OpenConversation) -> Conversation {
+    Conversation {
+        id: ConversationId::new(),
+        tenant: req.tenant.clone(),
+        customer: req.customer,
+        route: req.route.clone(),
+        state: ConversationState::Bot,
+        priority: req.priority,
+        skills: Vec::new(),
+        assignee: None,
+        created_at: req.at,
+        updated_at: req.at,
+        version: 0,
+    }
+}
+
+pub(crate) fn page(limit: usize) -> usize {
+    limit.clamp(1, MAX_PAGE)
+}

@@ -1,0 +1,66 @@
+//! Runs the conversation-store conformance suite against every backend in this crate.
+
+use std::sync::Arc;
+
+use cs_core::conformance;
+use cs_core::store::MemoryStore;
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    conformance::run(Arc::new(MemoryStore::new())).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_file_store_conforms() {
+    let dir = std::env::temp_dir().join(format!("cs-core-test-{}", uuid::Uuid::new_v4()));
+    let store = cs_core::store::SqliteStore::open(dir.join("store.db"))
+        .await
+        .unwrap();
+    conformance::run(Arc::new(store)).await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_memory_store_conforms() {
+    let store = cs_core::store::SqliteStore::open(":memory:").await.unwrap();
+    conformance::run(Arc::new(store)).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_store_survives_reopen_and_refuses_newer_schema() {
+    use cs_core::store::{ConversationStore, ResolveCustomer};
+    use cs_core::{ChannelKind, Identity, TenantId};
+
+    let dir = std::env::temp_dir().join(format!("cs-core-test-{}", uuid::Uuid::new_v4()));
+    let path = dir.join("reopen.db");
+    let req = ResolveCustomer {
+        tenant: TenantId::default(),
+        identity: Identity::new(ChannelKind::Sms, "+8613800138000"),
+        display_name: None,
+        language: None,
+        at: chrono::Utc::now(),
+    };
+    let id = {
+        let store = cs_core::store::SqliteStore::open(&path).await.unwrap();
+        store.resolve_customer(&req).await.unwrap().customer.id
+    };
+    let store = cs_core::store::SqliteStore::open(&path).await.unwrap();
+    let again = store.resolve_customer(&req).await.unwrap();
+    assert!(!again.created, "data survives a reopen");
+    assert_eq!(again.customer.id, id);
+
+    sqlx::query("INSERT INTO cs_schema_migrations (component, version, name) VALUES ('conversations', 99, 'future')")
+        .execute(store.writer())
+        .await
+        .unwrap();
+    drop(store);
+    let err = cs_core::store::SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(err, cs_core::Error::InvalidInput { .. }),
+        "{err:?}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,43 @@
+//! The routing error type.
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in a router, by meaning to the caller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The agent or task is not known to the router.
+    #[error("{what} not found: {id}")]
+    NotFound {
+        /// `"agent"` or `"task"`.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The task is already queued or assigned, or the release names the wrong agent.
+    #[error("conflict: {reason}")]
+    Conflict {
+        /// What collided.
+        reason: String,
+    },
+    /// The request breaks a rule (an empty skill name, a level outside 1-10...).
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The router is shutting down or overloaded.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}

@@ -1,0 +1,52 @@
+//! The ticket error type.
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in a ticket store, by meaning to the caller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No such ticket in the tenant.
+    #[error("ticket not found: {id}")]
+    NotFound {
+        /// The id or number asked for.
+        id: String,
+    },
+    /// The ticket changed since it was read (optimistic versioning): re-read and try again.
+    #[error("conflict: ticket {id} is at version {actual}, update was based on {expected}")]
+    Conflict {
+        /// The ticket.
+        id: String,
+        /// The version the update was based on.
+        expected: u64,
+        /// The stored version.
+        actual: u64,
+    },
+    /// The change breaks a rule (an empty subject, a status change the workflow forbids...).
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The backend is out of reach for now.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether retrying (after a re-read, for a conflict) may succeed.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Conflict { .. })
+    }
+}
