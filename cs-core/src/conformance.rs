@@ -136,6 +136,24 @@ async fn customers_resolve_once(store: Arc<dyn ConversationStore>) {
         store.customer(&t, first.customer.id).await.unwrap(),
         first.customer
     );
+    assert_eq!(
+        store.find_customer(&t, &web("a")).await.unwrap(),
+        Some(first.customer.clone()),
+        "find_customer finds the owner"
+    );
+    assert_eq!(
+        store.find_customer(&t, &web("nobody")).await.unwrap(),
+        None,
+        "find_customer never creates"
+    );
+    assert!(
+        store
+            .resolve_customer(&resolve_req(&t, web("nobody")))
+            .await
+            .unwrap()
+            .created,
+        "find_customer left nothing behind"
+    );
 
     // Concurrent first contacts from one identity agree on one customer.
     let handles: Vec<_> = (0..16)

@@ -100,6 +100,19 @@ impl ConversationStore for MemoryStore {
         })
     }
 
+    async fn find_customer(
+        &self,
+        tenant: &TenantId,
+        identity: &Identity,
+    ) -> Result<Option<Customer>> {
+        let inner = self.lock();
+        Ok(inner
+            .identities
+            .get(&(tenant.clone(), identity.clone()))
+            .and_then(|id| inner.customers.get(&(tenant.clone(), *id)))
+            .cloned())
+    }
+
     async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
         self.lock()
             .customers

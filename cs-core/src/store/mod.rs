@@ -162,6 +162,16 @@ pub trait ConversationStore: Send + Sync + Debug + 'static {
     /// [`crate::Error::Backend`] or [`crate::Error::Unavailable`] when the backend fails.
     async fn resolve_customer(&self, req: &ResolveCustomer) -> Result<Resolved>;
 
+    /// The customer who owns `identity`, if any (never creates one).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn find_customer(
+        &self,
+        tenant: &TenantId,
+        identity: &Identity,
+    ) -> Result<Option<Customer>>;
+
     /// Loads a customer.
     ///
     /// # Errors

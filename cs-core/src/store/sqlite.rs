@@ -370,6 +370,15 @@ impl ConversationStore for SqliteStore {
         })
     }
 
+    async fn find_customer(
+        &self,
+        tenant: &TenantId,
+        identity: &Identity,
+    ) -> Result<Option<Customer>> {
+        self.find_identity(&self.pools.reader, tenant, identity)
+            .await
+    }
+
     async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
         sqlx::query("SELECT * FROM cs_customers WHERE tenant = ? AND id = ?")
             .bind(tenant.as_str())
