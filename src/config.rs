@@ -1,0 +1,343 @@
+//! Settings for the bundled service: a TOML file and environment variables, with defaults that
+//! work with neither.
+//!
+//! Precedence: defaults < file (`OMNIDESK_CONFIG`, else `omnidesk.toml` if it exists) <
+//! environment (`OMNIDESK_BIND`, `OMNIDESK_PORT`, `OMNIDESK_DATABASE`, `OMNIDESK_FAQ`,
+//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`).
+//!
+//! ```toml
+//! bind = "127.0.0.1"
+//! port = 8080
+//! database = "data/omnidesk.db"     # SQLite file, or ":memory:"
+//! faq = "my-faq.txt"                # knowledge file; the bundled bilingual FAQ if absent
+//! # secret = "..."                  # signs visitor and agent tokens; generated and kept
+//! #                                 # next to the database if absent
+//!
+//! [[agents]]
+//! name = "Alice"
+//! password = "alice"                # demo sign-in; put real auth in front in production
+//! skills = ["after-sales:8", "logistics:6"]
+//! languages = ["zh", "en"]
+//! chat_capacity = 4
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use cs_core::{Agent, AgentId, Capacity, Presence, Skill, TenantId};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// One demo agent.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Display and sign-in name (unique).
+    pub name: String,
+    /// Sign-in password (demo only).
+    pub password: String,
+    /// Skills as `name` or `name:level` (level 1-10, default 5).
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Languages spoken.
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+    /// Team.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Concurrent chats.
+    #[serde(default = "default_chat_capacity")]
+    pub chat_capacity: u16,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("skills", &self.skills)
+            .field("languages", &self.languages)
+            .field("team", &self.team)
+            .field("chat_capacity", &self.chat_capacity)
+            .finish()
+    }
+}
+
+fn default_languages() -> Vec<String> {
+    vec!["zh".into(), "en".into()]
+}
+
+fn default_chat_capacity() -> u16 {
+    4
+}
+
+impl AgentConfig {
+    /// A stable id derived from the name, so an agent keeps their conversations across restarts.
+    pub fn id(&self) -> AgentId {
+        let digest = Sha256::digest(format!("omnidesk-agent:{}", self.name).as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        AgentId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+
+    /// The agent profile.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a skill level that is not a number from 1 to 10.
+    pub fn to_agent(&self, tenant: &TenantId) -> Result<Agent> {
+        let skills = self
+            .skills
+            .iter()
+            .map(|s| match s.split_once(':') {
+                None => Ok(Skill::new(s.trim(), 5)),
+                Some((name, level)) => level
+                    .trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|l| (1..=10).contains(l))
+                    .map(|l| Skill::new(name.trim(), l))
+                    .ok_or_else(|| Error::Config {
+                        reason: format!("agent {}: skill {s:?} needs a level of 1-10", self.name),
+                    }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Agent {
+            id: self.id(),
+            tenant: tenant.clone(),
+            name: self.name.clone(),
+            skills,
+            languages: self.languages.clone(),
+            team: self.team.clone(),
+            capacity: Capacity {
+                chat: self.chat_capacity,
+                ..Capacity::default()
+            },
+            presence: Presence::Offline,
+        })
+    }
+}
+
+/// Settings of the bundled service.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on (default `127.0.0.1`).
+    pub bind: String,
+    /// Port (default 8080; 0 picks a free one).
+    pub port: u16,
+    /// SQLite database file, or `:memory:` (default `data/omnidesk.db`).
+    pub database: PathBuf,
+    /// FAQ knowledge file (default: the bundled bilingual e-commerce FAQ).
+    pub faq: Option<PathBuf>,
+    /// Key that signs visitor and agent tokens (default: generated once and kept in
+    /// `<database>.secret`).
+    pub secret: Option<String>,
+    /// Tenant (default `default`).
+    pub tenant: TenantId,
+    /// Demo agents (default: Alice and Bob).
+    pub agents: Vec<AgentConfig>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("faq", &self.faq)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("tenant", &self.tenant)
+            .field("agents", &self.agents)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1".into(),
+            port: 8080,
+            database: PathBuf::from("data/omnidesk.db"),
+            faq: None,
+            secret: None,
+            tenant: TenantId::default(),
+            agents: vec![
+                AgentConfig {
+                    name: "Alice".into(),
+                    password: "alice".into(),
+                    skills: vec![
+                        "after-sales:8".into(),
+                        "logistics:6".into(),
+                        "presales:5".into(),
+                    ],
+                    languages: default_languages(),
+                    team: Some("service".into()),
+                    chat_capacity: 4,
+                },
+                AgentConfig {
+                    name: "Bob".into(),
+                    password: "bob".into(),
+                    skills: vec!["presales:8".into(), "payment:6".into()],
+                    languages: vec!["en".into(), "zh".into()],
+                    team: Some("service".into()),
+                    chat_capacity: 4,
+                },
+            ],
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the config file, then the environment.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unreadable or invalid file or variable.
+    pub fn load() -> Result<Self> {
+        let explicit = std::env::var_os("OMNIDESK_CONFIG").map(PathBuf::from);
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("omnidesk.toml"));
+        let mut config = if path.exists() {
+            Self::from_file(&path)?
+        } else if explicit.is_some() {
+            return Err(Error::Config {
+                reason: format!("config file {} does not exist", path.display()),
+            });
+        } else {
+            Self::default()
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    /// Reads a TOML file over the defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when it cannot be read or parsed.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            reason: format!("cannot read {}: {e}", path.display()),
+        })?;
+        Self::from_toml(&text).map_err(|e| Error::Config {
+            reason: format!("{}: {e}", path.display()),
+        })
+    }
+
+    /// Parses TOML text over the defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid TOML or unknown keys.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Applies `OMNIDESK_*` variables as read by `get`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a port or tenant that does not parse.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        if let Some(v) = get("OMNIDESK_BIND") {
+            self.bind = v;
+        }
+        if let Some(v) = get("OMNIDESK_PORT") {
+            self.port = v.parse().map_err(|_| Error::Config {
+                reason: format!("OMNIDESK_PORT={v:?} is not a port number"),
+            })?;
+        }
+        if let Some(v) = get("OMNIDESK_DATABASE") {
+            self.database = PathBuf::from(v);
+        }
+        if let Some(v) = get("OMNIDESK_FAQ") {
+            self.faq = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("OMNIDESK_SECRET") {
+            self.secret = Some(v);
+        }
+        if let Some(v) = get("OMNIDESK_TENANT") {
+            self.tenant = TenantId::new(v).map_err(|e| Error::Config {
+                reason: format!("OMNIDESK_TENANT: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The signing secret: configured, or read from (or generated into) `<database>.secret`. An
+    /// in-memory database gets a fresh random secret.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the secret file cannot be read or written.
+    pub fn secret_bytes(&self) -> Result<Vec<u8>> {
+        if let Some(s) = &self.secret {
+            if s.len() < 16 {
+                return Err(Error::Config {
+                    reason: "secret must be at least 16 characters".into(),
+                });
+            }
+            return Ok(s.as_bytes().to_vec());
+        }
+        let fresh = || {
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
+        };
+        if self.database.as_os_str() == ":memory:" {
+            return Ok(fresh().into_bytes());
+        }
+        let mut path = self.database.clone().into_os_string();
+        path.push(".secret");
+        let path = PathBuf::from(path);
+        match std::fs::read_to_string(&path) {
+            Ok(s) if s.trim().len() >= 16 => Ok(s.trim().as_bytes().to_vec()),
+            _ => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Config {
+                        reason: format!("cannot create {}: {e}", dir.display()),
+                    })?;
+                }
+                let s = fresh();
+                std::fs::write(&path, &s).map_err(|e| Error::Config {
+                    reason: format!("cannot write {}: {e}", path.display()),
+                })?;
+                Ok(s.into_bytes())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_and_environment_layer() {
+        let c = Config::from_toml("port = 9000\n[[agents]]\nname = \"Li\"\npassword = \"x\"\nskills = [\"refunds:7\", \"vip\"]\n").unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.bind, "127.0.0.1", "unset keys keep their defaults");
+        let agent = c.agents[0].to_agent(&TenantId::default()).unwrap();
+        assert_eq!(agent.skill_level("refunds"), Some(7));
+        assert_eq!(agent.skill_level("vip"), Some(5));
+        assert_eq!(agent.id, c.agents[0].id(), "ids are stable");
+
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "OMNIDESK_PORT").then(|| "0".to_string()))
+            .unwrap();
+        assert_eq!(c.port, 0);
+        assert!(
+            c.apply_env(|k| (k == "OMNIDESK_PORT").then(|| "http".to_string()))
+                .is_err()
+        );
+        assert!(Config::from_toml("prot = 1").is_err(), "typos are refused");
+        let bad = Config::from_toml(
+            "[[agents]]\nname = \"Li\"\npassword = \"x\"\nskills = [\"refunds:11\"]\n",
+        )
+        .unwrap();
+        assert!(bad.agents[0].to_agent(&TenantId::default()).is_err());
+        assert!(format!("{:?}", bad).contains("<redacted>"));
+        assert!(!format!("{:?}", bad).contains("\"x\""));
+    }
+}

@@ -1,0 +1,1030 @@
+//! The engine: where a customer message goes, step by step.
+//!
+//! ```text
+//! channel --InboundMessage--> Engine::handle_inbound
+//!   1. identity  -> customer          (ConversationStore::resolve_customer)
+//!   2. customer  -> active conversation (open_conversation; replies follow the last channel used)
+//!   3. store the message, once         (append_message de-duplicates provider retries)
+//!   4. conversation state decides:
+//!        bot      -> Bot::reply -> answers go out on the channel; a handoff queues it
+//!        queued   -> waits (the agent sees it when assigned)
+//!        assigned -> the agent sees it on the event stream
+//!   5. queued conversations go to the Router; its decisions assign agents
+//! agent --Engine::agent_reply--> stored -> Channel::send -> customer
+//! ```
+//!
+//! Every step emits a [`cs_core::Event`] on a broadcast stream ([`Engine::subscribe`]). Time comes
+//! from the engine's [`Clock`], so tests drive it without sleeping.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use cs_bot::{Bot, BotInput, Handoff};
+use cs_channels::{Channel, Delivered, InboundHandler, InboundMessage, OutboundMessage};
+use cs_core::store::{
+    ConversationQuery, ConversationStore, MessageQuery, MessageScope, OpenConversation,
+    ResolveCustomer,
+};
+use cs_core::{
+    Agent, AgentId, Author, ChannelId, Clock, Content, Conversation, ConversationId,
+    ConversationState, Customer, DeliveryStatus, Direction, DomainEvent, Event, Identity, Message,
+    MessageId, Presence, Priority, Route, SystemClock, TenantId,
+};
+use cs_routing::{Decision, Router, SkillRequirement, Snapshot, Task};
+use cs_tickets::TicketStore;
+use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
+
+use crate::error::{Error, Result};
+
+/// How many recent messages the bot sees.
+const BOT_HISTORY: usize = 20;
+/// How many times a conversation update is retried after losing a race.
+const UPDATE_RETRIES: usize = 5;
+/// Locks striped by customer: a customer's messages are handled one at a time, in order.
+const LOCK_STRIPES: usize = 256;
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    tenant: TenantId,
+    store: Option<Arc<dyn ConversationStore>>,
+    router: Option<Arc<dyn Router>>,
+    bot: Option<Arc<dyn Bot>>,
+    tickets: Option<Arc<dyn TicketStore>>,
+    channels: Vec<Arc<dyn Channel>>,
+    agents: Vec<Agent>,
+    clock: Arc<dyn Clock>,
+    event_capacity: usize,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EngineBuilder {
+    /// A builder for the default tenant, with the system clock.
+    pub fn new() -> Self {
+        Self {
+            tenant: TenantId::default(),
+            store: None,
+            router: None,
+            bot: None,
+            tickets: None,
+            channels: Vec::new(),
+            agents: Vec::new(),
+            clock: Arc::new(SystemClock),
+            event_capacity: 4096,
+        }
+    }
+
+    /// The tenant this engine serves.
+    pub fn with_tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Where conversations live (required).
+    pub fn with_store(mut self, store: Arc<dyn ConversationStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Who routes handed-over conversations to agents (default: [`cs_routing::SimpleRouter`]).
+    pub fn with_router(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Who answers first (required).
+    pub fn with_bot(mut self, bot: Arc<dyn Bot>) -> Self {
+        self.bot = Some(bot);
+        self
+    }
+
+    /// Where tickets live (default: [`cs_tickets::MemoryTicketStore`]).
+    pub fn with_tickets(mut self, tickets: Arc<dyn TicketStore>) -> Self {
+        self.tickets = Some(tickets);
+        self
+    }
+
+    /// Adds a channel; its id must be unique.
+    pub fn with_channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.channels.push(channel);
+        self
+    }
+
+    /// Registers an agent (signed out until [`Engine::sign_in`]).
+    pub fn with_agent(mut self, agent: Agent) -> Self {
+        self.agents.push(agent);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many events a slow subscriber may fall behind before it misses some (default 4096).
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(16);
+        self
+    }
+
+    /// Checks the parts and builds the engine. Conversations that were waiting for an agent or
+    /// were with one when the last process stopped are queued again (preferring the same agent),
+    /// since a new router knows nothing of them.
+    ///
+    /// # Errors
+    /// [`Error::Config`] without a store or bot, or with two channels of one id; store or router
+    /// errors while recovering queued conversations.
+    pub async fn build(self) -> Result<Engine> {
+        let store = self.store.ok_or_else(|| Error::Config {
+            reason: "the engine needs a conversation store".into(),
+        })?;
+        let bot = self.bot.ok_or_else(|| Error::Config {
+            reason: "the engine needs a bot".into(),
+        })?;
+        let mut channels = HashMap::new();
+        for c in self.channels {
+            let id = c.info().id.clone();
+            if channels.insert(id.clone(), c).is_some() {
+                return Err(Error::Config {
+                    reason: format!("two channels are named {id}"),
+                });
+            }
+        }
+        let mut agents = HashMap::new();
+        for mut a in self.agents {
+            a.presence = Presence::Offline;
+            a.tenant = self.tenant.clone();
+            agents.insert(a.id, a);
+        }
+        let (events, _) = broadcast::channel(self.event_capacity);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                tenant: self.tenant,
+                store,
+                router: self
+                    .router
+                    .unwrap_or_else(|| Arc::new(cs_routing::SimpleRouter::new())),
+                bot,
+                tickets: self
+                    .tickets
+                    .unwrap_or_else(|| Arc::new(cs_tickets::MemoryTicketStore::new())),
+                channels,
+                agents: RwLock::new(agents),
+                clock: self.clock,
+                events,
+                locks: (0..LOCK_STRIPES)
+                    .map(|_| Arc::new(Mutex::new(())))
+                    .collect(),
+            }),
+        };
+        engine.requeue_after_restart().await?;
+        Ok(engine)
+    }
+}
+
+/// The customer-service engine. Cheap to clone; all clones share one state.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tenant: TenantId,
+    store: Arc<dyn ConversationStore>,
+    router: Arc<dyn Router>,
+    bot: Arc<dyn Bot>,
+    tickets: Arc<dyn TicketStore>,
+    channels: HashMap<ChannelId, Arc<dyn Channel>>,
+    agents: RwLock<HashMap<AgentId, Agent>>,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<Event>,
+    locks: Vec<Arc<Mutex<()>>>,
+}
+
+/// A customer as an agent sees them: profile, identities and whole history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CustomerView {
+    /// The profile.
+    pub customer: Customer,
+    /// Every channel identity.
+    pub identities: Vec<Identity>,
+    /// Every message across conversations and channels, oldest first.
+    pub history: Vec<Message>,
+}
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::new()
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.inner.tenant
+    }
+
+    /// The conversation store.
+    pub fn store(&self) -> &Arc<dyn ConversationStore> {
+        &self.inner.store
+    }
+
+    /// The ticket store.
+    pub fn tickets(&self) -> &Arc<dyn TicketStore> {
+        &self.inner.tickets
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// A configured channel.
+    pub fn channel(&self, id: &ChannelId) -> Option<&Arc<dyn Channel>> {
+        self.inner.channels.get(id)
+    }
+
+    /// Every event from now on. A subscriber that falls more than the event capacity behind
+    /// gets `RecvError::Lagged` and continues with newer events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    fn emit(&self, kind: DomainEvent) {
+        let event = Event::new(self.inner.tenant.clone(), self.inner.clock.now(), kind);
+        tracing::debug!(event = ?event.kind, "event");
+        // No subscribers is fine.
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Takes the lock that serialises work on one customer's messages (FIFO).
+    async fn lock_customer(&self, customer: cs_core::CustomerId) -> OwnedMutexGuard<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        customer.hash(&mut h);
+        self.inner.locks[(h.finish() as usize) % LOCK_STRIPES]
+            .clone()
+            .lock_owned()
+            .await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Customers write
+    // ---------------------------------------------------------------------------------------
+
+    /// Takes one customer message from a channel: returns as soon as it is stored (steps 1-3),
+    /// so the channel can acknowledge at once, and carries on with the bot and routing in the
+    /// background. A customer's messages are still handled strictly in order. A provider retry
+    /// of a message already stored changes nothing and reports `duplicate`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownChannel`] for a channel that is not configured; store errors. Bot, router
+    /// and delivery failures do not fail the call: the message is stored, the failure is logged
+    /// and emitted, and the conversation falls back to a human.
+    pub async fn handle_inbound(&self, msg: InboundMessage) -> Result<Delivered> {
+        self.ingest(msg, false).await
+    }
+
+    /// As [`Engine::handle_inbound`], but returns only after the bot has answered and routing
+    /// has acted (for tests, batch imports and request/response channels).
+    ///
+    /// # Errors
+    /// As [`Engine::handle_inbound`].
+    pub async fn handle_inbound_and_wait(&self, msg: InboundMessage) -> Result<Delivered> {
+        self.ingest(msg, true).await
+    }
+
+    async fn ingest(&self, msg: InboundMessage, wait: bool) -> Result<Delivered> {
+        let channel = self
+            .inner
+            .channels
+            .get(&msg.channel)
+            .ok_or_else(|| Error::UnknownChannel(msg.channel.to_string()))?;
+        let now = self.inner.clock.now();
+        let tenant = self.inner.tenant.clone();
+
+        // 1. Who is writing.
+        let resolved = self
+            .inner
+            .store
+            .resolve_customer(&ResolveCustomer {
+                tenant: tenant.clone(),
+                identity: msg.from.clone(),
+                display_name: msg.display_name.clone(),
+                language: msg.language.clone(),
+                at: now,
+            })
+            .await?;
+        let customer = resolved.customer;
+        if resolved.created {
+            self.emit(DomainEvent::CustomerCreated {
+                customer: customer.id,
+                identity: msg.from.clone(),
+            });
+        }
+
+        let guard = self.lock_customer(customer.id).await;
+
+        // 2. Their active conversation; replies go back where they wrote last.
+        let route = Route {
+            channel: msg.channel.clone(),
+            identity: msg.from.clone(),
+        };
+        let opened = self
+            .inner
+            .store
+            .open_conversation(&OpenConversation {
+                tenant: tenant.clone(),
+                customer: customer.id,
+                route: route.clone(),
+                priority: Priority::Normal,
+                at: now,
+            })
+            .await?;
+        let mut conversation = opened.conversation;
+        if opened.created {
+            self.emit(DomainEvent::ConversationOpened {
+                conversation: conversation.id,
+                customer: customer.id,
+                route: route.clone(),
+            });
+        }
+
+        // 3. Store it once.
+        let message = Message {
+            id: MessageId::new(),
+            tenant,
+            conversation: conversation.id,
+            customer: customer.id,
+            channel: msg.channel.clone(),
+            channel_kind: channel.info().kind,
+            direction: Direction::Inbound,
+            author: Author::Customer,
+            content: msg.content,
+            provider_message_id: msg.provider_message_id.clone(),
+            status: DeliveryStatus::Delivered,
+            created_at: now,
+        };
+        let appended = self.inner.store.append_message(&message).await?;
+        if appended.is_duplicate() {
+            self.emit(DomainEvent::DuplicateIgnored {
+                channel: msg.channel,
+                provider_message_id: msg.provider_message_id.unwrap_or_default(),
+            });
+            return Ok(Delivered {
+                message: appended.message().clone(),
+                duplicate: true,
+            });
+        }
+        if conversation.route != route {
+            conversation = self
+                .update_conversation(conversation.id, |c| c.route = route.clone())
+                .await?;
+        }
+        self.emit(DomainEvent::MessageReceived {
+            message: message.clone(),
+        });
+
+        // 4. Who answers: the bot, while the conversation is with it. The customer's lock goes
+        // along, so their next message waits until this one is answered.
+        if conversation.state == ConversationState::Bot {
+            let engine = self.clone();
+            let stored = message.clone();
+            let answer = async move {
+                let _guard = guard;
+                engine.run_bot(&conversation, &customer, &stored).await;
+            };
+            if wait {
+                answer.await;
+            } else {
+                tokio::spawn(answer);
+            }
+        }
+        Ok(Delivered {
+            message,
+            duplicate: false,
+        })
+    }
+
+    async fn run_bot(&self, conversation: &Conversation, customer: &Customer, message: &Message) {
+        let history = match self.recent_messages(conversation.id, BOT_HISTORY).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "history unavailable for the bot");
+                vec![message.clone()]
+            }
+        };
+        let input = BotInput {
+            tenant: self.inner.tenant.clone(),
+            conversation: conversation.id,
+            customer: customer.id,
+            text: message.content.plain_text(),
+            history,
+        };
+        let reply = match self.inner.bot.reply(&input).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, conversation = %conversation.id, "bot failed; handing over");
+                cs_bot::BotReply {
+                    messages: Vec::new(),
+                    intent: None,
+                    handoff: Some(Handoff {
+                        reason: cs_bot::HandoffReason::NoAnswer,
+                        summary: format!("The bot failed ({e}). Customer wrote: {}", input.text),
+                        skills: Vec::new(),
+                        priority: Priority::Normal,
+                    }),
+                }
+            }
+        };
+        for text in &reply.messages {
+            if let Err(e) = self
+                .send_to_customer(conversation, Author::Bot, Content::text(text.clone()), None)
+                .await
+            {
+                tracing::warn!(error = %e, "bot answer not stored");
+            }
+        }
+        if let Some(intent) = &reply.intent {
+            self.emit(DomainEvent::BotAnswered {
+                conversation: conversation.id,
+                intent: Some(intent.name.clone()),
+                confidence: intent.confidence,
+            });
+        }
+        if let Some(handoff) = reply.handoff
+            && let Err(e) = self.hand_over(conversation, customer, handoff).await
+        {
+            tracing::error!(error = %e, conversation = %conversation.id, "handoff failed");
+        }
+    }
+
+    /// Queues a conversation for a human, leaving the bot's summary for the agent as an internal
+    /// note so the customer never repeats themselves.
+    async fn hand_over(
+        &self,
+        conversation: &Conversation,
+        customer: &Customer,
+        handoff: Handoff,
+    ) -> Result<()> {
+        self.emit(DomainEvent::HandoffRequested {
+            conversation: conversation.id,
+            reason: handoff.reason.to_string(),
+            summary: handoff.summary.clone(),
+        });
+        self.store_internal(
+            conversation,
+            format!("Handed over: {}. {}", handoff.reason, handoff.summary),
+        )
+        .await?;
+        let priority = handoff.priority.max(match customer.tier {
+            cs_core::CustomerTier::Vip => Priority::High,
+            _ => Priority::Low,
+        });
+        let queued = self
+            .update_conversation(conversation.id, |c| {
+                c.state = ConversationState::Queued;
+                c.priority = priority;
+                c.skills = handoff.skills.clone();
+            })
+            .await?;
+        self.emit(DomainEvent::StateChanged {
+            conversation: conversation.id,
+            from: conversation.state,
+            to: ConversationState::Queued,
+        });
+        self.enqueue(&queued, customer, None).await
+    }
+
+    async fn enqueue(
+        &self,
+        conversation: &Conversation,
+        customer: &Customer,
+        preferred_agent: Option<AgentId>,
+    ) -> Result<()> {
+        let mut task = Task::new(
+            conversation.id,
+            conversation.route.identity.kind,
+            self.inner.clock.now(),
+        );
+        task.requirements = conversation
+            .skills
+            .iter()
+            .map(|s| SkillRequirement::new(s.clone(), 1))
+            .collect();
+        task.language = customer
+            .language
+            .as_ref()
+            .map(|l| l.split('-').next().unwrap_or(l).to_lowercase());
+        task.priority = conversation.priority;
+        task.tier = customer.tier;
+        task.preferred_agent = preferred_agent;
+        self.emit(DomainEvent::Queued {
+            conversation: conversation.id,
+            priority: conversation.priority,
+        });
+        let decisions = self.inner.router.enqueue(task).await?;
+        self.apply(decisions).await;
+        Ok(())
+    }
+
+    /// Carries out router decisions.
+    async fn apply(&self, decisions: Vec<Decision>) {
+        for d in decisions {
+            let result = match d {
+                Decision::Assigned { task, agent } => self.assign(task, agent).await,
+                other => {
+                    tracing::debug!(decision = ?other, "decision not acted on by this engine");
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "routing decision not applied");
+            }
+        }
+    }
+
+    async fn assign(&self, conversation: ConversationId, agent: AgentId) -> Result<()> {
+        let before = self
+            .update_conversation(conversation, |c| {
+                c.state = ConversationState::Assigned;
+                c.assignee = Some(agent);
+            })
+            .await?;
+        self.emit(DomainEvent::StateChanged {
+            conversation,
+            from: ConversationState::Queued,
+            to: ConversationState::Assigned,
+        });
+        self.emit(DomainEvent::AgentAssigned {
+            conversation,
+            agent,
+        });
+        let name = self.agent(agent).map(|a| a.name).unwrap_or_default();
+        self.send_to_customer(
+            &before,
+            Author::System,
+            Content::text(format!("{name} 已接入，为您服务 · {name} has joined")),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Messages out
+    // ---------------------------------------------------------------------------------------
+
+    /// Stores an outbound message and hands it to the conversation's channel, adapted to what the
+    /// channel carries. A delivery failure is recorded on the message (status `failed`) and
+    /// emitted; the stored message is returned either way.
+    async fn send_to_customer(
+        &self,
+        conversation: &Conversation,
+        author: Author,
+        content: Content,
+        client_id: Option<String>,
+    ) -> Result<Message> {
+        let route = &conversation.route;
+        let channel = self
+            .inner
+            .channels
+            .get(&route.channel)
+            .ok_or_else(|| Error::UnknownChannel(route.channel.to_string()))?;
+        let mut message = Message {
+            id: MessageId::new(),
+            tenant: self.inner.tenant.clone(),
+            conversation: conversation.id,
+            customer: conversation.customer,
+            channel: route.channel.clone(),
+            channel_kind: channel.info().kind,
+            direction: Direction::Outbound,
+            author,
+            content: channel.info().capabilities.adapt(content),
+            provider_message_id: client_id,
+            status: DeliveryStatus::Pending,
+            created_at: self.inner.clock.now(),
+        };
+        let appended = self.inner.store.append_message(&message).await?;
+        if appended.is_duplicate() {
+            return Ok(appended.message().clone());
+        }
+        let outbound = OutboundMessage {
+            message: message.clone(),
+            to: route.identity.clone(),
+        };
+        let status = match channel.send(&outbound).await {
+            Ok(receipt) => receipt.status,
+            Err(e) => {
+                tracing::warn!(error = %e, channel = %route.channel, "delivery failed");
+                self.emit(DomainEvent::DeliveryFailed {
+                    conversation: conversation.id,
+                    message: message.id,
+                    reason: e.to_string(),
+                });
+                DeliveryStatus::Failed
+            }
+        };
+        if status != DeliveryStatus::Pending {
+            self.inner
+                .store
+                .set_delivery_status(&message.tenant, message.id, status)
+                .await?;
+            message.status = status;
+        }
+        self.emit(DomainEvent::MessageSent {
+            message: message.clone(),
+        });
+        Ok(message)
+    }
+
+    /// Stores a note only agents see.
+    async fn store_internal(&self, conversation: &Conversation, text: String) -> Result<Message> {
+        let message = Message {
+            id: MessageId::new(),
+            tenant: self.inner.tenant.clone(),
+            conversation: conversation.id,
+            customer: conversation.customer,
+            channel: conversation.route.channel.clone(),
+            channel_kind: conversation.route.identity.kind,
+            direction: Direction::Internal,
+            author: Author::System,
+            content: Content::text(text),
+            provider_message_id: None,
+            status: DeliveryStatus::Delivered,
+            created_at: self.inner.clock.now(),
+        };
+        self.inner.store.append_message(&message).await?;
+        self.emit(DomainEvent::MessageSent {
+            message: message.clone(),
+        });
+        Ok(message)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Agents
+    // ---------------------------------------------------------------------------------------
+
+    /// Registers or updates an agent's profile (skills, capacity, team). Presence is kept.
+    ///
+    /// # Errors
+    /// Router errors for an invalid profile.
+    pub async fn register_agent(&self, mut agent: Agent) -> Result<()> {
+        agent.tenant = self.inner.tenant.clone();
+        let known = {
+            let mut agents = self.inner.agents.write().unwrap_or_else(|e| e.into_inner());
+            let presence = agents.get(&agent.id).map(|a| a.presence);
+            agent.presence = presence.unwrap_or(Presence::Offline);
+            agents.insert(agent.id, agent.clone());
+            presence.is_some()
+        };
+        if known {
+            let decisions = self.inner.router.upsert_agent(agent).await?;
+            self.apply(decisions).await;
+        }
+        Ok(())
+    }
+
+    /// A registered agent.
+    pub fn agent(&self, id: AgentId) -> Option<Agent> {
+        self.inner
+            .agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Every registered agent.
+    pub fn agents(&self) -> Vec<Agent> {
+        let mut v: Vec<Agent> = self
+            .inner
+            .agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Sets an agent's presence; an agent going online takes waiting conversations.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`]; router errors.
+    pub async fn set_presence(&self, agent: AgentId, presence: Presence) -> Result<()> {
+        let profile = {
+            let mut agents = self.inner.agents.write().unwrap_or_else(|e| e.into_inner());
+            let a = agents
+                .get_mut(&agent)
+                .ok_or_else(|| Error::UnknownAgent(agent.to_string()))?;
+            a.presence = presence;
+            a.clone()
+        };
+        self.emit(DomainEvent::AgentPresenceChanged { agent, presence });
+        let decisions = self.inner.router.upsert_agent(profile).await?;
+        self.apply(decisions).await;
+        Ok(())
+    }
+
+    /// Shorthand for [`Engine::set_presence`] with [`Presence::Online`].
+    ///
+    /// # Errors
+    /// As [`Engine::set_presence`].
+    pub async fn sign_in(&self, agent: AgentId) -> Result<()> {
+        self.set_presence(agent, Presence::Online).await
+    }
+
+    /// Sends an agent's reply in a conversation assigned to them. `client_id` (the console's id
+    /// for the message) makes a double-sent reply count once.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when the conversation is not assigned to the agent;
+    /// [`Error::InvalidInput`] for an empty text.
+    pub async fn agent_reply(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        content: Content,
+        client_id: Option<String>,
+    ) -> Result<Message> {
+        if matches!(&content, Content::Text { text } if text.trim().is_empty()) {
+            return Err(Error::invalid("reply text is empty"));
+        }
+        let conv = self.own_conversation(agent, conversation).await?;
+        let _guard = self.lock_customer(conv.customer).await;
+        self.send_to_customer(
+            &conv,
+            Author::Agent { agent },
+            content,
+            client_id.map(|c| format!("agent:{c}")),
+        )
+        .await
+    }
+
+    /// The agent solved the conversation: it is resolved, the agent's capacity is freed, and the
+    /// customer's next message opens a new conversation.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when the conversation is not assigned to the agent.
+    pub async fn resolve(&self, agent: AgentId, conversation: ConversationId) -> Result<()> {
+        let conv = self.own_conversation(agent, conversation).await?;
+        let _guard = self.lock_customer(conv.customer).await;
+        let resolved = self
+            .update_conversation(conversation, |c| c.state = ConversationState::Resolved)
+            .await?;
+        self.emit(DomainEvent::StateChanged {
+            conversation,
+            from: ConversationState::Assigned,
+            to: ConversationState::Resolved,
+        });
+        self.send_to_customer(
+            &resolved,
+            Author::System,
+            Content::text(
+                "会话已结束，感谢您的咨询 · This conversation has been resolved. Thank you!",
+            ),
+            None,
+        )
+        .await?;
+        match self.inner.router.release(agent, conversation).await {
+            Ok(decisions) => self.apply(decisions).await,
+            // The router may not know the task (assigned before a restart): nothing to free.
+            Err(cs_routing::Error::Conflict { .. } | cs_routing::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    async fn own_conversation(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+    ) -> Result<Conversation> {
+        let conv = self
+            .inner
+            .store
+            .conversation(&self.inner.tenant, conversation)
+            .await?;
+        if conv.state != ConversationState::Assigned || conv.assignee != Some(agent) {
+            return Err(Error::Forbidden {
+                reason: format!("conversation {conversation} is not assigned to agent {agent}"),
+            });
+        }
+        Ok(conv)
+    }
+
+    /// The conversations an agent has now, most recently active first.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn agent_conversations(&self, agent: AgentId) -> Result<Vec<Conversation>> {
+        Ok(self
+            .inner
+            .store
+            .conversations(&ConversationQuery {
+                tenant: self.inner.tenant.clone(),
+                states: vec![ConversationState::Assigned],
+                assignee: Some(agent),
+                customer: None,
+                limit: 200,
+            })
+            .await?)
+    }
+
+    /// The router's queue and agents' loads.
+    ///
+    /// # Errors
+    /// Router errors.
+    pub async fn queue(&self) -> Result<Snapshot> {
+        Ok(self.inner.router.snapshot().await?)
+    }
+
+    /// Lets time-dependent routing (aging, overflow, reservation time-outs) act; call it
+    /// periodically or from a timer.
+    ///
+    /// # Errors
+    /// Router errors.
+    pub async fn tick(&self) -> Result<()> {
+        let decisions = self.inner.router.tick(self.inner.clock.now()).await?;
+        self.apply(decisions).await;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Reading
+    // ---------------------------------------------------------------------------------------
+
+    /// A conversation.
+    ///
+    /// # Errors
+    /// Store errors ([`cs_core::Error::NotFound`]).
+    pub async fn conversation(&self, id: ConversationId) -> Result<Conversation> {
+        Ok(self
+            .inner
+            .store
+            .conversation(&self.inner.tenant, id)
+            .await?)
+    }
+
+    /// The customer with identities and full history across channels and conversations.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn customer_view(&self, customer: cs_core::CustomerId) -> Result<CustomerView> {
+        let tenant = &self.inner.tenant;
+        let profile = self.inner.store.customer(tenant, customer).await?;
+        let identities = self.inner.store.identities(tenant, customer).await?;
+        let history = self
+            .page_all(MessageScope::Customer(customer), usize::MAX)
+            .await?;
+        Ok(CustomerView {
+            customer: profile,
+            identities,
+            history,
+        })
+    }
+
+    /// The last `n` messages of a conversation, oldest first.
+    async fn recent_messages(
+        &self,
+        conversation: ConversationId,
+        n: usize,
+    ) -> Result<Vec<Message>> {
+        let all = self
+            .page_all(MessageScope::Conversation(conversation), usize::MAX)
+            .await?;
+        Ok(all[all.len().saturating_sub(n)..].to_vec())
+    }
+
+    /// Reads up to `max` messages of `scope`, page by page.
+    async fn page_all(&self, scope: MessageScope, max: usize) -> Result<Vec<Message>> {
+        let mut out: Vec<Message> = Vec::new();
+        loop {
+            let page = self
+                .inner
+                .store
+                .messages(&MessageQuery {
+                    after: out.last().map(|m| m.id),
+                    ..MessageQuery::new(self.inner.tenant.clone(), scope, cs_core::store::MAX_PAGE)
+                })
+                .await?;
+            let done = page.len() < cs_core::store::MAX_PAGE;
+            out.extend(page);
+            if done || out.len() >= max {
+                out.truncate(max);
+                return Ok(out);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Plumbing
+    // ---------------------------------------------------------------------------------------
+
+    /// Re-reads and changes a conversation, retrying when another writer got there first.
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        change: impl Fn(&mut Conversation),
+    ) -> Result<Conversation> {
+        let mut attempt = 0;
+        loop {
+            let mut c = self
+                .inner
+                .store
+                .conversation(&self.inner.tenant, id)
+                .await?;
+            change(&mut c);
+            c.updated_at = self.inner.clock.now();
+            match self.inner.store.update_conversation(&c).await {
+                Err(cs_core::Error::Conflict { .. }) if attempt < UPDATE_RETRIES => attempt += 1,
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    async fn requeue_after_restart(&self) -> Result<()> {
+        let waiting = self
+            .inner
+            .store
+            .conversations(&ConversationQuery {
+                tenant: self.inner.tenant.clone(),
+                states: vec![ConversationState::Queued, ConversationState::Assigned],
+                assignee: None,
+                customer: None,
+                limit: cs_core::store::MAX_PAGE,
+            })
+            .await?;
+        for conv in waiting.into_iter().rev() {
+            let customer = self
+                .inner
+                .store
+                .customer(&self.inner.tenant, conv.customer)
+                .await?;
+            let previous = conv.assignee;
+            let conv = if conv.state == ConversationState::Assigned {
+                self.update_conversation(conv.id, |c| c.state = ConversationState::Queued)
+                    .await?
+            } else {
+                conv
+            };
+            self.enqueue(&conv, &customer, previous).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl InboundHandler for Engine {
+    async fn handle(&self, message: InboundMessage) -> cs_channels::Result<Delivered> {
+        self.handle_inbound(message).await.map_err(channel_error)
+    }
+
+    async fn history(
+        &self,
+        _channel: &ChannelId,
+        identity: &Identity,
+        limit: usize,
+    ) -> cs_channels::Result<Vec<Message>> {
+        let Some(customer) = self
+            .inner
+            .store
+            .find_customer(&self.inner.tenant, identity)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let all = self
+            .page_all(MessageScope::Customer(customer.id), usize::MAX)
+            .await
+            .map_err(channel_error)?;
+        let visible: Vec<Message> = all
+            .into_iter()
+            .filter(|m| m.direction != Direction::Internal)
+            .collect();
+        Ok(visible[visible.len().saturating_sub(limit)..].to_vec())
+    }
+}
+
+fn channel_error(e: Error) -> cs_channels::Error {
+    match e {
+        Error::Channel(c) => c,
+        Error::Store(s) => s.into(),
+        other => {
+            let temporary = other.is_temporary();
+            cs_channels::Error::Handler {
+                source: Box::new(other),
+                temporary,
+            }
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The agent console: sign-in, and a WebSocket that streams the agent's conversations and the
+//! queue, and takes replies.
+//!
+//! Protocol (JSON text frames):
+//! - `POST /agent/login` with `{"name": .., "password": ..}` answers `{"token": .., "agent": ..}`.
+//! - `GET /agent/ws?token=..`: the server sends `welcome` (the agent, their conversations with
+//!   each customer's whole history, the queue), then `assigned`, `message`, `queue` and
+//!   `resolved` frames as things happen. The agent sends `{"type":"reply","conversation_id":..,
+//!   "client_id":..,"text":..}`, `{"type":"resolve","conversation_id":..}` and
+//!   `{"type":"presence","presence":"online"|"away"}`; refused frames get `error`.
+//!   Connecting signs the agent in; closing the last socket signs them out (they keep their
+//!   conversations).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cs_core::{
+    Agent, AgentId, Content, Conversation, ConversationId, DomainEvent, Message, Presence,
+};
+use futures::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::engine::{CustomerView, Engine};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Demo sign-in for agents: name and password from the configuration, and signed session tokens.
+#[derive(Clone)]
+pub struct AgentAuth {
+    key: Vec<u8>,
+    by_name: HashMap<String, (AgentId, String)>,
+    /// Open console sockets per agent.
+    sockets: Arc<Mutex<HashMap<AgentId, usize>>>,
+}
+
+impl std::fmt::Debug for AgentAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentAuth")
+            .field("key", &"<redacted>")
+            .field("agents", &self.by_name.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl AgentAuth {
+    /// No agents yet; tokens are signed with `key`.
+    pub fn new(key: &[u8]) -> Self {
+        Self {
+            key: key.to_vec(),
+            by_name: HashMap::new(),
+            sockets: Arc::default(),
+        }
+    }
+
+    /// Lets the agent `id` sign in as `name` with `password`.
+    pub fn add(&mut self, id: AgentId, name: &str, password: &str) {
+        self.by_name
+            .insert(name.to_lowercase(), (id, password.to_owned()));
+    }
+
+    fn mac(&self, agent: AgentId) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(b"omnidesk-agent\0");
+        mac.update(agent.to_string().as_bytes());
+        mac
+    }
+
+    /// Checks a name and password; returns the agent and a session token.
+    pub fn login(&self, name: &str, password: &str) -> Option<(AgentId, String)> {
+        let (id, expected) = self.by_name.get(&name.trim().to_lowercase())?;
+        // Compare in constant time via the MAC of both.
+        let same = {
+            let mut a = HmacSha256::new_from_slice(&self.key).expect("any key");
+            a.update(password.as_bytes());
+            a.verify_slice(&{
+                let mut b = HmacSha256::new_from_slice(&self.key).expect("any key");
+                b.update(expected.as_bytes());
+                b.finalize().into_bytes()
+            })
+            .is_ok()
+        };
+        same.then(|| (*id, self.token(*id)))
+    }
+
+    /// A session token for `agent`.
+    pub fn token(&self, agent: AgentId) -> String {
+        format!(
+            "a1.{agent}.{}",
+            hex::encode(self.mac(agent).finalize().into_bytes())
+        )
+    }
+
+    /// The agent a token was issued to.
+    pub fn verify(&self, token: &str) -> Option<AgentId> {
+        let mut parts = token.splitn(3, '.');
+        let (Some("a1"), Some(id), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
+            return None;
+        };
+        let agent: AgentId = id.parse().ok()?;
+        let tag = hex::decode(tag).ok()?;
+        self.mac(agent).verify_slice(&tag).ok()?;
+        Some(agent)
+    }
+
+    fn connected(&self, agent: AgentId, delta: isize) -> usize {
+        let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        let n = s.entry(agent).or_default();
+        *n = n.saturating_add_signed(delta);
+        let now = *n;
+        if now == 0 {
+            s.remove(&agent);
+        }
+        now
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ConsoleState {
+    engine: Engine,
+    auth: Arc<AgentAuth>,
+    page: &'static str,
+}
+
+/// The console's routes: `/` (the page), `/login`, `/ws`.
+pub fn router(engine: Engine, auth: Arc<AgentAuth>, page: &'static str) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|State(s): State<ConsoleState>| async move { Html(s.page) }),
+        )
+        .route("/login", post(login))
+        .route("/ws", get(upgrade))
+        .with_state(ConsoleState { engine, auth, page })
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    name: String,
+    password: String,
+}
+
+async fn login(State(s): State<ConsoleState>, Json(req): Json<LoginRequest>) -> Response {
+    match s.auth.login(&req.name, &req.password) {
+        Some((id, token)) => {
+            let agent = s.engine.agent(id);
+            Json(serde_json::json!({"token": token, "agent": agent})).into_response()
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            Json(
+                serde_json::json!({"error": "unauthenticated", "reason": "wrong name or password"}),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    token: String,
+}
+
+async fn upgrade(
+    State(s): State<ConsoleState>,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(agent) = s
+        .auth
+        .verify(&q.token)
+        .filter(|a| s.engine.agent(*a).is_some())
+    else {
+        return (StatusCode::UNAUTHORIZED, "invalid agent token").into_response();
+    };
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| console(s, agent, socket))
+}
+
+/// A conversation with its customer, as the console shows it.
+#[derive(Debug, Serialize)]
+struct ConversationView {
+    conversation: Conversation,
+    customer: CustomerView,
+}
+
+#[derive(Debug, Serialize)]
+struct QueueItem {
+    conversation: ConversationId,
+    position: usize,
+    priority: cs_core::Priority,
+    since: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ToAgent {
+    Welcome {
+        agent: Agent,
+        conversations: Vec<ConversationView>,
+        queue: Vec<QueueItem>,
+    },
+    Assigned {
+        conversation: ConversationView,
+    },
+    Message {
+        conversation_id: ConversationId,
+        message: Message,
+    },
+    Queue {
+        queue: Vec<QueueItem>,
+    },
+    Resolved {
+        conversation_id: ConversationId,
+    },
+    Ack {
+        client_id: String,
+        message_id: cs_core::MessageId,
+    },
+    Error {
+        code: &'static str,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum FromAgent {
+    Reply {
+        conversation_id: ConversationId,
+        client_id: String,
+        text: String,
+    },
+    Resolve {
+        conversation_id: ConversationId,
+    },
+    Presence {
+        presence: Presence,
+    },
+}
+
+async fn view(engine: &Engine, conversation: Conversation) -> crate::Result<ConversationView> {
+    let customer = engine.customer_view(conversation.customer).await?;
+    Ok(ConversationView {
+        conversation,
+        customer,
+    })
+}
+
+async fn queue(engine: &Engine) -> Vec<QueueItem> {
+    match engine.queue().await {
+        Ok(snap) => snap
+            .queued
+            .into_iter()
+            .map(|q| QueueItem {
+                conversation: q.task.id,
+                position: q.position,
+                priority: q.task.priority,
+                since: q.task.enqueued_at,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "queue snapshot failed");
+            Vec::new()
+        }
+    }
+}
+
+async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
+    let engine = s.engine.clone();
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<ToAgent>(256);
+    // Subscribe before reading state so nothing that happens in between is missed.
+    let mut events = engine.subscribe();
+
+    s.auth.connected(agent, 1);
+    if let Err(e) = engine.sign_in(agent).await {
+        tracing::warn!(error = %e, %agent, "sign-in failed");
+    }
+
+    let mut mine: HashSet<ConversationId> = HashSet::new();
+    let mut conversations = Vec::new();
+    for c in engine.agent_conversations(agent).await.unwrap_or_default() {
+        mine.insert(c.id);
+        if let Ok(v) = view(&engine, c).await {
+            conversations.push(v);
+        }
+    }
+    let Some(profile) = engine.agent(agent) else {
+        return;
+    };
+    let welcome = ToAgent::Welcome {
+        agent: profile,
+        conversations,
+        queue: queue(&engine).await,
+    };
+    if tx.send(welcome).await.is_err() {
+        return;
+    }
+
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            let Ok(text) = serde_json::to_string(&frame) else {
+                continue;
+            };
+            if sink.send(ws::Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(%agent, missed = n, "console fell behind the event stream");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                if forward(&engine, agent, &mut mine, event.kind, &tx).await.is_err() {
+                    break;
+                }
+            }
+            incoming = stream.next() => {
+                let text = match incoming {
+                    Some(Ok(ws::Message::Text(t))) => t,
+                    Some(Ok(ws::Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let reply = act(&engine, agent, text.as_str()).await;
+                if let Some(frame) = reply
+                    && tx.send(frame).await.is_err() {
+                        break;
+                    }
+            }
+        }
+    }
+
+    if s.auth.connected(agent, -1) == 0
+        && let Err(e) = engine.set_presence(agent, Presence::Offline).await
+    {
+        tracing::warn!(error = %e, %agent, "sign-out failed");
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Turns an engine event into console frames for this agent.
+async fn forward(
+    engine: &Engine,
+    agent: AgentId,
+    mine: &mut HashSet<ConversationId>,
+    event: DomainEvent,
+    tx: &mpsc::Sender<ToAgent>,
+) -> Result<(), mpsc::error::SendError<ToAgent>> {
+    match event {
+        DomainEvent::AgentAssigned {
+            conversation,
+            agent: to,
+        } => {
+            if to == agent {
+                mine.insert(conversation);
+                if let Ok(c) = engine.conversation(conversation).await
+                    && let Ok(v) = view(engine, c).await
+                {
+                    tx.send(ToAgent::Assigned { conversation: v }).await?;
+                }
+            }
+            tx.send(ToAgent::Queue {
+                queue: queue(engine).await,
+            })
+            .await?;
+        }
+        DomainEvent::Queued { .. } => {
+            tx.send(ToAgent::Queue {
+                queue: queue(engine).await,
+            })
+            .await?;
+        }
+        DomainEvent::MessageReceived { message } | DomainEvent::MessageSent { message }
+            if mine.contains(&message.conversation) =>
+        {
+            tx.send(ToAgent::Message {
+                conversation_id: message.conversation,
+                message,
+            })
+            .await?;
+        }
+        DomainEvent::StateChanged {
+            conversation, to, ..
+        } if !to.is_active() && mine.remove(&conversation) => {
+            tx.send(ToAgent::Resolved {
+                conversation_id: conversation,
+            })
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Carries out one frame from the console.
+async fn act(engine: &Engine, agent: AgentId, text: &str) -> Option<ToAgent> {
+    let frame: FromAgent = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            return Some(ToAgent::Error {
+                code: "invalid_input",
+                reason: format!("malformed frame: {e}"),
+            });
+        }
+    };
+    let result = match frame {
+        FromAgent::Reply {
+            conversation_id,
+            client_id,
+            text,
+        } => {
+            return Some(
+                match engine
+                    .agent_reply(
+                        agent,
+                        conversation_id,
+                        Content::text(text),
+                        Some(client_id.clone()),
+                    )
+                    .await
+                {
+                    Ok(m) => ToAgent::Ack {
+                        client_id,
+                        message_id: m.id,
+                    },
+                    Err(e) => error_frame(&e),
+                },
+            );
+        }
+        FromAgent::Resolve { conversation_id } => engine.resolve(agent, conversation_id).await,
+        FromAgent::Presence { presence } => engine.set_presence(agent, presence).await,
+    };
+    result.err().map(|e| error_frame(&e))
+}
+
+fn error_frame(e: &crate::Error) -> ToAgent {
+    let code = match e {
+        crate::Error::Forbidden { .. } => "forbidden",
+        crate::Error::InvalidInput { .. } => "invalid_input",
+        _ => "internal",
+    };
+    ToAgent::Error {
+        code,
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_and_tokens() {
+        let mut auth = AgentAuth::new(b"0123456789abcdef");
+        let id = AgentId::new();
+        auth.add(id, "Alice", "pw");
+        assert!(auth.login("alice", "wrong").is_none());
+        assert!(auth.login("nobody", "pw").is_none());
+        let (who, token) = auth.login("Alice", "pw").unwrap();
+        assert_eq!(who, id);
+        assert_eq!(auth.verify(&token), Some(id));
+        let forged = auth.token(AgentId::new()).replace("a1.", "a1.x");
+        assert_eq!(auth.verify(&forged), None);
+        let other = AgentAuth::new(b"another key 12345");
+        assert_eq!(other.verify(&token), None);
+    }
+}

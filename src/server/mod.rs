@@ -1,0 +1,187 @@
+//! The bundled HTTP service (feature `server`): the demo shop page with the chat widget, the
+//! web chat WebSocket server, and the agent console — all on one axum router you can serve as is
+//! ([`App::serve`]) or nest into your own application ([`App::router`]).
+//!
+//! Routes:
+//! - `GET /` — a demo shop page with the embedded chat widget
+//! - `/chat/*` — the web chat channel ([`cs_channels::webchat`])
+//! - `GET /agent` — the agent console; `POST /agent/login`, `GET /agent/ws` (see [`agent`])
+//! - `GET /healthz` — liveness
+
+pub mod agent;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use cs_bot::FaqBot;
+use cs_channels::{InboundHandler, WebChat};
+use cs_core::ChannelId;
+use cs_core::store::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// The bundled bilingual e-commerce FAQ used when no `faq` file is configured.
+pub const DEFAULT_FAQ: &str = include_str!("assets/faq.txt");
+
+const SHOP_HTML: &str = include_str!("assets/shop.html");
+const AGENT_HTML: &str = include_str!("assets/agent.html");
+
+/// The id of the web chat channel the app configures.
+pub const WEBCHAT_ID: &str = "webchat";
+
+/// A ready-to-serve service: engine, web chat channel and agent sign-in.
+#[derive(Debug, Clone)]
+pub struct App {
+    engine: Engine,
+    webchat: Arc<WebChat>,
+    auth: Arc<agent::AgentAuth>,
+    config: Config,
+}
+
+impl App {
+    /// Builds the whole service from settings: SQLite store, FAQ bot, web chat channel, demo
+    /// agents.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for unreadable files or invalid settings; store errors when the
+    /// database cannot be opened.
+    pub async fn from_config(config: Config) -> Result<Self> {
+        let secret = config.secret_bytes()?;
+        let store = SqliteStore::open(&config.database).await?;
+        let bot = match &config.faq {
+            Some(path) => FaqBot::from_file(path),
+            None => FaqBot::from_text(DEFAULT_FAQ),
+        }
+        .map_err(|e| Error::Config {
+            reason: format!("FAQ: {e}"),
+        })?;
+        let webchat = Arc::new(
+            WebChat::builder(ChannelId::new(WEBCHAT_ID)?)
+                .with_secret(secret.clone())
+                .build()?,
+        );
+        let mut builder = Engine::builder()
+            .with_tenant(config.tenant.clone())
+            .with_store(Arc::new(store))
+            .with_bot(Arc::new(bot))
+            .with_channel(webchat.clone());
+        let mut auth = agent::AgentAuth::new(&secret);
+        for a in &config.agents {
+            let profile = a.to_agent(&config.tenant)?;
+            auth.add(profile.id, &a.name, &a.password);
+            builder = builder.with_agent(profile);
+        }
+        let engine = builder.build().await?;
+        Ok(Self::new(engine, webchat, auth, config))
+    }
+
+    /// Assembles an app from parts you built yourself.
+    pub fn new(
+        engine: Engine,
+        webchat: Arc<WebChat>,
+        auth: agent::AgentAuth,
+        config: Config,
+    ) -> Self {
+        Self {
+            engine,
+            webchat,
+            auth: Arc::new(auth),
+            config,
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The web chat channel.
+    pub fn webchat(&self) -> &Arc<WebChat> {
+        &self.webchat
+    }
+
+    /// The settings it was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// All routes, to serve or to nest into your own router.
+    pub fn router(&self) -> Router {
+        let handler: Arc<dyn InboundHandler> = Arc::new(self.engine.clone());
+        Router::new()
+            .route("/", get(|| async { Html(SHOP_HTML) }))
+            .route("/healthz", get(|| async { "ok" }))
+            .nest("/chat", self.webchat.clone().router(handler))
+            .nest(
+                "/agent",
+                agent::router(self.engine.clone(), self.auth.clone(), AGENT_HTML),
+            )
+            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found").into_response() })
+    }
+
+    /// Binds the configured address.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the address cannot be bound.
+    pub async fn bind(&self) -> Result<TcpListener> {
+        let addr = format!("{}:{}", self.config.bind, self.config.port);
+        TcpListener::bind(&addr).await.map_err(|e| Error::Config {
+            reason: format!("cannot listen on {addr}: {e}"),
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then finishes open requests.
+    ///
+    /// # Errors
+    /// I/O errors of the server.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let engine = self.engine.clone();
+        // Time-dependent routing (aging, overflow, time-outs) advances once a second.
+        let ticker = tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                if let Err(e) = engine.tick().await {
+                    tracing::warn!(error = %e, "routing tick failed");
+                }
+            }
+        });
+        let result = axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Other(Box::new(e)));
+        ticker.abort();
+        result
+    }
+
+    /// Binds and serves until Ctrl-C.
+    ///
+    /// # Errors
+    /// As [`App::bind`] and [`App::serve_with_shutdown`].
+    pub async fn serve(self) -> Result<()> {
+        let listener = self.bind().await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Other(Box::new(e)))?;
+        tracing::info!("shop with chat widget: http://{addr}/");
+        tracing::info!("agent console:         http://{addr}/agent");
+        self.serve_with_shutdown(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    }
+}

@@ -1,0 +1,207 @@
+//! Shared set-up for the end-to-end tests: the real service on a loopback port, and small
+//! WebSocket and HTTP clients.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use omnidesk::Config;
+use omnidesk::server::App;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A running service.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: App,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts the service on a free port with its database in `dir`.
+    pub async fn start(dir: &std::path::Path) -> Self {
+        let config = Config {
+            port: 0,
+            database: dir.join("desk.db"),
+            ..Config::default()
+        };
+        let app = App::from_config(config).await.expect("app builds");
+        let listener = app.bind().await.expect("binds");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = app.clone();
+        let task = tokio::spawn(async move {
+            serving
+                .serve_with_shutdown(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serves");
+        });
+        Self {
+            addr,
+            app,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the service and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// A fresh temporary folder, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let p = std::env::temp_dir().join(format!("omnidesk-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Minimal HTTP/1.1 POST of JSON on loopback (no client dependency needed for two calls).
+pub async fn post_json(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client that reads JSON frames.
+pub struct Client {
+    pub ws: Ws,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connects");
+        Self { ws }
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.ws
+            .send(WsMessage::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_text(&mut self, s: String) {
+        self.ws.send(WsMessage::Text(s.into())).await.unwrap();
+    }
+
+    /// The next JSON frame (panics after 10 s).
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a frame within 10 s")
+                .expect("socket open")
+                .expect("frame ok");
+            if let WsMessage::Text(t) = msg {
+                return serde_json::from_str(t.as_str()).unwrap();
+            }
+        }
+    }
+
+    /// Skips frames until one satisfies `pred` (panics after 10 s).
+    pub async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let f = self.next().await;
+            eprintln!("frame: {f}");
+            if pred(&f) {
+                return f;
+            }
+        }
+    }
+}
+
+/// A customer: a visitor session and a widget socket.
+pub async fn customer(server: &Server, token: Option<&str>) -> (String, Client, Value) {
+    let body = token.map_or(json!({}), |t| json!({ "token": t }));
+    let (status, session) = post_json(server.addr, "/chat/session", &body).await;
+    assert_eq!(status, 200, "session: {session}");
+    let token = session["token"].as_str().unwrap().to_string();
+    let mut c = Client::connect(&format!("ws://{}/chat/ws?token={token}", server.addr)).await;
+    let hello = c.next().await;
+    assert_eq!(hello["type"], "hello");
+    (token, c, hello)
+}
+
+/// An agent signed in to the console.
+pub async fn agent(server: &Server, name: &str, password: &str) -> (Client, Value) {
+    let (status, login) = post_json(
+        server.addr,
+        "/agent/login",
+        &json!({ "name": name, "password": password }),
+    )
+    .await;
+    assert_eq!(status, 200, "login: {login}");
+    let token = login["token"].as_str().unwrap();
+    let mut c = Client::connect(&format!("ws://{}/agent/ws?token={token}", server.addr)).await;
+    let welcome = c.next().await;
+    assert_eq!(welcome["type"], "welcome");
+    (c, welcome)
+}
+
+pub fn is_message_from(author: &'static str) -> impl Fn(&Value) -> bool {
+    move |f| f["type"] == "message" && f["message"]["author"] == author
+}

@@ -1,0 +1,210 @@
+//! End to end through the real server: a WebSocket customer and a WebSocket agent drive the whole
+//! loop (bot answer, handoff, agent reply, customer receives it), bad input is refused without
+//! harm, and history survives a restart.
+
+mod common;
+
+use common::{Server, TempDir, agent, customer, is_message_from, post_json};
+use serde_json::json;
+
+#[tokio::test]
+async fn bot_answer_handoff_agent_reply_and_back() {
+    let dir = TempDir::new();
+    let server = Server::start(&dir.0).await;
+
+    // The agent signs in first and sees an empty desk.
+    let (mut alice, welcome) = agent(&server, "alice", "alice").await;
+    assert_eq!(welcome["agent"]["name"], "Alice");
+    assert_eq!(welcome["conversations"].as_array().unwrap().len(), 0);
+
+    // The customer asks an FAQ question; the bot answers in the same language.
+    let (_token, mut shopper, hello) = customer(&server, None).await;
+    assert!(hello["history"].as_array().unwrap().is_empty());
+    shopper
+        .send_json(json!({"type": "message", "client_id": "c1", "text": "怎么退货？"}))
+        .await;
+    let ack = shopper.until(|f| f["type"] == "ack").await;
+    assert_eq!(ack["client_id"], "c1");
+    assert_eq!(ack["duplicate"], false);
+    let answer = shopper.until(is_message_from("bot")).await;
+    assert!(
+        answer["message"]["text"].as_str().unwrap().contains("退货"),
+        "bot answers the return question: {answer}"
+    );
+
+    // "转人工" hands over to the signed-in agent, who sees the whole history and the summary.
+    shopper
+        .send_json(json!({"type": "message", "client_id": "c2", "text": "转人工"}))
+        .await;
+    let joined = shopper.until(is_message_from("system")).await;
+    assert!(
+        joined["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Alice")
+    );
+    let assigned = alice.until(|f| f["type"] == "assigned").await;
+    let history = assigned["conversation"]["customer"]["history"]
+        .as_array()
+        .unwrap();
+    let texts: Vec<&str> = history
+        .iter()
+        .filter_map(|m| m["content"]["text"].as_str())
+        .collect();
+    assert!(
+        texts.contains(&"怎么退货？"),
+        "agent sees the earlier question: {texts:?}"
+    );
+    assert!(
+        history.iter().any(|m| m["direction"] == "internal"
+            && m["content"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("customer asked for a human")),
+        "agent sees the handoff summary"
+    );
+    let conversation_id = assigned["conversation"]["conversation"]["id"].clone();
+
+    // The agent replies; the customer receives it in real time.
+    alice
+        .send_json(json!({"type": "reply", "conversation_id": conversation_id, "client_id": "a1", "text": "您好，我是 Alice，请问订单号是多少？"}))
+        .await;
+    let agent_ack = alice.until(|f| f["type"] == "ack").await;
+    assert_eq!(agent_ack["client_id"], "a1");
+    let reply = shopper.until(is_message_from("agent")).await;
+    assert_eq!(
+        reply["message"]["text"],
+        "您好，我是 Alice，请问订单号是多少？"
+    );
+
+    // The customer answers; the message reaches the agent, not the bot.
+    shopper
+        .send_json(json!({"type": "message", "client_id": "c3", "text": "SO-1024"}))
+        .await;
+    let forwarded = alice
+        .until(|f| f["type"] == "message" && f["message"]["author"]["role"] == "customer")
+        .await;
+    assert_eq!(forwarded["message"]["content"]["text"], "SO-1024");
+
+    // Resolving frees the agent and tells the customer.
+    alice
+        .send_json(json!({"type": "resolve", "conversation_id": conversation_id}))
+        .await;
+    alice.until(|f| f["type"] == "resolved").await;
+    let bye = shopper.until(is_message_from("system")).await;
+    assert!(
+        bye["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("resolved")
+    );
+
+    // A second agent cannot write in a conversation that is not theirs.
+    let (mut bob, _) = agent(&server, "bob", "bob").await;
+    bob.send_json(json!({"type": "reply", "conversation_id": conversation_id, "client_id": "b1", "text": "hi"}))
+        .await;
+    let refused = bob.until(|f| f["type"] == "error").await;
+    assert_eq!(refused["code"], "forbidden");
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_and_lose_nothing() {
+    let dir = TempDir::new();
+    let server = Server::start(&dir.0).await;
+    let (_token, mut c, _) = customer(&server, None).await;
+
+    c.send_json(json!({"type": "message", "client_id": "ok-1", "text": "hello there"}))
+        .await;
+    c.until(|f| f["type"] == "ack").await;
+
+    // Oversized text: a clear error, the connection stays usable.
+    c.send_json(json!({"type": "message", "client_id": "big", "text": "x".repeat(10_000)}))
+        .await;
+    let e = c.until(|f| f["type"] == "error").await;
+    assert_eq!(e["code"], "payload_too_large", "{e}");
+    // Malformed JSON and unknown frame types.
+    c.send_text("{not json".into()).await;
+    let e = c.until(|f| f["type"] == "error").await;
+    assert_eq!(e["code"], "invalid_input");
+    c.send_json(json!({"type": "launch_missiles"})).await;
+    let e = c.until(|f| f["type"] == "error").await;
+    assert_eq!(e["code"], "invalid_input");
+    c.send_json(json!({"type": "message", "client_id": "empty", "text": "   "}))
+        .await;
+    let e = c.until(|f| f["type"] == "error").await;
+    assert_eq!(e["client_id"], "empty");
+
+    // The same client message id twice is stored once.
+    for _ in 0..2 {
+        c.send_json(json!({"type": "message", "client_id": "dup-1", "text": "where is my parcel"}))
+            .await;
+    }
+    let first = c.until(|f| f["type"] == "ack").await;
+    let second = c.until(|f| f["type"] == "ack").await;
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(second["duplicate"], true);
+    assert_eq!(first["message_id"], second["message_id"]);
+
+    // Still working, and the stored history holds exactly the valid messages once each.
+    c.send_json(json!({"type": "message", "client_id": "ok-2", "text": "thanks"}))
+        .await;
+    c.until(|f| f["type"] == "ack" && f["client_id"] == "ok-2")
+        .await;
+    let (_, _, hello) = customer(&server, Some(&_token)).await;
+    let customer_texts: Vec<String> = hello["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["author"] == "customer")
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        customer_texts,
+        ["hello there", "where is my parcel", "thanks"]
+    );
+
+    // A forged token is refused at the door.
+    let forged = format!("v1.someone-else.{}", "00".repeat(32));
+    let err =
+        tokio_tungstenite::connect_async(format!("ws://{}/chat/ws?token={forged}", server.addr))
+            .await;
+    assert!(err.is_err(), "forged visitor token refused");
+    let (status, _) = post_json(
+        server.addr,
+        "/agent/login",
+        &json!({"name": "alice", "password": "nope"}),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn history_survives_a_restart() {
+    let dir = TempDir::new();
+    let server = Server::start(&dir.0).await;
+    let (token, mut c, _) = customer(&server, None).await;
+    c.send_json(json!({"type": "message", "client_id": "r1", "text": "多久发货"}))
+        .await;
+    c.until(is_message_from("bot")).await;
+    drop(c);
+    server.stop().await;
+
+    let server = Server::start(&dir.0).await;
+    let (same, _, hello) = customer(&server, Some(&token)).await;
+    assert_eq!(
+        same, token,
+        "the visitor token is still valid after a restart"
+    );
+    let authors: Vec<&str> = hello["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["author"].as_str().unwrap())
+        .collect();
+    assert_eq!(authors, ["customer", "bot"], "history is still there");
+    server.stop().await;
+}

@@ -1,0 +1,454 @@
+//! The engine on its own: in-memory store, a manual clock, and mocked channels and bots
+//! (mockall), so each rule of the data path is checked in isolation.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use cs_bot::{Bot, BotInput, BotReply, FaqBot};
+use cs_channels::{
+    Capabilities, Channel, ChannelInfo, InboundMessage, OutboundMessage, Parsed, RawInbound,
+    SendReceipt,
+};
+use cs_core::store::{ConversationStore, MemoryStore, MessageQuery, MessageScope};
+use cs_core::{
+    Agent, AgentId, Capacity, ChannelId, ChannelKind, Clock, Content, ConversationState,
+    DeliveryStatus, DomainEvent, Event, Identity, ManualClock, Presence, Skill, TenantId,
+};
+use omnidesk::Engine;
+use tokio::sync::broadcast;
+
+mockall::mock! {
+    pub Chan {}
+    #[async_trait::async_trait]
+    impl Channel for Chan {
+        fn info(&self) -> &ChannelInfo;
+        async fn parse_inbound(&self, request: RawInbound) -> cs_channels::Result<Parsed>;
+        async fn send(&self, message: &OutboundMessage) -> cs_channels::Result<SendReceipt>;
+    }
+}
+
+mockall::mock! {
+    pub Brain {}
+    #[async_trait::async_trait]
+    impl Bot for Brain {
+        async fn reply(&self, input: &BotInput) -> cs_bot::Result<BotReply>;
+    }
+}
+
+impl std::fmt::Debug for MockChan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MockChan")
+    }
+}
+
+impl std::fmt::Debug for MockBrain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MockBrain")
+    }
+}
+
+const FAQ: &str =
+    "Q: 多久发货\nQ: when will my order ship\nA[zh]: 48小时内发货。\nA[en]: Within 48 hours.\n";
+
+fn info(id: &str, kind: ChannelKind) -> ChannelInfo {
+    ChannelInfo {
+        id: ChannelId::new(id).unwrap(),
+        kind,
+        capabilities: Capabilities::text_only(),
+    }
+}
+
+/// A channel that accepts every send and records it.
+fn recording_channel(
+    id: &str,
+    kind: ChannelKind,
+) -> (MockChan, Arc<std::sync::Mutex<Vec<OutboundMessage>>>) {
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut c = MockChan::new();
+    c.expect_info().return_const(info(id, kind));
+    let log = sent.clone();
+    c.expect_send().returning(move |m| {
+        log.lock().unwrap().push(m.clone());
+        Ok(SendReceipt {
+            provider_message_id: Some(format!("p-{}", m.message.id)),
+            status: DeliveryStatus::Sent,
+        })
+    });
+    (c, sent)
+}
+
+fn inbound(channel: &str, kind: ChannelKind, from: &str, pid: &str, text: &str) -> InboundMessage {
+    InboundMessage {
+        channel: ChannelId::new(channel).unwrap(),
+        from: Identity::new(kind, from),
+        provider_message_id: Some(pid.into()),
+        content: Content::text(text),
+        display_name: None,
+        language: None,
+        sent_at: None,
+    }
+}
+
+fn drain(rx: &mut broadcast::Receiver<Event>) -> Vec<DomainEvent> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        out.push(e.kind);
+    }
+    out
+}
+
+fn agent(name: &str) -> Agent {
+    Agent {
+        id: AgentId::new(),
+        tenant: TenantId::default(),
+        name: name.into(),
+        skills: vec![Skill::new("after-sales", 7)],
+        languages: vec!["zh".into()],
+        team: None,
+        capacity: Capacity::default(),
+        presence: Presence::Offline,
+    }
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 11, 10, 0, 0).unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn a_message_goes_through_identity_store_bot_and_out_with_events() {
+    let (chan, sent) = recording_channel("wechat-main", ChannelKind::WeChat);
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::builder()
+        .with_store(store.clone())
+        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+        .with_channel(Arc::new(chan))
+        .with_clock(clock())
+        .build()
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+
+    let d = engine
+        .handle_inbound_and_wait(inbound(
+            "wechat-main",
+            ChannelKind::WeChat,
+            "openid-1",
+            "m1",
+            "多久发货？",
+        ))
+        .await
+        .unwrap();
+    assert!(!d.duplicate);
+
+    let kinds: Vec<&'static str> = drain(&mut events)
+        .iter()
+        .map(|e| match e {
+            DomainEvent::CustomerCreated { .. } => "customer_created",
+            DomainEvent::ConversationOpened { .. } => "conversation_opened",
+            DomainEvent::MessageReceived { .. } => "message_received",
+            DomainEvent::MessageSent { .. } => "message_sent",
+            DomainEvent::BotAnswered { .. } => "bot_answered",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "customer_created",
+            "conversation_opened",
+            "message_received",
+            "message_sent",
+            "bot_answered"
+        ]
+    );
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, Identity::new(ChannelKind::WeChat, "openid-1"));
+    assert_eq!(sent[0].message.content, Content::text("48小时内发货。"));
+
+    let history = store
+        .messages(&MessageQuery::new(
+            TenantId::default(),
+            MessageScope::Conversation(d.message.conversation),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        history[1].status,
+        DeliveryStatus::Sent,
+        "the receipt is recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_retry_is_stored_once_and_answered_once() {
+    let (chan, sent) = recording_channel("tg", ChannelKind::Telegram);
+    let engine = Engine::builder()
+        .with_store(Arc::new(MemoryStore::new()))
+        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let msg = inbound(
+        "tg",
+        ChannelKind::Telegram,
+        "42",
+        "update-7",
+        "when will my order ship",
+    );
+    let first = engine.handle_inbound_and_wait(msg.clone()).await.unwrap();
+    let again = engine.handle_inbound_and_wait(msg.clone()).await.unwrap();
+    let third = engine.handle_inbound_and_wait(msg).await.unwrap();
+    assert!(!first.duplicate && again.duplicate && third.duplicate);
+    assert_eq!(first.message.id, again.message.id);
+    assert_eq!(sent.lock().unwrap().len(), 1, "the bot answered once");
+    let dups = drain(&mut events)
+        .into_iter()
+        .filter(|e| matches!(e, DomainEvent::DuplicateIgnored { .. }))
+        .count();
+    assert_eq!(dups, 2);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_recorded_and_the_message_kept() {
+    let mut chan = MockChan::new();
+    chan.expect_info()
+        .return_const(info("sms", ChannelKind::Sms));
+    chan.expect_send().returning(|_| {
+        Err(cs_channels::Error::Unavailable {
+            reason: "provider down".into(),
+        })
+    });
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::builder()
+        .with_store(store.clone())
+        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let d = engine
+        .handle_inbound_and_wait(inbound(
+            "sms",
+            ChannelKind::Sms,
+            "+8613800138000",
+            "SM1",
+            "多久发货",
+        ))
+        .await
+        .expect("the customer's message is taken even when the reply cannot go out");
+    let failed: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter_map(|e| match e {
+            DomainEvent::DeliveryFailed { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].contains("provider down"));
+    let history = store
+        .messages(&MessageQuery::new(
+            TenantId::default(),
+            MessageScope::Conversation(d.message.conversation),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(history[1].status, DeliveryStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_customer_on_two_channels_is_one_conversation_and_replies_follow_them() {
+    let (wechat, wechat_sent) = recording_channel("wechat", ChannelKind::WeChat);
+    let (web, web_sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let store = Arc::new(MemoryStore::new());
+    let clock = clock();
+    let engine = Engine::builder()
+        .with_store(store.clone())
+        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+        .with_channel(Arc::new(wechat))
+        .with_channel(Arc::new(web))
+        .with_clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let first = engine
+        .handle_inbound_and_wait(inbound(
+            "wechat",
+            ChannelKind::WeChat,
+            "openid-9",
+            "w1",
+            "多久发货",
+        ))
+        .await
+        .unwrap();
+    // The shop knows the WeChat user is also web visitor "user-9" (logged in on both).
+    store
+        .link_identity(
+            &TenantId::default(),
+            first.message.customer,
+            &Identity::new(ChannelKind::WebChat, "user-9"),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::minutes(20));
+    let second = engine
+        .handle_inbound_and_wait(inbound(
+            "webchat",
+            ChannelKind::WebChat,
+            "user-9",
+            "a1",
+            "when will my order ship",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.message.conversation, first.message.conversation,
+        "one conversation"
+    );
+    assert_eq!(wechat_sent.lock().unwrap().len(), 1);
+    assert_eq!(
+        web_sent.lock().unwrap().len(),
+        1,
+        "the answer goes where they wrote last"
+    );
+    let view = engine.customer_view(first.message.customer).await.unwrap();
+    let channels: Vec<&str> = view.history.iter().map(|m| m.channel.as_str()).collect();
+    assert_eq!(
+        channels,
+        ["wechat", "wechat", "webchat", "webchat"],
+        "the agent sees both"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_bot_hands_over_and_agents_get_the_conversation() {
+    let (chan, sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let mut bot = MockBrain::new();
+    bot.expect_reply().returning(|_| {
+        Err(cs_bot::Error::Unavailable {
+            reason: "model server down".into(),
+        })
+    });
+    let alice = agent("Alice");
+    let engine = Engine::builder()
+        .with_store(Arc::new(MemoryStore::new()))
+        .with_bot(Arc::new(bot))
+        .with_channel(Arc::new(chan))
+        .with_agent(alice.clone())
+        .build()
+        .await
+        .unwrap();
+    let d = engine
+        .handle_inbound_and_wait(inbound(
+            "webchat",
+            ChannelKind::WebChat,
+            "v1",
+            "c1",
+            "hello?",
+        ))
+        .await
+        .unwrap();
+    let conv = engine.conversation(d.message.conversation).await.unwrap();
+    assert_eq!(conv.state, ConversationState::Queued, "no agent online yet");
+    assert_eq!(engine.queue().await.unwrap().queued.len(), 1);
+
+    // Another agent may not reply; Alice signs in and gets it.
+    let err = engine
+        .agent_reply(alice.id, conv.id, Content::text("hi"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, omnidesk::Error::Forbidden { .. }));
+    engine.sign_in(alice.id).await.unwrap();
+    let conv = engine.conversation(conv.id).await.unwrap();
+    assert_eq!(conv.state, ConversationState::Assigned);
+    assert_eq!(conv.assignee, Some(alice.id));
+    let reply = engine
+        .agent_reply(
+            alice.id,
+            conv.id,
+            Content::text("Hi, Alice here"),
+            Some("x1".into()),
+        )
+        .await
+        .unwrap();
+    let again = engine
+        .agent_reply(
+            alice.id,
+            conv.id,
+            Content::text("Hi, Alice here"),
+            Some("x1".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.id, again.id,
+        "a double-sent agent reply is stored once"
+    );
+    let texts: Vec<String> = sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.message.content.plain_text())
+        .collect();
+    assert_eq!(texts.iter().filter(|t| t.contains("Alice here")).count(), 1);
+
+    engine.resolve(alice.id, conv.id).await.unwrap();
+    let conv = engine.conversation(conv.id).await.unwrap();
+    assert_eq!(conv.state, ConversationState::Resolved);
+    let load = engine.queue().await.unwrap();
+    assert!(load.agents[0].tasks.is_empty(), "resolving frees the agent");
+}
+
+#[tokio::test]
+async fn conversations_waiting_before_a_restart_are_queued_again() {
+    let store = Arc::new(MemoryStore::new());
+    let alice = agent("Alice");
+    let build = |store: Arc<MemoryStore>| {
+        let (chan, _) = recording_channel("webchat", ChannelKind::WebChat);
+        Engine::builder()
+            .with_store(store)
+            .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+            .with_channel(Arc::new(chan))
+            .with_agent(alice.clone())
+            .build()
+    };
+    let first = build(store.clone()).await.unwrap();
+    let d = first
+        .handle_inbound_and_wait(inbound(
+            "webchat",
+            ChannelKind::WebChat,
+            "v1",
+            "c1",
+            "转人工",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .conversation(d.message.conversation)
+            .await
+            .unwrap()
+            .state,
+        ConversationState::Queued
+    );
+    drop(first);
+
+    let second = build(store).await.unwrap();
+    assert_eq!(
+        second.queue().await.unwrap().queued.len(),
+        1,
+        "recovered into the new router"
+    );
+    second.sign_in(alice.id).await.unwrap();
+    let conv = second.conversation(d.message.conversation).await.unwrap();
+    assert_eq!(conv.assignee, Some(alice.id));
+}
