@@ -7,7 +7,7 @@ mod error;
 pub mod server;
 
 pub use config::Config;
-pub use engine::{CustomerView, Engine, EngineBuilder};
+pub use engine::{CustomerView, Engine, EngineBuilder, OutboxPolicy};
 pub use error::{Error, Result};
 
 /// Bots (re-export of `cs-bot`).

@@ -216,13 +216,13 @@ async fn a_provider_retry_is_stored_once_and_answered_once() {
 }
 
 #[tokio::test]
-async fn a_failed_delivery_is_recorded_and_the_message_kept() {
+async fn a_refused_delivery_becomes_a_dead_letter_and_the_message_is_kept() {
     let mut chan = MockChan::new();
     chan.expect_info()
         .return_const(info("sms", ChannelKind::Sms));
-    chan.expect_send().returning(|_| {
-        Err(cs_channels::Error::Unavailable {
-            reason: "provider down".into(),
+    chan.expect_send().times(1).returning(|_| {
+        Err(cs_channels::Error::Rejected {
+            reason: "21211 invalid 'To' phone number".into(),
         })
     });
     let store = Arc::new(MemoryStore::new());
@@ -252,7 +252,15 @@ async fn a_failed_delivery_is_recorded_and_the_message_kept() {
         })
         .collect();
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].contains("provider down"));
+    assert!(failed[0].contains("invalid 'To'"));
+    let dead = engine.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "a permanent failure is not retried");
+    assert_eq!(dead[0].message.content, Content::text("48小时内发货。"));
+    assert_eq!(
+        engine.flush_outbox().await.unwrap(),
+        0,
+        "nothing left to try"
+    );
     let history = store
         .messages(&MessageQuery::new(
             TenantId::default(),
@@ -262,6 +270,116 @@ async fn a_failed_delivery_is_recorded_and_the_message_kept() {
         .await
         .unwrap();
     assert_eq!(history[1].status, DeliveryStatus::Failed);
+}
+
+#[tokio::test]
+async fn temporary_failures_are_retried_with_backoff_in_order() {
+    // The provider answers 503 twice, then accepts everything.
+    let sent = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut chan = MockChan::new();
+    chan.expect_info()
+        .return_const(info("wa", ChannelKind::WhatsApp));
+    let (log, n) = (sent.clone(), calls.clone());
+    chan.expect_send().returning(move |m| {
+        if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            return Err(cs_channels::Error::Unavailable {
+                reason: "503 from provider".into(),
+            });
+        }
+        log.lock().unwrap().push(m.message.content.plain_text());
+        Ok(SendReceipt {
+            provider_message_id: Some(format!("wamid.{}", m.message.id)),
+            status: DeliveryStatus::Sent,
+        })
+    });
+    let clock = clock();
+    let alice = agent("Alice");
+    let engine = Engine::builder()
+        .with_store(Arc::new(MemoryStore::new()))
+        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+        .with_channel(Arc::new(chan))
+        .with_agent(alice.clone())
+        .with_clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    engine.sign_in(alice.id).await.unwrap();
+    let d = engine
+        .handle_inbound_and_wait(inbound(
+            "wa",
+            ChannelKind::WhatsApp,
+            "8613800138000",
+            "wamid.in1",
+            "转人工",
+        ))
+        .await
+        .unwrap();
+    // The bot's "connecting you" failed once; the system "Alice has joined" waits behind it.
+    let conv = d.message.conversation;
+    assert!(sent.lock().unwrap().is_empty());
+    engine
+        .agent_reply(alice.id, conv, Content::text("third"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.flush_outbox().await.unwrap(),
+        0,
+        "not due before the backoff"
+    );
+    clock.advance(Duration::seconds(1));
+    assert_eq!(
+        engine.flush_outbox().await.unwrap(),
+        1,
+        "second attempt fails again"
+    );
+    clock.advance(Duration::seconds(1));
+    assert_eq!(
+        engine.flush_outbox().await.unwrap(),
+        0,
+        "backoff doubled to 2 s"
+    );
+    clock.advance(Duration::seconds(1));
+    assert_eq!(
+        engine.flush_outbox().await.unwrap(),
+        3,
+        "then all three go, in order"
+    );
+    let texts = sent.lock().unwrap().clone();
+    assert_eq!(texts.len(), 3);
+    assert!(
+        texts[0].contains("connecting you") || texts[0].contains("转接"),
+        "{texts:?}"
+    );
+    assert!(texts[1].contains("Alice"));
+    assert_eq!(texts[2], "third");
+    assert!(engine.dead_letters(10).await.unwrap().is_empty());
+
+    // A read receipt from the provider reaches the stored message.
+    let view = engine.customer_view(d.message.customer).await.unwrap();
+    let third = view
+        .history
+        .iter()
+        .find(|m| m.content.plain_text() == "third")
+        .unwrap();
+    let hit = engine
+        .handle_receipt(
+            &ChannelId::new("wa").unwrap(),
+            &cs_channels::StatusUpdate {
+                provider_message_id: format!("wamid.{}", third.id),
+                status: DeliveryStatus::Read,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(hit, Some(third.id));
+    let view = engine.customer_view(d.message.customer).await.unwrap();
+    let third = view
+        .history
+        .iter()
+        .find(|m| m.content.plain_text() == "third")
+        .unwrap();
+    assert_eq!(third.status, DeliveryStatus::Read);
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use crate::error::Error;
 use crate::id::{AgentId, ChannelId, MessageId, TenantId};
 use crate::message::{Author, Content, DeliveryStatus, Direction, Message};
 use crate::store::{
-    ConversationQuery, ConversationStore, MessageQuery, MessageScope, OpenConversation,
-    ResolveCustomer,
+    ClaimOutbound, ConversationQuery, ConversationStore, MessageQuery, MessageScope,
+    OpenConversation, Outcome, ResolveCustomer,
 };
 
 /// Runs every check against `store`.
@@ -32,6 +32,8 @@ pub async fn run(store: Arc<dyn ConversationStore>) {
     invalid_input_is_refused(store.as_ref()).await;
     conversation_queries_filter(store.as_ref()).await;
     tenants_are_isolated(store.as_ref()).await;
+    outbox_orders_retries_and_dead_letters(store.as_ref()).await;
+    receipts_move_status_forward(store.as_ref()).await;
 }
 
 fn tenant() -> TenantId {
@@ -621,4 +623,247 @@ async fn tenants_are_isolated(store: &dyn ConversationStore) {
         .await
         .unwrap();
     assert!(other.is_empty(), "no messages leak across tenants");
+}
+
+fn outbound(conv: &Conversation, text: &str, at: DateTime<Utc>) -> Message {
+    Message {
+        direction: Direction::Outbound,
+        author: Author::Bot,
+        created_at: at,
+        ..message(conv, "webchat", None, text)
+    }
+}
+
+fn claim(t: &TenantId, now: DateTime<Utc>) -> ClaimOutbound {
+    ClaimOutbound {
+        tenant: t.clone(),
+        now,
+        lease_until: now + Duration::seconds(30),
+        conversation: None,
+        limit: 100,
+    }
+}
+
+async fn outbox_orders_retries_and_dead_letters(store: &dyn ConversationStore) {
+    let t = tenant();
+    let ann = customer(store, &t, "ann").await;
+    let bob = customer(store, &t, "bob").await;
+    let ca = conversation(store, &t, &ann).await;
+    let cb = conversation(store, &t, &bob).await;
+    let a1 = outbound(&ca, "a1", t0());
+    let a2 = outbound(&ca, "a2", t0());
+    let b1 = outbound(&cb, "b1", t0());
+    for m in [&a1, &a2, &b1] {
+        assert!(
+            !store
+                .append_outbound(m, &web("v1"))
+                .await
+                .unwrap()
+                .is_duplicate()
+        );
+    }
+    let stored = store
+        .messages(&MessageQuery::new(
+            t.clone(),
+            MessageScope::Conversation(ca.id),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        2,
+        "outbound messages are stored before any send"
+    );
+
+    // One head per conversation, oldest first; claimed messages are not handed out twice.
+    let first = store.claim_outbound(&claim(&t, t0())).await.unwrap();
+    let ids: Vec<MessageId> = first.iter().map(|c| c.message.id).collect();
+    assert_eq!(ids, [a1.id, b1.id], "a2 waits behind a1");
+    assert_eq!(first[0].attempts, 0);
+    assert_eq!(
+        first[0].to,
+        web("v1"),
+        "the recipient is kept with the entry"
+    );
+    assert!(
+        store
+            .claim_outbound(&claim(&t, t0()))
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased messages are not claimed again"
+    );
+
+    // a1 fails temporarily: it stays at the head, a2 still waits.
+    store
+        .finish_outbound(
+            &t,
+            a1.id,
+            &Outcome::Retry {
+                at: t0() + Duration::seconds(10),
+                error: "503".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .finish_outbound(
+            &t,
+            b1.id,
+            &Outcome::Sent {
+                status: DeliveryStatus::Sent,
+                provider_id: Some("prov-b1".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_outbound(&claim(&t, t0() + Duration::seconds(5)))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is due before the retry time"
+    );
+    let retry = store
+        .claim_outbound(&claim(&t, t0() + Duration::seconds(10)))
+        .await
+        .unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].message.id, a1.id);
+    assert_eq!(retry[0].attempts, 1, "the failed attempt was counted");
+
+    // a1 fails for good: it becomes a dead letter and a2 moves up.
+    store
+        .finish_outbound(
+            &t,
+            a1.id,
+            &Outcome::Dead {
+                error: "400 invalid recipient".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let next = store
+        .claim_outbound(&claim(&t, t0() + Duration::seconds(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|c| c.message.id).collect::<Vec<_>>(),
+        [a2.id]
+    );
+    let dead = store.dead_letters(&t, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.id, a1.id);
+    assert_eq!(dead[0].message.status, DeliveryStatus::Failed);
+    assert_eq!(dead[0].attempts, 2);
+    assert!(dead[0].error.contains("invalid recipient"));
+    assert!(matches!(
+        store
+            .finish_outbound(
+                &t,
+                a1.id,
+                &Outcome::Dead {
+                    error: "again".into()
+                }
+            )
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // A retried send of the same outbound message (same provider id) is not queued twice.
+    let mut keyed = outbound(&cb, "keyed", t0());
+    keyed.provider_message_id = Some("agent:x1".into());
+    assert!(
+        !store
+            .append_outbound(&keyed, &web("v1"))
+            .await
+            .unwrap()
+            .is_duplicate()
+    );
+    let mut again = outbound(&cb, "keyed", t0());
+    again.provider_message_id = Some("agent:x1".into());
+    assert!(
+        store
+            .append_outbound(&again, &web("v1"))
+            .await
+            .unwrap()
+            .is_duplicate()
+    );
+    let due: Vec<MessageId> = store
+        .claim_outbound(&ClaimOutbound {
+            conversation: Some(cb.id),
+            ..claim(&t, t0() + Duration::minutes(1))
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.message.id)
+        .collect();
+    assert_eq!(
+        due,
+        [keyed.id],
+        "one outbox entry, filtered by conversation"
+    );
+}
+
+async fn receipts_move_status_forward(store: &dyn ConversationStore) {
+    let t = tenant();
+    let ann = customer(store, &t, "ann").await;
+    let c = conversation(store, &t, &ann).await;
+    let m = outbound(&c, "hello", t0());
+    store.append_outbound(&m, &web("v1")).await.unwrap();
+    store.claim_outbound(&claim(&t, t0())).await.unwrap();
+    store
+        .finish_outbound(
+            &t,
+            m.id,
+            &Outcome::Sent {
+                status: DeliveryStatus::Sent,
+                provider_id: Some("wamid.1".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let channel = ChannelId::new("webchat").unwrap();
+    assert_eq!(status_of(store, &t, c.id).await, DeliveryStatus::Sent);
+    let hit = store
+        .apply_receipt(&t, &channel, "wamid.1", DeliveryStatus::Read)
+        .await
+        .unwrap();
+    assert_eq!(hit, Some(m.id));
+    assert_eq!(status_of(store, &t, c.id).await, DeliveryStatus::Read);
+    store
+        .apply_receipt(&t, &channel, "wamid.1", DeliveryStatus::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(store, &t, c.id).await,
+        DeliveryStatus::Read,
+        "a late receipt does not go back"
+    );
+    assert_eq!(
+        store
+            .apply_receipt(&t, &channel, "unknown", DeliveryStatus::Read)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn status_of(
+    store: &dyn ConversationStore,
+    t: &TenantId,
+    c: crate::ConversationId,
+) -> DeliveryStatus {
+    store
+        .messages(&MessageQuery::new(
+            t.clone(),
+            MessageScope::Conversation(c),
+            1,
+        ))
+        .await
+        .unwrap()[0]
+        .status
 }

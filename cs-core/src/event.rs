@@ -97,12 +97,13 @@ pub enum DomainEvent {
         /// The provider's message id.
         provider_message_id: String,
     },
-    /// A bot, agent or system message was stored and handed to its channel.
+    /// A bot, agent or system message was stored and queued for delivery (receipts and
+    /// [`DomainEvent::DeliveryFailed`] tell how far it got).
     MessageSent {
         /// The stored message.
         message: Message,
     },
-    /// A channel could not deliver a message.
+    /// A channel could not deliver a message, for good: it is a dead letter now.
     DeliveryFailed {
         /// The conversation.
         conversation: ConversationId,

@@ -146,13 +146,16 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let engine = self.engine.clone();
-        // Time-dependent routing (aging, overflow, time-outs) advances once a second.
+        // Once a second: time-dependent routing (aging, overflow, time-outs) and outbox retries.
         let ticker = tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 every.tick().await;
                 if let Err(e) = engine.tick().await {
                     tracing::warn!(error = %e, "routing tick failed");
+                }
+                if let Err(e) = engine.flush_outbox().await {
+                    tracing::warn!(error = %e, "outbox flush failed");
                 }
             }
         });

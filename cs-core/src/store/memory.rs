@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Appended, ConversationQuery, ConversationStore, MessageQuery, MessageScope, OpenConversation,
-    Opened, ResolveCustomer, Resolved, new_conversation, new_customer, page,
+    Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter,
+    MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer, Resolved,
+    new_conversation, new_customer, page, status_advances,
 };
 use crate::channel::Identity;
 use crate::conversation::Conversation;
@@ -52,6 +53,20 @@ struct Inner {
     /// Every message, keyed by tenant and (time-ordered) id.
     messages: BTreeMap<(TenantId, MessageId), Message>,
     by_provider_id: HashMap<(TenantId, ChannelId, String), MessageId>,
+    /// Outbound messages not yet sent (or dead), in message-id order.
+    outbox: BTreeMap<(TenantId, MessageId), OutboxRow>,
+    /// Provider ids of sent messages, for receipts.
+    receipts: HashMap<(TenantId, ChannelId, String), MessageId>,
+}
+
+#[derive(Debug)]
+struct OutboxRow {
+    to: Identity,
+    conversation: ConversationId,
+    attempts: u32,
+    next_attempt_at: DateTime<Utc>,
+    dead: bool,
+    error: Option<String>,
 }
 
 impl MemoryStore {
@@ -285,6 +300,142 @@ impl ConversationStore for MemoryStore {
             .take(page(query.limit))
             .cloned()
             .collect())
+    }
+
+    async fn append_outbound(&self, message: &Message, to: &Identity) -> Result<Appended> {
+        let appended = self.append_message(message).await?;
+        if let Appended::Inserted(m) = &appended {
+            self.lock().outbox.insert(
+                (m.tenant.clone(), m.id),
+                OutboxRow {
+                    to: to.clone(),
+                    conversation: m.conversation,
+                    attempts: 0,
+                    next_attempt_at: m.created_at,
+                    dead: false,
+                    error: None,
+                },
+            );
+        }
+        Ok(appended)
+    }
+
+    async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
+        let mut inner = self.lock();
+        let mut seen = std::collections::HashSet::new();
+        let mut heads = Vec::new();
+        for ((t, id), row) in &inner.outbox {
+            if t != &req.tenant || row.dead || !seen.insert(row.conversation) {
+                continue;
+            }
+            if req.conversation.is_none_or(|c| c == row.conversation)
+                && row.next_attempt_at <= req.now
+            {
+                heads.push(*id);
+            }
+        }
+        heads.truncate(page(req.limit));
+        let mut out = Vec::new();
+        for id in heads {
+            let row = inner
+                .outbox
+                .get_mut(&(req.tenant.clone(), id))
+                .expect("head is in the outbox");
+            row.next_attempt_at = req.lease_until;
+            let (attempts, to) = (row.attempts, row.to.clone());
+            out.push(Claimed {
+                message: inner.messages[&(req.tenant.clone(), id)].clone(),
+                to,
+                attempts,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn finish_outbound(
+        &self,
+        tenant: &TenantId,
+        message: MessageId,
+        outcome: &Outcome,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let key = (tenant.clone(), message);
+        if inner.outbox.get(&key).is_none_or(|r| r.dead) {
+            return Err(Error::not_found("outbox message", message));
+        }
+        match outcome {
+            Outcome::Sent {
+                status,
+                provider_id,
+            } => {
+                inner.outbox.remove(&key);
+                let m = inner
+                    .messages
+                    .get_mut(&key)
+                    .expect("outbox rows have messages");
+                m.status = *status;
+                let channel = m.channel.clone();
+                if let Some(pid) = provider_id {
+                    inner
+                        .receipts
+                        .insert((tenant.clone(), channel, pid.clone()), message);
+                }
+            }
+            Outcome::Retry { at, error } => {
+                let row = inner.outbox.get_mut(&key).expect("checked above");
+                row.attempts += 1;
+                row.next_attempt_at = *at;
+                row.error = Some(error.clone());
+            }
+            Outcome::Dead { error } => {
+                let row = inner.outbox.get_mut(&key).expect("checked above");
+                row.attempts += 1;
+                row.dead = true;
+                row.error = Some(error.clone());
+                if let Some(m) = inner.messages.get_mut(&key) {
+                    m.status = DeliveryStatus::Failed;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, tenant: &TenantId, limit: usize) -> Result<Vec<DeadLetter>> {
+        let inner = self.lock();
+        Ok(inner
+            .outbox
+            .iter()
+            .filter(|((t, _), row)| t == tenant && row.dead)
+            .take(page(limit))
+            .map(|(key, row)| DeadLetter {
+                message: inner.messages[key].clone(),
+                attempts: row.attempts,
+                error: row.error.clone().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn apply_receipt(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_id: &str,
+        status: DeliveryStatus,
+    ) -> Result<Option<MessageId>> {
+        let mut inner = self.lock();
+        let Some(id) = inner
+            .receipts
+            .get(&(tenant.clone(), channel.clone(), provider_id.to_owned()))
+            .copied()
+        else {
+            return Ok(None);
+        };
+        if let Some(m) = inner.messages.get_mut(&(tenant.clone(), id))
+            && status_advances(m.status, status)
+        {
+            m.status = status;
+        }
+        Ok(Some(id))
     }
 
     async fn set_delivery_status(

@@ -17,7 +17,7 @@ use crate::channel::{Identity, Route};
 use crate::conversation::{Conversation, ConversationState, Priority};
 use crate::customer::{Customer, CustomerTier};
 use crate::error::Result;
-use crate::id::{AgentId, ConversationId, CustomerId, MessageId, TenantId};
+use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MessageId, TenantId};
 use crate::message::{DeliveryStatus, Message};
 
 pub use memory::MemoryStore;
@@ -144,6 +144,68 @@ pub struct ConversationQuery {
     pub limit: usize,
 }
 
+/// Claim the outbound messages that are due for (re)delivery.
+#[derive(Debug, Clone)]
+pub struct ClaimOutbound {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Messages whose next attempt is at or before this time are due.
+    pub now: DateTime<Utc>,
+    /// Claimed messages are not handed out again before this time (a worker that crashes
+    /// mid-send loses its claim then, and another worker retries).
+    pub lease_until: DateTime<Utc>,
+    /// Only this conversation's messages.
+    pub conversation: Option<ConversationId>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// An outbound message claimed for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The message.
+    pub message: Message,
+    /// The customer identity it goes to.
+    pub to: Identity,
+    /// Delivery attempts made before this one.
+    pub attempts: u32,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The provider took it: the message leaves the outbox.
+    Sent {
+        /// How far it got.
+        status: DeliveryStatus,
+        /// The provider's id for it, to match later receipts.
+        provider_id: Option<String>,
+    },
+    /// A temporary failure: try again at `at`.
+    Retry {
+        /// When to try again.
+        at: DateTime<Utc>,
+        /// What went wrong.
+        error: String,
+    },
+    /// A permanent failure (or too many attempts): the message becomes a dead letter.
+    Dead {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// An outbound message that could not be delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The message.
+    pub message: Message,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+}
+
 /// The most rows one list call returns.
 pub const MAX_PAGE: usize = 1_000;
 
@@ -247,6 +309,54 @@ pub trait ConversationStore: Send + Sync + Debug + 'static {
     /// Backend failures.
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>>;
 
+    /// Stores an outbound message for the customer identity `to` and puts it in the outbox,
+    /// atomically: a message is stored
+    /// before any attempt to send it, so a crash never loses it. A duplicate (same channel and
+    /// provider message id) is returned as such and not queued again.
+    ///
+    /// # Errors
+    /// As [`ConversationStore::append_message`].
+    async fn append_outbound(&self, message: &Message, to: &Identity) -> Result<Appended>;
+
+    /// Claims due outbox messages, oldest first, at most one per conversation: a conversation's
+    /// next message is only handed out once the one before it has left the outbox (sent or dead),
+    /// so messages reach the customer in order.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn claim_outbound(&self, request: &ClaimOutbound) -> Result<Vec<Claimed>>;
+
+    /// Records the outcome of a delivery attempt of a claimed message.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] when the message is not in the outbox.
+    async fn finish_outbound(
+        &self,
+        tenant: &TenantId,
+        message: MessageId,
+        outcome: &Outcome,
+    ) -> Result<()>;
+
+    /// Messages that could not be delivered, oldest first.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn dead_letters(&self, tenant: &TenantId, limit: usize) -> Result<Vec<DeadLetter>>;
+
+    /// Applies a provider receipt (delivered, read, failed) to the outbound message the provider
+    /// knows as `provider_id` on `channel`. Statuses only move forward (a late "delivered" after
+    /// "read" changes nothing); returns the message, or `None` when no message matches.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn apply_receipt(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_id: &str,
+        status: DeliveryStatus,
+    ) -> Result<Option<MessageId>>;
+
     /// Records how far an outbound message got.
     ///
     /// # Errors
@@ -286,6 +396,21 @@ pub(crate) fn new_conversation(req: &OpenConversation) -> Conversation {
         updated_at: req.at,
         version: 0,
     }
+}
+
+/// Whether a receipt moving a message from `old` to `new` should be applied: statuses only move
+/// forward, and a failure report always applies.
+pub(crate) fn status_advances(old: DeliveryStatus, new: DeliveryStatus) -> bool {
+    fn rank(s: DeliveryStatus) -> u8 {
+        match s {
+            DeliveryStatus::Pending => 0,
+            DeliveryStatus::Sent => 1,
+            DeliveryStatus::Delivered => 2,
+            DeliveryStatus::Read => 3,
+            DeliveryStatus::Failed => 4,
+        }
+    }
+    new == DeliveryStatus::Failed || rank(new) > rank(old)
 }
 
 pub(crate) fn page(limit: usize) -> usize {

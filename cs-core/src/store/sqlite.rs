@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    Appended, ConversationQuery, ConversationStore, MessageQuery, MessageScope, OpenConversation,
-    Opened, ResolveCustomer, Resolved, new_conversation, new_customer, page,
+    Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter,
+    MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer, Resolved,
+    new_conversation, new_customer, page, status_advances,
 };
 use crate::channel::{ChannelKind, Identity, Route};
 use crate::conversation::{Conversation, ConversationState, Priority};
@@ -22,10 +23,11 @@ use crate::sql::sqlite::{Pools, connect, map_error, migrate};
 
 /// The schema, in order. Timestamps are microseconds since the Unix epoch; ids are UUID text
 /// (UUIDv7 text sorts in creation order).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "customers, identities, conversations, messages",
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "customers, identities, conversations, messages",
+        sql: r#"
 CREATE TABLE cs_customers (
     tenant TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -86,7 +88,36 @@ CREATE UNIQUE INDEX cs_messages_provider_id ON cs_messages (tenant, channel, pro
 CREATE INDEX cs_messages_conversation ON cs_messages (tenant, conversation, id);
 CREATE INDEX cs_messages_customer ON cs_messages (tenant, customer, id);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "outbox and delivery receipts",
+        sql: r#"
+CREATE TABLE cs_outbox (
+    tenant TEXT NOT NULL,
+    message TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    to_kind TEXT NOT NULL,
+    to_external_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (tenant, message),
+    FOREIGN KEY (tenant, message) REFERENCES cs_messages (tenant, id)
+);
+CREATE INDEX cs_outbox_due ON cs_outbox (tenant, dead, next_attempt_at);
+CREATE INDEX cs_outbox_conversation ON cs_outbox (tenant, conversation, message);
+CREATE TABLE cs_receipts (
+    tenant TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (tenant, channel, provider_id)
+);
+"#,
+    },
+];
 
 const COMPONENT: &str = "conversations";
 
@@ -234,6 +265,67 @@ fn message_from_row(row: &SqliteRow) -> Result<Message> {
             .ok_or_else(|| corrupt(format!("status {status:?}")))?,
         created_at: from_micros(get(row, "created_at")?)?,
     })
+}
+
+/// Inserts a message on `conn` (a connection or a transaction of the writer); a lost race with
+/// a concurrent delivery of the same provider message returns the stored one as a duplicate.
+async fn insert_message(conn: &mut SqliteConnection, m: &Message) -> Result<Appended> {
+    if let Some(pid) = &m.provider_message_id {
+        let existing = sqlx::query(
+            "SELECT * FROM cs_messages
+             WHERE tenant = ? AND channel = ? AND provider_message_id = ?",
+        )
+        .bind(m.tenant.as_str())
+        .bind(m.channel.as_str())
+        .bind(pid)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_error)?;
+        if let Some(row) = existing {
+            return Ok(Appended::Duplicate(message_from_row(&row)?));
+        }
+    }
+    let result = sqlx::query(
+        "INSERT INTO cs_messages (tenant, id, conversation, customer, channel, channel_kind,
+            direction, author, content, provider_message_id, status, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(m.tenant.as_str())
+    .bind(m.id.to_string())
+    .bind(m.conversation.to_string())
+    .bind(m.customer.to_string())
+    .bind(m.channel.as_str())
+    .bind(m.channel_kind.as_str())
+    .bind(m.direction.as_str())
+    .bind(to_json(&m.author)?)
+    .bind(to_json(&m.content)?)
+    .bind(&m.provider_message_id)
+    .bind(m.status.as_str())
+    .bind(micros(m.created_at))
+    .execute(&mut *conn)
+    .await;
+    match result {
+        Ok(_) => Ok(Appended::Inserted(m.clone())),
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            Err(Error::not_found("conversation", m.conversation))
+        }
+        Err(e) => match (map_error(e), &m.provider_message_id) {
+            // Another process sharing the file stored the same provider message first.
+            (Error::Conflict { .. }, Some(pid)) => sqlx::query(
+                "SELECT * FROM cs_messages
+                 WHERE tenant = ? AND channel = ? AND provider_message_id = ?",
+            )
+            .bind(m.tenant.as_str())
+            .bind(m.channel.as_str())
+            .bind(pid)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_error)?
+            .map(|r| message_from_row(&r).map(Appended::Duplicate))
+            .unwrap_or_else(|| Err(Error::conflict("duplicate message id"))),
+            (e, _) => Err(e),
+        },
+    }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -619,40 +711,229 @@ impl ConversationStore for SqliteStore {
         {
             return Ok(Appended::Duplicate(existing));
         }
-        let result = sqlx::query(
-            "INSERT INTO cs_messages (tenant, id, conversation, customer, channel, channel_kind,
-                direction, author, content, provider_message_id, status, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(m.tenant.as_str())
-        .bind(m.id.to_string())
-        .bind(m.conversation.to_string())
-        .bind(m.customer.to_string())
-        .bind(m.channel.as_str())
-        .bind(m.channel_kind.as_str())
-        .bind(m.direction.as_str())
-        .bind(to_json(&m.author)?)
-        .bind(to_json(&m.content)?)
-        .bind(&m.provider_message_id)
-        .bind(m.status.as_str())
-        .bind(micros(m.created_at))
-        .execute(&self.pools.writer)
-        .await;
-        match result {
-            Ok(_) => Ok(Appended::Inserted(m.clone())),
-            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                Err(Error::not_found("conversation", m.conversation))
-            }
-            Err(e) => match (map_error(e), &m.provider_message_id) {
-                // Lost a race with a concurrent delivery of the same provider message.
-                (Error::Conflict { .. }, Some(pid)) => self
-                    .message_by_provider_id(&self.pools.writer, &m.tenant, &m.channel, pid)
-                    .await?
-                    .map(Appended::Duplicate)
-                    .ok_or_else(|| Error::conflict("duplicate message id")),
-                (e, _) => Err(e),
-            },
+        let mut conn = self.pools.writer.acquire().await.map_err(map_error)?;
+        insert_message(&mut conn, m).await
+    }
+
+    async fn append_outbound(&self, m: &Message, to: &Identity) -> Result<Appended> {
+        m.validate()?;
+        let mut tx = self.pools.writer.begin().await.map_err(map_error)?;
+        let appended = insert_message(&mut tx, m).await?;
+        if let Appended::Inserted(m) = &appended {
+            sqlx::query(
+                "INSERT INTO cs_outbox (tenant, message, conversation, to_kind, to_external_id,
+                    next_attempt_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(m.tenant.as_str())
+            .bind(m.id.to_string())
+            .bind(m.conversation.to_string())
+            .bind(to.kind.as_str())
+            .bind(&to.external_id)
+            .bind(micros(m.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
         }
+        tx.commit().await.map_err(map_error)?;
+        Ok(appended)
+    }
+
+    async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
+        let conversation = req.conversation.map(|c| c.to_string());
+        let claimed = sqlx::query(
+            "UPDATE cs_outbox SET next_attempt_at = ?
+             WHERE tenant = ? AND message IN (
+                SELECT o.message FROM cs_outbox o
+                WHERE o.tenant = ? AND o.dead = 0 AND o.next_attempt_at <= ?
+                  AND (? IS NULL OR o.conversation = ?)
+                  AND NOT EXISTS (
+                    SELECT 1 FROM cs_outbox p
+                    WHERE p.tenant = o.tenant AND p.conversation = o.conversation
+                      AND p.dead = 0 AND p.message < o.message)
+                ORDER BY o.message LIMIT ?)
+             RETURNING message, attempts, to_kind, to_external_id",
+        )
+        .bind(micros(req.lease_until))
+        .bind(req.tenant.as_str())
+        .bind(req.tenant.as_str())
+        .bind(micros(req.now))
+        .bind(&conversation)
+        .bind(&conversation)
+        .bind(page(req.limit) as i64)
+        .fetch_all(&self.pools.writer)
+        .await
+        .map_err(map_error)?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let id: String = get(&row, "message")?;
+            let attempts: i64 = get(&row, "attempts")?;
+            let message = sqlx::query("SELECT * FROM cs_messages WHERE tenant = ? AND id = ?")
+                .bind(req.tenant.as_str())
+                .bind(&id)
+                .fetch_one(&self.pools.writer)
+                .await
+                .map_err(map_error)?;
+            out.push(Claimed {
+                message: message_from_row(&message)?,
+                to: Identity {
+                    kind: parse(&row, "to_kind")?,
+                    external_id: get(&row, "to_external_id")?,
+                },
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            });
+        }
+        out.sort_by_key(|c| c.message.id);
+        Ok(out)
+    }
+
+    async fn finish_outbound(
+        &self,
+        tenant: &TenantId,
+        message: MessageId,
+        outcome: &Outcome,
+    ) -> Result<()> {
+        let mut tx = self.pools.writer.begin().await.map_err(map_error)?;
+        let id = message.to_string();
+        let done = match outcome {
+            Outcome::Sent {
+                status,
+                provider_id,
+            } => {
+                let done = sqlx::query(
+                    "DELETE FROM cs_outbox WHERE tenant = ? AND message = ? AND dead = 0",
+                )
+                .bind(tenant.as_str())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?
+                .rows_affected();
+                if done == 1 {
+                    sqlx::query("UPDATE cs_messages SET status = ? WHERE tenant = ? AND id = ?")
+                        .bind(status.as_str())
+                        .bind(tenant.as_str())
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                    if let Some(pid) = provider_id {
+                        sqlx::query(
+                            "INSERT INTO cs_receipts (tenant, channel, provider_id, message)
+                             SELECT tenant, channel, ?, id FROM cs_messages
+                             WHERE tenant = ? AND id = ?
+                             ON CONFLICT DO UPDATE SET message = excluded.message",
+                        )
+                        .bind(pid)
+                        .bind(tenant.as_str())
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                    }
+                }
+                done
+            }
+            Outcome::Retry { at, error } => sqlx::query(
+                "UPDATE cs_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
+                 WHERE tenant = ? AND message = ? AND dead = 0",
+            )
+            .bind(micros(*at))
+            .bind(error)
+            .bind(tenant.as_str())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?
+            .rows_affected(),
+            Outcome::Dead { error } => {
+                let done = sqlx::query(
+                    "UPDATE cs_outbox SET attempts = attempts + 1, dead = 1, last_error = ?
+                     WHERE tenant = ? AND message = ? AND dead = 0",
+                )
+                .bind(error)
+                .bind(tenant.as_str())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?
+                .rows_affected();
+                sqlx::query("UPDATE cs_messages SET status = 'failed' WHERE tenant = ? AND id = ?")
+                    .bind(tenant.as_str())
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                done
+            }
+        };
+        if done == 0 {
+            return Err(Error::not_found("outbox message", message));
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, tenant: &TenantId, limit: usize) -> Result<Vec<DeadLetter>> {
+        sqlx::query(
+            "SELECT m.*, o.attempts AS outbox_attempts, o.last_error AS outbox_error
+             FROM cs_outbox o JOIN cs_messages m ON m.tenant = o.tenant AND m.id = o.message
+             WHERE o.tenant = ? AND o.dead = 1 ORDER BY o.message LIMIT ?",
+        )
+        .bind(tenant.as_str())
+        .bind(page(limit) as i64)
+        .fetch_all(&self.pools.reader)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(|r| {
+            let attempts: i64 = get(r, "outbox_attempts")?;
+            let error: Option<String> = get(r, "outbox_error")?;
+            Ok(DeadLetter {
+                message: message_from_row(r)?,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                error: error.unwrap_or_default(),
+            })
+        })
+        .collect()
+    }
+
+    async fn apply_receipt(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_id: &str,
+        status: DeliveryStatus,
+    ) -> Result<Option<MessageId>> {
+        let mut tx = self.pools.writer.begin().await.map_err(map_error)?;
+        let row = sqlx::query(
+            "SELECT m.id, m.status FROM cs_receipts r
+             JOIN cs_messages m ON m.tenant = r.tenant AND m.id = r.message
+             WHERE r.tenant = ? AND r.channel = ? AND r.provider_id = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(channel.as_str())
+        .bind(provider_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: MessageId = parse(&row, "id")?;
+        let old: String = get(&row, "status")?;
+        let old = DeliveryStatus::parse(&old).ok_or_else(|| corrupt(format!("status {old:?}")))?;
+        if status_advances(old, status) {
+            sqlx::query("UPDATE cs_messages SET status = ? WHERE tenant = ? AND id = ?")
+                .bind(status.as_str())
+                .bind(tenant.as_str())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(id))
     }
 
     async fn messages(&self, q: &MessageQuery) -> Result<Vec<Message>> {
