@@ -26,13 +26,13 @@ use cs_channels::{
     Channel, Delivered, InboundHandler, InboundMessage, OutboundMessage, StatusUpdate,
 };
 use cs_core::store::{
-    ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, MessageQuery,
-    MessageScope, OpenConversation, Outcome, ResolveCustomer,
+    ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, Merge,
+    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, ResolveCustomer,
 };
 use cs_core::{
     Agent, AgentId, Author, ChannelId, Clock, Content, Conversation, ConversationId,
-    ConversationState, Customer, DeliveryStatus, Direction, DomainEvent, Event, Identity, Message,
-    MessageId, Presence, Priority, Route, SystemClock, TenantId,
+    ConversationState, Customer, DeliveryStatus, Direction, DomainEvent, Event, Identity,
+    LinkOrigin, MergeId, Message, MessageId, Presence, Priority, Route, SystemClock, TenantId,
 };
 use cs_routing::{Decision, Router, SkillRequirement, Snapshot, Task};
 use cs_tickets::TicketStore;
@@ -1007,6 +1007,168 @@ impl Engine {
         let decisions = self.inner.router.tick(self.inner.clock.now()).await?;
         self.apply(decisions).await;
         Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // One customer across channels
+    // ---------------------------------------------------------------------------------------
+
+    /// Links another identity to a customer (the shop's login proves a WeChat user is also this
+    /// web visitor, an agent confirms an email address). The link records its origin.
+    ///
+    /// # Errors
+    /// [`cs_core::Error::Conflict`] when the identity belongs to another customer: merge them
+    /// with [`Engine::merge_customers`] instead.
+    pub async fn link_identity(
+        &self,
+        customer: cs_core::CustomerId,
+        identity: Identity,
+        origin: LinkOrigin,
+    ) -> Result<()> {
+        self.inner
+            .store
+            .link_identity(
+                &self.inner.tenant,
+                customer,
+                &identity,
+                &origin,
+                self.inner.clock.now(),
+            )
+            .await?;
+        self.emit(DomainEvent::IdentityLinked { customer, identity });
+        Ok(())
+    }
+
+    /// Merges customer `from` into `into`: identities, conversations and the whole history move
+    /// over, so the agent sees one customer. If both were in an active conversation, `from`'s is
+    /// resolved and taken out of the router's queue (or off its agent). Undo with
+    /// [`Engine::unmerge`].
+    ///
+    /// # Errors
+    /// As [`ConversationStore::merge_customers`].
+    pub async fn merge_customers(
+        &self,
+        into: cs_core::CustomerId,
+        from: cs_core::CustomerId,
+        by: LinkOrigin,
+    ) -> Result<Merge> {
+        let tenant = &self.inner.tenant;
+        let _a = self.lock_customer(into.min(from)).await;
+        let _b = if into == from {
+            None
+        } else {
+            Some(self.lock_customer(into.max(from)).await)
+        };
+        let active = |c| ConversationQuery {
+            tenant: tenant.clone(),
+            states: vec![
+                ConversationState::Bot,
+                ConversationState::Queued,
+                ConversationState::Assigned,
+            ],
+            assignee: None,
+            customer: Some(c),
+            limit: 1,
+        };
+        let into_active = self.inner.store.conversations(&active(into)).await?;
+        let from_active = self.inner.store.conversations(&active(from)).await?;
+        let merge = self
+            .inner
+            .store
+            .merge_customers(&MergeCustomers {
+                tenant: tenant.clone(),
+                into,
+                from,
+                by,
+                at: self.inner.clock.now(),
+            })
+            .await?;
+        if !into_active.is_empty()
+            && let Some(closed) = from_active.first()
+        {
+            match (closed.state, closed.assignee) {
+                (ConversationState::Queued, _) => {
+                    self.inner.router.cancel(closed.id).await?;
+                }
+                (ConversationState::Assigned, Some(agent)) => {
+                    if let Ok(decisions) = self.inner.router.release(agent, closed.id).await {
+                        self.apply(decisions).await;
+                    }
+                }
+                _ => {}
+            }
+            self.emit(DomainEvent::StateChanged {
+                conversation: closed.id,
+                from: closed.state,
+                to: ConversationState::Resolved,
+            });
+        }
+        self.emit(DomainEvent::CustomersMerged {
+            merge: merge.id,
+            into,
+            from,
+        });
+        Ok(merge)
+    }
+
+    /// Undoes a merge: both customers are separate again, each with their own identities and
+    /// history; nothing is lost.
+    ///
+    /// # Errors
+    /// As [`ConversationStore::unmerge`].
+    pub async fn unmerge(&self, merge: MergeId) -> Result<Merge> {
+        let undone = self
+            .inner
+            .store
+            .unmerge(&self.inner.tenant, merge, self.inner.clock.now())
+            .await?;
+        self.emit(DomainEvent::CustomersUnmerged {
+            merge,
+            into: undone.into,
+            from: undone.from,
+        });
+        Ok(undone)
+    }
+
+    /// Sends the rest of a conversation through another of the customer's identities (the
+    /// customer asked to continue by email, say). By default replies go where the customer
+    /// wrote last.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when the conversation is not the agent's;
+    /// [`Error::InvalidInput`] when the identity is not the customer's or the channel is not of
+    /// its kind; [`Error::UnknownChannel`].
+    pub async fn set_reply_route(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        route: Route,
+    ) -> Result<Conversation> {
+        let conv = self.own_conversation(agent, conversation).await?;
+        let channel = self
+            .inner
+            .channels
+            .get(&route.channel)
+            .ok_or_else(|| Error::UnknownChannel(route.channel.to_string()))?;
+        if channel.info().kind != route.identity.kind {
+            return Err(Error::invalid(format!(
+                "channel {} cannot reach identity {}",
+                route.channel, route.identity
+            )));
+        }
+        let identities = self
+            .inner
+            .store
+            .identities(&self.inner.tenant, conv.customer)
+            .await?;
+        if !identities.contains(&route.identity) {
+            return Err(Error::invalid(format!(
+                "{} is not an identity of this customer",
+                route.identity
+            )));
+        }
+        self.update_conversation(conversation, |c| c.route = route.clone())
+            .await
     }
 
     // ---------------------------------------------------------------------------------------

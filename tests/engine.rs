@@ -11,8 +11,8 @@ use cs_channels::{
 };
 use cs_core::store::{ConversationStore, MemoryStore, MessageQuery, MessageScope};
 use cs_core::{
-    Agent, AgentId, Capacity, ChannelId, ChannelKind, Clock, Content, ConversationState,
-    DeliveryStatus, DomainEvent, Event, Identity, ManualClock, Presence, Skill, TenantId,
+    Agent, AgentId, Capacity, ChannelId, ChannelKind, Content, ConversationState, DeliveryStatus,
+    DomainEvent, Event, Identity, LinkOrigin, ManualClock, Presence, Skill, TenantId,
 };
 use omnidesk::Engine;
 use tokio::sync::broadcast;
@@ -408,12 +408,11 @@ async fn a_customer_on_two_channels_is_one_conversation_and_replies_follow_them(
         .await
         .unwrap();
     // The shop knows the WeChat user is also web visitor "user-9" (logged in on both).
-    store
+    engine
         .link_identity(
-            &TenantId::default(),
             first.message.customer,
-            &Identity::new(ChannelKind::WebChat, "user-9"),
-            clock.now(),
+            Identity::new(ChannelKind::WebChat, "user-9"),
+            LinkOrigin::Api,
         )
         .await
         .unwrap();
@@ -569,4 +568,87 @@ async fn conversations_waiting_before_a_restart_are_queued_again() {
     second.sign_in(alice.id).await.unwrap();
     let conv = second.conversation(d.message.conversation).await.unwrap();
     assert_eq!(conv.assignee, Some(alice.id));
+}
+
+#[tokio::test]
+async fn merging_two_customers_shows_one_history_and_unmerging_restores_both() {
+    let (wechat, _) = recording_channel("wechat", ChannelKind::WeChat);
+    let (mail, mail_sent) = recording_channel("mail", ChannelKind::Email);
+    let alice = agent("Alice");
+    let engine = Engine::builder()
+        .with_store(Arc::new(MemoryStore::new()))
+        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+        .with_channel(Arc::new(wechat))
+        .with_channel(Arc::new(mail))
+        .with_agent(alice.clone())
+        .build()
+        .await
+        .unwrap();
+    engine.sign_in(alice.id).await.unwrap();
+    // The customer writes on WeChat, then by email: two customers as far as anyone can prove.
+    let on_wechat = engine
+        .handle_inbound_and_wait(inbound(
+            "wechat",
+            ChannelKind::WeChat,
+            "openid-1",
+            "w1",
+            "多久发货",
+        ))
+        .await
+        .unwrap();
+    let by_mail = engine
+        .handle_inbound_and_wait(inbound(
+            "mail",
+            ChannelKind::Email,
+            "ann@example.com",
+            "<m1@x>",
+            "转人工",
+        ))
+        .await
+        .unwrap();
+    let (ann, ann_mail) = (on_wechat.message.customer, by_mail.message.customer);
+    assert_ne!(ann, ann_mail);
+    let mail_conv = engine
+        .conversation(by_mail.message.conversation)
+        .await
+        .unwrap();
+    assert_eq!(mail_conv.assignee, Some(alice.id));
+
+    // The agent merges them: one history, and the mail conversation (active on both sides)
+    // is resolved and frees the agent.
+    let mut events = engine.subscribe();
+    let merge = engine
+        .merge_customers(ann, ann_mail, LinkOrigin::Agent { agent: alice.id })
+        .await
+        .unwrap();
+    let view = engine.customer_view(ann).await.unwrap();
+    let channels: Vec<&str> = view.history.iter().map(|m| m.channel.as_str()).collect();
+    assert!(
+        channels.contains(&"wechat") && channels.contains(&"mail"),
+        "{channels:?}"
+    );
+    assert_eq!(view.identities.len(), 2);
+    assert!(
+        engine.queue().await.unwrap().agents[0].tasks.is_empty(),
+        "agent freed"
+    );
+    assert!(
+        drain(&mut events)
+            .iter()
+            .any(|e| matches!(e, DomainEvent::CustomersMerged { .. }))
+    );
+
+    // Undo: both separate again, each history intact.
+    let before = view.history.len();
+    engine.unmerge(merge.id).await.unwrap();
+    let a = engine.customer_view(ann).await.unwrap();
+    let b = engine.customer_view(ann_mail).await.unwrap();
+    assert_eq!(a.history.len() + b.history.len(), before, "nothing lost");
+    assert!(a.history.iter().all(|m| m.channel.as_str() == "wechat"));
+    assert!(b.history.iter().all(|m| m.channel.as_str() == "mail"));
+    assert_eq!(
+        b.identities,
+        [Identity::new(ChannelKind::Email, "ann@example.com")]
+    );
+    assert!(!mail_sent.lock().unwrap().is_empty());
 }

@@ -123,6 +123,76 @@ impl fmt::Display for Identity {
     }
 }
 
+/// Why an identity belongs to a customer: every link records its origin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LinkOrigin {
+    /// The customer first wrote from it.
+    FirstContact,
+    /// A key both identities share proves it (a WeChat unionid, a verified phone number).
+    SharedKey {
+        /// Which key, e.g. `unionid:o6_bmasdasdsad6_2sgVt7hMZOPfL`.
+        key: String,
+    },
+    /// An agent linked it.
+    Agent {
+        /// Who.
+        agent: crate::id::AgentId,
+    },
+    /// The shop's own system linked it through the API.
+    Api,
+    /// It came with a merged customer.
+    Merge {
+        /// The merge.
+        merge: crate::id::MergeId,
+    },
+}
+
+impl LinkOrigin {
+    /// A compact text form for storage: `first_contact`, `shared_key:<key>`, `agent:<id>`,
+    /// `api`, `merge:<id>`.
+    pub fn to_storage(&self) -> String {
+        match self {
+            Self::FirstContact => "first_contact".into(),
+            Self::SharedKey { key } => format!("shared_key:{key}"),
+            Self::Agent { agent } => format!("agent:{agent}"),
+            Self::Api => "api".into(),
+            Self::Merge { merge } => format!("merge:{merge}"),
+        }
+    }
+
+    /// Parses [`LinkOrigin::to_storage`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for anything else.
+    pub fn from_storage(s: &str) -> Result<Self> {
+        let bad = || Error::invalid(format!("unknown link origin {s:?}"));
+        Ok(match s.split_once(':') {
+            None if s == "first_contact" => Self::FirstContact,
+            None if s == "api" => Self::Api,
+            Some(("shared_key", key)) => Self::SharedKey { key: key.into() },
+            Some(("agent", id)) => Self::Agent {
+                agent: id.parse().map_err(|_| bad())?,
+            },
+            Some(("merge", id)) => Self::Merge {
+                merge: id.parse().map_err(|_| bad())?,
+            },
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// An identity with where its link came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityLink {
+    /// The identity.
+    pub identity: Identity,
+    /// Why it belongs to the customer.
+    pub origin: LinkOrigin,
+    /// Since when.
+    pub linked_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Where replies to a customer go: a configured channel instance and the identity on it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {

@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::channel::{ChannelKind, Identity, Route};
+use crate::channel::{ChannelKind, Identity, LinkOrigin, Route};
 use crate::conversation::{Conversation, ConversationState, Priority};
 use crate::customer::{Customer, CustomerTier};
 use crate::error::Error;
 use crate::id::{AgentId, ChannelId, MessageId, TenantId};
 use crate::message::{Author, Content, DeliveryStatus, Direction, Message};
 use crate::store::{
-    ClaimOutbound, ConversationQuery, ConversationStore, MessageQuery, MessageScope,
-    OpenConversation, Outcome, ResolveCustomer,
+    ClaimOutbound, ConversationQuery, ConversationStore, MergeCustomers, MessageQuery,
+    MessageScope, OpenConversation, Outcome, ResolveCustomer,
 };
 
 /// Runs every check against `store`.
@@ -34,6 +34,7 @@ pub async fn run(store: Arc<dyn ConversationStore>) {
     tenants_are_isolated(store.as_ref()).await;
     outbox_orders_retries_and_dead_letters(store.as_ref()).await;
     receipts_move_status_forward(store.as_ref()).await;
+    merges_carry_history_and_can_be_undone(store.as_ref()).await;
 }
 
 fn tenant() -> TenantId {
@@ -182,13 +183,17 @@ async fn identities_link_and_conflict(store: &dyn ConversationStore) {
     let ann = customer(store, &t, "ann").await;
     let bob = customer(store, &t, "bob").await;
     let email = Identity::new(ChannelKind::Email, "ann@example.com");
-    store.link_identity(&t, ann.id, &email, t0()).await.unwrap();
+    let agent = AgentId::new();
     store
-        .link_identity(&t, ann.id, &email, t0())
+        .link_identity(&t, ann.id, &email, &LinkOrigin::Agent { agent }, t0())
+        .await
+        .unwrap();
+    store
+        .link_identity(&t, ann.id, &email, &LinkOrigin::Api, t0())
         .await
         .expect("linking an identity twice to its owner is a no-op");
     let err = store
-        .link_identity(&t, bob.id, &email, t0())
+        .link_identity(&t, bob.id, &email, &LinkOrigin::Api, t0())
         .await
         .unwrap_err();
     assert!(
@@ -199,6 +204,18 @@ async fn identities_link_and_conflict(store: &dyn ConversationStore) {
         store.identities(&t, ann.id).await.unwrap(),
         vec![web("ann"), email.clone()]
     );
+    let links = store.identity_links(&t, ann.id).await.unwrap();
+    assert_eq!(links.len(), 2);
+    assert_eq!(
+        links[0].origin,
+        LinkOrigin::FirstContact,
+        "first contact is recorded"
+    );
+    assert_eq!(
+        links[1].origin,
+        LinkOrigin::Agent { agent },
+        "the first link's origin is kept"
+    );
     let found = store
         .resolve_customer(&resolve_req(&t, email))
         .await
@@ -208,7 +225,13 @@ async fn identities_link_and_conflict(store: &dyn ConversationStore) {
         "a linked identity resolves to its customer"
     );
     let err = store
-        .link_identity(&t, crate::CustomerId::new(), &web("x"), t0())
+        .link_identity(
+            &t,
+            crate::CustomerId::new(),
+            &web("x"),
+            &LinkOrigin::Api,
+            t0(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -866,4 +889,182 @@ async fn status_of(
         .await
         .unwrap()[0]
         .status
+}
+
+async fn texts(store: &dyn ConversationStore, t: &TenantId, c: crate::CustomerId) -> Vec<String> {
+    store
+        .messages(&MessageQuery::new(
+            t.clone(),
+            MessageScope::Customer(c),
+            100,
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.content.plain_text())
+        .collect()
+}
+
+async fn merges_carry_history_and_can_be_undone(store: &dyn ConversationStore) {
+    let t = tenant();
+    // Ann wrote on WeChat, then (as "another" customer) by email; both are mid-conversation.
+    let wechat = Identity::new(ChannelKind::WeChat, "openid-ann");
+    let email = Identity::new(ChannelKind::Email, "ann@example.com");
+    let ann = store
+        .resolve_customer(&resolve_req(&t, wechat.clone()))
+        .await
+        .unwrap()
+        .customer;
+    let ann2 = store
+        .resolve_customer(&resolve_req(&t, email.clone()))
+        .await
+        .unwrap()
+        .customer;
+    let c1 = conversation(store, &t, &ann).await;
+    let c2 = conversation(store, &t, &ann2).await;
+    store
+        .append_message(&message(&c1, "wechat", Some("w1"), "在吗"))
+        .await
+        .unwrap();
+    store
+        .append_message(&message(&c2, "mail", Some("e1"), "order 1024?"))
+        .await
+        .unwrap();
+
+    let by = LinkOrigin::Agent {
+        agent: AgentId::new(),
+    };
+    let merge = store
+        .merge_customers(&MergeCustomers {
+            tenant: t.clone(),
+            into: ann.id,
+            from: ann2.id,
+            by: by.clone(),
+            at: t0(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(merge.identities.len(), 1);
+    assert_eq!(merge.identities[0].identity, email);
+    assert_eq!(merge.identities[0].origin, LinkOrigin::FirstContact);
+    assert_eq!(merge.conversations, [c2.id]);
+    assert_eq!(
+        merge.resolved,
+        Some(c2.id),
+        "two active conversations cannot stay active"
+    );
+    assert_eq!(
+        store
+            .resolve_customer(&resolve_req(&t, email.clone()))
+            .await
+            .unwrap()
+            .customer
+            .id,
+        ann.id,
+        "the email now resolves to Ann"
+    );
+    assert_eq!(
+        texts(store, &t, ann.id).await,
+        ["在吗", "order 1024?"],
+        "one history"
+    );
+    assert!(texts(store, &t, ann2.id).await.is_empty());
+    let links = store.identity_links(&t, ann.id).await.unwrap();
+    assert!(
+        links
+            .iter()
+            .any(|l| l.identity == email && l.origin == LinkOrigin::Merge { merge: merge.id })
+    );
+    let c2_now = store.conversation(&t, c2.id).await.unwrap();
+    assert_eq!(c2_now.state, ConversationState::Resolved);
+    assert_eq!(c2_now.customer, ann.id);
+    let active = store
+        .conversations(&ConversationQuery {
+            tenant: t.clone(),
+            states: vec![
+                ConversationState::Bot,
+                ConversationState::Queued,
+                ConversationState::Assigned,
+            ],
+            customer: Some(ann.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 1, "Ann keeps exactly one active conversation");
+
+    // Rules: no self-merge, no merging a merged-away customer, nothing changes on refusal.
+    let err = store
+        .merge_customers(&MergeCustomers {
+            tenant: t.clone(),
+            into: ann.id,
+            from: ann.id,
+            by: by.clone(),
+            at: t0(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    let err = store
+        .merge_customers(&MergeCustomers {
+            tenant: t.clone(),
+            into: ann2.id,
+            from: ann.id,
+            by: by.clone(),
+            at: t0(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+
+    // Written after the merge, in the moved conversation's successor (Ann's active one).
+    store
+        .append_message(&message(&c1, "wechat", Some("w2"), "还在吗"))
+        .await
+        .unwrap();
+
+    // Undo: both are separate again and nothing is lost.
+    let undone = store
+        .unmerge(&t, merge.id, t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(undone.undone_at.is_some());
+    assert_eq!(texts(store, &t, ann.id).await, ["在吗", "还在吗"]);
+    assert_eq!(texts(store, &t, ann2.id).await, ["order 1024?"]);
+    assert_eq!(store.identities(&t, ann2.id).await.unwrap(), [email]);
+    assert_eq!(
+        store.identity_links(&t, ann2.id).await.unwrap()[0].origin,
+        LinkOrigin::FirstContact,
+        "the original origin comes back"
+    );
+    assert_eq!(store.identities(&t, ann.id).await.unwrap(), [wechat]);
+    assert_eq!(
+        store.conversation(&t, c2.id).await.unwrap().customer,
+        ann2.id
+    );
+    assert!(matches!(
+        store.unmerge(&t, merge.id, t0()).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert!(matches!(
+        store.unmerge(&t, crate::MergeId::new(), t0()).await,
+        Err(Error::NotFound { .. })
+    ));
+    let history = store.merges(&t, ann2.id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].by, by);
+    assert!(history[0].undone_at.is_some());
+
+    // After the undo they can be merged again.
+    store
+        .merge_customers(&MergeCustomers {
+            tenant: t.clone(),
+            into: ann.id,
+            from: ann2.id,
+            by,
+            at: t0(),
+        })
+        .await
+        .expect("a merge can be redone after an undo");
 }

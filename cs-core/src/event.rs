@@ -50,6 +50,8 @@ impl Event {
             | E::DeliveryFailed { conversation, .. } => Some(*conversation),
             E::TicketOpened { conversation, .. } => *conversation,
             E::CustomerCreated { .. }
+            | E::CustomersMerged { .. }
+            | E::CustomersUnmerged { .. }
             | E::IdentityLinked { .. }
             | E::DuplicateIgnored { .. }
             | E::AgentPresenceChanged { .. } => None,
@@ -159,6 +161,24 @@ pub enum DomainEvent {
         agent: AgentId,
         /// The new presence.
         presence: Presence,
+    },
+    /// Two customers were merged into one.
+    CustomersMerged {
+        /// The merge (undo it with its id).
+        merge: crate::id::MergeId,
+        /// The customer who stayed.
+        into: CustomerId,
+        /// The customer merged away.
+        from: CustomerId,
+    },
+    /// A merge was undone.
+    CustomersUnmerged {
+        /// The merge.
+        merge: crate::id::MergeId,
+        /// The customer who stayed.
+        into: CustomerId,
+        /// The customer restored.
+        from: CustomerId,
     },
     /// A ticket was opened.
     TicketOpened {

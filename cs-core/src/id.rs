@@ -92,6 +92,11 @@ uuid_id!(
     "ticket"
 );
 uuid_id!(
+    /// Identifies a merge of two customers (so it can be undone).
+    MergeId,
+    "merge"
+);
+uuid_id!(
     /// Identifies a domain event.
     EventId,
     "event"

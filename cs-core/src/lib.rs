@@ -15,14 +15,14 @@ pub mod sql;
 pub mod store;
 
 pub use agent::{Agent, Capacity, Presence, Skill};
-pub use channel::{ChannelKind, Identity, Medium, Route};
+pub use channel::{ChannelKind, Identity, IdentityLink, LinkOrigin, Medium, Route};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conversation::{Conversation, ConversationState, Priority};
 pub use customer::{Customer, CustomerTier};
 pub use error::{BoxError, Error, Result};
 pub use event::{DomainEvent, Event};
 pub use id::{
-    AgentId, ChannelId, ConversationId, CustomerId, EventId, MessageId, TenantId, TicketId,
+    AgentId, ChannelId, ConversationId, CustomerId, EventId, MergeId, MessageId, TenantId, TicketId,
 };
 pub use message::{
     Author, CardButton, Content, ContentKind, DeliveryStatus, Direction, Message, RichCard,

@@ -7,15 +7,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter,
-    MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer, Resolved,
-    new_conversation, new_customer, page, status_advances,
+    Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, Merge,
+    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer,
+    Resolved, new_conversation, new_customer, page, status_advances,
 };
-use crate::channel::Identity;
-use crate::conversation::Conversation;
+use crate::channel::{Identity, IdentityLink, LinkOrigin};
+use crate::conversation::{Conversation, ConversationState};
 use crate::customer::Customer;
 use crate::error::{Error, Result};
-use crate::id::{ChannelId, ConversationId, CustomerId, MessageId, TenantId};
+use crate::id::{ChannelId, ConversationId, CustomerId, MergeId, MessageId, TenantId};
 use crate::message::{DeliveryStatus, Message};
 
 /// A [`ConversationStore`] in process memory: for tests, demos and single-process deployments
@@ -48,7 +48,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     customers: HashMap<(TenantId, CustomerId), Customer>,
-    identities: HashMap<(TenantId, Identity), CustomerId>,
+    identities: HashMap<(TenantId, Identity), Link>,
+    merges: Vec<Merge>,
     conversations: HashMap<(TenantId, ConversationId), Conversation>,
     /// Every message, keyed by tenant and (time-ordered) id.
     messages: BTreeMap<(TenantId, MessageId), Message>,
@@ -57,6 +58,13 @@ struct Inner {
     outbox: BTreeMap<(TenantId, MessageId), OutboxRow>,
     /// Provider ids of sent messages, for receipts.
     receipts: HashMap<(TenantId, ChannelId, String), MessageId>,
+}
+
+#[derive(Debug, Clone)]
+struct Link {
+    customer: CustomerId,
+    origin: LinkOrigin,
+    at: DateTime<Utc>,
 }
 
 #[derive(Debug)]
@@ -97,15 +105,22 @@ impl ConversationStore for MemoryStore {
     async fn resolve_customer(&self, req: &ResolveCustomer) -> Result<Resolved> {
         let mut inner = self.lock();
         let key = (req.tenant.clone(), req.identity.clone());
-        if let Some(id) = inner.identities.get(&key) {
-            let customer = inner.customers[&(req.tenant.clone(), *id)].clone();
+        if let Some(link) = inner.identities.get(&key) {
+            let customer = inner.customers[&(req.tenant.clone(), link.customer)].clone();
             return Ok(Resolved {
                 customer,
                 created: false,
             });
         }
         let customer = new_customer(req);
-        inner.identities.insert(key, customer.id);
+        inner.identities.insert(
+            key,
+            Link {
+                customer: customer.id,
+                origin: LinkOrigin::FirstContact,
+                at: req.at,
+            },
+        );
         inner
             .customers
             .insert((req.tenant.clone(), customer.id), customer.clone());
@@ -124,7 +139,7 @@ impl ConversationStore for MemoryStore {
         Ok(inner
             .identities
             .get(&(tenant.clone(), identity.clone()))
-            .and_then(|id| inner.customers.get(&(tenant.clone(), *id)))
+            .and_then(|link| inner.customers.get(&(tenant.clone(), link.customer)))
             .cloned())
     }
 
@@ -151,7 +166,8 @@ impl ConversationStore for MemoryStore {
         tenant: &TenantId,
         customer: CustomerId,
         identity: &Identity,
-        _at: DateTime<Utc>,
+        origin: &LinkOrigin,
+        at: DateTime<Utc>,
     ) -> Result<()> {
         let mut inner = self.lock();
         if !inner.customers.contains_key(&(tenant.clone(), customer)) {
@@ -159,27 +175,174 @@ impl ConversationStore for MemoryStore {
         }
         let key = (tenant.clone(), identity.clone());
         match inner.identities.get(&key) {
-            Some(owner) if *owner == customer => Ok(()),
+            Some(link) if link.customer == customer => Ok(()),
             Some(_) => Err(Error::conflict(format!(
                 "identity {identity} belongs to another customer"
             ))),
             None => {
-                inner.identities.insert(key, customer);
+                inner.identities.insert(
+                    key,
+                    Link {
+                        customer,
+                        origin: origin.clone(),
+                        at,
+                    },
+                );
                 Ok(())
             }
         }
     }
 
     async fn identities(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
-        let mut out: Vec<Identity> = self
+        Ok(self
+            .identity_links(tenant, customer)
+            .await?
+            .into_iter()
+            .map(|l| l.identity)
+            .collect())
+    }
+
+    async fn identity_links(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> Result<Vec<IdentityLink>> {
+        let mut out: Vec<IdentityLink> = self
             .lock()
             .identities
             .iter()
-            .filter(|((t, _), c)| t == tenant && **c == customer)
-            .map(|((_, i), _)| i.clone())
+            .filter(|((t, _), l)| t == tenant && l.customer == customer)
+            .map(|((_, i), l)| IdentityLink {
+                identity: i.clone(),
+                origin: l.origin.clone(),
+                linked_at: l.at,
+            })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.identity.cmp(&b.identity));
         Ok(out)
+    }
+
+    async fn merge_customers(&self, req: &MergeCustomers) -> Result<Merge> {
+        let mut inner = self.lock();
+        let t = &req.tenant;
+        if req.into == req.from {
+            return Err(Error::invalid("a customer cannot be merged with itself"));
+        }
+        for c in [req.into, req.from] {
+            if !inner.customers.contains_key(&(t.clone(), c)) {
+                return Err(Error::not_found("customer", c));
+            }
+            if inner
+                .merges
+                .iter()
+                .any(|m| &m.tenant == t && m.from == c && m.undone_at.is_none())
+            {
+                return Err(Error::conflict(format!("customer {c} was merged away")));
+            }
+        }
+        let id = MergeId::new();
+        let mut identities = Vec::new();
+        for ((tt, identity), link) in inner.identities.iter_mut() {
+            if tt == t && link.customer == req.from {
+                identities.push(IdentityLink {
+                    identity: identity.clone(),
+                    origin: link.origin.clone(),
+                    linked_at: link.at,
+                });
+                link.customer = req.into;
+                link.origin = LinkOrigin::Merge { merge: id };
+            }
+        }
+        identities.sort_by(|a, b| a.identity.cmp(&b.identity));
+        let into_active = inner.active_conversation(t, req.into).map(|c| c.id);
+        let mut conversations = Vec::new();
+        let mut resolved = None;
+        for ((tt, _), c) in inner.conversations.iter_mut() {
+            if tt == t && c.customer == req.from {
+                if into_active.is_some() && c.state.is_active() {
+                    c.state = ConversationState::Resolved;
+                    c.updated_at = req.at;
+                    c.version += 1;
+                    resolved = Some(c.id);
+                }
+                c.customer = req.into;
+                conversations.push(c.id);
+            }
+        }
+        conversations.sort();
+        for ((tt, _), m) in inner.messages.iter_mut() {
+            if tt == t && m.customer == req.from {
+                m.customer = req.into;
+            }
+        }
+        let merge = Merge {
+            id,
+            tenant: t.clone(),
+            into: req.into,
+            from: req.from,
+            identities,
+            conversations,
+            resolved,
+            by: req.by.clone(),
+            at: req.at,
+            undone_at: None,
+        };
+        inner.merges.push(merge.clone());
+        Ok(merge)
+    }
+
+    async fn unmerge(&self, tenant: &TenantId, merge: MergeId, at: DateTime<Utc>) -> Result<Merge> {
+        let mut inner = self.lock();
+        let record = inner
+            .merges
+            .iter()
+            .find(|m| &m.tenant == tenant && m.id == merge)
+            .cloned()
+            .ok_or_else(|| Error::not_found("merge", merge))?;
+        if record.undone_at.is_some() {
+            return Err(Error::conflict(format!("merge {merge} was undone already")));
+        }
+        for l in &record.identities {
+            if let Some(link) = inner
+                .identities
+                .get_mut(&(tenant.clone(), l.identity.clone()))
+                && link.customer == record.into
+            {
+                link.customer = record.from;
+                link.origin = l.origin.clone();
+                link.at = l.linked_at;
+            }
+        }
+        for ((tt, _), c) in inner.conversations.iter_mut() {
+            if tt == tenant && c.customer == record.into && record.conversations.contains(&c.id) {
+                c.customer = record.from;
+            }
+        }
+        for ((tt, _), m) in inner.messages.iter_mut() {
+            if tt == tenant
+                && m.customer == record.into
+                && record.conversations.contains(&m.conversation)
+            {
+                m.customer = record.from;
+            }
+        }
+        let slot = inner
+            .merges
+            .iter_mut()
+            .find(|m| &m.tenant == tenant && m.id == merge)
+            .expect("found above");
+        slot.undone_at = Some(at);
+        Ok(slot.clone())
+    }
+
+    async fn merges(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Merge>> {
+        Ok(self
+            .lock()
+            .merges
+            .iter()
+            .filter(|m| &m.tenant == tenant && (m.into == customer || m.from == customer))
+            .cloned()
+            .collect())
     }
 
     async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened> {

@@ -13,11 +13,11 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::channel::{Identity, Route};
+use crate::channel::{Identity, IdentityLink, LinkOrigin, Route};
 use crate::conversation::{Conversation, ConversationState, Priority};
 use crate::customer::{Customer, CustomerTier};
 use crate::error::Result;
-use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MessageId, TenantId};
+use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MergeId, MessageId, TenantId};
 use crate::message::{DeliveryStatus, Message};
 
 pub use memory::MemoryStore;
@@ -206,6 +206,46 @@ pub struct DeadLetter {
     pub error: String,
 }
 
+/// Merge one customer into another.
+#[derive(Debug, Clone)]
+pub struct MergeCustomers {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The customer who stays.
+    pub into: CustomerId,
+    /// The customer merged away.
+    pub from: CustomerId,
+    /// Who or what decided it.
+    pub by: LinkOrigin,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A recorded merge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merge {
+    /// The id.
+    pub id: MergeId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The customer who stayed.
+    pub into: CustomerId,
+    /// The customer merged away.
+    pub from: CustomerId,
+    /// The identities that moved, with the origins they had before.
+    pub identities: Vec<IdentityLink>,
+    /// The conversations that moved.
+    pub conversations: Vec<ConversationId>,
+    /// `from`'s active conversation, resolved by the merge because `into` had one too.
+    pub resolved: Option<ConversationId>,
+    /// Who or what decided it.
+    pub by: LinkOrigin,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// When it was undone.
+    pub undone_at: Option<DateTime<Utc>>,
+}
+
 /// The most rows one list call returns.
 pub const MAX_PAGE: usize = 1_000;
 
@@ -246,19 +286,56 @@ pub trait ConversationStore: Send + Sync + Debug + 'static {
     /// [`crate::Error::NotFound`] when there is no such customer.
     async fn update_customer(&self, customer: &Customer) -> Result<()>;
 
-    /// Links another identity to a customer. Linking an identity the customer already has is a
-    /// no-op.
+    /// Links another identity to a customer, recording why. Linking an identity the customer
+    /// already has is a no-op (the first origin is kept).
     ///
     /// # Errors
-    /// [`crate::Error::Conflict`] when the identity belongs to another customer;
-    /// [`crate::Error::NotFound`] when the customer does not exist.
+    /// [`crate::Error::Conflict`] when the identity belongs to another customer (merge the
+    /// customers instead); [`crate::Error::NotFound`] when the customer does not exist.
     async fn link_identity(
         &self,
         tenant: &TenantId,
         customer: CustomerId,
         identity: &Identity,
+        origin: &LinkOrigin,
         at: DateTime<Utc>,
     ) -> Result<()>;
+
+    /// Every identity of a customer with the origin of its link.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn identity_links(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> Result<Vec<IdentityLink>>;
+
+    /// Merges customer `from` into `into`: `from`'s identities, conversations and messages move
+    /// to `into` (its whole history comes along) and the merge is recorded so
+    /// [`ConversationStore::unmerge`] can undo it. When both have an active conversation,
+    /// `from`'s is resolved (its messages stay in `into`'s history).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for a customer merged with itself;
+    /// [`crate::Error::Conflict`] when either customer has itself been merged away;
+    /// [`crate::Error::NotFound`] for an unknown customer.
+    async fn merge_customers(&self, request: &MergeCustomers) -> Result<Merge>;
+
+    /// Undoes a merge: the identities and conversations that moved (with their messages, including
+    /// any written since in those conversations) go back to the merged-away customer. Identities
+    /// and conversations that moved on again since are left where they are.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] for an unknown merge; [`crate::Error::Conflict`] when it was
+    /// undone already.
+    async fn unmerge(&self, tenant: &TenantId, merge: MergeId, at: DateTime<Utc>) -> Result<Merge>;
+
+    /// The merges a customer took part in (either side), oldest first.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn merges(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Merge>>;
 
     /// Every identity of a customer.
     ///

@@ -8,15 +8,15 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter,
-    MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer, Resolved,
-    new_conversation, new_customer, page, status_advances,
+    Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, Merge,
+    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer,
+    Resolved, new_conversation, new_customer, page, status_advances,
 };
-use crate::channel::{ChannelKind, Identity, Route};
+use crate::channel::{ChannelKind, Identity, IdentityLink, LinkOrigin, Route};
 use crate::conversation::{Conversation, ConversationState, Priority};
 use crate::customer::{Customer, CustomerTier};
 use crate::error::{Error, Result};
-use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MessageId, TenantId};
+use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MergeId, MessageId, TenantId};
 use crate::message::{Author, Content, DeliveryStatus, Direction, Message};
 use crate::sql::Migration;
 use crate::sql::sqlite::{Pools, connect, map_error, migrate};
@@ -115,6 +115,28 @@ CREATE TABLE cs_receipts (
     message TEXT NOT NULL,
     PRIMARY KEY (tenant, channel, provider_id)
 );
+"#,
+    },
+    Migration {
+        version: 3,
+        name: "identity link origins and customer merges",
+        sql: r#"
+ALTER TABLE cs_identities ADD COLUMN origin TEXT NOT NULL DEFAULT 'first_contact';
+CREATE TABLE cs_merges (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    into_customer TEXT NOT NULL,
+    from_customer TEXT NOT NULL,
+    identities TEXT NOT NULL,
+    conversations TEXT NOT NULL,
+    resolved TEXT,
+    origin TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    undone_at INTEGER,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX cs_merges_into ON cs_merges (tenant, into_customer);
+CREATE INDEX cs_merges_from ON cs_merges (tenant, from_customer);
 "#,
     },
 ];
@@ -328,6 +350,41 @@ async fn insert_message(conn: &mut SqliteConnection, m: &Message) -> Result<Appe
     }
 }
 
+fn link_from_row(row: &SqliteRow) -> Result<IdentityLink> {
+    let origin: String = get(row, "origin")?;
+    Ok(IdentityLink {
+        identity: Identity {
+            kind: parse(row, "kind")?,
+            external_id: get(row, "external_id")?,
+        },
+        origin: LinkOrigin::from_storage(&origin).map_err(|e| corrupt(e.to_string()))?,
+        linked_at: from_micros(get(row, "linked_at")?)?,
+    })
+}
+
+fn merge_from_row(row: &SqliteRow) -> Result<Merge> {
+    let identities: String = get(row, "identities")?;
+    let conversations: String = get(row, "conversations")?;
+    let resolved: Option<String> = get(row, "resolved")?;
+    let origin: String = get(row, "origin")?;
+    let undone: Option<i64> = get(row, "undone_at")?;
+    Ok(Merge {
+        id: parse(row, "id")?,
+        tenant: parse(row, "tenant")?,
+        into: parse(row, "into_customer")?,
+        from: parse(row, "from_customer")?,
+        identities: serde_json::from_str(&identities).map_err(|e| corrupt(e.to_string()))?,
+        conversations: serde_json::from_str(&conversations).map_err(|e| corrupt(e.to_string()))?,
+        resolved: resolved
+            .map(|r| r.parse())
+            .transpose()
+            .map_err(|e: Error| corrupt(e.to_string()))?,
+        by: LinkOrigin::from_storage(&origin).map_err(|e| corrupt(e.to_string()))?,
+        at: from_micros(get(row, "at")?)?,
+        undone_at: undone.map(from_micros).transpose()?,
+    })
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::invalid(e.to_string()))
 }
@@ -507,18 +564,20 @@ impl ConversationStore for SqliteStore {
         tenant: &TenantId,
         customer: CustomerId,
         identity: &Identity,
+        origin: &LinkOrigin,
         at: DateTime<Utc>,
     ) -> Result<()> {
         self.customer(tenant, customer).await?;
         let inserted = sqlx::query(
-            "INSERT INTO cs_identities (tenant, kind, external_id, customer, linked_at)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO cs_identities (tenant, kind, external_id, customer, linked_at, origin)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(tenant.as_str())
         .bind(identity.kind.as_str())
         .bind(&identity.external_id)
         .bind(customer.to_string())
         .bind(micros(at))
+        .bind(origin.to_storage())
         .execute(&self.pools.writer)
         .await
         .map_err(map_error)?
@@ -538,9 +597,22 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn identities(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
-        sqlx::query(
-            "SELECT kind, external_id FROM cs_identities WHERE tenant = ? AND customer = ?
-             ORDER BY kind, external_id",
+        Ok(self
+            .identity_links(tenant, customer)
+            .await?
+            .into_iter()
+            .map(|l| l.identity)
+            .collect())
+    }
+
+    async fn identity_links(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> Result<Vec<IdentityLink>> {
+        let mut links = sqlx::query(
+            "SELECT kind, external_id, origin, linked_at FROM cs_identities
+             WHERE tenant = ? AND customer = ?",
         )
         .bind(tenant.as_str())
         .bind(customer.to_string())
@@ -548,17 +620,228 @@ impl ConversationStore for SqliteStore {
         .await
         .map_err(map_error)?
         .iter()
-        .map(|r| {
-            Ok(Identity {
-                kind: parse(r, "kind")?,
-                external_id: get(r, "external_id")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(|mut v| {
-            v.sort();
-            v
-        })
+        .map(link_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        links.sort_by(|a, b| a.identity.cmp(&b.identity));
+        Ok(links)
+    }
+
+    async fn merge_customers(&self, req: &MergeCustomers) -> Result<Merge> {
+        if req.into == req.from {
+            return Err(Error::invalid("a customer cannot be merged with itself"));
+        }
+        let t = req.tenant.as_str();
+        let (into, from) = (req.into.to_string(), req.from.to_string());
+        let mut tx = self.pools.writer.begin().await.map_err(map_error)?;
+        for c in [&into, &from] {
+            let exists = sqlx::query("SELECT 1 FROM cs_customers WHERE tenant = ? AND id = ?")
+                .bind(t)
+                .bind(c)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            if exists.is_none() {
+                return Err(Error::not_found("customer", c));
+            }
+            let merged = sqlx::query(
+                "SELECT 1 FROM cs_merges
+                 WHERE tenant = ? AND from_customer = ? AND undone_at IS NULL",
+            )
+            .bind(t)
+            .bind(c)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?;
+            if merged.is_some() {
+                return Err(Error::conflict(format!("customer {c} was merged away")));
+            }
+        }
+        let id = MergeId::new();
+        let mut identities = sqlx::query(
+            "SELECT kind, external_id, origin, linked_at FROM cs_identities
+             WHERE tenant = ? AND customer = ?",
+        )
+        .bind(t)
+        .bind(&from)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(link_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        identities.sort_by(|a, b| a.identity.cmp(&b.identity));
+        sqlx::query(
+            "UPDATE cs_identities SET customer = ?, origin = ? WHERE tenant = ? AND customer = ?",
+        )
+        .bind(&into)
+        .bind(LinkOrigin::Merge { merge: id }.to_storage())
+        .bind(t)
+        .bind(&from)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let into_active = sqlx::query(
+            "SELECT id FROM cs_conversations WHERE tenant = ? AND customer = ?
+               AND state IN ('bot', 'queued', 'assigned')",
+        )
+        .bind(t)
+        .bind(&into)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let resolved: Option<ConversationId> = if into_active.is_some() {
+            let row = sqlx::query(
+                "UPDATE cs_conversations SET state = 'resolved', updated_at = ?,
+                    version = version + 1
+                 WHERE tenant = ? AND customer = ? AND state IN ('bot', 'queued', 'assigned')
+                 RETURNING id",
+            )
+            .bind(micros(req.at))
+            .bind(t)
+            .bind(&from)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?;
+            row.map(|r| parse(&r, "id")).transpose()?
+        } else {
+            None
+        };
+        let mut conversations: Vec<ConversationId> = sqlx::query(
+            "UPDATE cs_conversations SET customer = ? WHERE tenant = ? AND customer = ?
+             RETURNING id",
+        )
+        .bind(&into)
+        .bind(t)
+        .bind(&from)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(|r| parse(r, "id"))
+        .collect::<Result<_>>()?;
+        conversations.sort();
+        sqlx::query("UPDATE cs_messages SET customer = ? WHERE tenant = ? AND customer = ?")
+            .bind(&into)
+            .bind(t)
+            .bind(&from)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let merge = Merge {
+            id,
+            tenant: req.tenant.clone(),
+            into: req.into,
+            from: req.from,
+            identities,
+            conversations,
+            resolved,
+            by: req.by.clone(),
+            at: req.at,
+            undone_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO cs_merges (tenant, id, into_customer, from_customer, identities,
+                conversations, resolved, origin, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t)
+        .bind(id.to_string())
+        .bind(&into)
+        .bind(&from)
+        .bind(to_json(&merge.identities)?)
+        .bind(to_json(&merge.conversations)?)
+        .bind(resolved.map(|c| c.to_string()))
+        .bind(req.by.to_storage())
+        .bind(micros(req.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(merge)
+    }
+
+    async fn unmerge(&self, tenant: &TenantId, merge: MergeId, at: DateTime<Utc>) -> Result<Merge> {
+        let t = tenant.as_str();
+        let mut tx = self.pools.writer.begin().await.map_err(map_error)?;
+        let mut record = sqlx::query("SELECT * FROM cs_merges WHERE tenant = ? AND id = ?")
+            .bind(t)
+            .bind(merge.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?
+            .map(|r| merge_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::not_found("merge", merge))?;
+        if record.undone_at.is_some() {
+            return Err(Error::conflict(format!("merge {merge} was undone already")));
+        }
+        let (into, from) = (record.into.to_string(), record.from.to_string());
+        for l in &record.identities {
+            sqlx::query(
+                "UPDATE cs_identities SET customer = ?, origin = ?, linked_at = ?
+                 WHERE tenant = ? AND kind = ? AND external_id = ? AND customer = ?",
+            )
+            .bind(&from)
+            .bind(l.origin.to_storage())
+            .bind(micros(l.linked_at))
+            .bind(t)
+            .bind(l.identity.kind.as_str())
+            .bind(&l.identity.external_id)
+            .bind(&into)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        for c in &record.conversations {
+            let c = c.to_string();
+            sqlx::query(
+                "UPDATE cs_conversations SET customer = ? WHERE tenant = ? AND id = ? AND customer = ?",
+            )
+            .bind(&from)
+            .bind(t)
+            .bind(&c)
+            .bind(&into)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+            sqlx::query(
+                "UPDATE cs_messages SET customer = ?
+                 WHERE tenant = ? AND conversation = ? AND customer = ?",
+            )
+            .bind(&from)
+            .bind(t)
+            .bind(&c)
+            .bind(&into)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        sqlx::query("UPDATE cs_merges SET undone_at = ? WHERE tenant = ? AND id = ?")
+            .bind(micros(at))
+            .bind(t)
+            .bind(merge.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        record.undone_at = Some(at);
+        Ok(record)
+    }
+
+    async fn merges(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Merge>> {
+        sqlx::query(
+            "SELECT * FROM cs_merges
+             WHERE tenant = ? AND (into_customer = ? OR from_customer = ?) ORDER BY at, id",
+        )
+        .bind(tenant.as_str())
+        .bind(customer.to_string())
+        .bind(customer.to_string())
+        .fetch_all(&self.pools.reader)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(merge_from_row)
+        .collect()
     }
 
     async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened> {
