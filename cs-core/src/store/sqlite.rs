@@ -4,19 +4,21 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
+use super::rows::{
+    conversation_from_row, customer_from_row, identity_from_row, message_from_row, micros, to_json,
+};
 use super::{
     Appended, ConversationQuery, ConversationStore, MessageQuery, MessageScope, OpenConversation,
     Opened, ResolveCustomer, Resolved, new_conversation, new_customer, page,
 };
-use crate::channel::{ChannelKind, Identity, Route};
-use crate::conversation::{Conversation, ConversationState, Priority};
-use crate::customer::{Customer, CustomerTier};
+use crate::channel::Identity;
+use crate::conversation::Conversation;
+use crate::customer::Customer;
 use crate::error::{Error, Result};
-use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MessageId, TenantId};
-use crate::message::{Author, Content, DeliveryStatus, Direction, Message};
+use crate::id::{ChannelId, ConversationId, CustomerId, MessageId, TenantId};
+use crate::message::{DeliveryStatus, Message};
 use crate::sql::Migration;
 use crate::sql::sqlite::{Pools, connect, map_error, migrate};
 
@@ -140,104 +142,6 @@ impl SqliteStore {
     pub fn reader(&self) -> &SqlitePool {
         &self.pools.reader
     }
-}
-
-fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn from_micros(v: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(v).ok_or_else(|| corrupt(format!("timestamp {v}")))
-}
-
-fn corrupt(what: String) -> Error {
-    Error::Backend {
-        backend: "sqlite",
-        source: format!("corrupt row: {what}").into(),
-    }
-}
-
-fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(col).map_err(map_error)
-}
-
-fn parse<T: std::str::FromStr>(row: &SqliteRow, col: &str) -> Result<T> {
-    let s: String = get(row, col)?;
-    s.parse().map_err(|_| corrupt(format!("{col} = {s:?}")))
-}
-
-fn customer_from_row(row: &SqliteRow) -> Result<Customer> {
-    let tier: String = get(row, "tier")?;
-    Ok(Customer {
-        id: parse(row, "id")?,
-        tenant: parse(row, "tenant")?,
-        display_name: get(row, "display_name")?,
-        tier: CustomerTier::parse(&tier).ok_or_else(|| corrupt(format!("tier {tier:?}")))?,
-        language: get(row, "language")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-    })
-}
-
-fn conversation_from_row(row: &SqliteRow) -> Result<Conversation> {
-    let state: String = get(row, "state")?;
-    let priority: String = get(row, "priority")?;
-    let skills: String = get(row, "skills")?;
-    let assignee: Option<String> = get(row, "assignee")?;
-    let version: i64 = get(row, "version")?;
-    Ok(Conversation {
-        id: parse(row, "id")?,
-        tenant: parse(row, "tenant")?,
-        customer: parse(row, "customer")?,
-        route: Route {
-            channel: parse(row, "route_channel")?,
-            identity: Identity {
-                kind: parse(row, "route_kind")?,
-                external_id: get(row, "route_external_id")?,
-            },
-        },
-        state: ConversationState::parse(&state)
-            .ok_or_else(|| corrupt(format!("state {state:?}")))?,
-        priority: Priority::parse(&priority)
-            .ok_or_else(|| corrupt(format!("priority {priority:?}")))?,
-        skills: serde_json::from_str(&skills).map_err(|e| corrupt(e.to_string()))?,
-        assignee: assignee
-            .map(|a| a.parse::<AgentId>())
-            .transpose()
-            .map_err(|e| corrupt(e.to_string()))?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        updated_at: from_micros(get(row, "updated_at")?)?,
-        version: u64::try_from(version).map_err(|e| corrupt(e.to_string()))?,
-    })
-}
-
-fn message_from_row(row: &SqliteRow) -> Result<Message> {
-    let direction: String = get(row, "direction")?;
-    let author: String = get(row, "author")?;
-    let content: String = get(row, "content")?;
-    let status: String = get(row, "status")?;
-    Ok(Message {
-        id: parse(row, "id")?,
-        tenant: parse(row, "tenant")?,
-        conversation: parse(row, "conversation")?,
-        customer: parse(row, "customer")?,
-        channel: parse::<ChannelId>(row, "channel")?,
-        channel_kind: parse::<ChannelKind>(row, "channel_kind")?,
-        direction: Direction::parse(&direction)
-            .ok_or_else(|| corrupt(format!("direction {direction:?}")))?,
-        author: serde_json::from_str::<Author>(&author).map_err(|e| corrupt(e.to_string()))?,
-        content: serde_json::from_str::<Content>(&content).map_err(|e| corrupt(e.to_string()))?,
-        provider_message_id: get(row, "provider_message_id")?,
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| corrupt(format!("status {status:?}")))?,
-        created_at: from_micros(get(row, "created_at")?)?,
-    })
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::invalid(e.to_string()))
 }
 
 impl SqliteStore {
@@ -456,12 +360,7 @@ impl ConversationStore for SqliteStore {
         .await
         .map_err(map_error)?
         .iter()
-        .map(|r| {
-            Ok(Identity {
-                kind: parse(r, "kind")?,
-                external_id: get(r, "external_id")?,
-            })
-        })
+        .map(identity_from_row)
         .collect::<Result<Vec<_>>>()
         .map(|mut v| {
             v.sort();
