@@ -1,5 +1,7 @@
 //! The reference router: the policy of [`crate::policy`] with linear scans and nothing clever.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 
@@ -19,12 +21,16 @@ pub struct NaiveRouter {
     now: i64,
     /// Agents in sign-in order.
     agents: Vec<NAgent>,
-    /// Waiting tasks, unordered.
-    queue: Vec<NTask>,
+    agent_index: HashMap<AgentId, usize>,
+    /// Waiting tasks by (rank, arrival).
+    queue: BTreeMap<(i64, u64), NTask>,
+    queued_ids: HashMap<ConversationId, (i64, u64)>,
+    /// Who holds each assigned or offered task.
+    holders: HashMap<ConversationId, AgentId>,
     /// Tasks offered to an agent.
-    offers: Vec<NOffer>,
+    offers: HashMap<ConversationId, NOffer>,
     /// Tasks with the bot (bot-first reception).
-    parked: Vec<ConversationId>,
+    parked: HashSet<ConversationId>,
     standby_active: bool,
     agent_seq: u64,
     task_seq: u64,
@@ -80,9 +86,12 @@ impl NaiveRouter {
             policy,
             now: i64::MIN,
             agents: Vec::new(),
-            queue: Vec::new(),
-            offers: Vec::new(),
-            parked: Vec::new(),
+            agent_index: HashMap::new(),
+            queue: BTreeMap::new(),
+            queued_ids: HashMap::new(),
+            holders: HashMap::new(),
+            offers: HashMap::new(),
+            parked: HashSet::new(),
             standby_active: false,
             agent_seq: 0,
             task_seq: 0,
@@ -90,7 +99,23 @@ impl NaiveRouter {
     }
 
     fn agent_pos(&self, id: AgentId) -> Option<usize> {
-        self.agents.iter().position(|a| a.agent.id == id)
+        self.agent_index.get(&id).copied()
+    }
+
+    fn push(&mut self, t: NTask) {
+        let key = (t.rank, t.seq);
+        self.queued_ids.insert(t.task.id, key);
+        self.queue.insert(key, t);
+    }
+
+    fn take(&mut self, id: ConversationId) -> Option<NTask> {
+        let key = self.queued_ids.remove(&id)?;
+        self.queue.remove(&key)
+    }
+
+    fn queued_mut(&mut self, id: ConversationId) -> &mut NTask {
+        let key = self.queued_ids[&id];
+        self.queue.get_mut(&key).expect("queued")
     }
 
     fn eligible(&self, t: &NTask, a: &NAgent) -> bool {
@@ -120,34 +145,36 @@ impl NaiveRouter {
     /// agents and tasks can create a match (after the previous dispatch none was left).
     fn dispatch(&mut self, agents: &[AgentId], tasks: &[ConversationId], out: &mut Vec<Decision>) {
         loop {
-            let mut best: Option<(i64, u64, usize)> = None;
-            let mut consider = |t: &NTask, i: usize| {
-                if best.is_none_or(|(r, s, _)| (t.rank, t.seq) < (r, s)) {
-                    best = Some((t.rank, t.seq, i));
-                }
-            };
+            let mut best: Option<(i64, u64)> = None;
             for id in tasks {
-                if let Some(i) = self.queue.iter().position(|t| t.task.id == *id)
-                    && self.best_agent(&self.queue[i]).is_some()
+                if let Some(key) = self.queued_ids.get(id)
+                    && best.is_none_or(|b| *key < b)
+                    && self.best_agent(&self.queue[key]).is_some()
                 {
-                    consider(&self.queue[i], i);
+                    best = Some(*key);
                 }
             }
             for id in agents {
                 let Some(a) = self.agent_pos(*id) else {
                     continue;
                 };
-                for (i, t) in self.queue.iter().enumerate() {
+                // In rank order: the first task the agent may take is its best.
+                for (key, t) in &self.queue {
+                    if best.is_some_and(|b| *key >= b) {
+                        break;
+                    }
                     if self.eligible(t, &self.agents[a]) {
-                        consider(t, i);
+                        best = Some(*key);
+                        break;
                     }
                 }
             }
-            let Some((_, _, i)) = best else { break };
+            let Some(key) = best else { break };
             let a = self
-                .best_agent(&self.queue[i])
+                .best_agent(&self.queue[&key])
                 .expect("a candidate has an agent");
-            let t = self.queue.remove(i);
+            let t = self.queue.remove(&key).expect("queued");
+            self.queued_ids.remove(&t.task.id);
             self.give(t, a, out);
         }
     }
@@ -158,6 +185,7 @@ impl NaiveRouter {
         slot.held.push((t.task.id, t.task.channel.medium()));
         slot.seq = seq;
         let (task, agent) = (t.task.id, slot.agent.id);
+        self.holders.insert(task, agent);
         match self.policy.reservations {
             Some(r) => {
                 let expires = self.now.saturating_add(ms(r.offer_timeout));
@@ -166,7 +194,7 @@ impl NaiveRouter {
                     agent,
                     expires_at: from_ms(expires),
                 });
-                self.offers.push(NOffer { t, agent, expires });
+                self.offers.insert(task, NOffer { t, agent, expires });
             }
             None => out.push(Decision::Assigned { task, agent }),
         }
@@ -178,17 +206,13 @@ impl NaiveRouter {
         t.hold = None;
         t.ring = self.policy.ring_at(at_ms(t.task.enqueued_at), self.now);
         t.eff = self.policy.effective(&t.task, t.ring);
-        self.queue.push(t);
+        self.push(t);
     }
 
     /// Takes an offered task back from its agent.
     fn withdraw(&mut self, task: ConversationId) -> (NOffer, usize) {
-        let i = self
-            .offers
-            .iter()
-            .position(|o| o.t.task.id == task)
-            .expect("offered");
-        let offer = self.offers.remove(i);
+        let offer = self.offers.remove(&task).expect("offered");
+        self.holders.remove(&task);
         let a = self.agent_pos(offer.agent).expect("known agent");
         let seq = self.next_seq();
         let slot = &mut self.agents[a];
@@ -198,8 +222,11 @@ impl NaiveRouter {
     }
 
     fn standby_eval(&mut self, out: &mut Vec<Decision>) {
+        if self.policy.standby.is_none() {
+            return;
+        }
         loop {
-            let oldest = self.queue.iter().map(|t| at_ms(t.task.enqueued_at)).min();
+            let oldest = self.queue.values().map(|t| at_ms(t.task.enqueued_at)).min();
             let active = self
                 .policy
                 .standby_active(self.queue.len(), oldest, self.now);
@@ -223,10 +250,13 @@ impl NaiveRouter {
     /// Every pending timer: (time, kind, rank, seq, task).
     fn timers(&self) -> Vec<(i64, u8, i64, u64, ConversationId)> {
         let mut v = Vec::new();
-        for o in &self.offers {
+        for o in self.offers.values() {
             v.push((o.expires, EXPIRE, o.t.rank, o.t.seq, o.t.task.id));
         }
-        for t in &self.queue {
+        if self.policy.rings.is_empty() && self.policy.sticky_wait.is_zero() {
+            return v;
+        }
+        for t in self.queue.values() {
             if let Some((_, until)) = t.hold {
                 v.push((until, HOLD_END, t.rank, t.seq, t.task.id));
             }
@@ -268,20 +298,10 @@ impl NaiveRouter {
                         }
                         agents.push(offer.agent);
                     }
-                    HOLD_END => {
-                        let t = self
-                            .queue
-                            .iter_mut()
-                            .find(|t| t.task.id == id)
-                            .expect("queued");
-                        t.hold = None;
-                    }
+                    HOLD_END => self.queued_mut(id).hold = None,
                     _ => {
-                        let t = self
-                            .queue
-                            .iter_mut()
-                            .find(|t| t.task.id == id)
-                            .expect("queued");
+                        let key = self.queued_ids[&id];
+                        let t = self.queue.get_mut(&key).expect("queued");
                         t.ring += 1;
                         t.eff = self.policy.effective(&t.task, t.ring);
                     }
@@ -298,11 +318,7 @@ impl NaiveRouter {
         if self.agent_pos(agent).is_none() {
             return Err(not_found("agent", agent));
         }
-        if !self
-            .offers
-            .iter()
-            .any(|o| o.t.task.id == task && o.agent == agent)
-        {
+        if self.offers.get(&task).is_none_or(|o| o.agent != agent) {
             return Err(not_offered(agent, task));
         }
         Ok(())
@@ -342,21 +358,13 @@ impl SyncRouter for NaiveRouter {
     fn enqueue(&mut self, task: Task, out: &mut Vec<Decision>) -> Result<()> {
         validate_task(&task)?;
         let id = task.id;
-        if self.queue.iter().any(|t| t.task.id == id)
-            || self.offers.iter().any(|o| o.t.task.id == id)
-            || self
-                .agents
-                .iter()
-                .any(|a| a.held.iter().any(|(t, _)| *t == id))
-        {
+        if self.queued_ids.contains_key(&id) || self.holders.contains_key(&id) {
             return Err(duplicate(id));
         }
         let enqueued = at_ms(task.enqueued_at);
         self.advance(enqueued.max(self.now), out);
-        if let Some(i) = self.parked.iter().position(|p| *p == id) {
-            self.parked.remove(i);
-        } else if self.policy.bot_first(self.queue.len()) {
-            self.parked.push(id);
+        if !self.parked.remove(&id) && self.policy.bot_first(self.queue.len()) {
+            self.parked.insert(id);
             out.push(Decision::ToBot { task: id });
             return Ok(());
         }
@@ -367,7 +375,7 @@ impl SyncRouter for NaiveRouter {
             .filter(|p| self.now < until && self.agent_pos(*p).is_some())
             .map(|p| (p, until));
         let ring = self.policy.ring_at(enqueued, self.now);
-        self.queue.push(NTask {
+        self.push(NTask {
             seq: self.task_seq,
             rank: self.policy.rank(&task),
             ring,
@@ -382,15 +390,7 @@ impl SyncRouter for NaiveRouter {
     }
 
     fn cancel(&mut self, task: ConversationId) -> Result<bool> {
-        if let Some(i) = self.queue.iter().position(|t| t.task.id == task) {
-            self.queue.remove(i);
-            return Ok(true);
-        }
-        if let Some(i) = self.parked.iter().position(|p| *p == task) {
-            self.parked.remove(i);
-            return Ok(true);
-        }
-        Ok(false)
+        Ok(self.take(task).is_some() || self.parked.remove(&task))
     }
 
     fn upsert_agent(&mut self, agent: Agent, out: &mut Vec<Decision>) -> Result<()> {
@@ -402,12 +402,15 @@ impl SyncRouter for NaiveRouter {
                 self.agents[i].agent = agent;
                 self.agents[i].seq = seq;
             }
-            None => self.agents.push(NAgent {
-                agent,
-                held: Vec::new(),
-                seq,
-                missed: 0,
-            }),
+            None => {
+                self.agent_index.insert(id, self.agents.len());
+                self.agents.push(NAgent {
+                    agent,
+                    held: Vec::new(),
+                    seq,
+                    missed: 0,
+                });
+            }
         }
         self.dispatch(&[id], &[], out);
         self.standby_eval(out);
@@ -423,7 +426,7 @@ impl SyncRouter for NaiveRouter {
         let a = self
             .agent_pos(agent)
             .ok_or_else(|| not_found("agent", agent))?;
-        let offered = self.offers.iter().any(|o| o.t.task.id == task);
+        let offered = self.offers.contains_key(&task);
         let Some(i) = self.agents[a].held.iter().position(|(t, _)| *t == task) else {
             return Err(not_assigned(agent, task));
         };
@@ -431,6 +434,7 @@ impl SyncRouter for NaiveRouter {
             return Err(not_assigned(agent, task));
         }
         let seq = self.next_seq();
+        self.holders.remove(&task);
         self.agents[a].held.remove(i);
         self.agents[a].seq = seq;
         self.dispatch(&[agent], &[], out);
@@ -445,7 +449,7 @@ impl SyncRouter for NaiveRouter {
         out: &mut Vec<Decision>,
     ) -> Result<()> {
         self.offered_to(agent, task)?;
-        self.offers.retain(|o| o.t.task.id != task);
+        self.offers.remove(&task);
         let a = self.agent_pos(agent).expect("checked");
         self.agents[a].missed = 0;
         out.push(Decision::Assigned { task, agent });
@@ -472,11 +476,10 @@ impl SyncRouter for NaiveRouter {
     }
 
     fn snapshot(&self) -> Snapshot {
-        let mut q: Vec<&NTask> = self.queue.iter().collect();
-        q.sort_by_key(|t| (t.rank, t.seq));
         Snapshot {
-            queued: q
-                .into_iter()
+            queued: self
+                .queue
+                .values()
                 .enumerate()
                 .map(|(position, t)| QueuedTask {
                     task: t.task.clone(),
