@@ -216,6 +216,16 @@ pub trait InboundHandler: Send + Sync + Debug + 'static {
         identity: &Identity,
         limit: usize,
     ) -> Result<Vec<Message>>;
+
+    /// Records a delivery or read receipt a provider reported for one of our outbound messages
+    /// (matched by its provider message id). The default ignores receipts.
+    ///
+    /// # Errors
+    /// Whatever the engine reports.
+    async fn status(&self, channel: &ChannelId, update: StatusUpdate) -> Result<()> {
+        let _ = (channel, update);
+        Ok(())
+    }
 }
 
 /// The outcome of [`InboundHandler::handle`].

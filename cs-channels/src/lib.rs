@@ -1,9 +1,25 @@
 #![doc = include_str!("../README.md")]
 
 mod channel;
+#[cfg(feature = "http-client")]
+pub mod client;
 mod error;
+#[cfg(feature = "http-client")]
+mod inbound;
+#[cfg(feature = "router")]
+pub mod router;
+#[cfg(feature = "sms")]
+pub mod sms;
+#[cfg(feature = "telegram")]
+pub mod telegram;
 #[cfg(feature = "webchat")]
 pub mod webchat;
+#[cfg(feature = "webhook")]
+pub mod webhook;
+#[cfg(feature = "wechat")]
+pub mod wechat;
+#[cfg(feature = "whatsapp")]
+pub mod whatsapp;
 
 pub use channel::{
     Capabilities, Channel, ChannelInfo, Delivered, InboundHandler, InboundMessage, InboundResponse,
