@@ -19,14 +19,16 @@
 //! It also measures fairness: [`Checker::fairness`] is Jain's index `(sum x)^2 / (n sum x^2)`
 //! over the tasks given to identical agents (1.0 = perfectly even).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use cs_core::{Agent, AgentId, ConversationId, Presence};
+use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 
 use crate::error::Result;
-use crate::policy::{RoutingPolicy, agent_order, at_ms, has_room, medium_index, ms};
+use crate::policy::{
+    Effective, MEDIA, RoutingPolicy, agent_order, at_ms, has_room, medium_index, ms,
+};
 use crate::router::SyncRouter;
 use crate::task::{Decision, Snapshot, Task};
 
@@ -238,14 +240,22 @@ impl Checker {
 
     /// Whether `a` may take `t` in the model now; `standby` says whether standby agents count.
     fn eligible(&self, t: &CTask, a: &CAgent, standby: bool) -> bool {
+        self.eligible_with(t, &self.effective(t), a, standby)
+    }
+
+    fn effective(&self, t: &CTask) -> Effective {
         let ring = self.policy.ring_at(at_ms(t.task.enqueued_at), self.now);
+        self.policy.effective(&t.task, ring)
+    }
+
+    fn eligible_with(&self, t: &CTask, eff: &Effective, a: &CAgent, standby: bool) -> bool {
         a.agent.presence == Presence::Online
             && (standby || !self.policy.is_standby(&a.agent))
             && has_room(&a.agent.capacity, &a.loads, t.task.channel.medium())
             && !t.excluded.contains(&a.agent.id)
             && t.hold
                 .is_none_or(|(p, until)| p == a.agent.id || self.now >= until)
-            && self.policy.effective(&t.task, ring).fits(&a.agent)
+            && eff.fits(&a.agent)
     }
 
     fn give(&mut self, task: ConversationId, agent: AgentId, offer: Option<i64>, check: bool) {
@@ -384,11 +394,27 @@ impl Checker {
     /// Checks that no waiting task has an eligible free agent (a full scan).
     pub fn check_idle(&mut self) {
         let standby = self.standby_active();
+        let free: Vec<&CAgent> = self
+            .sign_in
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .filter(|a| {
+                MEDIA
+                    .iter()
+                    .any(|m| has_room(&a.agent.capacity, &a.loads, *m))
+            })
+            .collect();
+        // Tasks without exclusions or a hold that share requirements and a medium share the
+        // answer: check one of each.
+        let mut seen: HashSet<(Effective, Medium)> = HashSet::new();
         let found = self.queued.values().find_map(|t| {
-            self.sign_in
-                .iter()
-                .filter_map(|id| self.agents.get(id))
-                .find(|a| self.eligible(t, a, standby))
+            let eff = self.effective(t);
+            let plain = t.excluded.is_empty() && t.hold.is_none_or(|(_, until)| self.now >= until);
+            if plain && !seen.insert((eff.clone(), t.task.channel.medium())) {
+                return None;
+            }
+            free.iter()
+                .find(|a| self.eligible_with(t, &eff, a, standby))
                 .map(|a| (t.task.id, a.agent.id))
         });
         if let Some((t, a)) = found {

@@ -10,6 +10,7 @@ mod router;
 mod simple;
 mod skill;
 mod task;
+pub mod workload;
 
 pub use checker::{Checker, Violation};
 pub use error::{Error, Result};

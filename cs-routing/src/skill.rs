@@ -94,6 +94,10 @@ struct Class {
     heap: BinaryHeap<Reverse<(i64, u64, u32, u32)>>,
     /// Tasks some agent rejected (checked one by one).
     side: Vec<u32>,
+    /// Primary skill slot (0 = no requirement).
+    slot: usize,
+    /// The head registered in `heads`.
+    head: Option<(i64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,8 +189,11 @@ pub struct SkillRouter {
     teams: Interner,
     classes: Vec<Class>,
     class_ids: FxMap<ClassKey, u32>,
-    /// Classes by primary skill slot (0 = no requirement, else skill + 1) and medium.
-    by_primary: Vec<[Vec<u32>; 3]>,
+    /// Heads of non-empty classes by primary skill slot (0 = no requirement, else skill + 1)
+    /// and medium: (rank, seq, class), best first.
+    heads: Vec<[BTreeSet<(i64, u64, u32)>; 3]>,
+    /// Classes with rejected tasks, by slot and medium.
+    sided: Vec<[Vec<u32>; 3]>,
     agents: Vec<FAgent>,
     agent_ids: FxMap<AgentId, u32>,
     /// Free agents: index `(slot * LEVELS + level) * 3 + medium`, then by load: (agent, seq).
@@ -217,7 +224,8 @@ impl SkillRouter {
             teams: Interner::default(),
             classes: Vec::new(),
             class_ids: FxMap::default(),
-            by_primary: vec![Default::default()],
+            heads: vec![Default::default()],
+            sided: vec![Default::default()],
             agents: Vec::new(),
             agent_ids: FxMap::default(),
             pools: (0..LEVELS * 3).map(|_| Vec::new()).collect(),
@@ -243,9 +251,9 @@ impl SkillRouter {
 
     fn skill(&mut self, name: &str) -> u32 {
         let id = self.skills.id(name);
-        if self.by_primary.len() < id as usize + 2 {
-            self.by_primary
-                .resize_with(id as usize + 2, Default::default);
+        if self.heads.len() < id as usize + 2 {
+            self.heads.resize_with(id as usize + 2, Default::default);
+            self.sided.resize_with(id as usize + 2, Default::default);
             self.pools
                 .resize_with((id as usize + 2) * LEVELS * 3, Vec::new);
         }
@@ -454,52 +462,72 @@ impl SkillRouter {
         None
     }
 
-    /// The best-ranked queued task agent `a` may take: (rank, seq, task).
-    fn best_task(&mut self, a: u32) -> Option<(i64, u64, u32)> {
+    /// The best-ranked queued task agent `a` may take: (rank, seq, task). Walks the class
+    /// heads under each of the agent's skills in rank order and stops at the first class the
+    /// agent fits.
+    fn best_task(&self, a: u32) -> Option<(i64, u64, u32)> {
         if !self.available(a) {
             return None;
         }
         let mut best: Option<(i64, u64, u32)> = None;
-        let mut consider = |c: (i64, u64, u32)| {
-            if best.is_none_or(|b| (c.0, c.1) < (b.0, b.1)) {
-                best = Some(c);
-            }
+        let better = |best: &Option<(i64, u64, u32)>, rank: i64, seq: u64| {
+            best.is_none_or(|b| (rank, seq) < (b.0, b.1))
         };
         let ag = &self.agents[a as usize];
         for &t in &ag.held {
-            if self.eligible(t, a) {
-                let task = &self.tasks[t as usize];
-                consider((task.rank, task.seq, t));
+            let task = &self.tasks[t as usize];
+            if better(&best, task.rank, task.seq) && self.eligible(t, a) {
+                best = Some((task.rank, task.seq, t));
             }
         }
-        let mut slots: Vec<usize> = Vec::with_capacity(ag.skills.len() + 1);
-        slots.push(0);
-        slots.extend(ag.skills.iter().map(|s| s.0 as usize + 1));
-        for (m, medium) in MEDIA.iter().enumerate() {
-            let ag = &self.agents[a as usize];
-            if !has_room(&ag.agent.capacity, &ag.loads, *medium) {
-                continue;
-            }
-            for &slot in &slots {
-                for i in 0..self.by_primary[slot][m].len() {
-                    let c = self.by_primary[slot][m][i];
+        let slots = std::iter::once(0).chain(ag.skills.iter().map(|s| s.0 as usize + 1));
+        for slot in slots {
+            for (m, medium) in MEDIA.iter().enumerate() {
+                if !has_room(&ag.agent.capacity, &ag.loads, *medium) {
+                    continue;
+                }
+                for &(rank, seq, c) in &self.heads[slot][m] {
+                    if !better(&best, rank, seq) {
+                        break;
+                    }
                     let class = &self.classes[c as usize];
-                    if (class.heap.is_empty() && class.side.is_empty()) || !self.fits(a, c) {
+                    if self.fits(a, c) {
+                        let top = class.heap.peek().expect("a registered head").0;
+                        best = Some((rank, seq, top.2));
+                        break;
+                    }
+                }
+                for &c in &self.sided[slot][m] {
+                    if !self.fits(a, c) {
                         continue;
                     }
-                    if let Some(top) = self.class_top(c) {
-                        consider(top);
-                    }
                     for &t in &self.classes[c as usize].side {
-                        if !self.tasks[t as usize].excluded.contains(&a) {
-                            let task = &self.tasks[t as usize];
-                            consider((task.rank, task.seq, t));
+                        let task = &self.tasks[t as usize];
+                        if better(&best, task.rank, task.seq) && !task.excluded.contains(&a) {
+                            best = Some((task.rank, task.seq, t));
                         }
                     }
                 }
             }
         }
         best
+    }
+
+    /// Re-registers class `c`'s head after its heap changed.
+    fn refresh_head(&mut self, c: u32) {
+        let top = self.class_top(c).map(|(r, s, _)| (r, s));
+        let class = &mut self.classes[c as usize];
+        if class.head == top {
+            return;
+        }
+        let set = &mut self.heads[class.slot][class.key.medium as usize];
+        if let Some((r, s)) = class.head {
+            set.remove(&(r, s, c));
+        }
+        if let Some((r, s)) = top {
+            set.insert((r, s, c));
+        }
+        class.head = top;
     }
 
     /// The head of class `c`'s heap, dropping stale entries.
@@ -546,8 +574,9 @@ impl SkillRouter {
         }
         let c = self.classes.len() as u32;
         let slot = key.reqs.first().map_or(0, |r| r.0 as usize + 1);
-        self.by_primary[slot][key.medium as usize].push(c);
         self.classes.push(Class {
+            slot,
+            head: None,
             bits: Self::bits_of(&key.reqs),
             key: key.clone(),
             heap: BinaryHeap::new(),
@@ -565,9 +594,16 @@ impl SkillRouter {
             self.agents[p as usize].held.push(t);
         } else if task.excluded.is_empty() {
             let entry = (task.rank, task.seq, t, task.version);
-            self.classes[task.class as usize].heap.push(Reverse(entry));
+            let c = task.class;
+            self.classes[c as usize].heap.push(Reverse(entry));
+            self.refresh_head(c);
         } else {
-            self.classes[task.class as usize].side.push(t);
+            let c = task.class;
+            let class = &mut self.classes[c as usize];
+            if class.side.is_empty() {
+                self.sided[class.slot][class.key.medium as usize].push(c);
+            }
+            class.side.push(t);
         }
     }
 
@@ -578,7 +614,15 @@ impl SkillRouter {
         if let Some((p, _)) = task.hold {
             self.agents[p as usize].held.retain(|&x| x != t);
         } else if !task.excluded.is_empty() {
-            self.classes[task.class as usize].side.retain(|&x| x != t);
+            let c = task.class;
+            let class = &mut self.classes[c as usize];
+            class.side.retain(|&x| x != t);
+            if class.side.is_empty() {
+                self.sided[class.slot][class.key.medium as usize].retain(|&x| x != c);
+            }
+        } else {
+            let c = task.class;
+            self.refresh_head(c);
         }
     }
 
