@@ -477,14 +477,11 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(error = %e, conversation = %conversation.id, "bot failed; handing over");
                 cs_bot::BotReply {
-                    messages: Vec::new(),
-                    intent: None,
-                    handoff: Some(Handoff {
-                        reason: cs_bot::HandoffReason::NoAnswer,
-                        summary: format!("The bot failed ({e}). Customer wrote: {}", input.text),
-                        skills: Vec::new(),
-                        priority: Priority::Normal,
-                    }),
+                    handoff: Some(Handoff::new(
+                        cs_bot::HandoffReason::NoAnswer,
+                        format!("The bot failed ({e}). Customer wrote: {}", input.text),
+                    )),
+                    ..Default::default()
                 }
             }
         };

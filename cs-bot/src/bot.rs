@@ -1,5 +1,6 @@
 //! The [`Bot`] trait and the types that cross it.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
 
 use async_trait::async_trait;
@@ -7,6 +8,7 @@ use cs_core::{ConversationId, CustomerId, Message, Priority, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::sentiment::Sentiment;
 
 /// What the bot is asked to answer.
 #[derive(Debug, Clone)]
@@ -24,13 +26,14 @@ pub struct BotInput {
 }
 
 /// Why the bot hands over to a human.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum HandoffReason {
     /// The customer asked for a human ("转人工", "agent").
     CustomerRequest,
     /// The bot has no answer.
+    #[default]
     NoAnswer,
     /// The bot kept failing to understand.
     RepeatedFailure,
@@ -53,7 +56,10 @@ impl fmt::Display for HandoffReason {
 }
 
 /// A hand-over to a human, with what the agent should know first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Build one with [`Handoff::new`] or a struct literal ending in `..Default::default()`: fields
+/// may be added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Handoff {
     /// Why.
     pub reason: HandoffReason,
@@ -63,6 +69,27 @@ pub struct Handoff {
     pub skills: Vec<String>,
     /// How urgent it is.
     pub priority: Priority,
+    /// The intent the bot last recognised, if any.
+    #[serde(default)]
+    pub intent: Option<Intent>,
+    /// Slots collected so far (`order_id`, `phone`, `ticket`...), so the customer never repeats
+    /// them.
+    #[serde(default)]
+    pub slots: BTreeMap<String, String>,
+    /// The customer's sentiment at hand-over.
+    #[serde(default)]
+    pub sentiment: Option<Sentiment>,
+}
+
+impl Handoff {
+    /// A hand-over for `reason` with a summary; normal priority, no skills.
+    pub fn new(reason: HandoffReason, summary: impl Into<String>) -> Self {
+        Self {
+            reason,
+            summary: summary.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// An intent the bot recognised.
@@ -83,6 +110,10 @@ pub struct BotReply {
     pub intent: Option<Intent>,
     /// Set when a human should take over.
     pub handoff: Option<Handoff>,
+    /// The sentiment of the customer's message, when the bot measured it (a routing signal:
+    /// see [`Sentiment::priority`]).
+    #[serde(default)]
+    pub sentiment: Option<Sentiment>,
 }
 
 /// Answers customers and decides when to hand over to a human.

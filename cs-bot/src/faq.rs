@@ -10,6 +10,7 @@ use cs_core::{ConversationId, Priority};
 
 use crate::bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
 use crate::error::{Error, Result};
+use crate::sentiment::sentiment;
 use crate::text::{is_chinese, tokens};
 
 /// One knowledge entry: question variants and answers per language.
@@ -385,7 +386,9 @@ impl Bot for FaqBot {
                     summary: summary(input),
                     skills: topic.map(|(e, _)| e.skills.clone()).unwrap_or_default(),
                     priority: Priority::Normal,
+                    ..Handoff::default()
                 }),
+                sentiment: Some(sentiment(&input.text)),
             });
         }
         match self.best_match(&input.text) {
@@ -403,6 +406,7 @@ impl Bot for FaqBot {
                         confidence: score.min(1.0),
                     }),
                     handoff: None,
+                    sentiment: Some(sentiment(&input.text)),
                 })
             }
             _ => {
@@ -421,7 +425,9 @@ impl Bot for FaqBot {
                             summary: summary(input),
                             skills: Vec::new(),
                             priority: Priority::Normal,
+                            ..Handoff::default()
                         }),
+                        sentiment: Some(sentiment(&input.text)),
                     })
                 } else {
                     Ok(BotReply {
@@ -433,6 +439,7 @@ impl Bot for FaqBot {
                         }],
                         intent: None,
                         handoff: None,
+                        sentiment: Some(sentiment(&input.text)),
                     })
                 }
             }

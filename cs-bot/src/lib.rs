@@ -1,10 +1,31 @@
 #![doc = include_str!("../README.md")]
 
 mod bot;
+mod classifier;
+mod dialogue;
 mod error;
+mod eval;
 mod faq;
+mod features;
+mod linear;
+mod sentiment;
+mod shop;
+mod slots;
+mod templates;
 pub mod text;
 
 pub use bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
+pub use classifier::{
+    ClassifierBuilder, Example, Features, IntentClassifier, Model, Prediction, TrainProgress,
+    TrainStage, parse_csv, parse_jsonl, read_examples,
+};
+pub use dialogue::{Action, HandoffReasonKind, IntentBot, IntentBotBuilder};
 pub use error::{Error, Result};
+pub use eval::{Evaluation, evaluate};
 pub use faq::{FaqBot, FaqEntry, asks_for_human, parse_faq};
+pub use sentiment::{Emotion, Polarity, Sentiment, sentiment};
+pub use shop::{
+    DemoShop, Order, OrderService, OrderStatus, ReturnKind, ReturnReceipt, ReturnRequest,
+    TicketLookup, TicketSummary, TrackingEvent,
+};
+pub use templates::Templates;

@@ -216,6 +216,59 @@ pub trait InboundHandler: Send + Sync + Debug + 'static {
         identity: &Identity,
         limit: usize,
     ) -> Result<Vec<Message>>;
+
+    /// Records a delivery or read receipt a provider reported for one of our outbound messages
+    /// (matched by its provider message id). The default ignores receipts.
+    ///
+    /// # Errors
+    /// Whatever the engine reports.
+    async fn status(&self, channel: &ChannelId, update: StatusUpdate) -> Result<()> {
+        let _ = (channel, update);
+        Ok(())
+    }
+
+    /// Ingests one message together with what the channel knows about where it belongs (an
+    /// email thread and the conversation that thread was last seen in). Engines that keep
+    /// several conversations per customer override this; the default ignores the context.
+    ///
+    /// # Errors
+    /// Whatever the engine reports, mapped to [`crate::Error`].
+    async fn handle_with(
+        &self,
+        message: InboundMessage,
+        context: InboundContext,
+    ) -> Result<Delivered> {
+        let _ = context;
+        self.handle(message).await
+    }
+}
+
+/// Where an inbound message belongs, as far as its channel can tell (see
+/// [`InboundHandler::handle_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InboundContext {
+    /// The channel's own thread key (an email thread token), stable across the thread's
+    /// messages.
+    pub thread: Option<String>,
+    /// The conversation earlier messages of that thread were stored in, if the channel saw one.
+    pub conversation: Option<cs_core::ConversationId>,
+}
+
+impl InboundContext {
+    /// A context with the thread key `thread`.
+    pub fn thread(thread: impl Into<String>) -> Self {
+        Self {
+            thread: Some(thread.into()),
+            conversation: None,
+        }
+    }
+
+    /// Sets the conversation the thread was last seen in.
+    pub fn with_conversation(mut self, conversation: Option<cs_core::ConversationId>) -> Self {
+        self.conversation = conversation;
+        self
+    }
 }
 
 /// The outcome of [`InboundHandler::handle`].

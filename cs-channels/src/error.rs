@@ -47,6 +47,16 @@ pub enum Error {
         /// The provider's reason.
         reason: String,
     },
+    /// The provider only lets us write to this customer within a window after their last
+    /// message (WhatsApp's 24 h customer-service window, WeChat's 48 h), and it is closed:
+    /// wait for the customer to write again or use an approved template.
+    #[error("reply window closed: last customer message {last_inbound:?}, window {window}")]
+    ReplyWindowClosed {
+        /// When the customer last wrote, if known.
+        last_inbound: Option<chrono::DateTime<chrono::Utc>>,
+        /// The window's length.
+        window: chrono::Duration,
+    },
     /// The engine behind the channel failed to take the message.
     #[error("handler failed: {source}")]
     Handler {
@@ -91,6 +101,7 @@ impl Error {
             Self::Unsupported { .. } => "unsupported",
             Self::Unavailable { .. } => "unavailable",
             Self::Rejected { .. } => "rejected",
+            Self::ReplyWindowClosed { .. } => "reply_window_closed",
             Self::Handler { .. } => "internal",
         }
     }

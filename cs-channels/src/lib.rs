@@ -1,10 +1,31 @@
 #![doc = include_str!("../README.md")]
 
 mod channel;
+#[cfg(feature = "http-client")]
+pub mod client;
+#[cfg(feature = "email")]
+pub mod email;
 mod error;
+#[cfg(feature = "http-client")]
+mod inbound;
+#[cfg(feature = "router")]
+pub mod router;
+#[cfg(feature = "sms")]
+pub mod sms;
+#[cfg(feature = "telegram")]
+pub mod telegram;
+#[cfg(feature = "voice")]
+pub mod voice;
 #[cfg(feature = "webchat")]
 pub mod webchat;
+#[cfg(feature = "webhook")]
+pub mod webhook;
+#[cfg(feature = "wechat")]
+pub mod wechat;
+#[cfg(feature = "whatsapp")]
+pub mod whatsapp;
 
+pub use channel::InboundContext;
 pub use channel::{
     Capabilities, Channel, ChannelInfo, Delivered, InboundHandler, InboundMessage, InboundResponse,
     OutboundMessage, Parsed, RawInbound, SendReceipt, StatusUpdate,

@@ -64,3 +64,16 @@ async fn sqlite_store_survives_reopen_and_refuses_newer_schema() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_store_conforms() {
+    let Ok(url) = std::env::var("CS_TEST_POSTGRES_URL") else {
+        eprintln!("skipping postgres_store_conforms: set CS_TEST_POSTGRES_URL to run it");
+        return;
+    };
+    conformance::run(Arc::new(
+        cs_core::store::PostgresStore::connect(&url).await.unwrap(),
+    ))
+    .await;
+}

@@ -1,13 +1,21 @@
 //! The behaviour every [`Router`] must show (feature `conformance`).
 //!
-//! Call [`run`] with a factory that makes a fresh, empty router; each check gets its own.
+//! Call [`run`] with a factory that makes a fresh, empty router; each check gets its own. Routers
+//! that follow the full routing policy ([`crate::policy`]) also call [`run_policy`] with a factory
+//! taking the policy to configure.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cs_core::{
     Agent, AgentId, Capacity, ChannelKind, ConversationId, Presence, Priority, Skill, TenantId,
 };
 
+use std::time::Duration as StdDuration;
+
+use crate::checker::Checker;
 use crate::error::Error;
+use crate::policy::{
+    BotFirst, OverflowRing, Relax, RoutingPolicy, RoutingPolicyBuilder, StandbyPool,
+};
 use crate::router::Router;
 use crate::task::{Decision, SkillRequirement, Task};
 
@@ -21,6 +29,73 @@ pub async fn run(make: &dyn Fn() -> Box<dyn Router>) {
     voice_blocks_chat(make().as_ref()).await;
     refuses_bad_calls(make().as_ref()).await;
     cancel_removes_from_queue(make().as_ref()).await;
+    keeps_policy_under_load(make().as_ref()).await;
+}
+
+/// Runs the checks of the full routing policy ([`crate::policy`]), each on a router made by
+/// `make` with the policy the check needs.
+pub async fn run_policy(make: &dyn Fn(RoutingPolicy) -> Box<dyn Router>) {
+    let default = || make(RoutingPolicy::default());
+    least_loaded_then_longest_idle(default().as_ref()).await;
+    vip_gets_highest_proficiency(default().as_ref()).await;
+    language_must_match(default().as_ref()).await;
+    aging_lets_old_tasks_pass(make(policy().with_aging_step(secs(10)).done()).as_ref()).await;
+    sticky_agent_waits_then_falls_back(make(policy().with_sticky_wait(secs(60)).done()).as_ref())
+        .await;
+    rings_relax_requirements(
+        make(
+            policy()
+                .with_ring(OverflowRing::new(
+                    secs(30),
+                    [Relax::LowerLevels(3), Relax::AddTeam("logistics".into())],
+                ))
+                .with_ring(OverflowRing::new(secs(90), [Relax::AnyTeam]))
+                .done(),
+        )
+        .as_ref(),
+    )
+    .await;
+    standby_joins_deep_queue(
+        make(
+            policy()
+                .with_standby(StandbyPool {
+                    team: "standby".into(),
+                    depth: 2,
+                    oldest_wait: secs(120),
+                })
+                .done(),
+        )
+        .as_ref(),
+    )
+    .await;
+    offers_accept_reject_expire(make(policy().with_reservations(secs(30), 2).done()).as_ref())
+        .await;
+    bot_first_then_queue(make(policy().with_bot_first(BotFirst::Always).done()).as_ref()).await;
+    keeps_full_policy_under_load(
+        make(
+            policy()
+                .with_sticky_wait(secs(20))
+                .with_ring(OverflowRing::new(secs(40), [Relax::LowerLevels(5)]))
+                .done(),
+        )
+        .as_ref(),
+        true,
+    )
+    .await;
+}
+
+fn policy() -> RoutingPolicyBuilder {
+    RoutingPolicyBuilder::new()
+}
+
+fn secs(s: u64) -> StdDuration {
+    StdDuration::from_secs(s)
+}
+
+impl RoutingPolicyBuilder {
+    fn done(self) -> RoutingPolicy {
+        self.build().expect("valid policy")
+    }
 }
 
 fn t0() -> DateTime<Utc> {
@@ -55,8 +130,9 @@ fn task(secs: i64) -> Task {
 fn assigned(decisions: &[Decision]) -> Vec<(ConversationId, AgentId)> {
     decisions
         .iter()
-        .map(|d| match d {
-            Decision::Assigned { task, agent } => (*task, *agent),
+        .filter_map(|d| match d {
+            Decision::Assigned { task, agent } => Some((*task, *agent)),
+            _ => None,
         })
         .collect()
 }
@@ -229,4 +305,389 @@ async fn cancel_removes_from_queue(r: &dyn Router) {
     r.enqueue(t.clone())
         .await
         .expect("a cancelled task may be queued again");
+}
+
+fn offered(decisions: &[Decision]) -> Vec<(ConversationId, AgentId)> {
+    decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Offered { task, agent, .. } => Some((*task, *agent)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A deterministic mixed workload checked by [`Checker`]: capacity, eligibility, order and no
+/// idling (agent choice too when `agent_choice`).
+async fn keeps_full_policy_under_load(r: &dyn Router, agent_choice: bool) {
+    let mut checker = Checker::new(if agent_choice {
+        RoutingPolicyBuilder::new()
+            .with_sticky_wait(secs(20))
+            .with_ring(OverflowRing::new(secs(40), [Relax::LowerLevels(5)]))
+            .done()
+    } else {
+        RoutingPolicy::default()
+    })
+    .with_agent_choice(agent_choice);
+    let skills = ["refunds", "logistics", "presale"];
+    let mut agents = Vec::new();
+    for i in 0..6u8 {
+        let mut a = agent(
+            &format!("a{i}"),
+            u16::from(1 + i % 3),
+            &[
+                (skills[usize::from(i % 3)], 3 + i),
+                (skills[usize::from((i + 1) % 3)], 9 - i),
+            ],
+        );
+        if i % 4 == 3 {
+            a.languages = vec!["fr".into()];
+        }
+        let d = r.upsert_agent(a.clone()).await.unwrap();
+        checker.on_upsert(&a, &d);
+        agents.push(a);
+    }
+    let mut held: Vec<(AgentId, ConversationId)> = Vec::new();
+    let mut state = 7u64;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    for step in 0..120i64 {
+        match next(4) {
+            0 | 1 => {
+                let mut t = task(step);
+                t.priority = [Priority::Low, Priority::Normal, Priority::High][next(3) as usize];
+                if next(2) == 0 {
+                    t.requirements = vec![SkillRequirement::new(
+                        skills[next(3) as usize],
+                        1 + next(9) as u8,
+                    )];
+                }
+                if next(3) == 0 {
+                    t.channel = ChannelKind::Voice;
+                }
+                if next(4) == 0 {
+                    t.language = Some("fr".into());
+                }
+                if agent_choice && next(5) == 0 {
+                    t.preferred_agent = Some(agents[next(6) as usize].id);
+                }
+                let d = r.enqueue(t.clone()).await.unwrap();
+                checker.on_enqueue(&t, &d);
+                record(&mut held, &d);
+            }
+            2 if !held.is_empty() => {
+                let (a, t) = held.remove(next(held.len() as u64) as usize);
+                let d = r.release(a, t).await.unwrap();
+                checker.on_release(a, t, &d);
+                record(&mut held, &d);
+            }
+            _ => {
+                let now = t0() + Duration::seconds(step);
+                let d = r.tick(now).await.unwrap();
+                checker.on_tick(now, &d);
+                record(&mut held, &d);
+            }
+        }
+    }
+    checker.check_idle();
+    assert_eq!(checker.violations(), [], "the policy holds under load");
+    assert!(checker.decisions() > 20, "the workload assigns work");
+}
+
+fn record(held: &mut Vec<(AgentId, ConversationId)>, d: &[Decision]) {
+    held.extend(assigned(d).into_iter().map(|(t, a)| (a, t)));
+}
+
+async fn keeps_policy_under_load(r: &dyn Router) {
+    keeps_full_policy_under_load(r, false).await;
+}
+
+async fn least_loaded_then_longest_idle(r: &dyn Router) {
+    let a = agent("ann", 2, &[]);
+    let b = agent("bob", 2, &[]);
+    r.upsert_agent(a.clone()).await.unwrap();
+    r.upsert_agent(b.clone()).await.unwrap();
+    let got: Vec<_> = futures_lite(r, 3).await;
+    assert_eq!(
+        got,
+        [a.id, b.id, a.id],
+        "longest idle first, then least loaded, then longest idle"
+    );
+}
+
+/// Enqueues `n` plain tasks and returns who got each.
+async fn futures_lite(r: &dyn Router, n: i64) -> Vec<AgentId> {
+    let mut who = Vec::new();
+    for i in 0..n {
+        let d = r.enqueue(task(i)).await.unwrap();
+        who.extend(assigned(&d).into_iter().map(|(_, a)| a));
+    }
+    who
+}
+
+async fn vip_gets_highest_proficiency(r: &dyn Router) {
+    let novice = agent("novice", 2, &[("refunds", 5)]);
+    let expert = agent("expert", 2, &[("refunds", 9)]);
+    r.upsert_agent(novice.clone()).await.unwrap();
+    r.upsert_agent(expert.clone()).await.unwrap();
+    let mut vip = task(0);
+    vip.tier = cs_core::CustomerTier::Vip;
+    vip.requirements = vec![SkillRequirement::new("refunds", 3)];
+    let d = r.enqueue(vip.clone()).await.unwrap();
+    assert_eq!(assigned(&d), [(vip.id, expert.id)], "VIP to the expert");
+    let mut plain = task(1);
+    plain.requirements = vip.requirements.clone();
+    let d = r.enqueue(plain.clone()).await.unwrap();
+    assert_eq!(
+        assigned(&d),
+        [(plain.id, novice.id)],
+        "others to the least loaded"
+    );
+}
+
+async fn language_must_match(r: &dyn Router) {
+    let zh = agent("zh", 2, &[]);
+    let mut fr = agent("fr", 2, &[]);
+    fr.languages = vec!["fr".into()];
+    r.upsert_agent(zh.clone()).await.unwrap();
+    let mut t = task(0);
+    t.language = Some("fr".into());
+    assert!(
+        r.enqueue(t.clone()).await.unwrap().is_empty(),
+        "nobody speaks French yet"
+    );
+    let d = r.upsert_agent(fr.clone()).await.unwrap();
+    assert_eq!(assigned(&d), [(t.id, fr.id)]);
+}
+
+async fn aging_lets_old_tasks_pass(r: &dyn Router) {
+    // Aging step 10 s: urgent (band 3) is worth 20 s of waiting over low (band 1 below normal).
+    let mut low = task(0);
+    low.priority = Priority::Low;
+    let mut urgent_late = task(31);
+    urgent_late.priority = Priority::Urgent;
+    let mut urgent_early = task(29);
+    urgent_early.priority = Priority::Urgent;
+    for t in [&low, &urgent_late, &urgent_early] {
+        r.enqueue(t.clone()).await.unwrap();
+    }
+    let order: Vec<_> = r
+        .snapshot()
+        .await
+        .unwrap()
+        .queued
+        .iter()
+        .map(|q| q.task.id)
+        .collect();
+    assert_eq!(
+        order,
+        [urgent_early.id, low.id, urgent_late.id],
+        "rank = enqueued - 10 s x band"
+    );
+    let a = agent("ann", 1, &[]);
+    let d = r.upsert_agent(a.clone()).await.unwrap();
+    assert_eq!(assigned(&d), [(urgent_early.id, a.id)]);
+}
+
+async fn sticky_agent_waits_then_falls_back(r: &dyn Router) {
+    let ann = agent("ann", 1, &[]);
+    let bob = agent("bob", 1, &[]);
+    r.upsert_agent(ann.clone()).await.unwrap();
+    r.upsert_agent(bob.clone()).await.unwrap();
+    let busy = task(0);
+    assert_eq!(
+        assigned(&r.enqueue(busy.clone()).await.unwrap()),
+        [(busy.id, ann.id)]
+    );
+    let mut back = task(1);
+    back.preferred_agent = Some(ann.id);
+    assert!(
+        r.enqueue(back.clone()).await.unwrap().is_empty(),
+        "waits for ann although bob is free"
+    );
+    let d = r.release(ann.id, busy.id).await.unwrap();
+    assert_eq!(
+        assigned(&d),
+        [(back.id, ann.id)],
+        "ann takes her customer back"
+    );
+    let mut again = task(2);
+    again.preferred_agent = Some(ann.id);
+    assert!(r.enqueue(again.clone()).await.unwrap().is_empty());
+    assert_eq!(
+        r.next_deadline().await.unwrap(),
+        Some(t0() + Duration::seconds(62)),
+        "the hold ends 60 s after enqueueing"
+    );
+    assert!(
+        r.tick(t0() + Duration::seconds(61))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let d = r.tick(t0() + Duration::seconds(62)).await.unwrap();
+    assert_eq!(assigned(&d), [(again.id, bob.id)], "then anyone eligible");
+}
+
+async fn rings_relax_requirements(r: &dyn Router) {
+    let mut a = agent("logi", 2, &[("refunds", 6)]);
+    a.team = Some("logistics".into());
+    r.upsert_agent(a.clone()).await.unwrap();
+    let mut first = task(0);
+    first.requirements = vec![SkillRequirement::new("refunds", 8)];
+    first.team = Some("after-sales".into());
+    let mut second = first.clone();
+    second.id = ConversationId::new();
+    second.enqueued_at = t0() + Duration::seconds(5);
+    r.enqueue(first.clone()).await.unwrap();
+    r.enqueue(second.clone()).await.unwrap();
+    assert!(
+        r.tick(t0() + Duration::seconds(29))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let d = r.tick(t0() + Duration::seconds(30)).await.unwrap();
+    assert_eq!(
+        assigned(&d),
+        [(first.id, a.id)],
+        "ring 1 lowers the level and adds the backup team"
+    );
+    let d = r.tick(t0() + Duration::seconds(35)).await.unwrap();
+    assert_eq!(assigned(&d), [(second.id, a.id)]);
+    let mut other = agent("other", 1, &[("refunds", 9)]);
+    other.team = Some("presale".into());
+    r.upsert_agent(other.clone()).await.unwrap();
+    let mut third = first.clone();
+    third.id = ConversationId::new();
+    third.enqueued_at = t0() + Duration::seconds(40);
+    assert!(r.enqueue(third.clone()).await.unwrap().is_empty());
+    let d = r.tick(t0() + Duration::seconds(130)).await.unwrap();
+    assert_eq!(
+        assigned(&d),
+        [(third.id, other.id)],
+        "ring 2 opens every team"
+    );
+}
+
+async fn standby_joins_deep_queue(r: &dyn Router) {
+    let mut s = agent("standby", 4, &[]);
+    s.team = Some("standby".into());
+    r.upsert_agent(s.clone()).await.unwrap();
+    let one = task(0);
+    assert!(
+        r.enqueue(one.clone()).await.unwrap().is_empty(),
+        "the pool waits while the queue is short"
+    );
+    let two = task(1);
+    let d = r.enqueue(two.clone()).await.unwrap();
+    assert_eq!(
+        assigned(&d),
+        [(one.id, s.id), (two.id, s.id)],
+        "depth 2 brings the pool in, and it drains the queue"
+    );
+    let three = task(2);
+    assert!(
+        r.enqueue(three.clone()).await.unwrap().is_empty(),
+        "the queue is short again"
+    );
+    assert!(
+        r.tick(t0() + Duration::seconds(121))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let d = r.tick(t0() + Duration::seconds(122)).await.unwrap();
+    assert_eq!(
+        assigned(&d),
+        [(three.id, s.id)],
+        "a task waiting 120 s brings it in too"
+    );
+}
+
+async fn offers_accept_reject_expire(r: &dyn Router) {
+    let ann = agent("ann", 2, &[]);
+    r.upsert_agent(ann.clone()).await.unwrap();
+    let t1 = task(0);
+    let d = r.enqueue(t1.clone()).await.unwrap();
+    assert_eq!(
+        offered(&d),
+        [(t1.id, ann.id)],
+        "an offer, not an assignment"
+    );
+    assert_eq!(
+        r.next_deadline().await.unwrap(),
+        Some(t0() + Duration::seconds(30))
+    );
+    assert!(matches!(
+        r.release(ann.id, t1.id).await,
+        Err(Error::Conflict { .. })
+    ));
+    let d = r.accept(ann.id, t1.id).await.unwrap();
+    assert_eq!(assigned(&d), [(t1.id, ann.id)]);
+    assert!(matches!(
+        r.accept(ann.id, t1.id).await,
+        Err(Error::Conflict { .. })
+    ));
+    let t2 = task(1);
+    assert_eq!(
+        offered(&r.enqueue(t2.clone()).await.unwrap()),
+        [(t2.id, ann.id)]
+    );
+    let d = r.reject(ann.id, t2.id).await.unwrap();
+    assert!(d.is_empty(), "not offered to ann again");
+    let bob = agent("bob", 2, &[]);
+    let d = r.upsert_agent(bob.clone()).await.unwrap();
+    assert_eq!(offered(&d), [(t2.id, bob.id)], "then the next agent");
+    let t3 = task(2);
+    let d = r.enqueue(t3.clone()).await.unwrap();
+    assert_eq!(
+        offered(&d),
+        [(t3.id, ann.id)],
+        "equal load: ann idled longer"
+    );
+    r.accept(ann.id, t3.id).await.unwrap();
+    let t4 = task(3);
+    let d = r.enqueue(t4.clone()).await.unwrap();
+    assert_eq!(offered(&d), [(t4.id, bob.id)], "ann is full");
+    let d = r.tick(t0() + Duration::seconds(33)).await.unwrap();
+    assert_eq!(
+        d,
+        [
+            Decision::OfferExpired {
+                task: t2.id,
+                agent: bob.id
+            },
+            Decision::OfferExpired {
+                task: t4.id,
+                agent: bob.id
+            },
+            Decision::AgentAway { agent: bob.id },
+        ],
+        "both offers to bob expire in time order; two misses in a row: bob is away"
+    );
+    let snap = r.snapshot().await.unwrap();
+    assert_eq!(snap.queued.len(), 2);
+    let bob_now = snap.agents.iter().find(|a| a.agent == bob.id).unwrap();
+    assert_eq!(bob_now.presence, Presence::Away);
+    let d = r.release(ann.id, t1.id).await.unwrap();
+    assert_eq!(
+        offered(&d),
+        [(t4.id, ann.id)],
+        "t2 was rejected by ann; t4 keeps its place for her"
+    );
+}
+
+async fn bot_first_then_queue(r: &dyn Router) {
+    let t = task(0);
+    let d = r.enqueue(t.clone()).await.unwrap();
+    assert_eq!(d, [Decision::ToBot { task: t.id }]);
+    assert!(r.snapshot().await.unwrap().queued.is_empty());
+    let d = r.enqueue(t.clone()).await.unwrap();
+    assert!(d.is_empty(), "handed over by the bot: queued");
+    assert_eq!(r.snapshot().await.unwrap().queued.len(), 1);
 }

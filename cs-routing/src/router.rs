@@ -1,6 +1,7 @@
 //! The [`Router`] trait.
 
 use std::fmt::Debug;
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -58,4 +59,173 @@ pub trait Router: Send + Sync + Debug + 'static {
     /// # Errors
     /// Implementation failures only.
     async fn snapshot(&self) -> Result<Snapshot>;
+
+    /// The agent accepts an offer ([`Decision::Offered`]); returns [`Decision::Assigned`].
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] for an unknown agent or task; [`crate::Error::Conflict`] when
+    /// the task is not offered to this agent; [`crate::Error::InvalidInput`] from routers that
+    /// make no offers (the default).
+    async fn accept(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>> {
+        let _ = (agent, task);
+        Err(no_offers())
+    }
+
+    /// The agent rejects an offer: the task goes back to its place in the queue (never offered
+    /// to this agent again) and the decisions that follow are returned.
+    ///
+    /// # Errors
+    /// As [`Router::accept`].
+    async fn reject(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>> {
+        let _ = (agent, task);
+        Err(no_offers())
+    }
+
+    /// The earliest time at which [`Router::tick`] has something to do (an offer, a sticky hold
+    /// or an overflow ring expires), so the engine can sleep until then instead of polling.
+    ///
+    /// # Errors
+    /// Implementation failures only.
+    async fn next_deadline(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
+}
+
+fn no_offers() -> crate::Error {
+    crate::Error::InvalidInput {
+        reason: "this router assigns directly and makes no offers".into(),
+    }
+}
+
+/// A router as a synchronous state machine, driven by one writer (`&mut self`).
+///
+/// The policy routers implement it; [`Shared`] turns one into an [`Router`] for the engine, and
+/// benchmarks and tests drive it directly. Decisions are appended to `out`.
+pub trait SyncRouter: Send + Debug + 'static {
+    /// See [`Router::enqueue`].
+    ///
+    /// # Errors
+    /// See [`Router::enqueue`].
+    fn enqueue(&mut self, task: Task, out: &mut Vec<Decision>) -> Result<()>;
+    /// See [`Router::cancel`].
+    ///
+    /// # Errors
+    /// See [`Router::cancel`].
+    fn cancel(&mut self, task: ConversationId) -> Result<bool>;
+    /// See [`Router::upsert_agent`].
+    ///
+    /// # Errors
+    /// See [`Router::upsert_agent`].
+    fn upsert_agent(&mut self, agent: Agent, out: &mut Vec<Decision>) -> Result<()>;
+    /// See [`Router::release`].
+    ///
+    /// # Errors
+    /// See [`Router::release`].
+    fn release(
+        &mut self,
+        agent: AgentId,
+        task: ConversationId,
+        out: &mut Vec<Decision>,
+    ) -> Result<()>;
+    /// See [`Router::accept`].
+    ///
+    /// # Errors
+    /// See [`Router::accept`].
+    fn accept(
+        &mut self,
+        agent: AgentId,
+        task: ConversationId,
+        out: &mut Vec<Decision>,
+    ) -> Result<()>;
+    /// See [`Router::reject`].
+    ///
+    /// # Errors
+    /// See [`Router::reject`].
+    fn reject(
+        &mut self,
+        agent: AgentId,
+        task: ConversationId,
+        out: &mut Vec<Decision>,
+    ) -> Result<()>;
+    /// See [`Router::tick`].
+    ///
+    /// # Errors
+    /// See [`Router::tick`].
+    fn tick(&mut self, now: DateTime<Utc>, out: &mut Vec<Decision>) -> Result<()>;
+    /// See [`Router::snapshot`].
+    fn snapshot(&self) -> Snapshot;
+    /// See [`Router::next_deadline`].
+    fn next_deadline(&self) -> Option<DateTime<Utc>>;
+}
+
+/// A [`SyncRouter`] behind a mutex: one writer at a time, usable as `Arc<dyn Router>`.
+#[derive(Debug, Default)]
+pub struct Shared<R> {
+    inner: Mutex<R>,
+}
+
+impl<R: SyncRouter> Shared<R> {
+    /// Wraps `router`.
+    pub fn new(router: R) -> Self {
+        Self {
+            inner: Mutex::new(router),
+        }
+    }
+
+    /// Runs `f` on the router (for statistics, tests).
+    pub fn with<T>(&self, f: impl FnOnce(&mut R) -> T) -> T {
+        f(&mut self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, R> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn run(
+        &self,
+        f: impl FnOnce(&mut R, &mut Vec<Decision>) -> Result<()>,
+    ) -> Result<Vec<Decision>> {
+        let mut out = Vec::new();
+        f(&mut self.lock(), &mut out)?;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl<R: SyncRouter> Router for Shared<R> {
+    async fn enqueue(&self, task: Task) -> Result<Vec<Decision>> {
+        self.run(|r, out| r.enqueue(task, out))
+    }
+
+    async fn cancel(&self, task: ConversationId) -> Result<bool> {
+        self.lock().cancel(task)
+    }
+
+    async fn upsert_agent(&self, agent: Agent) -> Result<Vec<Decision>> {
+        self.run(|r, out| r.upsert_agent(agent, out))
+    }
+
+    async fn release(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>> {
+        self.run(|r, out| r.release(agent, task, out))
+    }
+
+    async fn tick(&self, now: DateTime<Utc>) -> Result<Vec<Decision>> {
+        self.run(|r, out| r.tick(now, out))
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        Ok(self.lock().snapshot())
+    }
+
+    async fn accept(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>> {
+        self.run(|r, out| r.accept(agent, task, out))
+    }
+
+    async fn reject(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>> {
+        self.run(|r, out| r.reject(agent, task, out))
+    }
+
+    async fn next_deadline(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.lock().next_deadline())
+    }
 }

@@ -11,8 +11,9 @@ use crate::router::Router;
 use crate::task::{AgentLoad, Decision, QueuedTask, Snapshot, Task};
 
 /// Gives each task, highest priority first and oldest first within a priority, to the first
-/// online agent (in sign-in order) that has every required skill at the required level and a free
-/// slot for the task's medium.
+/// online agent (in sign-in order) that has every required skill at the required level, speaks
+/// the task's language, belongs to its team (when it names one) and has a free slot for the
+/// task's medium.
 ///
 /// Linear scans over agents and tasks: fine for a few dozen agents; the fast router of this
 /// crate is the one to use at scale.
@@ -52,9 +53,9 @@ impl AgentSlot {
         {
             return false;
         }
-        task.requirements
-            .iter()
-            .all(|r| a.skill_level(&r.skill).is_some_and(|l| l >= r.min_level))
+        crate::policy::RoutingPolicy::default()
+            .effective(task, 0)
+            .fits(a)
     }
 }
 

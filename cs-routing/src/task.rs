@@ -41,6 +41,9 @@ pub struct Task {
     pub tier: CustomerTier,
     /// The agent who served this customer last, if the customer should go back to them.
     pub preferred_agent: Option<AgentId>,
+    /// The team that should serve it (e.g. `after-sales`), if any; overflow rings may widen it.
+    #[serde(default)]
+    pub team: Option<String>,
     /// When it entered the queue (by the engine's clock).
     pub enqueued_at: DateTime<Utc>,
 }
@@ -56,6 +59,7 @@ impl Task {
             priority: Priority::Normal,
             tier: CustomerTier::Standard,
             preferred_agent: None,
+            team: None,
             enqueued_at: at,
         }
     }
@@ -72,6 +76,38 @@ pub enum Decision {
         task: ConversationId,
         /// The agent.
         agent: AgentId,
+    },
+    /// The task is offered to the agent, whose load counts it until the agent accepts
+    /// ([`crate::Router::accept`], then [`Decision::Assigned`] follows), rejects
+    /// ([`crate::Router::reject`]) or the offer expires ([`Decision::OfferExpired`]). Only
+    /// routers configured for reservations make offers.
+    Offered {
+        /// The task.
+        task: ConversationId,
+        /// The agent.
+        agent: AgentId,
+        /// When the offer times out (by the router's clock).
+        expires_at: DateTime<Utc>,
+    },
+    /// The agent let the offer time out; the task is back in the queue at its place and will not
+    /// be offered to this agent again.
+    OfferExpired {
+        /// The task.
+        task: ConversationId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent let too many offers in a row time out and is now away: the engine should show
+    /// the agent as away until they come back ([`crate::Router::upsert_agent`]).
+    AgentAway {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Bot-first reception: the bot talks to the customer first; the task is not queued. Enqueue
+    /// it again (with its original `enqueued_at` to keep its place) when the bot hands over.
+    ToBot {
+        /// The task.
+        task: ConversationId,
     },
 }
 

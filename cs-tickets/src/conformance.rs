@@ -1,15 +1,25 @@
 //! The behaviour every [`TicketStore`] must show (feature `conformance`).
 //!
 //! Each check works in its own random tenant, so a shared database needs no cleaning.
+//! [`run`] checks any store; [`run_sla`] checks the SLA clock, SLA search and the
+//! [`crate::TicketDesk`] flows (escalation, hand-over, status lookup, CSAT) on a store built with
+//! [`sla_policy`].
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use cs_core::{AgentId, CustomerId, Priority, TenantId, TicketId};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use cs_core::{AgentId, Clock, CustomerId, ManualClock, Priority, TenantId, TicketId};
 
+use crate::desk::{
+    EscalationRule, EscalationTarget, HandOver, TicketDesk, TicketDeskBuilder, TicketEventKind,
+};
 use crate::error::Error;
 use crate::model::{
-    Actor, NewComment, NewTicket, TicketPatch, TicketQuery, TicketStatus, UpdateTicket,
+    Actor, Attachment, Csat, NewComment, NewTicket, SlaFilter, Ticket, TicketKind, TicketPatch,
+    TicketQuery, TicketStatus, UpdateTicket,
+};
+use crate::sla::{
+    BusinessCalendarBuilder, SlaMetric, SlaPolicy, SlaPolicyBuilder, SlaState, SlaTargets,
 };
 use crate::store::TicketStore;
 
@@ -21,7 +31,12 @@ pub async fn run(store: Arc<dyn TicketStore>) {
     comments_and_reopen(store.as_ref()).await;
     workflow_is_enforced(store.as_ref()).await;
     search_filters(store.as_ref()).await;
+    concurrent_creates_get_distinct_numbers(store.clone()).await;
+    concurrent_comments_are_all_kept(store.clone()).await;
+    fields_attachments_and_csat(store.as_ref()).await;
 }
+
+const WRITERS: usize = 16;
 
 fn tenant() -> TenantId {
     TenantId::new(format!("t-{}", uuid_like())).unwrap()
@@ -148,8 +163,8 @@ async fn concurrent_writers_never_lose_updates(store: Arc<dyn TicketStore>) {
         .create(NewTicket::new(t.clone(), "busy ticket", agent(), t0()))
         .await
         .unwrap();
-    // 8 writers each add their own tag, re-reading and retrying on conflict.
-    let handles: Vec<_> = (0..8)
+    // 16 writers each add their own tag, re-reading and retrying on conflict.
+    let handles: Vec<_> = (0..WRITERS)
         .map(|i| {
             let store = store.clone();
             let t = t.clone();
@@ -188,11 +203,22 @@ async fn concurrent_writers_never_lose_updates(store: Arc<dyn TicketStore>) {
     let done = store.get(&t, ticket.id).await.unwrap();
     assert_eq!(
         done.tags.len(),
-        8,
+        WRITERS,
         "every writer's change survived: {:?}",
         done.tags
     );
-    assert_eq!(done.version, 8, "one version per successful write");
+    assert_eq!(
+        done.version, WRITERS as u64,
+        "one version per successful write"
+    );
+    let tag_audit = store
+        .audit(&t, ticket.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.field == "tag")
+        .count();
+    assert_eq!(tag_audit, WRITERS, "every write is in the audit trail");
 }
 
 async fn comments_and_reopen(store: &dyn TicketStore) {
@@ -412,4 +438,664 @@ async fn search_filters(store: &dyn TicketStore) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn concurrent_creates_get_distinct_numbers(store: Arc<dyn TicketStore>) {
+    let t = tenant();
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (store, t) = (store.clone(), t.clone());
+            tokio::spawn(async move {
+                store
+                    .create(NewTicket::new(t, format!("rush {i}"), agent(), t0()))
+                    .await
+                    .unwrap()
+                    .number
+            })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for h in handles {
+        numbers.push(h.await.unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (1..=WRITERS as u64).collect::<Vec<_>>(),
+        "concurrent creates take distinct numbers without gaps"
+    );
+}
+
+async fn concurrent_comments_are_all_kept(store: Arc<dyn TicketStore>) {
+    let t = tenant();
+    let ticket = store
+        .create(NewTicket::new(t.clone(), "many replies", agent(), t0()))
+        .await
+        .unwrap();
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (store, t) = (store.clone(), t.clone());
+            tokio::spawn(async move {
+                store
+                    .add_comment(NewComment {
+                        tenant: t,
+                        ticket: ticket.id,
+                        author: agent(),
+                        body: format!("note {i}"),
+                        public: false,
+                        attachments: Vec::new(),
+                        at: t0(),
+                    })
+                    .await
+                    .unwrap()
+                    .seq
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for h in handles {
+        seqs.push(h.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=WRITERS as u64).collect::<Vec<_>>());
+    let comments = store.comments(&t, ticket.id).await.unwrap();
+    assert_eq!(comments.len(), WRITERS, "no comment lost");
+    let bodies: std::collections::BTreeSet<_> = comments.iter().map(|c| c.body.clone()).collect();
+    assert_eq!(bodies.len(), WRITERS);
+    assert_eq!(
+        store.get(&t, ticket.id).await.unwrap().version,
+        WRITERS as u64
+    );
+}
+
+async fn fields_attachments_and_csat(store: &dyn TicketStore) {
+    let t = tenant();
+    let customer = CustomerId::new();
+    let mut new = NewTicket::new(
+        t.clone(),
+        "broken kettle",
+        Actor::Customer { customer },
+        t0(),
+    );
+    new.customer = Some(customer);
+    new.kind = TicketKind::Incident;
+    new.fields = [("order".to_string(), "SO-77".to_string())].into();
+    let ticket = store.create(new).await.unwrap();
+    assert_eq!(ticket.kind, TicketKind::Incident);
+    assert_eq!(ticket.fields["order"], "SO-77", "custom fields at creation");
+    let photo = Attachment {
+        url: "https://files.example/kettle.jpg".into(),
+        name: "kettle.jpg".into(),
+        mime: Some("image/jpeg".into()),
+        size: Some(123_456),
+    };
+    store
+        .add_comment(NewComment {
+            tenant: t.clone(),
+            ticket: ticket.id,
+            author: Actor::Customer { customer },
+            body: "photo attached".into(),
+            public: true,
+            attachments: vec![photo.clone()],
+            at: t0(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.comments(&t, ticket.id).await.unwrap()[0].attachments,
+        [photo],
+        "attachments are kept by reference"
+    );
+    let rate = |version, score| UpdateTicket {
+        tenant: t.clone(),
+        id: ticket.id,
+        expected_version: version,
+        actor: Actor::Customer { customer },
+        at: t0() + Duration::hours(1),
+        patch: TicketPatch {
+            csat: Some(Csat {
+                score,
+                comment: Some("quick and kind".into()),
+                at: t0() + Duration::hours(1),
+            }),
+            ..Default::default()
+        },
+    };
+    let err = store.update(rate(1, 5)).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { .. }),
+        "an open ticket cannot be rated: {err:?}"
+    );
+    let solved = store
+        .update(UpdateTicket {
+            tenant: t.clone(),
+            id: ticket.id,
+            expected_version: 1,
+            actor: agent(),
+            at: t0(),
+            patch: TicketPatch {
+                status: Some(TicketStatus::Solved),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.update(rate(solved.version, 6)).await,
+        Err(Error::InvalidInput { .. })
+    ));
+    let mut stranger = rate(solved.version, 4);
+    stranger.actor = Actor::Customer {
+        customer: CustomerId::new(),
+    };
+    assert!(matches!(
+        store.update(stranger).await,
+        Err(Error::InvalidInput { .. })
+    ));
+    let rated = store.update(rate(solved.version, 4)).await.unwrap();
+    assert_eq!(rated.csat.as_ref().map(|c| c.score), Some(4));
+    assert_eq!(store.get(&t, ticket.id).await.unwrap().csat, rated.csat);
+    let audit = store.audit(&t, ticket.id).await.unwrap();
+    assert_eq!(audit.last().unwrap().field, "csat");
+    assert_eq!(audit.last().unwrap().to.as_deref(), Some("4"));
+}
+
+/// The SLA policy [`run_sla`] expects the store to run: Asia/Shanghai, Monday to Friday
+/// 09:00-12:00 and 13:00-18:00, Monday 2026-11-16 a holiday; normal priority: first response
+/// 2 h, next response 4 h, resolution 8 h; urgent: first response 30 min; warnings 30 min before.
+pub fn sla_policy() -> SlaPolicy {
+    let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    let calendar = BusinessCalendarBuilder::new(chrono_tz::Asia::Shanghai)
+        .with_weekday_period(hm(9, 0), hm(12, 0))
+        .with_weekday_period(hm(13, 0), hm(18, 0))
+        .with_holiday(NaiveDate::from_ymd_opt(2026, 11, 16).unwrap())
+        .build()
+        .unwrap();
+    SlaPolicyBuilder::new("standard", calendar)
+        .with_targets(
+            Priority::Normal,
+            SlaTargets {
+                first_response: Some(Duration::hours(2)),
+                next_response: Some(Duration::hours(4)),
+                resolution: Some(Duration::hours(8)),
+            },
+        )
+        .with_targets(
+            Priority::Urgent,
+            SlaTargets {
+                first_response: Some(Duration::minutes(30)),
+                next_response: Some(Duration::hours(1)),
+                resolution: Some(Duration::hours(4)),
+            },
+        )
+        .with_warning_before(Duration::minutes(30))
+        .build()
+        .unwrap()
+}
+
+/// A local time in Shanghai (UTC+8, no daylight saving).
+fn cst(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap() - Duration::hours(8)
+}
+
+fn first_response_due(t: &Ticket) -> Option<DateTime<Utc>> {
+    t.sla
+        .as_ref()?
+        .timers
+        .iter()
+        .find(|x| x.metric == SlaMetric::FirstResponse)?
+        .due_at
+}
+
+/// Runs the SLA and desk checks against `store`, which must run [`sla_policy`].
+pub async fn run_sla(store: Arc<dyn TicketStore>) {
+    sla_counts_business_time(store.as_ref()).await;
+    sla_pauses_while_pending(store.as_ref()).await;
+    desk_escalates_on_breach(store.clone()).await;
+    desk_hands_over_and_answers_customers(store.clone()).await;
+}
+
+async fn search_sla(
+    store: &dyn TicketStore,
+    t: &TenantId,
+    state: SlaState,
+    at: DateTime<Utc>,
+) -> Vec<TicketId> {
+    store
+        .search(&TicketQuery {
+            tenant: t.clone(),
+            sla: Some(SlaFilter { state, at }),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+async fn sla_counts_business_time(store: &dyn TicketStore) {
+    let t = tenant();
+    // Friday 17:00: one working hour left that day, then the weekend and Monday's holiday.
+    let ticket = store
+        .create(NewTicket::new(
+            t.clone(),
+            "where is my parcel",
+            agent(),
+            cst(13, 17, 0),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        ticket.sla.is_some(),
+        "the store must run conformance::sla_policy()"
+    );
+    assert_eq!(
+        first_response_due(&ticket),
+        Some(cst(17, 10, 0)),
+        "2 business hours from Friday 17:00 end Tuesday 10:00"
+    );
+    let sla = ticket.sla.as_ref().unwrap();
+    assert_eq!(sla.warn_at(), Some(cst(17, 9, 30)));
+    for (state, at) in [
+        (SlaState::Ok, cst(13, 17, 10)),
+        (SlaState::Ok, cst(16, 15, 0)),
+        (SlaState::Warning, cst(17, 9, 45)),
+        (SlaState::Breached, cst(17, 10, 1)),
+    ] {
+        assert_eq!(
+            search_sla(store, &t, state, at).await,
+            [ticket.id],
+            "{state:?} at {at}"
+        );
+        assert_eq!(sla.state(at), Some(state));
+    }
+    assert!(
+        search_sla(store, &t, SlaState::Breached, cst(17, 9, 45))
+            .await
+            .is_empty()
+    );
+    // Urgent: targets shrink, the used time counts.
+    let urgent = store
+        .update(UpdateTicket {
+            tenant: t.clone(),
+            id: ticket.id,
+            expected_version: 0,
+            actor: agent(),
+            at: cst(13, 17, 10),
+            patch: TicketPatch {
+                priority: Some(Priority::Urgent),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(first_response_due(&urgent), Some(cst(13, 17, 30)));
+    // The monitor's update records the breach once.
+    let due = search_sla(store, &t, SlaState::Due, cst(13, 17, 45)).await;
+    assert_eq!(due, [ticket.id]);
+    let checked = store
+        .update(UpdateTicket {
+            tenant: t.clone(),
+            id: ticket.id,
+            expected_version: urgent.version,
+            actor: Actor::System,
+            at: cst(13, 17, 45),
+            patch: TicketPatch {
+                sla_check: Some(cst(13, 17, 45)),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    let fr = checked
+        .sla
+        .as_ref()
+        .unwrap()
+        .timers
+        .iter()
+        .find(|x| x.metric == SlaMetric::FirstResponse)
+        .unwrap();
+    assert!(fr.warned && fr.breached);
+    let audit = store.audit(&t, ticket.id).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.field == "sla:first_response" && a.to.as_deref() == Some("breached")),
+        "{audit:?}"
+    );
+    // The agent's public reply meets first response; resolution runs on.
+    store
+        .add_comment(NewComment {
+            tenant: t.clone(),
+            ticket: ticket.id,
+            author: agent(),
+            body: "It is with the courier, I am chasing it.".into(),
+            public: true,
+            attachments: Vec::new(),
+            at: cst(13, 17, 50),
+        })
+        .await
+        .unwrap();
+    let answered = store.get(&t, ticket.id).await.unwrap();
+    assert_eq!(first_response_due(&answered), None);
+    let fr = answered
+        .sla
+        .as_ref()
+        .unwrap()
+        .timers
+        .iter()
+        .find(|x| x.metric == SlaMetric::FirstResponse)
+        .unwrap();
+    assert_eq!(fr.met_at, Some(cst(13, 17, 50)));
+    assert!(
+        answered.sla.as_ref().unwrap().due_at().is_some(),
+        "resolution still runs"
+    );
+}
+
+async fn sla_pauses_while_pending(store: &dyn TicketStore) {
+    let t = tenant();
+    let customer = CustomerId::new();
+    let mut new = NewTicket::new(t.clone(), "size exchange", agent(), cst(13, 17, 0));
+    new.customer = Some(customer);
+    let ticket = store.create(new).await.unwrap();
+    // Half an hour in, the agent asks the customer for a photo: the clocks stop.
+    let pending = store
+        .update(UpdateTicket {
+            tenant: t.clone(),
+            id: ticket.id,
+            expected_version: 0,
+            actor: agent(),
+            at: cst(13, 17, 30),
+            patch: TicketPatch {
+                status: Some(TicketStatus::PendingCustomer),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(first_response_due(&pending), None);
+    assert_eq!(
+        search_sla(store, &t, SlaState::Paused, cst(20, 9, 0)).await,
+        [ticket.id],
+        "paused, however long the customer takes"
+    );
+    assert!(
+        search_sla(store, &t, SlaState::Breached, cst(20, 9, 0))
+            .await
+            .is_empty()
+    );
+    // Tuesday 11:00 the customer replies: reopened, 1.5 h left: 11:00-12:00, lunch, 13:00-13:30.
+    store
+        .add_comment(NewComment {
+            tenant: t.clone(),
+            ticket: ticket.id,
+            author: Actor::Customer { customer },
+            body: "照片在这里".into(),
+            public: true,
+            attachments: Vec::new(),
+            at: cst(17, 11, 0),
+        })
+        .await
+        .unwrap();
+    let resumed = store.get(&t, ticket.id).await.unwrap();
+    assert_eq!(resumed.status, TicketStatus::Open);
+    assert_eq!(first_response_due(&resumed), Some(cst(17, 13, 30)));
+    assert!(
+        search_sla(store, &t, SlaState::Paused, cst(17, 11, 0))
+            .await
+            .is_empty()
+    );
+}
+
+fn desk(store: Arc<dyn TicketStore>, clock: Arc<ManualClock>) -> TicketDesk {
+    TicketDeskBuilder::new(store, clock)
+        .with_chain(["service", "after-sales", "logistics"])
+        .with_rule(EscalationRule::on_breach(
+            "breach moves up",
+            None,
+            EscalationTarget::Next,
+        ))
+        .with_rule(EscalationRule::when(
+            "lost parcels go to logistics",
+            |t: &Ticket| t.tags.contains("lost"),
+            "logistics",
+        ))
+        .with_sla(sla_policy())
+        .build()
+        .unwrap()
+}
+
+async fn desk_escalates_on_breach(store: Arc<dyn TicketStore>) {
+    let t = tenant();
+    let clock = Arc::new(ManualClock::new(cst(13, 17, 0)));
+    let desk = desk(store.clone(), clock.clone());
+    let mut new = NewTicket::new(t.clone(), "refund not received", agent(), clock.now());
+    new.group = Some("service".into());
+    let ticket = store.create(new).await.unwrap();
+    assert!(desk.tick(&t).await.unwrap().is_empty(), "nothing due yet");
+    // Over the weekend and the holiday nothing happens.
+    clock.set(cst(16, 23, 0));
+    assert!(desk.tick(&t).await.unwrap().is_empty());
+    clock.set(cst(17, 9, 40));
+    let events = desk.tick(&t).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(matches!(
+        events[0].kind,
+        TicketEventKind::SlaWarning {
+            metric: SlaMetric::FirstResponse,
+            ..
+        }
+    ));
+    assert!(
+        desk.tick(&t).await.unwrap().is_empty(),
+        "a warning is sent once"
+    );
+    let lines = desk.countdown(&store.get(&t, ticket.id).await.unwrap());
+    let fr = lines
+        .iter()
+        .find(|l| l.metric == SlaMetric::FirstResponse)
+        .unwrap();
+    assert_eq!(fr.remaining_secs, Some(20 * 60), "20 business minutes left");
+    clock.set(cst(17, 10, 5));
+    let events = desk.tick(&t).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            TicketEventKind::SlaBreached {
+                metric: SlaMetric::FirstResponse
+            },
+            TicketEventKind::Escalated {
+                from: Some("service".into()),
+                to: "after-sales".into(),
+                rule: "breach moves up".into(),
+            },
+        ]
+    );
+    let moved = store.get(&t, ticket.id).await.unwrap();
+    assert_eq!(moved.group.as_deref(), Some("after-sales"));
+    let notes = store.comments(&t, ticket.id).await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|c| !c.public && c.body.contains("after-sales")),
+        "escalation leaves an internal note: {notes:?}"
+    );
+    assert!(
+        desk.tick(&t).await.unwrap().is_empty(),
+        "a breach escalates once"
+    );
+    // Resolution breaches later: up again, to logistics.
+    clock.set(cst(18, 12, 0));
+    let events = desk.tick(&t).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, TicketEventKind::Escalated { to, .. } if to == "logistics")),
+        "{events:?}"
+    );
+    // The end of the chain: nothing further.
+    assert_eq!(
+        store.get(&t, ticket.id).await.unwrap().group.as_deref(),
+        Some("logistics")
+    );
+}
+
+async fn desk_hands_over_and_answers_customers(store: Arc<dyn TicketStore>) {
+    let t = tenant();
+    let clock = Arc::new(ManualClock::new(cst(11, 10, 0)));
+    let desk = desk(store.clone(), clock.clone());
+    let customer = CustomerId::new();
+    let mut new = NewTicket::new(
+        t.clone(),
+        "退货运费谁出",
+        Actor::Customer { customer },
+        clock.now(),
+    );
+    new.customer = Some(customer);
+    new.group = Some("service".into());
+    let ticket = store.create(new).await.unwrap();
+    let (moved, event) = desk
+        .hand_over(HandOver {
+            tenant: t.clone(),
+            ticket: ticket.id,
+            to: "after-sales".into(),
+            note: "customer has the return label already".into(),
+            actor: agent(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(moved.group.as_deref(), Some("after-sales"));
+    assert!(
+        matches!(event.kind, TicketEventKind::HandedOver { ref to, .. } if to == "after-sales")
+    );
+    let comments = store.comments(&t, ticket.id).await.unwrap();
+    assert!(
+        comments
+            .iter()
+            .any(|c| !c.public && c.body.contains("return label"))
+    );
+    assert!(
+        desk.hand_over(HandOver {
+            tenant: t.clone(),
+            ticket: ticket.id,
+            to: "after-sales".into(),
+            note: "again".into(),
+            actor: agent(),
+        })
+        .await
+        .is_err(),
+        "already there"
+    );
+
+    // A condition rule: tagged lost -> logistics.
+    let cur = store.get(&t, ticket.id).await.unwrap();
+    store
+        .update(UpdateTicket {
+            tenant: t.clone(),
+            id: ticket.id,
+            expected_version: cur.version,
+            actor: agent(),
+            at: clock.now(),
+            patch: TicketPatch {
+                add_tags: vec!["lost".into()],
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    let events = desk.apply_rules(&t, ticket.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(
+        desk.apply_rules(&t, ticket.id).await.unwrap().is_empty(),
+        "fires once"
+    );
+
+    // The customer asks about their ticket by number; another customer cannot see it.
+    let view = desk
+        .customer_status(&t, ticket.number, customer)
+        .await
+        .unwrap();
+    assert_eq!(view.status, TicketStatus::New);
+    assert_eq!(view.group.as_deref(), Some("logistics"));
+    assert!(
+        view.replies.iter().all(|c| c.public),
+        "internal notes stay internal"
+    );
+    assert!(view.resolution_due.is_some());
+    assert!(!view.can_rate);
+    assert!(matches!(
+        desk.customer_status(&t, ticket.number, CustomerId::new())
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        desk.rate(&t, ticket.number, customer, 5, None).await,
+        Err(Error::InvalidInput { .. })
+    ));
+
+    let cur = store.get(&t, ticket.id).await.unwrap();
+    store
+        .update(UpdateTicket {
+            tenant: t.clone(),
+            id: ticket.id,
+            expected_version: cur.version,
+            actor: agent(),
+            at: clock.now(),
+            patch: TicketPatch {
+                status: Some(TicketStatus::Solved),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    assert!(
+        desk.customer_status(&t, ticket.number, customer)
+            .await
+            .unwrap()
+            .can_rate
+    );
+    let event = desk
+        .rate(&t, ticket.number, customer, 5, Some("很满意".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        event.kind,
+        TicketEventKind::CsatSubmitted {
+            score: 5,
+            comment: Some("很满意".into())
+        }
+    );
+    assert_eq!(
+        store
+            .get(&t, ticket.id)
+            .await
+            .unwrap()
+            .csat
+            .map(|c| c.score),
+        Some(5)
+    );
+    assert!(
+        !desk
+            .customer_status(&t, ticket.number, customer)
+            .await
+            .unwrap()
+            .can_rate
+    );
+    // Searching by the Chinese subject finds it, by a 3+ character phrase too.
+    for needle in ["运费", "退货运费"] {
+        let found = store
+            .search(&TicketQuery {
+                tenant: t.clone(),
+                text: Some(needle.into()),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{needle}");
+    }
 }

@@ -35,6 +35,30 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A backend failed in a way not covered above.
+    #[error("{backend} backend error: {source}")]
+    Backend {
+        /// Which backend, e.g. `"postgres"`.
+        backend: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: cs_core::BoxError,
+    },
+}
+
+impl From<cs_core::Error> for Error {
+    fn from(e: cs_core::Error) -> Self {
+        match e {
+            cs_core::Error::NotFound { id, .. } => Self::NotFound { id },
+            cs_core::Error::InvalidInput { reason } => Self::InvalidInput { reason },
+            cs_core::Error::Unavailable { reason } => Self::Unavailable { reason },
+            cs_core::Error::Backend { backend, source } => Self::Backend { backend, source },
+            other => Self::Backend {
+                backend: "sql",
+                source: Box::new(other),
+            },
+        }
+    }
 }
 
 impl Error {

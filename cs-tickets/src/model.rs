@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use cs_core::{AgentId, ConversationId, CustomerId, Priority, TenantId, TicketId};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::sla::{SlaClock, SlaState};
 
 /// Where a ticket stands in its workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -40,6 +40,20 @@ impl TicketStatus {
         }
     }
 
+    /// Parses [`TicketStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::New,
+            Self::Open,
+            Self::PendingCustomer,
+            Self::OnHold,
+            Self::Solved,
+            Self::Closed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
     /// Whether the workflow allows going from `self` to `to`: anything but `Closed` may move to
     /// any other status except `New`; `Closed` is final.
     pub fn can_become(self, to: TicketStatus) -> bool {
@@ -66,6 +80,25 @@ pub enum TicketKind {
     Problem,
     /// Work to do (a refund to issue, a call back).
     Task,
+}
+
+impl TicketKind {
+    /// The stable lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Question => "question",
+            Self::Incident => "incident",
+            Self::Problem => "problem",
+            Self::Task => "task",
+        }
+    }
+
+    /// Parses [`TicketKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Question, Self::Incident, Self::Problem, Self::Task]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
 }
 
 /// Who did something to a ticket.
@@ -136,6 +169,30 @@ pub struct Ticket {
     pub updated_at: DateTime<Utc>,
     /// Incremented by every change; updates must name the version they read.
     pub version: u64,
+    /// The SLA clock, when the store has an SLA policy.
+    pub sla: Option<SlaClock>,
+    /// The customer's rating, once given.
+    pub csat: Option<Csat>,
+}
+
+/// A customer-satisfaction rating given when a ticket is solved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Csat {
+    /// 1 (very unhappy) to 5 (very happy).
+    pub score: u8,
+    /// What the customer said.
+    pub comment: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Tickets in one SLA state at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlaFilter {
+    /// The state.
+    pub state: SlaState,
+    /// The instant (by the engine's clock).
+    pub at: DateTime<Utc>,
 }
 
 /// A new ticket.
@@ -161,6 +218,8 @@ pub struct NewTicket {
     pub conversation: Option<ConversationId>,
     /// Tags.
     pub tags: BTreeSet<String>,
+    /// Custom fields (`tier` selects tier-specific SLA targets).
+    pub fields: BTreeMap<String, String>,
     /// Who opened it.
     pub actor: Actor,
     /// When.
@@ -186,6 +245,7 @@ impl NewTicket {
             customer: None,
             conversation: None,
             tags: BTreeSet::new(),
+            fields: BTreeMap::new(),
             actor,
             at,
         }
@@ -211,6 +271,10 @@ pub struct TicketPatch {
     pub remove_tags: Vec<String>,
     /// Custom fields to set (an empty value removes the field).
     pub fields: BTreeMap<String, String>,
+    /// The customer's rating (only on a solved or closed ticket).
+    pub csat: Option<Csat>,
+    /// Record every SLA warning and breach due by this instant (the SLA monitor's update).
+    pub sla_check: Option<DateTime<Utc>>,
 }
 
 /// An update of one ticket, based on the version the caller read.
@@ -296,100 +360,11 @@ pub struct TicketQuery {
     pub tag: Option<String>,
     /// Only this customer's.
     pub customer: Option<CustomerId>,
-    /// Only tickets whose subject or comments contain this text (case-insensitive).
+    /// Only tickets whose subject or comments contain this text (case-insensitive; Chinese
+    /// and English alike).
     pub text: Option<String>,
+    /// Only tickets in this SLA state.
+    pub sla: Option<SlaFilter>,
     /// At most this many (capped at 1,000).
     pub limit: usize,
-}
-
-/// Applies `patch` to `ticket`, returning the audit entries; does not touch version or time.
-pub(crate) fn apply_patch(
-    ticket: &mut Ticket,
-    patch: &TicketPatch,
-    actor: Actor,
-    at: DateTime<Utc>,
-) -> Result<Vec<AuditEntry>> {
-    let mut audit = Vec::new();
-    let mut log = |field: &str, from: Option<String>, to: Option<String>| {
-        if from != to {
-            audit.push(AuditEntry {
-                at,
-                actor,
-                field: field.into(),
-                from,
-                to,
-            });
-        }
-    };
-    if let Some(subject) = &patch.subject {
-        let subject = subject.trim();
-        if subject.is_empty() {
-            return Err(Error::invalid("subject is empty"));
-        }
-        log(
-            "subject",
-            Some(ticket.subject.clone()),
-            Some(subject.into()),
-        );
-        ticket.subject = subject.into();
-    }
-    if let Some(status) = patch.status
-        && status != ticket.status
-    {
-        if !ticket.status.can_become(status) {
-            return Err(Error::invalid(format!(
-                "a {} ticket cannot become {status}",
-                ticket.status
-            )));
-        }
-        log(
-            "status",
-            Some(ticket.status.to_string()),
-            Some(status.to_string()),
-        );
-        ticket.status = status;
-    }
-    if let Some(p) = patch.priority {
-        log(
-            "priority",
-            Some(ticket.priority.as_str().into()),
-            Some(p.as_str().into()),
-        );
-        ticket.priority = p;
-    }
-    if let Some(g) = &patch.group {
-        log("group", ticket.group.clone(), g.clone());
-        ticket.group = g.clone();
-    }
-    if let Some(a) = patch.assignee {
-        log(
-            "assignee",
-            ticket.assignee.map(|a| a.to_string()),
-            a.map(|a| a.to_string()),
-        );
-        ticket.assignee = a;
-    }
-    for t in &patch.add_tags {
-        let t = t.trim().to_lowercase();
-        if !t.is_empty() && ticket.tags.insert(t.clone()) {
-            log("tag", None, Some(t));
-        }
-    }
-    for t in &patch.remove_tags {
-        let t = t.trim().to_lowercase();
-        if ticket.tags.remove(&t) {
-            log("tag", Some(t), None);
-        }
-    }
-    for (k, v) in &patch.fields {
-        let before = ticket.fields.get(k).cloned();
-        if v.is_empty() {
-            ticket.fields.remove(k);
-            log(&format!("field:{k}"), before, None);
-        } else {
-            ticket.fields.insert(k.clone(), v.clone());
-            log(&format!("field:{k}"), before, Some(v.clone()));
-        }
-    }
-    Ok(audit)
 }

@@ -1,10 +1,15 @@
 //! Conversation persistence: customers, their identities, conversations and messages.
 //!
 //! [`ConversationStore`] is the trait; [`MemoryStore`] is always available, `SqliteStore` (feature
-//! `sqlite`) is the embedded default. Every implementation runs the same conformance suite
+//! `sqlite`) is the embedded default, `PostgresStore` (feature `postgres`) lets several processes
+//! share one database. Every implementation runs the same conformance suite
 //! ([`crate::conformance`], feature `conformance`).
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -21,6 +26,8 @@ use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MergeId, Message
 use crate::message::{DeliveryStatus, Message};
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 

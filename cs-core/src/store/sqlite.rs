@@ -4,20 +4,23 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 
+use super::rows::{
+    SqlRow, conversation_from_row, customer_from_row, link_from_row, merge_from_row,
+    message_from_row, micros, to_json,
+};
 use super::{
     Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, Merge,
     MergeCustomers, MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer,
     Resolved, new_conversation, new_customer, page, status_advances,
 };
-use crate::channel::{ChannelKind, Identity, IdentityLink, LinkOrigin, Route};
-use crate::conversation::{Conversation, ConversationState, Priority};
-use crate::customer::{Customer, CustomerTier};
+use crate::channel::{Identity, IdentityLink, LinkOrigin};
+use crate::conversation::Conversation;
+use crate::customer::Customer;
 use crate::error::{Error, Result};
-use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MergeId, MessageId, TenantId};
-use crate::message::{Author, Content, DeliveryStatus, Direction, Message};
+use crate::id::{ChannelId, ConversationId, CustomerId, MergeId, MessageId, TenantId};
+use crate::message::{DeliveryStatus, Message};
 use crate::sql::Migration;
 use crate::sql::sqlite::{Pools, connect, map_error, migrate};
 
@@ -195,100 +198,6 @@ impl SqliteStore {
     }
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn from_micros(v: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(v).ok_or_else(|| corrupt(format!("timestamp {v}")))
-}
-
-fn corrupt(what: String) -> Error {
-    Error::Backend {
-        backend: "sqlite",
-        source: format!("corrupt row: {what}").into(),
-    }
-}
-
-fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(col).map_err(map_error)
-}
-
-fn parse<T: std::str::FromStr>(row: &SqliteRow, col: &str) -> Result<T> {
-    let s: String = get(row, col)?;
-    s.parse().map_err(|_| corrupt(format!("{col} = {s:?}")))
-}
-
-fn customer_from_row(row: &SqliteRow) -> Result<Customer> {
-    let tier: String = get(row, "tier")?;
-    Ok(Customer {
-        id: parse(row, "id")?,
-        tenant: parse(row, "tenant")?,
-        display_name: get(row, "display_name")?,
-        tier: CustomerTier::parse(&tier).ok_or_else(|| corrupt(format!("tier {tier:?}")))?,
-        language: get(row, "language")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-    })
-}
-
-fn conversation_from_row(row: &SqliteRow) -> Result<Conversation> {
-    let state: String = get(row, "state")?;
-    let priority: String = get(row, "priority")?;
-    let skills: String = get(row, "skills")?;
-    let assignee: Option<String> = get(row, "assignee")?;
-    let version: i64 = get(row, "version")?;
-    Ok(Conversation {
-        id: parse(row, "id")?,
-        tenant: parse(row, "tenant")?,
-        customer: parse(row, "customer")?,
-        route: Route {
-            channel: parse(row, "route_channel")?,
-            identity: Identity {
-                kind: parse(row, "route_kind")?,
-                external_id: get(row, "route_external_id")?,
-            },
-        },
-        state: ConversationState::parse(&state)
-            .ok_or_else(|| corrupt(format!("state {state:?}")))?,
-        priority: Priority::parse(&priority)
-            .ok_or_else(|| corrupt(format!("priority {priority:?}")))?,
-        skills: serde_json::from_str(&skills).map_err(|e| corrupt(e.to_string()))?,
-        assignee: assignee
-            .map(|a| a.parse::<AgentId>())
-            .transpose()
-            .map_err(|e| corrupt(e.to_string()))?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        updated_at: from_micros(get(row, "updated_at")?)?,
-        version: u64::try_from(version).map_err(|e| corrupt(e.to_string()))?,
-    })
-}
-
-fn message_from_row(row: &SqliteRow) -> Result<Message> {
-    let direction: String = get(row, "direction")?;
-    let author: String = get(row, "author")?;
-    let content: String = get(row, "content")?;
-    let status: String = get(row, "status")?;
-    Ok(Message {
-        id: parse(row, "id")?,
-        tenant: parse(row, "tenant")?,
-        conversation: parse(row, "conversation")?,
-        customer: parse(row, "customer")?,
-        channel: parse::<ChannelId>(row, "channel")?,
-        channel_kind: parse::<ChannelKind>(row, "channel_kind")?,
-        direction: Direction::parse(&direction)
-            .ok_or_else(|| corrupt(format!("direction {direction:?}")))?,
-        author: serde_json::from_str::<Author>(&author).map_err(|e| corrupt(e.to_string()))?,
-        content: serde_json::from_str::<Content>(&content).map_err(|e| corrupt(e.to_string()))?,
-        provider_message_id: get(row, "provider_message_id")?,
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| corrupt(format!("status {status:?}")))?,
-        created_at: from_micros(get(row, "created_at")?)?,
-    })
-}
-
 /// Inserts a message on `conn` (a connection or a transaction of the writer); a lost race with
 /// a concurrent delivery of the same provider message returns the stored one as a duplicate.
 async fn insert_message(conn: &mut SqliteConnection, m: &Message) -> Result<Appended> {
@@ -348,45 +257,6 @@ async fn insert_message(conn: &mut SqliteConnection, m: &Message) -> Result<Appe
             (e, _) => Err(e),
         },
     }
-}
-
-fn link_from_row(row: &SqliteRow) -> Result<IdentityLink> {
-    let origin: String = get(row, "origin")?;
-    Ok(IdentityLink {
-        identity: Identity {
-            kind: parse(row, "kind")?,
-            external_id: get(row, "external_id")?,
-        },
-        origin: LinkOrigin::from_storage(&origin).map_err(|e| corrupt(e.to_string()))?,
-        linked_at: from_micros(get(row, "linked_at")?)?,
-    })
-}
-
-fn merge_from_row(row: &SqliteRow) -> Result<Merge> {
-    let identities: String = get(row, "identities")?;
-    let conversations: String = get(row, "conversations")?;
-    let resolved: Option<String> = get(row, "resolved")?;
-    let origin: String = get(row, "origin")?;
-    let undone: Option<i64> = get(row, "undone_at")?;
-    Ok(Merge {
-        id: parse(row, "id")?,
-        tenant: parse(row, "tenant")?,
-        into: parse(row, "into_customer")?,
-        from: parse(row, "from_customer")?,
-        identities: serde_json::from_str(&identities).map_err(|e| corrupt(e.to_string()))?,
-        conversations: serde_json::from_str(&conversations).map_err(|e| corrupt(e.to_string()))?,
-        resolved: resolved
-            .map(|r| r.parse())
-            .transpose()
-            .map_err(|e: Error| corrupt(e.to_string()))?,
-        by: LinkOrigin::from_storage(&origin).map_err(|e| corrupt(e.to_string()))?,
-        at: from_micros(get(row, "at")?)?,
-        undone_at: undone.map(from_micros).transpose()?,
-    })
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::invalid(e.to_string()))
 }
 
 impl SqliteStore {
@@ -702,7 +572,7 @@ impl ConversationStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(map_error)?;
-            row.map(|r| parse(&r, "id")).transpose()?
+            row.map(|r| r.parse("id")).transpose()?
         } else {
             None
         };
@@ -717,7 +587,7 @@ impl ConversationStore for SqliteStore {
         .await
         .map_err(map_error)?
         .iter()
-        .map(|r| parse(r, "id"))
+        .map(|r| r.parse("id"))
         .collect::<Result<_>>()?;
         conversations.sort();
         sqlx::query("UPDATE cs_messages SET customer = ? WHERE tenant = ? AND customer = ?")
@@ -1049,8 +919,8 @@ impl ConversationStore for SqliteStore {
         .map_err(map_error)?;
         let mut out = Vec::with_capacity(claimed.len());
         for row in claimed {
-            let id: String = get(&row, "message")?;
-            let attempts: i64 = get(&row, "attempts")?;
+            let id = row.text("message")?;
+            let attempts = row.int("attempts")?;
             let message = sqlx::query("SELECT * FROM cs_messages WHERE tenant = ? AND id = ?")
                 .bind(req.tenant.as_str())
                 .bind(&id)
@@ -1060,8 +930,8 @@ impl ConversationStore for SqliteStore {
             out.push(Claimed {
                 message: message_from_row(&message)?,
                 to: Identity {
-                    kind: parse(&row, "to_kind")?,
-                    external_id: get(&row, "to_external_id")?,
+                    kind: row.parse("to_kind")?,
+                    external_id: row.text("to_external_id")?,
                 },
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             });
@@ -1170,8 +1040,8 @@ impl ConversationStore for SqliteStore {
         .map_err(map_error)?
         .iter()
         .map(|r| {
-            let attempts: i64 = get(r, "outbox_attempts")?;
-            let error: Option<String> = get(r, "outbox_error")?;
+            let attempts = r.int("outbox_attempts")?;
+            let error = r.opt_text("outbox_error")?;
             Ok(DeadLetter {
                 message: message_from_row(r)?,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -1203,9 +1073,10 @@ impl ConversationStore for SqliteStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let id: MessageId = parse(&row, "id")?;
-        let old: String = get(&row, "status")?;
-        let old = DeliveryStatus::parse(&old).ok_or_else(|| corrupt(format!("status {old:?}")))?;
+        let id: MessageId = row.parse("id")?;
+        let old = row.text("status")?;
+        let old = DeliveryStatus::parse(&old)
+            .ok_or_else(|| super::rows::corrupt("sqlite", format!("status {old:?}")))?;
         if status_advances(old, status) {
             sqlx::query("UPDATE cs_messages SET status = ? WHERE tenant = ? AND id = ?")
                 .bind(status.as_str())

@@ -1,0 +1,944 @@
+//! The intent bot: a trained classifier, multi-turn dialogue state, slot filling, shop actions,
+//! templates, sentiment on every message and hand-over with context.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use cs_core::{Clock, ConversationId, Priority, SystemClock};
+
+use crate::bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
+use crate::classifier::{ClassifierBuilder, Example, IntentClassifier, Prediction};
+use crate::error::{Error, Result};
+use crate::faq::{FaqEntry, asks_for_human, parse_faq};
+use crate::sentiment::{Sentiment, sentiment};
+use crate::shop::{OrderService, ReturnKind, ReturnRequest, TicketLookup};
+use crate::slots::{Slots, extract};
+use crate::templates::Templates;
+use crate::text::is_cjk;
+
+/// What the bot does when it recognises an intent, besides answering from the FAQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Look the order up and tell its status (needs an order number or phone).
+    OrderStatus,
+    /// Show the parcel's tracking timeline (needs an order number or phone).
+    Logistics,
+    /// Start a return or refund (needs an order number or phone).
+    StartReturn(ReturnKind),
+    /// Look a ticket up by number.
+    TicketStatus,
+    /// Hand over to a human for this reason.
+    Handoff(HandoffReasonKind),
+}
+
+/// The hand-over reasons an intent can trigger (a copyable mirror of [`HandoffReason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandoffReasonKind {
+    /// The customer asks for a human.
+    CustomerRequest,
+    /// The customer complains.
+    Complaint,
+}
+
+impl Action {
+    fn needs_order(self) -> bool {
+        matches!(
+            self,
+            Self::OrderStatus | Self::Logistics | Self::StartReturn(_)
+        )
+    }
+}
+
+/// The default intent-to-action mapping: `order_status`, `logistics`, `return`, `refund`,
+/// `ticket_status`, `human`, `complaint`.
+fn default_actions() -> HashMap<String, Action> {
+    [
+        ("order_status", Action::OrderStatus),
+        ("logistics", Action::Logistics),
+        ("return", Action::StartReturn(ReturnKind::Return)),
+        ("refund", Action::StartReturn(ReturnKind::Refund)),
+        ("ticket_status", Action::TicketStatus),
+        ("human", Action::Handoff(HandoffReasonKind::CustomerRequest)),
+        ("complaint", Action::Handoff(HandoffReasonKind::Complaint)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Builds an [`IntentBot`].
+pub struct IntentBotBuilder {
+    faq: Vec<FaqEntry>,
+    examples: Vec<Example>,
+    orders: Option<Arc<dyn OrderService>>,
+    tickets: Option<Arc<dyn TicketLookup>>,
+    actions: HashMap<String, Action>,
+    answer_threshold: f32,
+    clarify_threshold: f32,
+    max_failures: u8,
+    session_ttl: Duration,
+    clock: Arc<dyn Clock>,
+    classifier: ClassifierBuilder,
+    templates: Templates,
+}
+
+impl fmt::Debug for IntentBotBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntentBotBuilder")
+            .field("faq", &self.faq.len())
+            .field("examples", &self.examples.len())
+            .field("orders", &self.orders)
+            .field("tickets", &self.tickets)
+            .field("answer_threshold", &self.answer_threshold)
+            .field("clarify_threshold", &self.clarify_threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for IntentBotBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IntentBotBuilder {
+    /// An empty builder: add FAQ entries and/or labelled examples, then [`build`](Self::build).
+    pub fn new() -> Self {
+        Self {
+            faq: Vec::new(),
+            examples: Vec::new(),
+            orders: None,
+            tickets: None,
+            actions: default_actions(),
+            answer_threshold: 0.5,
+            clarify_threshold: 0.2,
+            max_failures: 2,
+            session_ttl: Duration::minutes(30),
+            clock: Arc::new(SystemClock),
+            classifier: ClassifierBuilder::new(),
+            templates: Templates::default(),
+        }
+    }
+
+    /// Adds FAQ entries: their questions train the classifier, their answers are sent.
+    pub fn with_faq(mut self, entries: Vec<FaqEntry>) -> Self {
+        self.faq.extend(entries);
+        self
+    }
+
+    /// Adds FAQ entries from knowledge-file text ([`parse_faq`]).
+    ///
+    /// # Errors
+    /// As [`parse_faq`].
+    pub fn with_faq_text(self, text: &str) -> Result<Self> {
+        Ok(self.with_faq(parse_faq(text)?))
+    }
+
+    /// Adds FAQ entries from a knowledge file.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; as [`parse_faq`].
+    pub fn with_faq_file(self, path: impl AsRef<Path>) -> Result<Self> {
+        self.with_faq_text(&std::fs::read_to_string(path)?)
+    }
+
+    /// Adds labelled training lines (more ways to say the FAQ intents, or intents without an
+    /// FAQ answer that map to an [`Action`]).
+    pub fn with_examples(mut self, examples: Vec<Example>) -> Self {
+        self.examples.extend(examples);
+        self
+    }
+
+    /// The shop's order system (for order status, logistics and returns).
+    pub fn with_orders(mut self, orders: Arc<dyn OrderService>) -> Self {
+        self.orders = Some(orders);
+        self
+    }
+
+    /// The ticket lookup (for ticket status).
+    pub fn with_tickets(mut self, tickets: Arc<dyn TicketLookup>) -> Self {
+        self.tickets = Some(tickets);
+        self
+    }
+
+    /// Maps an intent to an action (replacing the default mapping for that name).
+    pub fn with_action(mut self, intent: impl Into<String>, action: Action) -> Self {
+        self.actions.insert(intent.into(), action);
+        self
+    }
+
+    /// Confidence from which the bot acts on an intent (default 0.5); between the clarify
+    /// threshold and this it asks back.
+    pub fn with_answer_threshold(mut self, t: f32) -> Self {
+        self.answer_threshold = t;
+        self
+    }
+
+    /// Confidence below which the bot has no idea (default 0.2).
+    pub fn with_clarify_threshold(mut self, t: f32) -> Self {
+        self.clarify_threshold = t;
+        self
+    }
+
+    /// Failures in a row (not understood, invalid slot values) before handing over (default 2).
+    pub fn with_max_failures(mut self, n: u8) -> Self {
+        self.max_failures = n.max(1);
+        self
+    }
+
+    /// How long a conversation's dialogue state lives without messages (default 30 minutes).
+    pub fn with_session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// The clock (tests use [`cs_core::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The classifier settings (features, model, progress).
+    pub fn with_classifier(mut self, classifier: ClassifierBuilder) -> Self {
+        self.classifier = classifier;
+        self
+    }
+
+    /// Replaces a reply template (see [`Templates`] for keys and `{placeholders}`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an unknown key.
+    pub fn with_template(mut self, key: &str, zh: bool, text: impl Into<String>) -> Result<Self> {
+        self.templates.set(key, zh, text.into())?;
+        Ok(self)
+    }
+
+    /// Trains the classifier and builds the bot.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for thresholds out of order, an action intent whose service is
+    /// missing, or fewer than two intents.
+    pub fn build(self) -> Result<IntentBot> {
+        if !(0.0 <= self.clarify_threshold
+            && self.clarify_threshold <= self.answer_threshold
+            && self.answer_threshold <= 1.0)
+        {
+            return Err(Error::InvalidInput {
+                reason: "need 0 <= clarify_threshold <= answer_threshold <= 1".into(),
+            });
+        }
+        let mut training: Vec<Example> = self
+            .faq
+            .iter()
+            .flat_map(|e| e.questions.iter().map(|q| Example::new(q, &e.intent)))
+            .collect();
+        training.extend(self.examples.iter().cloned());
+        let labels: std::collections::BTreeSet<&str> =
+            training.iter().map(|e| e.label.as_str()).collect();
+        for l in &labels {
+            match self.actions.get(*l) {
+                Some(a) if a.needs_order() && self.orders.is_none() => {
+                    return Err(Error::InvalidInput {
+                        reason: format!("intent {l:?} needs an OrderService (with_orders)"),
+                    });
+                }
+                Some(Action::TicketStatus) if self.tickets.is_none() => {
+                    return Err(Error::InvalidInput {
+                        reason: format!("intent {l:?} needs a TicketLookup (with_tickets)"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let classifier = self
+            .classifier
+            .clone()
+            .with_threshold(self.clarify_threshold)
+            .train(&training)?;
+        let faq = self
+            .faq
+            .into_iter()
+            .map(|e| (e.intent.clone(), e))
+            .collect();
+        Ok(IntentBot {
+            classifier,
+            faq,
+            orders: self.orders,
+            tickets: self.tickets,
+            actions: self.actions,
+            answer_threshold: self.answer_threshold,
+            clarify_threshold: self.clarify_threshold,
+            max_failures: self.max_failures,
+            session_ttl: self.session_ttl,
+            clock: self.clock,
+            templates: self.templates,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// What the bot waits for.
+#[derive(Debug, Clone, PartialEq)]
+enum Pending {
+    /// An order number (or phone) to run this action; orders found by phone to pick from.
+    Order {
+        intent: String,
+        action: Action,
+        choices: Vec<String>,
+    },
+    /// A ticket number.
+    Ticket { intent: String },
+    /// The customer's pick among these intents.
+    Clarify { candidates: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    pending: Option<Pending>,
+    slots: Slots,
+    intent: Option<Intent>,
+    failures: u8,
+    transcript: Vec<String>,
+    sentiment: Sentiment,
+    zh: bool,
+    seen_at: DateTime<Utc>,
+}
+
+impl Session {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            pending: None,
+            slots: Slots::default(),
+            intent: None,
+            failures: 0,
+            transcript: Vec::new(),
+            sentiment: Sentiment::default(),
+            zh: false,
+            seen_at: now,
+        }
+    }
+}
+
+/// A bilingual intent bot with dialogue: answers FAQ intents, asks back when unsure or when the
+/// message is vague, collects the order number (or phone) with validation, calls the shop, and
+/// hands over with intent, slots, sentiment and a summary.
+///
+/// See the crate documentation for an example.
+pub struct IntentBot {
+    classifier: IntentClassifier,
+    faq: HashMap<String, FaqEntry>,
+    orders: Option<Arc<dyn OrderService>>,
+    tickets: Option<Arc<dyn TicketLookup>>,
+    actions: HashMap<String, Action>,
+    answer_threshold: f32,
+    clarify_threshold: f32,
+    max_failures: u8,
+    session_ttl: Duration,
+    clock: Arc<dyn Clock>,
+    templates: Templates,
+    sessions: Mutex<HashMap<ConversationId, Session>>,
+}
+
+impl fmt::Debug for IntentBot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntentBot")
+            .field("intents", &self.classifier.labels().len())
+            .field("faq", &self.faq.len())
+            .field("answer_threshold", &self.answer_threshold)
+            .field("clarify_threshold", &self.clarify_threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Short messages that say something is wrong without saying what.
+const VAGUE_EN: &[&str] = &[
+    "doesnt work",
+    "not working",
+    "dont work",
+    "broken",
+    "problem",
+    "issue",
+    "help",
+    "wrong",
+    "question",
+    "something",
+];
+const VAGUE_ZH: &[&str] = &[
+    "有问题",
+    "不行",
+    "坏了",
+    "用不了",
+    "怎么回事",
+    "出问题",
+    "不好用",
+    "在吗",
+    "咨询",
+    "问一下",
+    "帮帮我",
+    "有个问题",
+];
+
+/// Whether the message is too vague to act on, whatever the classifier says.
+pub(crate) fn is_vague(text: &str) -> bool {
+    let lower: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| *c != '\'' && *c != '\u{2019}')
+        .collect();
+    let cjk = lower.chars().filter(|c| is_cjk(*c)).count();
+    let words = lower
+        .split(|c: char| !c.is_alphanumeric() || is_cjk(c))
+        .filter(|w| !w.is_empty())
+        .count();
+    if cjk > 0 {
+        cjk <= 8 && VAGUE_ZH.iter().any(|p| lower.contains(p))
+    } else {
+        words <= 5 && VAGUE_EN.iter().any(|p| lower.contains(p))
+    }
+}
+
+impl IntentBot {
+    /// A builder.
+    pub fn builder() -> IntentBotBuilder {
+        IntentBotBuilder::new()
+    }
+
+    /// The trained classifier.
+    pub fn classifier(&self) -> &IntentClassifier {
+        &self.classifier
+    }
+
+    fn take_session(&self, conv: ConversationId, now: DateTime<Utc>) -> Session {
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let ttl = self.session_ttl;
+        if map.len() > 1024 {
+            map.retain(|_, s| now - s.seen_at < ttl);
+        }
+        match map.remove(&conv) {
+            Some(s) if now - s.seen_at < ttl => s,
+            _ => Session::new(now),
+        }
+    }
+
+    fn put_session(&self, conv: ConversationId, s: Session) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(conv, s);
+    }
+
+    /// Forgets a conversation's dialogue state (after a hand-over or when it closes).
+    pub fn forget(&self, conversation: ConversationId) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&conversation);
+    }
+
+    fn title(&self, intent: &str, zh: bool) -> String {
+        self.faq
+            .get(intent)
+            .and_then(|e| {
+                e.questions
+                    .iter()
+                    .find(|q| q.chars().any(is_cjk) == zh)
+                    .or(e.questions.first())
+            })
+            .cloned()
+            .unwrap_or_else(|| intent.replace('_', " "))
+    }
+
+    fn answer(&self, intent: &str, zh: bool) -> Option<String> {
+        let e = self.faq.get(intent)?;
+        if zh {
+            e.answer_zh.clone().or_else(|| e.answer_en.clone())
+        } else {
+            e.answer_en.clone().or_else(|| e.answer_zh.clone())
+        }
+    }
+
+    fn handoff(
+        &self,
+        s: &Session,
+        reason: HandoffReason,
+        message_key: &str,
+        input: &BotInput,
+    ) -> BotReply {
+        let priority = match reason {
+            HandoffReason::Complaint => Priority::High,
+            _ => Priority::Normal,
+        }
+        .max(s.sentiment.priority());
+        let skills = s
+            .intent
+            .as_ref()
+            .and_then(|i| self.faq.get(&i.name))
+            .map(|e| e.skills.clone())
+            .unwrap_or_default();
+        let mut summary = String::new();
+        if let Some(i) = &s.intent {
+            summary.push_str(&format!(
+                "Intent: {} ({:.0}%). ",
+                i.name,
+                i.confidence * 100.0
+            ));
+        }
+        if !s.slots.is_empty() {
+            let kv: Vec<String> = s.slots.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            summary.push_str(&format!("Slots: {}. ", kv.join(", ")));
+        }
+        summary.push_str(&format!(
+            "Sentiment: {} / {} ({:+.2}). Reason: {reason}. Customer: {}",
+            s.sentiment.polarity.as_str(),
+            s.sentiment.emotion.as_str(),
+            s.sentiment.score,
+            s.transcript.join(" / ")
+        ));
+        BotReply {
+            messages: vec![self.templates.render(message_key, s.zh, &[])],
+            intent: s.intent.clone(),
+            handoff: Some(Handoff {
+                reason,
+                summary,
+                skills,
+                priority,
+                intent: s.intent.clone(),
+                slots: s.slots.to_map(),
+                sentiment: Some(s.sentiment),
+            }),
+            sentiment: Some(sentiment(&input.text)),
+        }
+    }
+
+    fn reply(&self, s: &Session, messages: Vec<String>, input: &BotInput) -> BotReply {
+        BotReply {
+            messages,
+            intent: s.intent.clone(),
+            handoff: None,
+            sentiment: Some(sentiment(&input.text)),
+        }
+    }
+
+    async fn run(&self, s: &mut Session, input: &BotInput) -> Result<BotReply> {
+        let text = input.text.trim();
+        let now_sent = sentiment(text);
+        // Keep the worst recent mood: one calm line does not undo an angry one.
+        s.sentiment = if now_sent.score < s.sentiment.score * 0.8 || s.transcript.is_empty() {
+            now_sent
+        } else {
+            s.sentiment
+        };
+        if text.chars().any(is_cjk) {
+            s.zh = true;
+        } else if text.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 3 {
+            s.zh = false;
+        }
+        s.transcript.push(text.chars().take(120).collect());
+        if s.transcript.len() > 6 {
+            s.transcript.remove(0);
+        }
+        let found = extract(text);
+        s.slots.merge(&found);
+
+        if asks_for_human(text) {
+            return Ok(self.handoff(s, HandoffReason::CustomerRequest, "handoff_request", input));
+        }
+        let prediction = self.classifier.predict(text);
+        let confident = prediction.confidence >= self.answer_threshold && !is_vague(text);
+        if now_sent.is_upset() {
+            // An angry complaint is a complaint (the complaints team, urgent priority).
+            if confident
+                && self.actions.get(&prediction.label)
+                    == Some(&Action::Handoff(HandoffReasonKind::Complaint))
+            {
+                return self
+                    .handle_intent(s, &prediction.label, prediction.confidence, input)
+                    .await;
+            }
+            return Ok(self.handoff(s, HandoffReason::NegativeSentiment, "handoff_upset", input));
+        }
+
+        match s.pending.take() {
+            Some(Pending::Order {
+                intent,
+                action,
+                choices,
+            }) => {
+                if let Some(id) = pick_choice(text, &choices).or_else(|| found.order_id.clone()) {
+                    s.slots.set("order_id", &id);
+                    return self.act_on_order(s, &intent, action, &id, input).await;
+                }
+                if let Some(phone) = &found.phone {
+                    return self.by_phone(s, &intent, action, phone, input).await;
+                }
+                if !(confident && prediction.label != intent) {
+                    return Ok(self.fail(
+                        s,
+                        Pending::Order {
+                            intent,
+                            action,
+                            choices,
+                        },
+                        "order_invalid",
+                        input,
+                    ));
+                }
+            }
+            Some(Pending::Ticket { intent }) => {
+                if let Some(n) = found.ticket.or_else(|| bare_number(text)) {
+                    return self.ticket(s, n, input).await;
+                }
+                if !(confident && prediction.label != intent) {
+                    return Ok(self.fail(s, Pending::Ticket { intent }, "ticket_invalid", input));
+                }
+            }
+            Some(Pending::Clarify { candidates }) => {
+                let picked = pick_choice(text, &candidates).or_else(|| {
+                    (confident || prediction.confidence >= self.clarify_threshold)
+                        .then(|| prediction.label.clone())
+                        .filter(|l| candidates.contains(l) || confident)
+                });
+                return Ok(match picked {
+                    Some(intent) => {
+                        let conf = if candidates.contains(&intent) {
+                            prediction.confidence.max(self.answer_threshold)
+                        } else {
+                            prediction.confidence
+                        };
+                        self.handle_intent(s, &intent, conf, input).await?
+                    }
+                    // Still unclear after asking back: a human takes it from here.
+                    None => self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input),
+                });
+            }
+            None => {}
+        }
+
+        if confident {
+            return self
+                .handle_intent(s, &prediction.label, prediction.confidence, input)
+                .await;
+        }
+        if prediction.confidence >= self.clarify_threshold || is_vague(text) {
+            return Ok(self.clarify(s, &prediction, input));
+        }
+        s.failures += 1;
+        if s.failures >= self.max_failures {
+            return Ok(self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input));
+        }
+        Ok(self.reply(s, vec![self.templates.render("rephrase", s.zh, &[])], input))
+    }
+
+    fn fail(&self, s: &mut Session, pending: Pending, key: &str, input: &BotInput) -> BotReply {
+        s.failures += 1;
+        if s.failures >= self.max_failures {
+            return self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input);
+        }
+        s.pending = Some(pending);
+        self.reply(s, vec![self.templates.render(key, s.zh, &[])], input)
+    }
+
+    fn clarify(&self, s: &mut Session, p: &Prediction, input: &BotInput) -> BotReply {
+        let candidates: Vec<String> = p
+            .top
+            .iter()
+            .filter(|(_, prob)| *prob >= 0.05)
+            .map(|(l, _)| l.clone())
+            .collect();
+        let options: Vec<String> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{}. {}", i + 1, self.title(l, s.zh)))
+            .collect();
+        let msg = self
+            .templates
+            .render("clarify", s.zh, &[("options", &options.join("\n"))]);
+        s.pending = Some(Pending::Clarify { candidates });
+        self.reply(s, vec![msg], input)
+    }
+
+    async fn handle_intent(
+        &self,
+        s: &mut Session,
+        intent: &str,
+        confidence: f32,
+        input: &BotInput,
+    ) -> Result<BotReply> {
+        s.failures = 0;
+        s.intent = Some(Intent {
+            name: intent.to_owned(),
+            confidence,
+        });
+        let answer = self.answer(intent, s.zh);
+        match self.actions.get(intent).copied() {
+            Some(Action::Handoff(kind)) => {
+                let (reason, key) = match kind {
+                    HandoffReasonKind::CustomerRequest => {
+                        (HandoffReason::CustomerRequest, "handoff_request")
+                    }
+                    HandoffReasonKind::Complaint => (HandoffReason::Complaint, "handoff_complaint"),
+                };
+                Ok(self.handoff(s, reason, key, input))
+            }
+            Some(action) if action.needs_order() => {
+                if let Some(id) = s.slots.get("order_id").map(str::to_owned) {
+                    return self.act_on_order(s, intent, action, &id, input).await;
+                }
+                if let Some(phone) = s.slots.get("phone").map(str::to_owned) {
+                    return self.by_phone(s, intent, action, &phone, input).await;
+                }
+                s.pending = Some(Pending::Order {
+                    intent: intent.to_owned(),
+                    action,
+                    choices: Vec::new(),
+                });
+                let mut msgs: Vec<String> = answer.into_iter().collect();
+                msgs.push(self.templates.render("ask_order", s.zh, &[]));
+                Ok(self.reply(s, msgs, input))
+            }
+            Some(Action::TicketStatus) => {
+                if let Some(n) = s.slots.get("ticket").and_then(|t| t.parse().ok()) {
+                    return self.ticket(s, n, input).await;
+                }
+                s.pending = Some(Pending::Ticket {
+                    intent: intent.to_owned(),
+                });
+                Ok(self.reply(
+                    s,
+                    vec![self.templates.render("ask_ticket", s.zh, &[])],
+                    input,
+                ))
+            }
+            _ => match answer {
+                Some(a) => Ok(self.reply(s, vec![a], input)),
+                None => Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input)),
+            },
+        }
+    }
+
+    async fn by_phone(
+        &self,
+        s: &mut Session,
+        intent: &str,
+        action: Action,
+        phone: &str,
+        input: &BotInput,
+    ) -> Result<BotReply> {
+        let Some(orders) = &self.orders else {
+            return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
+        };
+        let found = orders.orders_by_phone(&input.tenant, phone).await?;
+        match found.as_slice() {
+            [] => Ok(self.fail(
+                s,
+                Pending::Order {
+                    intent: intent.to_owned(),
+                    action,
+                    choices: Vec::new(),
+                },
+                "phone_no_orders",
+                input,
+            )),
+            [one] => {
+                let id = one.id.clone();
+                s.slots.set("order_id", &id);
+                self.act_on_order(s, intent, action, &id, input).await
+            }
+            many => {
+                let choices: Vec<String> = many.iter().take(5).map(|o| o.id.clone()).collect();
+                let list: Vec<String> = many
+                    .iter()
+                    .take(5)
+                    .enumerate()
+                    .map(|(i, o)| {
+                        format!(
+                            "{}. {} {} ({})",
+                            i + 1,
+                            o.id,
+                            o.items.join(", "),
+                            o.status.label(s.zh)
+                        )
+                    })
+                    .collect();
+                s.pending = Some(Pending::Order {
+                    intent: intent.to_owned(),
+                    action,
+                    choices,
+                });
+                Ok(self.reply(
+                    s,
+                    vec![self.templates.render(
+                        "choose_order",
+                        s.zh,
+                        &[("orders", &list.join("\n"))],
+                    )],
+                    input,
+                ))
+            }
+        }
+    }
+
+    async fn act_on_order(
+        &self,
+        s: &mut Session,
+        intent: &str,
+        action: Action,
+        id: &str,
+        input: &BotInput,
+    ) -> Result<BotReply> {
+        let Some(orders) = &self.orders else {
+            return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
+        };
+        let Some(order) = orders.order(&input.tenant, id).await? else {
+            s.slots.remove("order_id");
+            return Ok(self.fail(
+                s,
+                Pending::Order {
+                    intent: intent.to_owned(),
+                    action,
+                    choices: Vec::new(),
+                },
+                "order_not_found",
+                input,
+            ));
+        };
+        let zh = s.zh;
+        let total = format!(
+            "{}.{:02} {}",
+            order.total_minor / 100,
+            order.total_minor % 100,
+            order.currency
+        );
+        let status = order.status.label(zh);
+        let items = order.items.join(", ");
+        let base = [
+            ("order_id", order.id.as_str()),
+            ("status", status),
+            ("items", items.as_str()),
+            ("total", total.as_str()),
+        ];
+        let msg = match action {
+            Action::OrderStatus => self.templates.render("order_status", zh, &base),
+            Action::Logistics => {
+                let events = orders.logistics(&input.tenant, &order.id).await?;
+                if events.is_empty() {
+                    self.templates.render("logistics_empty", zh, &base)
+                } else {
+                    let timeline: Vec<String> = events
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "{} {} {}",
+                                e.at.format("%m-%d %H:%M"),
+                                e.location,
+                                e.description
+                            )
+                        })
+                        .collect();
+                    let carrier = format!(
+                        "{} {}",
+                        order.carrier.as_deref().unwrap_or(""),
+                        order.tracking_number.as_deref().unwrap_or("")
+                    );
+                    let mut vars = base.to_vec();
+                    vars.push(("carrier", carrier.trim()));
+                    let timeline = timeline.join("\n");
+                    vars.push(("timeline", &timeline));
+                    self.templates.render("logistics", zh, &vars)
+                }
+            }
+            Action::StartReturn(kind) => {
+                let request = ReturnRequest {
+                    order_id: order.id.clone(),
+                    kind,
+                    reason: s.transcript.join(" / "),
+                };
+                match orders.start_return(&input.tenant, &request).await {
+                    Ok(receipt) => {
+                        s.slots.set("return_id", &receipt.id);
+                        let mut vars = base.to_vec();
+                        vars.push(("return_id", &receipt.id));
+                        self.templates.render("return_started", zh, &vars)
+                    }
+                    Err(Error::InvalidInput { .. }) => {
+                        self.templates.render("return_refused", zh, &base)
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Action::TicketStatus | Action::Handoff(_) => {
+                self.templates.render("order_status", zh, &base)
+            }
+        };
+        Ok(self.reply(s, vec![msg], input))
+    }
+
+    async fn ticket(&self, s: &mut Session, number: u64, input: &BotInput) -> Result<BotReply> {
+        let Some(tickets) = &self.tickets else {
+            return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
+        };
+        s.slots.set("ticket", &number.to_string());
+        match tickets.ticket(&input.tenant, number).await? {
+            Some(t) => {
+                let n = t.number.to_string();
+                let updated = t.updated_at.format("%Y-%m-%d %H:%M").to_string();
+                let msg = self.templates.render(
+                    "ticket_status",
+                    s.zh,
+                    &[
+                        ("ticket", &n),
+                        ("subject", &t.subject),
+                        ("status", &t.status),
+                        ("updated", &updated),
+                    ],
+                );
+                Ok(self.reply(s, vec![msg], input))
+            }
+            None => {
+                s.slots.remove("ticket");
+                let intent = s
+                    .intent
+                    .as_ref()
+                    .map_or_else(|| "ticket_status".to_owned(), |i| i.name.clone());
+                Ok(self.fail(s, Pending::Ticket { intent }, "ticket_not_found", input))
+            }
+        }
+    }
+}
+
+/// "1", "2"... picks from a numbered list; so does quoting one of the choices.
+fn pick_choice(text: &str, choices: &[String]) -> Option<String> {
+    let t = text.trim().trim_end_matches(['.', '。', ')', '）']);
+    if let Ok(n) = t.parse::<usize>()
+        && (1..=choices.len()).contains(&n)
+    {
+        return Some(choices[n - 1].clone());
+    }
+    choices.iter().find(|c| t == c.as_str()).cloned()
+}
+
+fn bare_number(text: &str) -> Option<u64> {
+    let t = text.trim().trim_start_matches('#');
+    t.parse().ok()
+}
+
+#[async_trait]
+impl Bot for IntentBot {
+    async fn reply(&self, input: &BotInput) -> Result<BotReply> {
+        let now = self.clock.now();
+        let mut s = self.take_session(input.conversation, now);
+        s.seen_at = now;
+        let result = self.run(&mut s, input).await;
+        match &result {
+            Ok(r) if r.handoff.is_some() => {} // a human owns it now; start afresh afterwards
+            _ => self.put_session(input.conversation, s),
+        }
+        result
+    }
+}

@@ -1,0 +1,207 @@
+//! Reply templates in Chinese and English, with `{placeholders}` filled from fetched data.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+
+/// (key, Chinese, English)
+const DEFAULTS: &[(&str, &str, &str)] = &[
+    (
+        "ask_order",
+        "请提供您的订单号（或下单时的手机号），我马上为您查询。",
+        "Please send me your order number (or the phone number on the order) and I'll look it up.",
+    ),
+    (
+        "order_invalid",
+        "订单号应为6-24位字母或数字（至少6位数字），手机号为11位。请再发一次订单号。",
+        "An order number has 6 to 24 letters or digits (at least 6 digits); a phone number has 11 digits. Could you send the order number again?",
+    ),
+    (
+        "order_not_found",
+        "没有找到这个订单，请核对订单号后再发一次。",
+        "I couldn't find that order. Please check the number and send it again.",
+    ),
+    (
+        "phone_no_orders",
+        "这个手机号下没有找到订单，请提供订单号。",
+        "I found no orders for that phone number. Could you send the order number?",
+    ),
+    (
+        "choose_order",
+        "这个手机号下有以下订单，请回复序号或订单号：\n{orders}",
+        "I found these orders for your phone number. Reply with the line number or the order number:\n{orders}",
+    ),
+    (
+        "order_status",
+        "订单 {order_id}（{items}，{total}）当前状态：{status}。",
+        "Order {order_id} ({items}, {total}) is {status}.",
+    ),
+    (
+        "logistics",
+        "订单 {order_id} 由 {carrier} 配送，物流轨迹：\n{timeline}",
+        "Order {order_id} ships with {carrier}. Tracking:\n{timeline}",
+    ),
+    (
+        "logistics_empty",
+        "订单 {order_id} 当前状态：{status}，暂时还没有物流信息，发货后会第一时间通知您。",
+        "Order {order_id} is {status} and has no tracking yet; we'll notify you as soon as it ships.",
+    ),
+    (
+        "return_started",
+        "已为订单 {order_id} 提交售后申请，服务单号 {return_id}。我们会在24小时内审核并通知您。",
+        "I've started a return for order {order_id}; your return number is {return_id}. We'll review it within 24 hours and let you know.",
+    ),
+    (
+        "return_refused",
+        "订单 {order_id} 当前状态为{status}，暂时无法在线申请售后。需要的话可以回复“转人工”。",
+        "Order {order_id} is {status}, so I can't start a return online. Reply \"agent\" if you'd like a colleague to help.",
+    ),
+    (
+        "ask_ticket",
+        "请提供您的工单号。",
+        "Please send me your ticket number.",
+    ),
+    (
+        "ticket_invalid",
+        "工单号是一串数字，例如 1024。请再发一次。",
+        "A ticket number is a number such as 1024. Could you send it again?",
+    ),
+    (
+        "ticket_not_found",
+        "没有找到这个工单，请核对工单号。",
+        "I couldn't find that ticket. Please check the number.",
+    ),
+    (
+        "ticket_status",
+        "工单 #{ticket}（{subject}）当前状态：{status}，最后更新 {updated}。",
+        "Ticket #{ticket} ({subject}) is {status}, last updated {updated}.",
+    ),
+    (
+        "clarify",
+        "请问您想咨询的是以下哪个问题？回复序号即可：\n{options}",
+        "Which of these do you mean? Reply with the number:\n{options}",
+    ),
+    (
+        "rephrase",
+        "抱歉，我没有理解您的问题，可以换个说法吗？输入“转人工”可联系人工客服。",
+        "Sorry, I didn't get that. Could you rephrase? Type \"agent\" to reach a person.",
+    ),
+    (
+        "handoff_request",
+        "好的，正在为您转接人工客服，您之前提供的信息已同步给客服，无需重复。",
+        "Sure, I'm connecting you to an agent. They'll see everything you've told me, so you won't need to repeat it.",
+    ),
+    (
+        "handoff_complaint",
+        "非常抱歉给您带来不好的体验，已为您优先转接专员处理。",
+        "I'm very sorry about this. I'm passing you to a specialist with priority.",
+    ),
+    (
+        "handoff_upset",
+        "非常抱歉让您不愉快，马上为您转接人工客服，请稍候。",
+        "I'm sorry for the trouble. I'm getting a person to help you right away.",
+    ),
+    (
+        "handoff_failure",
+        "抱歉，这个问题我处理不了，正在为您转接人工客服，您无需重复描述。",
+        "Sorry, I can't handle this one. I'm connecting you to an agent, who will see our conversation.",
+    ),
+];
+
+/// Reply templates keyed by name, one text per language. Keys and placeholders:
+/// `ask_order`, `order_invalid`, `order_not_found`, `phone_no_orders`, `choose_order`
+/// (`{orders}`), `order_status`, `logistics_empty` (`{order_id}`, `{status}`, `{items}`,
+/// `{total}`), `logistics` (those and `{carrier}`, `{timeline}`), `return_started` (and
+/// `{return_id}`), `return_refused`, `ask_ticket`, `ticket_invalid`, `ticket_not_found`,
+/// `ticket_status` (`{ticket}`, `{subject}`, `{status}`, `{updated}`), `clarify` (`{options}`),
+/// `rephrase`, `handoff_request`, `handoff_complaint`, `handoff_upset`, `handoff_failure`.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    map: HashMap<(&'static str, bool), String>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        let mut map = HashMap::new();
+        for (k, zh, en) in DEFAULTS {
+            map.insert((*k, true), (*zh).to_owned());
+            map.insert((*k, false), (*en).to_owned());
+        }
+        Self { map }
+    }
+}
+
+impl Templates {
+    /// Replaces the text of `key` for Chinese (`zh`) or English.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an unknown key.
+    pub fn set(&mut self, key: &str, zh: bool, text: String) -> Result<()> {
+        let Some((k, _, _)) = DEFAULTS.iter().find(|(k, _, _)| *k == key) else {
+            return Err(Error::InvalidInput {
+                reason: format!("unknown template {key:?}"),
+            });
+        };
+        self.map.insert((k, zh), text);
+        Ok(())
+    }
+
+    /// Renders `key` with `{name}` placeholders replaced by `vars`.
+    pub fn render(&self, key: &str, zh: bool, vars: &[(&str, &str)]) -> String {
+        let Some(t) = self.map.get(&(key, zh)) else {
+            return key.to_owned();
+        };
+        let mut out = String::with_capacity(t.len() + 64);
+        let mut rest = t.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find('}') {
+                Some(close) => {
+                    let name = &after[..close];
+                    match vars.iter().find(|(k, _)| *k == name) {
+                        Some((_, v)) => out.push_str(v),
+                        None => {
+                            out.push('{');
+                            out.push_str(name);
+                            out.push('}');
+                        }
+                    }
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push_str(&rest[open..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_and_overrides() {
+        let mut t = Templates::default();
+        assert_eq!(
+            t.render(
+                "order_status",
+                false,
+                &[
+                    ("order_id", "1"),
+                    ("items", "shoes"),
+                    ("total", "9.90 CNY"),
+                    ("status", "shipped")
+                ]
+            ),
+            "Order 1 (shoes, 9.90 CNY) is shipped."
+        );
+        t.set("ask_ticket", true, "工单号？{x}".into()).unwrap();
+        assert_eq!(t.render("ask_ticket", true, &[]), "工单号？{x}");
+        assert!(t.set("nope", true, String::new()).is_err());
+    }
+}

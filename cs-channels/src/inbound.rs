@@ -1,0 +1,120 @@
+//! Small helpers the webhook adapters share for checking inbound requests.
+#![cfg_attr(
+    not(all(
+        feature = "wechat",
+        feature = "whatsapp",
+        feature = "telegram",
+        feature = "sms",
+        feature = "webhook"
+    )),
+    allow(dead_code)
+)]
+
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Uri};
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+
+/// Refuses a body over `limit` bytes.
+pub(crate) fn check_size(body: &[u8], limit: usize) -> Result<()> {
+    if body.len() > limit {
+        return Err(Error::PayloadTooLarge {
+            size: body.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// A header's value as text, if present and visible ASCII.
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The decoded query parameters of `uri`, in order.
+pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    form_pairs(uri.query().unwrap_or("").as_bytes())
+}
+
+/// The decoded pairs of an `application/x-www-form-urlencoded` body, in order.
+pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// The first value of `name` in `pairs`.
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Parses a JSON body, naming the provider in the error.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(provider: &str, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::invalid(format!("malformed {provider} payload: {e}")))
+}
+
+/// Escapes text for an XML element or attribute.
+pub(crate) fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A redacting `Debug` stand-in for secrets in configs.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_bytes() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn query_pairs_decode() {
+        let uri: Uri = "/x?a=1&b=hello%20world&c=%2B1".parse().unwrap();
+        let pairs = query_pairs(&uri);
+        assert_eq!(param(&pairs, "b"), Some("hello world"));
+        assert_eq!(param(&pairs, "c"), Some("+1"));
+        assert_eq!(param(&pairs, "z"), None);
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused_with_sizes() {
+        assert!(check_size(b"1234", 4).is_ok());
+        assert!(matches!(
+            check_size(b"12345", 4),
+            Err(Error::PayloadTooLarge { size: 5, limit: 4 })
+        ));
+    }
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""A real mail server on loopback for the email channel's tests.
+
+SMTP: aiosmtpd (PyPI) on 127.0.0.1:$SMTP_PORT accepts mail for any address at the configured
+domains and delivers it into the Maildir of the recipient's local part (without its +tag), adding
+Delivered-To. IMAP: Debian's dovecot-imapd on 127.0.0.1:$IMAP_PORT serves those Maildirs; any user
+name logs in with the password "secret" (static passdb), so every test run uses fresh mailboxes.
+
+Usage: mailserver.py ROOT [--smtp-port 2525] [--imap-port 1143] [--domains shop.test,customer.test]
+Runs in the foreground until SIGTERM/SIGINT; prints "ready" once both servers listen.
+"""
+
+import argparse
+import mailbox
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+def mail_owner():
+    """The uid/gid mail is stored as: the 'mail' user when we are root (dovecot refuses root)."""
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("mail")
+        return pw.pw_uid, pw.pw_gid
+    return os.getuid(), os.getgid()
+
+
+class MaildirHandler:
+    def __init__(self, root, domains, uid, gid):
+        self.root = root
+        self.domains = domains
+        self.uid = uid
+        self.gid = gid
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local, _, domain = address.lower().rpartition("@")
+        if not local or domain not in self.domains:
+            return "550 5.7.1 not a local domain"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    def _maildir(self, user):
+        path = os.path.join(self.root, "mail", user, "Maildir")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        box = mailbox.Maildir(path, create=True)
+        for dirpath, _dirs, files in os.walk(os.path.join(self.root, "mail", user)):
+            os.chown(dirpath, self.uid, self.gid)
+            for f in files:
+                os.chown(os.path.join(dirpath, f), self.uid, self.gid)
+        return box, path
+
+    async def handle_DATA(self, server, session, envelope):
+        for rcpt in envelope.rcpt_tos:
+            local = rcpt.lower().rpartition("@")[0].split("+", 1)[0]
+            box, path = self._maildir(local)
+            data = b"Delivered-To: " + rcpt.encode() + b"\r\n" + envelope.original_content
+            key = box.add(mailbox.MaildirMessage(data))
+            os.chown(os.path.join(path, "new", key), self.uid, self.gid)
+        return "250 2.0.0 delivered"
+
+
+DOVECOT_CONF = """
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{root}/mail/%n/Maildir
+first_valid_uid = {uid}
+first_valid_gid = {gid}
+{login_users}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service stats {{
+  inet_listener http {{
+    port = 0
+  }}
+}}
+passdb {{
+  driver = static
+  args = password=secret
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%n
+}}
+"""
+
+
+def wait_port(port, deadline):
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root")
+    ap.add_argument("--smtp-port", type=int, default=2525)
+    ap.add_argument("--imap-port", type=int, default=1143)
+    ap.add_argument("--domains", default="shop.test,customer.test")
+    args = ap.parse_args()
+
+    root = os.path.abspath(args.root)
+    for d in ("run", "state", "mail"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    uid, gid = mail_owner()
+    os.chown(os.path.join(root, "mail"), uid, gid)
+    if os.geteuid() == 0:
+        login_users = "default_login_user = dovenull\ndefault_internal_user = dovecot"
+    else:
+        me = pwd.getpwuid(os.getuid()).pw_name
+        login_users = f"default_login_user = {me}\ndefault_internal_user = {me}"
+    conf = os.path.join(root, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(DOVECOT_CONF.format(root=root, uid=uid, gid=gid, imap_port=args.imap_port,
+                                    login_users=login_users))
+
+    dovecot = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", conf])
+    handler = MaildirHandler(root, set(args.domains.split(",")), uid, gid)
+    controller = Controller(handler, hostname="127.0.0.1", port=args.smtp_port,
+                            data_size_limit=10 * 1024 * 1024)
+    controller.start()
+
+    def stop(*_):
+        controller.stop()
+        dovecot.terminate()
+        dovecot.wait(timeout=10)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if not wait_port(args.imap_port, time.time() + 15):
+        print("dovecot did not start; see", os.path.join(root, "dovecot.log"), file=sys.stderr)
+        stop()
+    print("ready", flush=True)
+    while True:
+        if dovecot.poll() is not None:
+            print("dovecot exited", file=sys.stderr)
+            controller.stop()
+            sys.exit(1)
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1093 @@
+//! The PostgreSQL conversation store: several processes share one database.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool};
+
+use super::rows::{
+    SqlRow, conversation_from_row, customer_from_row, link_from_row, merge_from_row,
+    message_from_row, micros, to_json,
+};
+use super::{
+    Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, Merge,
+    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer,
+    Resolved, new_conversation, new_customer, page, status_advances,
+};
+use crate::channel::{Identity, IdentityLink, LinkOrigin};
+use crate::conversation::Conversation;
+use crate::customer::Customer;
+use crate::error::{Error, Result};
+use crate::id::{ChannelId, ConversationId, CustomerId, MergeId, MessageId, TenantId};
+use crate::message::{DeliveryStatus, Message};
+use crate::sql::Migration;
+use crate::sql::postgres::{PgConfig, connect, map_error, migrate};
+
+/// The schema, in order. Same layout as the SQLite store: timestamps are microseconds since the
+/// Unix epoch, ids are UUID text.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "customers, identities, conversations, messages",
+        sql: r#"
+CREATE TABLE cs_customers (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    display_name TEXT,
+    tier TEXT NOT NULL,
+    language TEXT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE TABLE cs_identities (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    linked_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, kind, external_id),
+    FOREIGN KEY (tenant, customer) REFERENCES cs_customers (tenant, id)
+);
+CREATE INDEX cs_identities_customer ON cs_identities (tenant, customer);
+CREATE TABLE cs_conversations (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    route_channel TEXT NOT NULL,
+    route_kind TEXT NOT NULL,
+    route_external_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    skills TEXT NOT NULL,
+    assignee TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id),
+    FOREIGN KEY (tenant, customer) REFERENCES cs_customers (tenant, id)
+);
+CREATE UNIQUE INDEX cs_conversations_one_active ON cs_conversations (tenant, customer)
+    WHERE state IN ('bot', 'queued', 'assigned');
+CREATE INDEX cs_conversations_updated ON cs_conversations (tenant, updated_at);
+CREATE TABLE cs_messages (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    channel_kind TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    author TEXT NOT NULL,
+    content TEXT NOT NULL,
+    provider_message_id TEXT,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id),
+    FOREIGN KEY (tenant, conversation) REFERENCES cs_conversations (tenant, id)
+);
+CREATE UNIQUE INDEX cs_messages_provider_id ON cs_messages (tenant, channel, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+CREATE INDEX cs_messages_conversation ON cs_messages (tenant, conversation, id);
+CREATE INDEX cs_messages_customer ON cs_messages (tenant, customer, id);
+"#,
+    },
+    Migration {
+        version: 2,
+        name: "outbox and delivery receipts",
+        sql: r#"
+CREATE TABLE cs_outbox (
+    tenant TEXT NOT NULL,
+    message TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    to_kind TEXT NOT NULL,
+    to_external_id TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (tenant, message),
+    FOREIGN KEY (tenant, message) REFERENCES cs_messages (tenant, id)
+);
+CREATE INDEX cs_outbox_due ON cs_outbox (tenant, dead, next_attempt_at);
+CREATE INDEX cs_outbox_conversation ON cs_outbox (tenant, conversation, message);
+CREATE TABLE cs_receipts (
+    tenant TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (tenant, channel, provider_id)
+);
+"#,
+    },
+    Migration {
+        version: 3,
+        name: "identity link origins and customer merges",
+        sql: r#"
+ALTER TABLE cs_identities ADD COLUMN origin TEXT NOT NULL DEFAULT 'first_contact';
+CREATE TABLE cs_merges (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    into_customer TEXT NOT NULL,
+    from_customer TEXT NOT NULL,
+    identities TEXT NOT NULL,
+    conversations TEXT NOT NULL,
+    resolved TEXT,
+    origin TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    undone_at BIGINT,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX cs_merges_into ON cs_merges (tenant, into_customer);
+CREATE INDEX cs_merges_from ON cs_merges (tenant, from_customer);
+"#,
+    },
+];
+
+const COMPONENT: &str = "conversations";
+
+/// Configures a [`PostgresStore`].
+#[derive(Debug, Clone)]
+pub struct PostgresStoreBuilder {
+    config: PgConfig,
+    pool: Option<PgPool>,
+}
+
+impl PostgresStoreBuilder {
+    /// A store in the database at `url` (`postgres://user:password@host:port/database`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            config: PgConfig::new(url),
+            pool: None,
+        }
+    }
+
+    /// A store with the given connection settings.
+    pub fn with_config(mut self, config: PgConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Uses an existing pool (shared with other components) instead of opening one.
+    pub fn with_pool(mut self, pool: PgPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Connects and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the server is out of reach; [`Error::InvalidInput`] for a bad
+    /// URL or a schema newer than this build.
+    pub async fn build(self) -> Result<PostgresStore> {
+        let pool = match self.pool {
+            Some(p) => p,
+            None => connect(&self.config).await?,
+        };
+        migrate(&pool, COMPONENT, MIGRATIONS).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+/// A [`ConversationStore`] in PostgreSQL, safe for many processes sharing one database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` with default settings; see [`PostgresStoreBuilder`].
+    ///
+    /// # Errors
+    /// As [`PostgresStoreBuilder::build`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        PostgresStoreBuilder::new(url).build().await
+    }
+
+    /// The connection pool, for components that keep their tables in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn one<T>(
+    q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ex: &PgPool,
+    decode: fn(&PgRow) -> Result<T>,
+) -> Result<Option<T>> {
+    q.fetch_optional(ex)
+        .await
+        .map_err(map_error)?
+        .map(|r| decode(&r))
+        .transpose()
+}
+
+fn find_identity_query<'q>(
+    tenant: &'q TenantId,
+    identity: &'q Identity,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(
+        "SELECT c.* FROM cs_identities i JOIN cs_customers c
+           ON c.tenant = i.tenant AND c.id = i.customer
+         WHERE i.tenant = $1 AND i.kind = $2 AND i.external_id = $3",
+    )
+    .bind(tenant.as_str())
+    .bind(identity.kind.as_str())
+    .bind(identity.external_id.as_str())
+}
+
+async fn active_conversation(
+    ex: &PgPool,
+    tenant: &TenantId,
+    customer: CustomerId,
+) -> Result<Option<Conversation>> {
+    one(
+        sqlx::query(
+            "SELECT * FROM cs_conversations WHERE tenant = $1 AND customer = $2
+               AND state IN ('bot', 'queued', 'assigned')",
+        )
+        .bind(tenant.as_str())
+        .bind(customer.to_string()),
+        ex,
+        conversation_from_row,
+    )
+    .await
+}
+
+/// Inserts a message on `conn` (a pooled connection or a transaction); a provider message id
+/// that is already stored (a retry, or a concurrent delivery) returns the stored message.
+async fn insert_message(conn: &mut PgConnection, m: &Message) -> Result<Appended> {
+    let inserted = sqlx::query(
+        "INSERT INTO cs_messages (tenant, id, conversation, customer, channel, channel_kind,
+            direction, author, content, provider_message_id, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(m.tenant.as_str())
+    .bind(m.id.to_string())
+    .bind(m.conversation.to_string())
+    .bind(m.customer.to_string())
+    .bind(m.channel.as_str())
+    .bind(m.channel_kind.as_str())
+    .bind(m.direction.as_str())
+    .bind(to_json(&m.author)?)
+    .bind(to_json(&m.content)?)
+    .bind(&m.provider_message_id)
+    .bind(m.status.as_str())
+    .bind(micros(m.created_at))
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(done) if done.rows_affected() == 1 => Ok(Appended::Inserted(m.clone())),
+        // Nothing inserted: the provider id (or, impossibly, the UUIDv7 id) was taken.
+        Ok(_) => match &m.provider_message_id {
+            Some(pid) => sqlx::query(
+                "SELECT * FROM cs_messages
+                 WHERE tenant = $1 AND channel = $2 AND provider_message_id = $3",
+            )
+            .bind(m.tenant.as_str())
+            .bind(m.channel.as_str())
+            .bind(pid)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_error)?
+            .map(|r| message_from_row(&r).map(Appended::Duplicate))
+            .unwrap_or_else(|| Err(Error::conflict("duplicate message id"))),
+            None => Err(Error::conflict(format!("message {} exists", m.id))),
+        },
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            Err(Error::not_found("conversation", m.conversation))
+        }
+        Err(e) => Err(map_error(e)),
+    }
+}
+
+#[async_trait]
+impl ConversationStore for PostgresStore {
+    async fn resolve_customer(&self, req: &ResolveCustomer) -> Result<Resolved> {
+        if let Some(customer) = one(
+            find_identity_query(&req.tenant, &req.identity),
+            &self.pool,
+            customer_from_row,
+        )
+        .await?
+        {
+            return Ok(Resolved {
+                customer,
+                created: false,
+            });
+        }
+        // Insert the customer and claim the identity in one transaction; a concurrent claim of
+        // the same identity makes our identity insert a no-op, and we roll back our customer.
+        let customer = new_customer(req);
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO cs_customers (tenant, id, display_name, tier, language, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(customer.tenant.as_str())
+        .bind(customer.id.to_string())
+        .bind(&customer.display_name)
+        .bind(customer.tier.as_str())
+        .bind(&customer.language)
+        .bind(micros(customer.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let claimed = sqlx::query(
+            "INSERT INTO cs_identities (tenant, kind, external_id, customer, linked_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(customer.tenant.as_str())
+        .bind(req.identity.kind.as_str())
+        .bind(&req.identity.external_id)
+        .bind(customer.id.to_string())
+        .bind(micros(req.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        if claimed == 1 {
+            tx.commit().await.map_err(map_error)?;
+            return Ok(Resolved {
+                customer,
+                created: true,
+            });
+        }
+        tx.rollback().await.map_err(map_error)?;
+        let customer = one(
+            find_identity_query(&req.tenant, &req.identity),
+            &self.pool,
+            customer_from_row,
+        )
+        .await?
+        .ok_or_else(|| Error::conflict("identity vanished while resolving"))?;
+        Ok(Resolved {
+            customer,
+            created: false,
+        })
+    }
+
+    async fn find_customer(
+        &self,
+        tenant: &TenantId,
+        identity: &Identity,
+    ) -> Result<Option<Customer>> {
+        one(
+            find_identity_query(tenant, identity),
+            &self.pool,
+            customer_from_row,
+        )
+        .await
+    }
+
+    async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
+        one(
+            sqlx::query("SELECT * FROM cs_customers WHERE tenant = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(id.to_string()),
+            &self.pool,
+            customer_from_row,
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("customer", id))
+    }
+
+    async fn update_customer(&self, customer: &Customer) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE cs_customers SET display_name = $1, tier = $2, language = $3
+             WHERE tenant = $4 AND id = $5",
+        )
+        .bind(&customer.display_name)
+        .bind(customer.tier.as_str())
+        .bind(&customer.language)
+        .bind(customer.tenant.as_str())
+        .bind(customer.id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("customer", customer.id));
+        }
+        Ok(())
+    }
+
+    async fn link_identity(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+        identity: &Identity,
+        origin: &LinkOrigin,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.customer(tenant, customer).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO cs_identities (tenant, kind, external_id, customer, linked_at, origin)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(identity.kind.as_str())
+        .bind(&identity.external_id)
+        .bind(customer.to_string())
+        .bind(micros(at))
+        .bind(origin.to_storage())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(());
+        }
+        match one(
+            find_identity_query(tenant, identity),
+            &self.pool,
+            customer_from_row,
+        )
+        .await?
+        {
+            Some(owner) if owner.id == customer => Ok(()),
+            _ => Err(Error::conflict(format!(
+                "identity {identity} belongs to another customer"
+            ))),
+        }
+    }
+
+    async fn identities(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
+        Ok(self
+            .identity_links(tenant, customer)
+            .await?
+            .into_iter()
+            .map(|l| l.identity)
+            .collect())
+    }
+
+    async fn identity_links(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> Result<Vec<IdentityLink>> {
+        let mut links = sqlx::query(
+            "SELECT kind, external_id, origin, linked_at FROM cs_identities
+             WHERE tenant = $1 AND customer = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(customer.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(link_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        links.sort_by(|a, b| a.identity.cmp(&b.identity));
+        Ok(links)
+    }
+
+    async fn merge_customers(&self, req: &MergeCustomers) -> Result<Merge> {
+        if req.into == req.from {
+            return Err(Error::invalid("a customer cannot be merged with itself"));
+        }
+        let t = req.tenant.as_str();
+        let (into, from) = (req.into.to_string(), req.from.to_string());
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        for c in [&into, &from] {
+            // Locking both customer rows serialises concurrent merges of the same customers.
+            let exists =
+                sqlx::query("SELECT 1 FROM cs_customers WHERE tenant = $1 AND id = $2 FOR UPDATE")
+                    .bind(t)
+                    .bind(c)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+            if exists.is_none() {
+                return Err(Error::not_found("customer", c));
+            }
+            let merged = sqlx::query(
+                "SELECT 1 FROM cs_merges
+                 WHERE tenant = $1 AND from_customer = $2 AND undone_at IS NULL",
+            )
+            .bind(t)
+            .bind(c)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?;
+            if merged.is_some() {
+                return Err(Error::conflict(format!("customer {c} was merged away")));
+            }
+        }
+        let id = MergeId::new();
+        let mut identities = sqlx::query(
+            "SELECT kind, external_id, origin, linked_at FROM cs_identities
+             WHERE tenant = $1 AND customer = $2",
+        )
+        .bind(t)
+        .bind(&from)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(link_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        identities.sort_by(|a, b| a.identity.cmp(&b.identity));
+        sqlx::query(
+            "UPDATE cs_identities SET customer = $1, origin = $2
+             WHERE tenant = $3 AND customer = $4",
+        )
+        .bind(&into)
+        .bind(LinkOrigin::Merge { merge: id }.to_storage())
+        .bind(t)
+        .bind(&from)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let into_active = sqlx::query(
+            "SELECT id FROM cs_conversations WHERE tenant = $1 AND customer = $2
+               AND state IN ('bot', 'queued', 'assigned')",
+        )
+        .bind(t)
+        .bind(&into)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let resolved: Option<ConversationId> = if into_active.is_some() {
+            sqlx::query(
+                "UPDATE cs_conversations SET state = 'resolved', updated_at = $1,
+                    version = version + 1
+                 WHERE tenant = $2 AND customer = $3 AND state IN ('bot', 'queued', 'assigned')
+                 RETURNING id",
+            )
+            .bind(micros(req.at))
+            .bind(t)
+            .bind(&from)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?
+            .map(|r| r.parse("id"))
+            .transpose()?
+        } else {
+            None
+        };
+        let mut conversations: Vec<ConversationId> = sqlx::query(
+            "UPDATE cs_conversations SET customer = $1 WHERE tenant = $2 AND customer = $3
+             RETURNING id",
+        )
+        .bind(&into)
+        .bind(t)
+        .bind(&from)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(|r| r.parse("id"))
+        .collect::<Result<_>>()?;
+        conversations.sort();
+        sqlx::query("UPDATE cs_messages SET customer = $1 WHERE tenant = $2 AND customer = $3")
+            .bind(&into)
+            .bind(t)
+            .bind(&from)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let merge = Merge {
+            id,
+            tenant: req.tenant.clone(),
+            into: req.into,
+            from: req.from,
+            identities,
+            conversations,
+            resolved,
+            by: req.by.clone(),
+            at: req.at,
+            undone_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO cs_merges (tenant, id, into_customer, from_customer, identities,
+                conversations, resolved, origin, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(t)
+        .bind(id.to_string())
+        .bind(&into)
+        .bind(&from)
+        .bind(to_json(&merge.identities)?)
+        .bind(to_json(&merge.conversations)?)
+        .bind(resolved.map(|c| c.to_string()))
+        .bind(req.by.to_storage())
+        .bind(micros(req.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(merge)
+    }
+
+    async fn unmerge(&self, tenant: &TenantId, merge: MergeId, at: DateTime<Utc>) -> Result<Merge> {
+        let t = tenant.as_str();
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let mut record =
+            sqlx::query("SELECT * FROM cs_merges WHERE tenant = $1 AND id = $2 FOR UPDATE")
+                .bind(t)
+                .bind(merge.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_error)?
+                .map(|r| merge_from_row(&r))
+                .transpose()?
+                .ok_or_else(|| Error::not_found("merge", merge))?;
+        if record.undone_at.is_some() {
+            return Err(Error::conflict(format!("merge {merge} was undone already")));
+        }
+        let (into, from) = (record.into.to_string(), record.from.to_string());
+        for l in &record.identities {
+            sqlx::query(
+                "UPDATE cs_identities SET customer = $1, origin = $2, linked_at = $3
+                 WHERE tenant = $4 AND kind = $5 AND external_id = $6 AND customer = $7",
+            )
+            .bind(&from)
+            .bind(l.origin.to_storage())
+            .bind(micros(l.linked_at))
+            .bind(t)
+            .bind(l.identity.kind.as_str())
+            .bind(&l.identity.external_id)
+            .bind(&into)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        let moved: Vec<String> = record.conversations.iter().map(|c| c.to_string()).collect();
+        sqlx::query(
+            "UPDATE cs_conversations SET customer = $1
+             WHERE tenant = $2 AND customer = $3 AND id = ANY($4)",
+        )
+        .bind(&from)
+        .bind(t)
+        .bind(&into)
+        .bind(&moved)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(
+            "UPDATE cs_messages SET customer = $1
+             WHERE tenant = $2 AND customer = $3 AND conversation = ANY($4)",
+        )
+        .bind(&from)
+        .bind(t)
+        .bind(&into)
+        .bind(&moved)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query("UPDATE cs_merges SET undone_at = $1 WHERE tenant = $2 AND id = $3")
+            .bind(micros(at))
+            .bind(t)
+            .bind(merge.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        record.undone_at = Some(at);
+        Ok(record)
+    }
+
+    async fn merges(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Merge>> {
+        sqlx::query(
+            "SELECT * FROM cs_merges
+             WHERE tenant = $1 AND (into_customer = $2 OR from_customer = $2) ORDER BY at, id",
+        )
+        .bind(tenant.as_str())
+        .bind(customer.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(merge_from_row)
+        .collect()
+    }
+
+    async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened> {
+        if let Some(c) = active_conversation(&self.pool, &req.tenant, req.customer).await? {
+            return Ok(Opened {
+                conversation: c,
+                created: false,
+            });
+        }
+        self.customer(&req.tenant, req.customer).await?;
+        let c = new_conversation(req);
+        let inserted = sqlx::query(
+            "INSERT INTO cs_conversations (tenant, id, customer, route_channel, route_kind,
+                route_external_id, state, priority, skills, assignee, created_at, updated_at,
+                version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(c.tenant.as_str())
+        .bind(c.id.to_string())
+        .bind(c.customer.to_string())
+        .bind(c.route.channel.as_str())
+        .bind(c.route.identity.kind.as_str())
+        .bind(&c.route.identity.external_id)
+        .bind(c.state.as_str())
+        .bind(c.priority.as_str())
+        .bind(to_json(&c.skills)?)
+        .bind(c.assignee.map(|a| a.to_string()))
+        .bind(micros(c.created_at))
+        .bind(micros(c.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Opened {
+                conversation: c,
+                created: true,
+            });
+        }
+        // Someone else opened one between our read and our insert: theirs wins.
+        let existing = active_conversation(&self.pool, &req.tenant, req.customer)
+            .await?
+            .ok_or_else(|| Error::conflict("active conversation vanished while opening"))?;
+        Ok(Opened {
+            conversation: existing,
+            created: false,
+        })
+    }
+
+    async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Conversation> {
+        one(
+            sqlx::query("SELECT * FROM cs_conversations WHERE tenant = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(id.to_string()),
+            &self.pool,
+            conversation_from_row,
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("conversation", id))
+    }
+
+    async fn update_conversation(&self, c: &Conversation) -> Result<Conversation> {
+        let read_version = i64::try_from(c.version).map_err(|e| Error::invalid(e.to_string()))?;
+        let updated = sqlx::query(
+            "UPDATE cs_conversations SET route_channel = $1, route_kind = $2,
+                route_external_id = $3, state = $4, priority = $5, skills = $6, assignee = $7,
+                updated_at = $8, version = version + 1
+             WHERE tenant = $9 AND id = $10 AND version = $11",
+        )
+        .bind(c.route.channel.as_str())
+        .bind(c.route.identity.kind.as_str())
+        .bind(&c.route.identity.external_id)
+        .bind(c.state.as_str())
+        .bind(c.priority.as_str())
+        .bind(to_json(&c.skills)?)
+        .bind(c.assignee.map(|a| a.to_string()))
+        .bind(micros(c.updated_at))
+        .bind(c.tenant.as_str())
+        .bind(c.id.to_string())
+        .bind(read_version)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        if updated == 0 {
+            let stored = self.conversation(&c.tenant, c.id).await?;
+            return Err(Error::conflict(format!(
+                "conversation {} was changed (version {} now, {} read)",
+                c.id, stored.version, c.version
+            )));
+        }
+        let mut saved = c.clone();
+        saved.version += 1;
+        Ok(saved)
+    }
+
+    async fn conversations(&self, q: &ConversationQuery) -> Result<Vec<Conversation>> {
+        let states: Vec<&str> = q.states.iter().map(|s| s.as_str()).collect();
+        sqlx::query(
+            "SELECT * FROM cs_conversations WHERE tenant = $1
+               AND (cardinality($2::TEXT[]) = 0 OR state = ANY($2))
+               AND ($3::TEXT IS NULL OR assignee = $3)
+               AND ($4::TEXT IS NULL OR customer = $4)
+             ORDER BY updated_at DESC, id DESC LIMIT $5",
+        )
+        .bind(q.tenant.as_str())
+        .bind(states)
+        .bind(q.assignee.map(|a| a.to_string()))
+        .bind(q.customer.map(|c| c.to_string()))
+        .bind(page(q.limit) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(conversation_from_row)
+        .collect()
+    }
+
+    async fn append_message(&self, m: &Message) -> Result<Appended> {
+        m.validate()?;
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        insert_message(&mut conn, m).await
+    }
+
+    async fn append_outbound(&self, m: &Message, to: &Identity) -> Result<Appended> {
+        m.validate()?;
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let appended = insert_message(&mut tx, m).await?;
+        if let Appended::Inserted(m) = &appended {
+            sqlx::query(
+                "INSERT INTO cs_outbox (tenant, message, conversation, to_kind, to_external_id,
+                    next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(m.tenant.as_str())
+            .bind(m.id.to_string())
+            .bind(m.conversation.to_string())
+            .bind(to.kind.as_str())
+            .bind(&to.external_id)
+            .bind(micros(m.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(appended)
+    }
+
+    async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
+        let conversation = req.conversation.map(|c| c.to_string());
+        // SKIP LOCKED: processes claiming at the same time never get the same message.
+        let claimed = sqlx::query(
+            "UPDATE cs_outbox SET next_attempt_at = $1
+             WHERE tenant = $2 AND message IN (
+                SELECT o.message FROM cs_outbox o
+                WHERE o.tenant = $2 AND o.dead = 0 AND o.next_attempt_at <= $3
+                  AND ($4::TEXT IS NULL OR o.conversation = $4)
+                  AND NOT EXISTS (
+                    SELECT 1 FROM cs_outbox p
+                    WHERE p.tenant = o.tenant AND p.conversation = o.conversation
+                      AND p.dead = 0 AND p.message < o.message)
+                ORDER BY o.message LIMIT $5
+                FOR UPDATE SKIP LOCKED)
+             RETURNING message, attempts, to_kind, to_external_id",
+        )
+        .bind(micros(req.lease_until))
+        .bind(req.tenant.as_str())
+        .bind(micros(req.now))
+        .bind(&conversation)
+        .bind(page(req.limit) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let id = row.text("message")?;
+            let attempts = row.int("attempts")?;
+            let message = sqlx::query("SELECT * FROM cs_messages WHERE tenant = $1 AND id = $2")
+                .bind(req.tenant.as_str())
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_error)?;
+            out.push(Claimed {
+                message: message_from_row(&message)?,
+                to: Identity {
+                    kind: row.parse("to_kind")?,
+                    external_id: row.text("to_external_id")?,
+                },
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            });
+        }
+        out.sort_by_key(|c| c.message.id);
+        Ok(out)
+    }
+
+    async fn finish_outbound(
+        &self,
+        tenant: &TenantId,
+        message: MessageId,
+        outcome: &Outcome,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let id = message.to_string();
+        let done = match outcome {
+            Outcome::Sent {
+                status,
+                provider_id,
+            } => {
+                let done = sqlx::query(
+                    "DELETE FROM cs_outbox WHERE tenant = $1 AND message = $2 AND dead = 0",
+                )
+                .bind(tenant.as_str())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?
+                .rows_affected();
+                if done == 1 {
+                    sqlx::query("UPDATE cs_messages SET status = $1 WHERE tenant = $2 AND id = $3")
+                        .bind(status.as_str())
+                        .bind(tenant.as_str())
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                    if let Some(pid) = provider_id {
+                        sqlx::query(
+                            "INSERT INTO cs_receipts (tenant, channel, provider_id, message)
+                             SELECT tenant, channel, $1, id FROM cs_messages
+                             WHERE tenant = $2 AND id = $3
+                             ON CONFLICT (tenant, channel, provider_id)
+                             DO UPDATE SET message = EXCLUDED.message",
+                        )
+                        .bind(pid)
+                        .bind(tenant.as_str())
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                    }
+                }
+                done
+            }
+            Outcome::Retry { at, error } => sqlx::query(
+                "UPDATE cs_outbox SET attempts = attempts + 1, next_attempt_at = $1,
+                    last_error = $2
+                 WHERE tenant = $3 AND message = $4 AND dead = 0",
+            )
+            .bind(micros(*at))
+            .bind(error)
+            .bind(tenant.as_str())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?
+            .rows_affected(),
+            Outcome::Dead { error } => {
+                let done = sqlx::query(
+                    "UPDATE cs_outbox SET attempts = attempts + 1, dead = 1, last_error = $1
+                     WHERE tenant = $2 AND message = $3 AND dead = 0",
+                )
+                .bind(error)
+                .bind(tenant.as_str())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?
+                .rows_affected();
+                sqlx::query(
+                    "UPDATE cs_messages SET status = 'failed' WHERE tenant = $1 AND id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+                done
+            }
+        };
+        if done == 0 {
+            return Err(Error::not_found("outbox message", message));
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, tenant: &TenantId, limit: usize) -> Result<Vec<DeadLetter>> {
+        sqlx::query(
+            "SELECT m.*, o.attempts AS outbox_attempts, o.last_error AS outbox_error
+             FROM cs_outbox o JOIN cs_messages m ON m.tenant = o.tenant AND m.id = o.message
+             WHERE o.tenant = $1 AND o.dead = 1 ORDER BY o.message LIMIT $2",
+        )
+        .bind(tenant.as_str())
+        .bind(page(limit) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(|r| {
+            Ok(DeadLetter {
+                message: message_from_row(r)?,
+                attempts: u32::try_from(r.int("outbox_attempts")?).unwrap_or(u32::MAX),
+                error: r.opt_text("outbox_error")?.unwrap_or_default(),
+            })
+        })
+        .collect()
+    }
+
+    async fn apply_receipt(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_id: &str,
+        status: DeliveryStatus,
+    ) -> Result<Option<MessageId>> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let row = sqlx::query(
+            "SELECT m.id, m.status FROM cs_receipts r
+             JOIN cs_messages m ON m.tenant = r.tenant AND m.id = r.message
+             WHERE r.tenant = $1 AND r.channel = $2 AND r.provider_id = $3
+             FOR UPDATE OF m",
+        )
+        .bind(tenant.as_str())
+        .bind(channel.as_str())
+        .bind(provider_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: MessageId = row.parse("id")?;
+        let old = row.text("status")?;
+        let old = DeliveryStatus::parse(&old)
+            .ok_or_else(|| super::rows::corrupt("postgres", format!("status {old:?}")))?;
+        if status_advances(old, status) {
+            sqlx::query("UPDATE cs_messages SET status = $1 WHERE tenant = $2 AND id = $3")
+                .bind(status.as_str())
+                .bind(tenant.as_str())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(id))
+    }
+
+    async fn messages(&self, q: &MessageQuery) -> Result<Vec<Message>> {
+        let (col, key) = match q.scope {
+            MessageScope::Conversation(c) => ("conversation", c.to_string()),
+            MessageScope::Customer(c) => ("customer", c.to_string()),
+        };
+        let after = q.after.map(|a| a.to_string()).unwrap_or_default();
+        sqlx::query(&format!(
+            "SELECT * FROM cs_messages WHERE tenant = $1 AND {col} = $2 AND id > $3
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(q.tenant.as_str())
+        .bind(key)
+        .bind(after)
+        .bind(page(q.limit) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(message_from_row)
+        .collect()
+    }
+
+    async fn set_delivery_status(
+        &self,
+        tenant: &TenantId,
+        message: MessageId,
+        status: DeliveryStatus,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE cs_messages SET status = $1 WHERE tenant = $2 AND id = $3")
+            .bind(status.as_str())
+            .bind(tenant.as_str())
+            .bind(message.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("message", message));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,448 @@
+//! The routing policy: what every policy router ([`crate::SkillRouter`], [`crate::NaiveRouter`])
+//! decides, and the pure rules they, and the [`crate::checker::Checker`], share.
+//!
+//! # The rules
+//! - **Eligibility.** An agent may take a task when the agent is online (a standby agent only
+//!   while the standby pool is active), has a free slot for the task's medium (a call in progress
+//!   blocks chats and emails when the capacity says so), has every required skill at the task's
+//!   current minimum level, speaks the task's language (when it has one), belongs to the task's
+//!   team (when it has one), has not rejected or let an offer of this task time out, and, while
+//!   the task waits for its preferred agent (sticky hold), is that agent.
+//! - **Order of tasks (aging).** A task's *band* is its priority (low 0, normal 1, high 2,
+//!   urgent 3) plus [`RoutingPolicy::vip_bonus`] for VIP customers. Tasks are served by the
+//!   smallest *rank* `enqueued_at - band x aging_step`, which is the same as the largest score
+//!   `wait + aging_step x band`: a higher band goes first, a task of one band lower goes first
+//!   once it has waited `aging_step` longer, so nothing starves. Within a band this is oldest
+//!   first (FIFO); equal ranks go in arrival order. The rank never changes while a task waits
+//!   (relaxing an overflow ring, a rejected offer), so a task keeps its place.
+//! - **Choice of agent.** The task's preferred agent when eligible; otherwise for VIP customers
+//!   the highest level in the task's first required skill, then for everyone the least loaded
+//!   (tasks held across all media), then the longest idle (the agent whose last assignment,
+//!   release, offer outcome or profile change came first).
+//! - **Dispatch.** After every event the routers reach the same fixed point: no queued task has an
+//!   eligible agent with a free slot. They get there by repeatedly serving the best-ranked task
+//!   that has an eligible agent, with its best agent.
+//! - **Time.** A router's clock is the latest time it has been told: the `now` of
+//!   [`crate::Router::tick`] or the `enqueued_at` of a new task (never going back). Time-outs
+//!   (offers, sticky holds, overflow rings) fire in time order; those due at one instant are
+//!   applied together, then dispatch runs.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cs_core::{Agent, Capacity, CustomerTier, Medium, Presence, Priority};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::task::{SkillRequirement, Task};
+
+/// One relaxation an overflow ring applies to a task's requirements. Every relaxation only widens
+/// the set of eligible agents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Relax {
+    /// Lowers every minimum level by this much (never below 1).
+    LowerLevels(u8),
+    /// Drops the requirement on this skill.
+    DropSkill(String),
+    /// Keeps only the first (primary) required skill.
+    PrimaryOnly,
+    /// Drops the language requirement.
+    AnyLanguage,
+    /// Also accepts agents of this (backup) team.
+    AddTeam(String),
+    /// Accepts agents of any team.
+    AnyTeam,
+}
+
+/// An overflow ring: after a task has waited `after`, its requirements relax by `relax`. Rings
+/// are cumulative (ring 2 applies ring 1's relaxations too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverflowRing {
+    /// How long after enqueueing the ring applies.
+    pub after: Duration,
+    /// What it relaxes.
+    pub relax: Vec<Relax>,
+}
+
+impl OverflowRing {
+    /// A ring applying `relax` after `after`.
+    pub fn new(after: Duration, relax: impl IntoIterator<Item = Relax>) -> Self {
+        Self {
+            after,
+            relax: relax.into_iter().collect(),
+        }
+    }
+}
+
+/// An elastic pool: agents of `team` take new tasks only while the queue is deep or old.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyPool {
+    /// The team whose agents are on standby.
+    pub team: String,
+    /// The pool joins when at least this many tasks wait...
+    pub depth: usize,
+    /// ...or when the oldest waiting task has waited this long.
+    pub oldest_wait: Duration,
+}
+
+/// Offers instead of direct assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservations {
+    /// How long an agent has to accept an offer.
+    pub offer_timeout: Duration,
+    /// After this many offers in a row time out, the agent is set away.
+    pub max_missed: u32,
+}
+
+/// Whether new tasks meet the bot first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BotFirst {
+    /// Tasks go straight to the queue.
+    #[default]
+    Off,
+    /// Every new task goes to the bot first ([`crate::Decision::ToBot`]); the engine enqueues it
+    /// again when the bot hands over, and then it is queued.
+    Always,
+    /// A new task goes to the bot first when at least this many tasks already wait.
+    AboveDepth(usize),
+}
+
+/// The routing policy of [`crate::SkillRouter`] and [`crate::NaiveRouter`]. Build it with
+/// [`RoutingPolicyBuilder`]; the default assigns directly, without rings, holds or standby.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingPolicy {
+    /// How much waiting one priority band is worth (see the module docs).
+    pub aging_step: Duration,
+    /// Bands a VIP customer's task gains.
+    pub vip_bonus: u8,
+    /// How long a task waits for its preferred agent before any eligible agent may take it.
+    pub sticky_wait: Duration,
+    /// Overflow rings, by increasing `after`.
+    pub rings: Vec<OverflowRing>,
+    /// The standby pool, if any.
+    pub standby: Option<StandbyPool>,
+    /// Offers with accept/reject/time-out; `None` assigns directly.
+    pub reservations: Option<Reservations>,
+    /// Bot-first reception.
+    pub bot_first: BotFirst,
+}
+
+impl Default for RoutingPolicy {
+    fn default() -> Self {
+        Self {
+            aging_step: Duration::from_secs(300),
+            vip_bonus: 1,
+            sticky_wait: Duration::ZERO,
+            rings: Vec::new(),
+            standby: None,
+            reservations: None,
+            bot_first: BotFirst::Off,
+        }
+    }
+}
+
+/// Builds a [`RoutingPolicy`].
+#[derive(Debug, Clone, Default)]
+pub struct RoutingPolicyBuilder {
+    policy: RoutingPolicy,
+}
+
+impl RoutingPolicyBuilder {
+    /// Starts from the default policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How much waiting one priority band is worth (default 5 minutes).
+    pub fn with_aging_step(mut self, step: Duration) -> Self {
+        self.policy.aging_step = step;
+        self
+    }
+
+    /// Bands a VIP customer's task gains (default 1).
+    pub fn with_vip_bonus(mut self, bands: u8) -> Self {
+        self.policy.vip_bonus = bands;
+        self
+    }
+
+    /// How long a task waits for its preferred agent (default 0: the preferred agent is only
+    /// first choice when free at the moment).
+    pub fn with_sticky_wait(mut self, wait: Duration) -> Self {
+        self.policy.sticky_wait = wait;
+        self
+    }
+
+    /// Adds an overflow ring.
+    pub fn with_ring(mut self, ring: OverflowRing) -> Self {
+        self.policy.rings.push(ring);
+        self
+    }
+
+    /// Sets the standby pool.
+    pub fn with_standby(mut self, pool: StandbyPool) -> Self {
+        self.policy.standby = Some(pool);
+        self
+    }
+
+    /// Makes offers that time out after `offer_timeout`; an agent missing `max_missed` in a row
+    /// is set away.
+    pub fn with_reservations(mut self, offer_timeout: Duration, max_missed: u32) -> Self {
+        self.policy.reservations = Some(Reservations {
+            offer_timeout,
+            max_missed,
+        });
+        self
+    }
+
+    /// Bot-first reception.
+    pub fn with_bot_first(mut self, bot_first: BotFirst) -> Self {
+        self.policy.bot_first = bot_first;
+        self
+    }
+
+    /// Checks and returns the policy.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when rings are not in strictly increasing order of `after`, a
+    /// duration does not fit in milliseconds, the offer time-out is zero or `max_missed` is 0.
+    pub fn build(self) -> Result<RoutingPolicy> {
+        let p = self.policy;
+        let invalid = |reason: &str| {
+            Err(Error::InvalidInput {
+                reason: reason.into(),
+            })
+        };
+        let mut last = None;
+        for ring in &p.rings {
+            if last.is_some_and(|l| ring.after <= l) {
+                return invalid("overflow rings must have strictly increasing `after`");
+            }
+            last = Some(ring.after);
+        }
+        let mut all = vec![p.aging_step, p.sticky_wait];
+        all.extend(p.rings.iter().map(|r| r.after));
+        all.extend(p.standby.iter().map(|s| s.oldest_wait));
+        if let Some(r) = p.reservations {
+            if r.offer_timeout.is_zero() || r.max_missed == 0 {
+                return invalid("offers need a time-out above 0 and max_missed of at least 1");
+            }
+            all.push(r.offer_timeout);
+        }
+        if all.iter().any(|d| d.as_millis() > (i64::MAX / 8) as u128) {
+            return invalid("durations must fit in milliseconds");
+        }
+        Ok(p)
+    }
+}
+
+/// Milliseconds of a duration (validated by the builder to fit).
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 8)
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn at_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Index of a medium (0 chat, 1 email, 2 voice).
+pub(crate) const fn medium_index(m: Medium) -> usize {
+    match m {
+        Medium::Chat => 0,
+        Medium::Email => 1,
+        Medium::Voice => 2,
+    }
+}
+
+/// The media in index order.
+pub(crate) const MEDIA: [Medium; 3] = [Medium::Chat, Medium::Email, Medium::Voice];
+
+/// Whether an agent with `loads` (per medium index) has a free slot for `medium`.
+pub(crate) fn has_room(cap: &Capacity, loads: &[u16; 3], medium: Medium) -> bool {
+    let i = medium_index(medium);
+    if loads[i] >= cap.slots(medium) {
+        return false;
+    }
+    !(cap.voice_blocks_others && medium != Medium::Voice && loads[2] > 0)
+}
+
+/// Which teams a task accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Teams {
+    Any,
+    OneOf(Vec<String>),
+}
+
+/// A task's requirements after the overflow rings reached so far.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Effective {
+    pub(crate) reqs: Vec<SkillRequirement>,
+    pub(crate) language: Option<String>,
+    pub(crate) teams: Teams,
+}
+
+impl Effective {
+    /// Whether `agent`'s profile meets these requirements (skills, language, team).
+    pub(crate) fn fits(&self, agent: &Agent) -> bool {
+        self.reqs.iter().all(|r| {
+            agent
+                .skill_level(&r.skill)
+                .is_some_and(|l| l >= r.min_level)
+        }) && self
+            .language
+            .as_ref()
+            .is_none_or(|l| agent.languages.iter().any(|a| a == l))
+            && match &self.teams {
+                Teams::Any => true,
+                Teams::OneOf(ts) => agent.team.as_ref().is_some_and(|t| ts.contains(t)),
+            }
+    }
+}
+
+impl RoutingPolicy {
+    /// The task's band: priority plus the VIP bonus.
+    pub fn band(&self, task: &Task) -> u8 {
+        let p = match task.priority {
+            Priority::Low => 0,
+            Priority::Normal => 1,
+            Priority::High => 2,
+            Priority::Urgent => 3,
+        };
+        p + if task.tier == CustomerTier::Vip {
+            self.vip_bonus
+        } else {
+            0
+        }
+    }
+
+    /// The task's rank in milliseconds: smaller is served first (see the module docs).
+    pub fn rank(&self, task: &Task) -> i64 {
+        at_ms(task.enqueued_at) - i64::from(self.band(task)) * ms(self.aging_step)
+    }
+
+    /// How many rings apply to a task enqueued at `enqueued` (ms) at time `now` (ms).
+    pub(crate) fn ring_at(&self, enqueued: i64, now: i64) -> usize {
+        self.rings
+            .iter()
+            .take_while(|r| enqueued.saturating_add(ms(r.after)) <= now)
+            .count()
+    }
+
+    /// When ring `ring` (0-based index into `rings`) applies, if there is one.
+    pub(crate) fn ring_time(&self, enqueued: i64, ring: usize) -> Option<i64> {
+        self.rings
+            .get(ring)
+            .map(|r| enqueued.saturating_add(ms(r.after)))
+    }
+
+    /// The task's requirements after `ring` rings.
+    pub(crate) fn effective(&self, task: &Task, ring: usize) -> Effective {
+        let mut e = Effective {
+            reqs: task.requirements.clone(),
+            language: task.language.clone(),
+            teams: match &task.team {
+                Some(t) => Teams::OneOf(vec![t.clone()]),
+                None => Teams::Any,
+            },
+        };
+        for r in self.rings.iter().take(ring) {
+            for relax in &r.relax {
+                match relax {
+                    Relax::LowerLevels(n) => {
+                        for q in &mut e.reqs {
+                            q.min_level = q.min_level.saturating_sub(*n).max(1);
+                        }
+                    }
+                    Relax::DropSkill(s) => e.reqs.retain(|q| &q.skill != s),
+                    Relax::PrimaryOnly => e.reqs.truncate(1),
+                    Relax::AnyLanguage => e.language = None,
+                    Relax::AddTeam(t) => {
+                        if let Teams::OneOf(ts) = &mut e.teams
+                            && !ts.contains(t)
+                        {
+                            ts.push(t.clone());
+                        }
+                    }
+                    Relax::AnyTeam => e.teams = Teams::Any,
+                }
+            }
+        }
+        e
+    }
+
+    /// Whether `agent` is a standby agent.
+    pub(crate) fn is_standby(&self, agent: &Agent) -> bool {
+        self.standby
+            .as_ref()
+            .is_some_and(|s| agent.team.as_deref() == Some(s.team.as_str()))
+    }
+
+    /// Whether the standby pool is active with `depth` tasks waiting, the oldest enqueued at
+    /// `oldest` (ms), at time `now` (ms).
+    pub(crate) fn standby_active(&self, depth: usize, oldest: Option<i64>, now: i64) -> bool {
+        self.standby.as_ref().is_some_and(|s| {
+            depth >= s.depth.max(1)
+                || oldest.is_some_and(|o| now.saturating_sub(o) >= ms(s.oldest_wait))
+        })
+    }
+
+    /// Whether a task arriving with `depth` tasks waiting goes to the bot first.
+    pub(crate) fn bot_first(&self, depth: usize) -> bool {
+        match self.bot_first {
+            BotFirst::Off => false,
+            BotFirst::Always => true,
+            BotFirst::AboveDepth(d) => depth >= d,
+        }
+    }
+
+    /// Whether `agent` may take new work now (presence, standby).
+    pub(crate) fn available(&self, agent: &Agent, standby_active: bool) -> bool {
+        agent.presence == Presence::Online && (standby_active || !self.is_standby(agent))
+    }
+}
+
+/// The order in which eligible agents are chosen: smaller is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct AgentOrder {
+    /// 0 for the task's preferred agent.
+    pub(crate) not_preferred: bool,
+    /// For VIP tasks, 10 minus the level in the primary skill; 0 otherwise.
+    pub(crate) proficiency_gap: u8,
+    /// Tasks held.
+    pub(crate) load: u16,
+    /// Last activity (smaller = idle longer).
+    pub(crate) seq: u64,
+}
+
+/// Whether agent choice for `task` favours the highest proficiency.
+pub(crate) fn is_vip(task: &Task) -> bool {
+    task.tier == CustomerTier::Vip
+}
+
+/// The order of an agent for a task with effective requirements `eff`.
+pub(crate) fn agent_order(
+    task: &Task,
+    eff: &Effective,
+    agent: &Agent,
+    load: u16,
+    seq: u64,
+) -> AgentOrder {
+    let gap = if is_vip(task) {
+        eff.reqs
+            .first()
+            .and_then(|r| agent.skill_level(&r.skill))
+            .map_or(0, |l| 10u8.saturating_sub(l))
+    } else {
+        0
+    };
+    AgentOrder {
+        not_preferred: task.preferred_agent != Some(agent.id),
+        proficiency_gap: gap,
+        load,
+        seq,
+    }
+}

@@ -1,0 +1,323 @@
+//! The fast router makes exactly the reference router's decisions on random event streams, under
+//! random policies, and the policy checker finds nothing wrong with them.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use cs_core::{
+    Agent, AgentId, Capacity, ChannelKind, ConversationId, CustomerTier, Presence, Priority, Skill,
+    TenantId,
+};
+use cs_routing::checker::Checked;
+use cs_routing::{
+    BotFirst, Checker, Decision, NaiveRouter, OverflowRing, Relax, RoutingPolicy,
+    RoutingPolicyBuilder, SkillRequirement, SkillRouter, StandbyPool, SyncRouter, Task,
+};
+use proptest::prelude::*;
+
+const SKILLS: [&str; 3] = ["refunds", "logistics", "presale"];
+const LANGS: [&str; 2] = ["zh", "en"];
+const TEAMS: [&str; 3] = ["after-sales", "logistics", "standby"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert {
+        agent: usize,
+        skills: Vec<(usize, u8)>,
+        lang: usize,
+        team: Option<usize>,
+        chat: u16,
+        voice: u16,
+        presence: u8,
+    },
+    Enqueue {
+        task: usize,
+        skills: Vec<(usize, u8)>,
+        lang: Option<usize>,
+        team: Option<usize>,
+        voice: bool,
+        priority: u8,
+        vip: bool,
+        preferred: Option<usize>,
+        back: u64,
+        dt: u64,
+    },
+    Cancel(usize),
+    /// Release the n-th held task (or a random pair when `wrong`).
+    Release(usize, bool),
+    Accept(usize),
+    Reject(usize),
+    Tick(u64),
+}
+
+fn upsert(agent: impl Strategy<Value = usize>) -> impl Strategy<Value = Op> {
+    let reqs = prop::collection::vec((0..3usize, 1..=10u8), 0..3);
+    (
+        agent,
+        reqs,
+        0..2usize,
+        prop::option::of(0..3usize),
+        0..4u16,
+        0..2u16,
+        0..8u8,
+    )
+        .prop_map(
+            |(agent, skills, lang, team, chat, voice, presence)| Op::Upsert {
+                agent,
+                skills,
+                lang,
+                team,
+                chat,
+                voice,
+                presence,
+            },
+        )
+}
+
+/// Every agent signs in, then random events follow.
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    (
+        (0..5usize)
+            .map(|a| upsert(Just(a)).boxed())
+            .collect::<Vec<_>>(),
+        prop::collection::vec(op(), 1..70),
+    )
+        .prop_map(|(mut first, rest)| {
+            first.extend(rest);
+            first
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let reqs = prop::collection::vec((0..3usize, 1..=10u8), 0..3);
+    prop_oneof![
+        2 => upsert(0..5usize),
+        4 => (
+            (0..14usize, reqs, prop::option::of(0..2usize), prop::option::of(0..2usize)),
+            (any::<bool>(), 0..4u8, any::<bool>(), prop::option::of(0..5usize), 0..30u64, 0..8u64)
+        )
+            .prop_map(|((task, skills, lang, team), (voice, priority, vip, preferred, back, dt))| {
+                Op::Enqueue { task, skills, lang, team, voice, priority, vip, preferred, back, dt }
+            }),
+        1 => (0..14usize).prop_map(Op::Cancel),
+        3 => (0..8usize, prop::bool::weighted(0.1)).prop_map(|(n, w)| Op::Release(n, w)),
+        2 => (0..8usize).prop_map(Op::Accept),
+        1 => (0..8usize).prop_map(Op::Reject),
+        2 => (0..25u64).prop_map(Op::Tick),
+    ]
+}
+
+fn policy() -> impl Strategy<Value = RoutingPolicy> {
+    (
+        prop::sample::select(vec![5u64, 300]),
+        0..2u8,
+        prop::sample::select(vec![0u64, 12]),
+        0..3usize,
+        prop::option::of(1..4usize),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(aging, vip, sticky, rings, standby, offers, bot)| {
+            let mut b = RoutingPolicyBuilder::new()
+                .with_aging_step(StdDuration::from_secs(aging))
+                .with_vip_bonus(vip)
+                .with_sticky_wait(StdDuration::from_secs(sticky));
+            if rings >= 1 {
+                b = b.with_ring(OverflowRing::new(
+                    StdDuration::from_secs(10),
+                    [Relax::LowerLevels(4), Relax::AddTeam("logistics".into())],
+                ));
+            }
+            if rings >= 2 {
+                b = b.with_ring(OverflowRing::new(
+                    StdDuration::from_secs(25),
+                    [Relax::PrimaryOnly, Relax::AnyLanguage, Relax::AnyTeam],
+                ));
+            }
+            if let Some(depth) = standby {
+                b = b.with_standby(StandbyPool {
+                    team: "standby".into(),
+                    depth,
+                    oldest_wait: StdDuration::from_secs(20),
+                });
+            }
+            if offers {
+                b = b.with_reservations(StdDuration::from_secs(9), 2);
+            }
+            if bot {
+                b = b.with_bot_first(BotFirst::AboveDepth(3));
+            }
+            b.build().unwrap()
+        })
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 11, 0, 0, 0).unwrap()
+}
+
+struct World {
+    agents: Vec<AgentId>,
+    tasks: Vec<ConversationId>,
+    now: DateTime<Utc>,
+    /// (agent, task, accepted) from the decisions so far.
+    held: Vec<(AgentId, ConversationId, bool)>,
+}
+
+impl World {
+    fn note(&mut self, decisions: &[Decision]) {
+        for d in decisions {
+            match d {
+                Decision::Assigned { task, agent } => {
+                    self.held.retain(|h| h.1 != *task);
+                    self.held.push((*agent, *task, true));
+                }
+                Decision::Offered { task, agent, .. } => self.held.push((*agent, *task, false)),
+                Decision::OfferExpired { task, .. } => self.held.retain(|h| h.1 != *task),
+                _ => {}
+            }
+        }
+    }
+
+    fn pick(&self, n: usize, accepted: bool) -> Option<(AgentId, ConversationId)> {
+        let v: Vec<_> = self.held.iter().filter(|h| h.2 == accepted).collect();
+        (!v.is_empty()).then(|| {
+            let h = v[n % v.len()];
+            (h.0, h.1)
+        })
+    }
+}
+
+fn reqs(skills: &[(usize, u8)]) -> Vec<SkillRequirement> {
+    skills
+        .iter()
+        .map(|(s, l)| SkillRequirement::new(SKILLS[*s], *l))
+        .collect()
+}
+
+/// Applies `op` to `r`; returns the outcome as comparable text.
+fn apply(r: &mut dyn SyncRouter, w: &World, op: &Op) -> (String, Vec<Decision>) {
+    let mut out = Vec::new();
+    let mut cancelled = None;
+    let res = match op {
+        Op::Upsert {
+            agent,
+            skills,
+            lang,
+            team,
+            chat,
+            voice,
+            presence,
+        } => r.upsert_agent(
+            Agent {
+                id: w.agents[*agent],
+                tenant: TenantId::default(),
+                name: format!("a{agent}"),
+                skills: skills
+                    .iter()
+                    .map(|(s, l)| Skill::new(SKILLS[*s], *l))
+                    .collect(),
+                languages: vec![LANGS[*lang].into()],
+                team: team.map(|t| TEAMS[t].into()),
+                capacity: Capacity {
+                    chat: *chat,
+                    email: 0,
+                    voice: *voice,
+                    voice_blocks_others: true,
+                },
+                presence: match presence {
+                    0 => Presence::Away,
+                    1 => Presence::Offline,
+                    _ => Presence::Online,
+                },
+            },
+            &mut out,
+        ),
+        Op::Enqueue {
+            task,
+            skills,
+            lang,
+            team,
+            voice,
+            priority,
+            vip,
+            preferred,
+            back,
+            ..
+        } => {
+            let mut t = Task::new(
+                w.tasks[*task],
+                if *voice {
+                    ChannelKind::Voice
+                } else {
+                    ChannelKind::WebChat
+                },
+                w.now - Duration::seconds(*back as i64),
+            );
+            t.requirements = reqs(skills);
+            t.language = lang.map(|l| LANGS[l].into());
+            t.team = team.map(|x| TEAMS[x].into());
+            t.priority = [
+                Priority::Low,
+                Priority::Normal,
+                Priority::High,
+                Priority::Urgent,
+            ][*priority as usize];
+            if *vip {
+                t.tier = CustomerTier::Vip;
+            }
+            t.preferred_agent = preferred.map(|p| w.agents[p]);
+            r.enqueue(t, &mut out)
+        }
+        Op::Cancel(t) => r.cancel(w.tasks[*t]).map(|b| cancelled = Some(b)),
+        Op::Release(n, wrong) => match (wrong, w.pick(*n, true)) {
+            (false, Some((a, t))) => r.release(a, t, &mut out),
+            _ => r.release(w.agents[n % 5], w.tasks[n % 14], &mut out),
+        },
+        Op::Accept(n) => match w.pick(*n, false) {
+            Some((a, t)) => r.accept(a, t, &mut out),
+            None => r.accept(w.agents[n % 5], w.tasks[n % 14], &mut out),
+        },
+        Op::Reject(n) => match w.pick(*n, false) {
+            Some((a, t)) => r.reject(a, t, &mut out),
+            None => r.reject(w.agents[n % 5], w.tasks[n % 14], &mut out),
+        },
+        Op::Tick(_) => r.tick(w.now, &mut out),
+    };
+    let outcome = match res {
+        Ok(()) => format!("ok {cancelled:?}"),
+        Err(e) => format!("{e}"),
+    };
+    (outcome, out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_router_matches_reference(policy in policy(), ops in ops()) {
+        let mut w = World {
+            agents: (0..5).map(|_| AgentId::new()).collect(),
+            tasks: (0..14).map(|_| ConversationId::new()).collect(),
+            now: t0(),
+            held: Vec::new(),
+        };
+        let mut naive = NaiveRouter::new(policy.clone());
+        let mut fast = Checked::new(SkillRouter::new(policy.clone()), Checker::new(policy));
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                Op::Enqueue { dt, .. } | Op::Tick(dt) => {
+                    w.now += Duration::seconds(*dt as i64);
+                }
+                _ => {}
+            }
+            let expected = apply(&mut naive, &w, op);
+            let got = apply(&mut fast, &w, op);
+            prop_assert_eq!(&got, &expected, "step {} {:?}", i, op);
+            prop_assert_eq!(fast.snapshot(), naive.snapshot(), "snapshot after step {}", i);
+            prop_assert_eq!(fast.next_deadline(), naive.next_deadline(), "deadline after step {}", i);
+            w.note(&got.1);
+        }
+        fast.checker.check_idle();
+        prop_assert_eq!(fast.checker.violations(), &[][..]);
+    }
+}

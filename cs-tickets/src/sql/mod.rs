@@ -1,0 +1,556 @@
+//! The SQL ticket stores. Both backends keep the same tables and run the same statements (written
+//! with `$n` placeholders, which SQLite also accepts); the store body is written once, in
+//! [`sql_ticket_store!`], and stamped out per driver. What differs (DDL, full-text search) lives in
+//! the backend modules.
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// A bound value of a dynamically built query.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// `s` escaped for a `LIKE ... ESCAPE '\'` pattern, wrapped in `%`.
+pub(crate) fn like_pattern(s: &str) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> crate::Result<String> {
+    serde_json::to_string(v).map_err(|e| crate::Error::invalid(e.to_string()))
+}
+
+pub(crate) fn corrupt(backend: &'static str, what: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Backend {
+        backend,
+        source: format!("corrupt row: {what}").into(),
+    }
+}
+
+/// The `WHERE` clause and arguments of a search (after the tenant, which is `$1`).
+pub(crate) fn search_filter(
+    q: &crate::model::TicketQuery,
+    text_filter: fn(usize, &str) -> (String, Arg),
+) -> (String, Vec<Arg>) {
+    use crate::sla::SlaState;
+    let mut sql = String::new();
+    let mut args = vec![Arg::Text(q.tenant.as_str().to_owned())];
+    let mut push = |sql: &mut String, clause: &str, arg: Arg| {
+        args.push(arg);
+        sql.push_str(&clause.replace("$?", &format!("${}", args.len())));
+    };
+    if !q.statuses.is_empty() {
+        sql.push_str(" AND status IN (");
+        for (i, s) in q.statuses.iter().enumerate() {
+            let sep = if i == 0 { "$?" } else { ", $?" };
+            push(&mut sql, sep, Arg::Text(s.as_str().into()));
+        }
+        sql.push(')');
+    }
+    if let Some(a) = q.assignee {
+        push(&mut sql, " AND assignee = $?", Arg::Text(a.to_string()));
+    }
+    if let Some(g) = &q.group {
+        push(&mut sql, " AND grp = $?", Arg::Text(g.clone()));
+    }
+    if let Some(c) = q.customer {
+        push(&mut sql, " AND customer = $?", Arg::Text(c.to_string()));
+    }
+    if let Some(tag) = &q.tag {
+        let quoted = serde_json::to_string(&tag.trim().to_lowercase()).unwrap_or_default();
+        push(
+            &mut sql,
+            " AND tags LIKE $? ESCAPE '\\'",
+            Arg::Text(like_pattern(&quoted)),
+        );
+    }
+    if let Some(f) = q.sla {
+        let at = Arg::Int(micros(f.at));
+        match f.state {
+            SlaState::Breached => push(&mut sql, " AND sla_due_at <= $?", at),
+            SlaState::Warning => {
+                push(&mut sql, " AND sla_warn_at <= $?", at.clone());
+                push(&mut sql, " AND sla_due_at > $?", at);
+            }
+            SlaState::Ok => push(&mut sql, " AND sla_warn_at > $?", at),
+            SlaState::Paused => sql.push_str(" AND sla_paused = 1"),
+            SlaState::Due => push(&mut sql, " AND sla_next_at <= $?", at),
+        }
+    }
+    if let Some(text) = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let (clause, arg) = text_filter(args.len() + 1, &text.to_lowercase());
+        args.push(arg);
+        sql.push_str(" AND ");
+        sql.push_str(&clause);
+    }
+    (sql, args)
+}
+
+/// Implements [`crate::TicketStore`] for `$store` (fields `writer`, `reader`, `sla`) on driver
+/// `$db`; `$map` maps driver errors, `$text` builds the full-text clause.
+macro_rules! sql_ticket_store {
+    ($store:ty, $db:ty, $backend:literal, $map:path, $text:path) => {
+        const BACKEND: &str = $backend;
+
+        fn db(e: sqlx::Error) -> $crate::Error {
+            $crate::Error::from($map(e))
+        }
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn col<'r, T>(row: &'r DbRow, name: &str) -> $crate::Result<T>
+        where
+            T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
+        {
+            sqlx::Row::try_get(row, name).map_err(db)
+        }
+
+        fn json_col<T: serde::de::DeserializeOwned>(row: &DbRow, name: &str) -> $crate::Result<T> {
+            let s: String = col(row, name)?;
+            serde_json::from_str(&s).map_err(|e| $crate::sql::corrupt(BACKEND, e))
+        }
+
+        fn opt_json_col<T: serde::de::DeserializeOwned>(
+            row: &DbRow,
+            name: &str,
+        ) -> $crate::Result<Option<T>> {
+            let s: Option<String> = col(row, name)?;
+            s.map(|s| serde_json::from_str(&s).map_err(|e| $crate::sql::corrupt(BACKEND, e)))
+                .transpose()
+        }
+
+        fn parsed<T: std::str::FromStr>(row: &DbRow, name: &str) -> $crate::Result<T> {
+            let s: String = col(row, name)?;
+            s.parse()
+                .map_err(|_| $crate::sql::corrupt(BACKEND, format!("{name} = {s:?}")))
+        }
+
+        fn opt_parsed<T: std::str::FromStr>(row: &DbRow, name: &str) -> $crate::Result<Option<T>> {
+            let s: Option<String> = col(row, name)?;
+            s.map(|s| {
+                s.parse()
+                    .map_err(|_| $crate::sql::corrupt(BACKEND, format!("{name} = {s:?}")))
+            })
+            .transpose()
+        }
+
+        fn time_col(row: &DbRow, name: &str) -> $crate::Result<chrono::DateTime<chrono::Utc>> {
+            let v: i64 = col(row, name)?;
+            chrono::DateTime::from_timestamp_micros(v)
+                .ok_or_else(|| $crate::sql::corrupt(BACKEND, format!("{name} = {v}")))
+        }
+
+        fn count_col(row: &DbRow, name: &str) -> $crate::Result<u64> {
+            let v: i64 = col(row, name)?;
+            u64::try_from(v).map_err(|e| $crate::sql::corrupt(BACKEND, e))
+        }
+
+        /// A ticket row and its comment count.
+        fn ticket_from_row(row: &DbRow) -> $crate::Result<($crate::Ticket, u64)> {
+            let kind: String = col(row, "kind")?;
+            let priority: String = col(row, "priority")?;
+            let status: String = col(row, "status")?;
+            let ticket = $crate::Ticket {
+                id: parsed(row, "id")?,
+                tenant: parsed(row, "tenant")?,
+                number: count_col(row, "number")?,
+                subject: col(row, "subject")?,
+                kind: $crate::TicketKind::parse(&kind)
+                    .ok_or_else(|| $crate::sql::corrupt(BACKEND, &kind))?,
+                priority: cs_core::Priority::parse(&priority)
+                    .ok_or_else(|| $crate::sql::corrupt(BACKEND, &priority))?,
+                status: $crate::TicketStatus::parse(&status)
+                    .ok_or_else(|| $crate::sql::corrupt(BACKEND, &status))?,
+                group: col(row, "grp")?,
+                assignee: opt_parsed(row, "assignee")?,
+                customer: opt_parsed(row, "customer")?,
+                conversation: opt_parsed(row, "conversation")?,
+                tags: json_col(row, "tags")?,
+                fields: json_col(row, "fields")?,
+                created_at: time_col(row, "created_at")?,
+                updated_at: time_col(row, "updated_at")?,
+                version: count_col(row, "version")?,
+                sla: opt_json_col(row, "sla")?,
+                csat: opt_json_col(row, "csat")?,
+            };
+            Ok((ticket, count_col(row, "comment_count")?))
+        }
+
+        /// The SLA columns derived from the clock, for search.
+        fn sla_cols(t: &$crate::Ticket) -> (Option<i64>, Option<i64>, Option<i64>, i64) {
+            let m = |d: Option<chrono::DateTime<chrono::Utc>>| d.map($crate::sql::micros);
+            match &t.sla {
+                Some(c) => (
+                    m(c.warn_at()),
+                    m(c.due_at()),
+                    m(c.next_mark_at()),
+                    i64::from(c.paused()),
+                ),
+                None => (None, None, None, 0),
+            }
+        }
+
+        impl $store {
+            async fn load(
+                &self,
+                pool: &sqlx::Pool<$db>,
+                tenant: &cs_core::TenantId,
+                id: cs_core::TicketId,
+            ) -> $crate::Result<($crate::Ticket, u64)> {
+                sqlx::query("SELECT * FROM cs_tickets WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.to_string())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db)?
+                    .map(|r| ticket_from_row(&r))
+                    .transpose()?
+                    .ok_or_else(|| $crate::Error::NotFound { id: id.to_string() })
+            }
+
+            /// Writes a changed ticket if it is still at `read_version`; `false` when it is not.
+            async fn write(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                t: &$crate::Ticket,
+                read_version: u64,
+                comment_count: u64,
+                text: &str,
+            ) -> $crate::Result<bool> {
+                let (warn, due, next, paused) = sla_cols(t);
+                let done = sqlx::query(
+                    "UPDATE cs_tickets SET subject = $1, priority = $2, status = $3, grp = $4,
+                        assignee = $5, tags = $6, fields = $7, sla = $8, csat = $9,
+                        sla_warn_at = $10, sla_due_at = $11, sla_next_at = $12,
+                        sla_paused = $13, comment_count = $14, updated_at = $15, version = $16,
+                        search_text = CASE WHEN $17 = '' THEN search_text
+                                      ELSE search_text || $17 END
+                     WHERE tenant = $18 AND id = $19 AND version = $20",
+                )
+                .bind(&t.subject)
+                .bind(t.priority.as_str())
+                .bind(t.status.as_str())
+                .bind(&t.group)
+                .bind(t.assignee.map(|a| a.to_string()))
+                .bind($crate::sql::json(&t.tags)?)
+                .bind($crate::sql::json(&t.fields)?)
+                .bind(t.sla.as_ref().map($crate::sql::json).transpose()?)
+                .bind(t.csat.as_ref().map($crate::sql::json).transpose()?)
+                .bind(warn)
+                .bind(due)
+                .bind(next)
+                .bind(paused)
+                .bind(comment_count as i64)
+                .bind($crate::sql::micros(t.updated_at))
+                .bind(t.version as i64)
+                .bind(text)
+                .bind(t.tenant.as_str())
+                .bind(t.id.to_string())
+                .bind(read_version as i64)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_audit(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                t: &$crate::Ticket,
+                audit: &[$crate::AuditEntry],
+            ) -> $crate::Result<()> {
+                if audit.is_empty() {
+                    return Ok(());
+                }
+                let mut sql = String::from(
+                    "INSERT INTO cs_ticket_audit (tenant, ticket, version, idx, at, actor, field,
+                        from_value, to_value) VALUES ",
+                );
+                for i in 0..audit.len() {
+                    let b = i * 9;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8,
+                        b + 9
+                    ));
+                }
+                let mut q = sqlx::query(&sql);
+                for (i, a) in audit.iter().enumerate() {
+                    q = q
+                        .bind(t.tenant.as_str())
+                        .bind(t.id.to_string())
+                        .bind(t.version as i64)
+                        .bind(i as i64)
+                        .bind($crate::sql::micros(a.at))
+                        .bind($crate::sql::json(&a.actor)?)
+                        .bind(a.field.clone())
+                        .bind(a.from.clone())
+                        .bind(a.to.clone());
+                }
+                q.execute(&mut **tx).await.map_err(db)?;
+                Ok(())
+            }
+
+            async fn insert_comment(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                t: &$crate::Ticket,
+                c: &$crate::Comment,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO cs_ticket_comments (tenant, ticket, seq, author, body, public,
+                        attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(t.tenant.as_str())
+                .bind(t.id.to_string())
+                .bind(c.seq as i64)
+                .bind($crate::sql::json(&c.author)?)
+                .bind(&c.body)
+                .bind(i64::from(c.public))
+                .bind($crate::sql::json(&c.attachments)?)
+                .bind($crate::sql::micros(c.created_at))
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::TicketStore for $store {
+            async fn create(&self, new: $crate::NewTicket) -> $crate::Result<$crate::Ticket> {
+                $crate::logic::check_new(&new)?;
+                let mut tx = self.writer.begin().await.map_err(db)?;
+                let number: i64 = sqlx::query_scalar(
+                    "INSERT INTO cs_ticket_counters (tenant, last) VALUES ($1, 1)
+                     ON CONFLICT (tenant) DO UPDATE SET last = cs_ticket_counters.last + 1
+                     RETURNING last",
+                )
+                .bind(new.tenant.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                let c = $crate::logic::create(&new, number as u64, self.sla.as_deref())?;
+                let t = &c.ticket;
+                let (warn, due, next, paused) = sla_cols(t);
+                sqlx::query(
+                    "INSERT INTO cs_tickets (tenant, id, number, subject, kind, priority, status,
+                        grp, assignee, customer, conversation, tags, fields, sla, csat,
+                        sla_warn_at, sla_due_at, sla_next_at, sla_paused, comment_count,
+                        search_text, created_at, updated_at, version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL,
+                        $15, $16, $17, $18, $19, $20, $21, $22, 0)",
+                )
+                .bind(t.tenant.as_str())
+                .bind(t.id.to_string())
+                .bind(number)
+                .bind(&t.subject)
+                .bind(t.kind.as_str())
+                .bind(t.priority.as_str())
+                .bind(t.status.as_str())
+                .bind(&t.group)
+                .bind(t.assignee.map(|a| a.to_string()))
+                .bind(t.customer.map(|a| a.to_string()))
+                .bind(t.conversation.map(|a| a.to_string()))
+                .bind($crate::sql::json(&t.tags)?)
+                .bind($crate::sql::json(&t.fields)?)
+                .bind(t.sla.as_ref().map($crate::sql::json).transpose()?)
+                .bind(warn)
+                .bind(due)
+                .bind(next)
+                .bind(paused)
+                .bind(i64::from(c.comment.is_some()))
+                .bind(&c.text)
+                .bind($crate::sql::micros(t.created_at))
+                .bind($crate::sql::micros(t.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                if let Some(comment) = &c.comment {
+                    Self::insert_comment(&mut tx, t, comment).await?;
+                }
+                Self::insert_audit(&mut tx, t, &c.audit).await?;
+                tx.commit().await.map_err(db)?;
+                Ok(c.ticket)
+            }
+
+            async fn get(
+                &self,
+                tenant: &cs_core::TenantId,
+                id: cs_core::TicketId,
+            ) -> $crate::Result<$crate::Ticket> {
+                Ok(self.load(&self.reader, tenant, id).await?.0)
+            }
+
+            async fn get_by_number(
+                &self,
+                tenant: &cs_core::TenantId,
+                number: u64,
+            ) -> $crate::Result<$crate::Ticket> {
+                sqlx::query("SELECT * FROM cs_tickets WHERE tenant = $1 AND number = $2")
+                    .bind(tenant.as_str())
+                    .bind(number as i64)
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err(db)?
+                    .map(|r| ticket_from_row(&r).map(|t| t.0))
+                    .transpose()?
+                    .ok_or_else(|| $crate::Error::NotFound {
+                        id: format!("#{number}"),
+                    })
+            }
+
+            async fn update(&self, u: $crate::UpdateTicket) -> $crate::Result<$crate::Ticket> {
+                let (mut t, count) = self.load(&self.reader, &u.tenant, u.id).await?;
+                if t.version != u.expected_version {
+                    return Err($crate::logic::conflict(u.id, u.expected_version, t.version));
+                }
+                let changed =
+                    $crate::logic::update(&mut t, &u.patch, u.actor, u.at, self.sla.as_deref())?;
+                let mut tx = self.writer.begin().await.map_err(db)?;
+                if !Self::write(&mut tx, &t, u.expected_version, count, &changed.text).await? {
+                    drop(tx);
+                    let now = self.load(&self.writer, &u.tenant, u.id).await?.0;
+                    return Err($crate::logic::conflict(u.id, u.expected_version, now.version));
+                }
+                Self::insert_audit(&mut tx, &t, &changed.audit).await?;
+                tx.commit().await.map_err(db)?;
+                Ok(t)
+            }
+
+            async fn add_comment(&self, c: $crate::NewComment) -> $crate::Result<$crate::Comment> {
+                // A comment names no version: re-read and retry when another write got in first.
+                let mut pool = &self.reader;
+                loop {
+                    let (mut t, count) = self.load(pool, &c.tenant, c.ticket).await?;
+                    let read = t.version;
+                    let (comment, changed) =
+                        $crate::logic::comment(&mut t, &c, count + 1, self.sla.as_deref())?;
+                    let mut tx = self.writer.begin().await.map_err(db)?;
+                    if !Self::write(&mut tx, &t, read, count + 1, &changed.text).await? {
+                        pool = &self.writer;
+                        continue;
+                    }
+                    Self::insert_comment(&mut tx, &t, &comment).await?;
+                    Self::insert_audit(&mut tx, &t, &changed.audit).await?;
+                    tx.commit().await.map_err(db)?;
+                    return Ok(comment);
+                }
+            }
+
+            async fn comments(
+                &self,
+                tenant: &cs_core::TenantId,
+                id: cs_core::TicketId,
+            ) -> $crate::Result<Vec<$crate::Comment>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM cs_ticket_comments WHERE tenant = $1 AND ticket = $2
+                     ORDER BY seq",
+                )
+                .bind(tenant.as_str())
+                .bind(id.to_string())
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                if rows.is_empty() {
+                    self.load(&self.reader, tenant, id).await?;
+                }
+                rows.iter()
+                    .map(|r| {
+                        let public: i64 = col(r, "public")?;
+                        Ok($crate::Comment {
+                            seq: count_col(r, "seq")?,
+                            author: json_col(r, "author")?,
+                            body: col(r, "body")?,
+                            public: public != 0,
+                            attachments: json_col(r, "attachments")?,
+                            created_at: time_col(r, "created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn audit(
+                &self,
+                tenant: &cs_core::TenantId,
+                id: cs_core::TicketId,
+            ) -> $crate::Result<Vec<$crate::AuditEntry>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM cs_ticket_audit WHERE tenant = $1 AND ticket = $2
+                     ORDER BY version, idx",
+                )
+                .bind(tenant.as_str())
+                .bind(id.to_string())
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                if rows.is_empty() {
+                    self.load(&self.reader, tenant, id).await?;
+                }
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::AuditEntry {
+                            at: time_col(r, "at")?,
+                            actor: json_col(r, "actor")?,
+                            field: col(r, "field")?,
+                            from: col(r, "from_value")?,
+                            to: col(r, "to_value")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn search(
+                &self,
+                q: &$crate::TicketQuery,
+            ) -> $crate::Result<Vec<$crate::Ticket>> {
+                let (filter, args) = $crate::sql::search_filter(q, $text);
+                let sql = format!(
+                    "SELECT * FROM cs_tickets t WHERE tenant = $1{filter}
+                     ORDER BY number DESC LIMIT {}",
+                    q.limit.clamp(1, 1000)
+                );
+                let mut query = sqlx::query(&sql);
+                for a in args {
+                    query = match a {
+                        $crate::sql::Arg::Text(s) => query.bind(s),
+                        $crate::sql::Arg::Int(i) => query.bind(i),
+                    };
+                }
+                query
+                    .fetch_all(&self.reader)
+                    .await
+                    .map_err(db)?
+                    .iter()
+                    .map(|r| ticket_from_row(r).map(|t| t.0))
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use sql_ticket_store;

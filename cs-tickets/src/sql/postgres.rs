@@ -1,0 +1,189 @@
+//! The PostgreSQL ticket store (feature `postgres`): several processes share one database.
+
+use std::sync::Arc;
+
+use cs_core::sql::Migration;
+use cs_core::sql::postgres::{PgConfig, connect, map_error};
+use sqlx::PgPool;
+
+use super::{Arg, like_pattern};
+use crate::error::Result;
+use crate::sla::SlaPolicy;
+
+/// The schema, in order. Full-text search is a `pg_trgm` GIN index over the lower-cased
+/// `search_text` (substrings, so Chinese works without word segmentation).
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "tickets, comments, audit trail, trigram index",
+    sql: r#"
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE TABLE cs_ticket_counters (
+    tenant TEXT PRIMARY KEY,
+    last BIGINT NOT NULL
+);
+CREATE TABLE cs_tickets (
+    rid BIGSERIAL PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    number BIGINT NOT NULL,
+    subject TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    status TEXT NOT NULL,
+    grp TEXT,
+    assignee TEXT,
+    customer TEXT,
+    conversation TEXT,
+    tags TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    sla TEXT,
+    csat TEXT,
+    sla_warn_at BIGINT,
+    sla_due_at BIGINT,
+    sla_next_at BIGINT,
+    sla_paused BIGINT NOT NULL,
+    comment_count BIGINT NOT NULL,
+    search_text TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    UNIQUE (tenant, id),
+    UNIQUE (tenant, number)
+);
+CREATE INDEX cs_tickets_status ON cs_tickets (tenant, status);
+CREATE INDEX cs_tickets_assignee ON cs_tickets (tenant, assignee);
+CREATE INDEX cs_tickets_group ON cs_tickets (tenant, grp);
+CREATE INDEX cs_tickets_customer ON cs_tickets (tenant, customer);
+CREATE INDEX cs_tickets_sla_next ON cs_tickets (tenant, sla_next_at);
+CREATE INDEX cs_tickets_sla_due ON cs_tickets (tenant, sla_due_at);
+CREATE INDEX cs_tickets_text ON cs_tickets USING gin (search_text gin_trgm_ops);
+CREATE TABLE cs_ticket_comments (
+    tenant TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    public BIGINT NOT NULL,
+    attachments TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, ticket, seq)
+);
+CREATE TABLE cs_ticket_audit (
+    tenant TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    field TEXT NOT NULL,
+    from_value TEXT,
+    to_value TEXT,
+    PRIMARY KEY (tenant, ticket, version, idx)
+);
+"#,
+}];
+
+const COMPONENT: &str = "tickets";
+
+/// Applies pending ticket migrations (also run by [`PostgresTicketStoreBuilder::build`]).
+///
+/// # Errors
+/// [`crate::Error::InvalidInput`] when the database is newer than this build; driver errors.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    Ok(cs_core::sql::postgres::migrate(pool, COMPONENT, MIGRATIONS).await?)
+}
+
+/// Full text: `LIKE` on the trigram-indexed text (PostgreSQL scans when the needle is shorter
+/// than a trigram).
+fn text_filter(n: usize, needle: &str) -> (String, Arg) {
+    (
+        format!("search_text LIKE ${n} ESCAPE '\\'"),
+        Arg::Text(like_pattern(needle)),
+    )
+}
+
+/// Configures a [`PostgresTicketStore`].
+#[derive(Debug, Clone)]
+pub struct PostgresTicketStoreBuilder {
+    config: PgConfig,
+    pool: Option<PgPool>,
+    sla: Option<SlaPolicy>,
+}
+
+impl PostgresTicketStoreBuilder {
+    /// A store in the database at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            config: PgConfig::new(url),
+            pool: None,
+            sla: None,
+        }
+    }
+
+    /// Connection settings.
+    pub fn with_config(mut self, config: PgConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Uses an existing pool (e.g. the conversation store's, `PostgresStore::pool()`).
+    pub fn with_pool(mut self, pool: PgPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Runs SLA clocks on every ticket with `policy`.
+    pub fn with_sla(mut self, policy: SlaPolicy) -> Self {
+        self.sla = Some(policy);
+        self
+    }
+
+    /// Connects and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] when the server is out of reach;
+    /// [`crate::Error::InvalidInput`] for a bad URL or a schema newer than this build.
+    pub async fn build(self) -> Result<PostgresTicketStore> {
+        let pool = match self.pool {
+            Some(p) => p,
+            None => connect(&self.config).await?,
+        };
+        migrate(&pool).await?;
+        Ok(PostgresTicketStore {
+            writer: pool.clone(),
+            reader: pool,
+            sla: self.sla.map(Arc::new),
+        })
+    }
+}
+
+/// A [`crate::TicketStore`] in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PostgresTicketStore {
+    writer: PgPool,
+    reader: PgPool,
+    sla: Option<Arc<SlaPolicy>>,
+}
+
+impl PostgresTicketStore {
+    /// Connects to `url` without SLA policy; see [`PostgresTicketStoreBuilder`].
+    ///
+    /// # Errors
+    /// As [`PostgresTicketStoreBuilder::build`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        PostgresTicketStoreBuilder::new(url).build().await
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.writer
+    }
+}
+
+super::sql_ticket_store!(
+    PostgresTicketStore,
+    sqlx::Postgres,
+    "postgres",
+    map_error,
+    text_filter
+);

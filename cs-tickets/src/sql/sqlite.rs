@@ -1,0 +1,224 @@
+//! The SQLite ticket store (feature `sqlite`): the embedded default, in its own file or in the
+//! same file as the conversation store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cs_core::sql::Migration;
+use cs_core::sql::sqlite::{Pools, connect, map_error};
+use sqlx::SqlitePool;
+
+use super::{Arg, like_pattern};
+use crate::error::Result;
+use crate::sla::SlaPolicy;
+
+/// The schema, in order. Full-text search is an FTS5 trigram index (substrings, so Chinese works
+/// without word segmentation) kept in step with `cs_tickets.search_text` by triggers.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "tickets, comments, audit trail, full-text index",
+    sql: r#"
+CREATE TABLE cs_ticket_counters (
+    tenant TEXT PRIMARY KEY,
+    last INTEGER NOT NULL
+);
+CREATE TABLE cs_tickets (
+    rid INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    status TEXT NOT NULL,
+    grp TEXT,
+    assignee TEXT,
+    customer TEXT,
+    conversation TEXT,
+    tags TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    sla TEXT,
+    csat TEXT,
+    sla_warn_at INTEGER,
+    sla_due_at INTEGER,
+    sla_next_at INTEGER,
+    sla_paused INTEGER NOT NULL,
+    comment_count INTEGER NOT NULL,
+    search_text TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    UNIQUE (tenant, id),
+    UNIQUE (tenant, number)
+);
+CREATE INDEX cs_tickets_status ON cs_tickets (tenant, status);
+CREATE INDEX cs_tickets_assignee ON cs_tickets (tenant, assignee);
+CREATE INDEX cs_tickets_group ON cs_tickets (tenant, grp);
+CREATE INDEX cs_tickets_customer ON cs_tickets (tenant, customer);
+CREATE INDEX cs_tickets_sla_next ON cs_tickets (tenant, sla_next_at);
+CREATE INDEX cs_tickets_sla_due ON cs_tickets (tenant, sla_due_at);
+CREATE TABLE cs_ticket_comments (
+    tenant TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    public INTEGER NOT NULL,
+    attachments TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, ticket, seq)
+);
+CREATE TABLE cs_ticket_audit (
+    tenant TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    field TEXT NOT NULL,
+    from_value TEXT,
+    to_value TEXT,
+    PRIMARY KEY (tenant, ticket, version, idx)
+);
+CREATE VIRTUAL TABLE cs_ticket_fts USING fts5(
+    search_text, content = 'cs_tickets', content_rowid = 'rid', tokenize = 'trigram'
+);
+CREATE TRIGGER cs_tickets_fts_insert AFTER INSERT ON cs_tickets BEGIN
+    INSERT INTO cs_ticket_fts (rowid, search_text) VALUES (new.rid, new.search_text);
+END;
+CREATE TRIGGER cs_tickets_fts_update AFTER UPDATE OF search_text ON cs_tickets
+WHEN old.search_text <> new.search_text BEGIN
+    INSERT INTO cs_ticket_fts (cs_ticket_fts, rowid, search_text)
+        VALUES ('delete', old.rid, old.search_text);
+    INSERT INTO cs_ticket_fts (rowid, search_text) VALUES (new.rid, new.search_text);
+END;
+CREATE TRIGGER cs_tickets_fts_delete AFTER DELETE ON cs_tickets BEGIN
+    INSERT INTO cs_ticket_fts (cs_ticket_fts, rowid, search_text)
+        VALUES ('delete', old.rid, old.search_text);
+END;
+"#,
+}];
+
+const COMPONENT: &str = "tickets";
+
+/// Applies pending ticket migrations to `writer` (also run by [`SqliteTicketStoreBuilder::build`]).
+///
+/// # Errors
+/// [`crate::Error::InvalidInput`] when the database is newer than this build; driver errors.
+pub async fn migrate(writer: &SqlitePool) -> Result<()> {
+    Ok(cs_core::sql::sqlite::migrate(writer, COMPONENT, MIGRATIONS).await?)
+}
+
+/// Full text: the trigram index for three characters or more, a scan below that (a trigram
+/// index cannot answer shorter strings).
+fn text_filter(n: usize, needle: &str) -> (String, Arg) {
+    if needle.chars().count() >= 3 {
+        (
+            format!("rid IN (SELECT rowid FROM cs_ticket_fts WHERE cs_ticket_fts MATCH ${n})"),
+            Arg::Text(format!("\"{}\"", needle.replace('"', "\"\""))),
+        )
+    } else {
+        (
+            format!("search_text LIKE ${n} ESCAPE '\\'"),
+            Arg::Text(like_pattern(needle)),
+        )
+    }
+}
+
+enum Source {
+    Path(PathBuf),
+    Pools(Pools),
+}
+
+/// Configures a [`SqliteTicketStore`].
+pub struct SqliteTicketStoreBuilder {
+    source: Source,
+    sla: Option<SlaPolicy>,
+}
+
+impl std::fmt::Debug for SqliteTicketStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Path(p) => p.display().to_string(),
+            Source::Pools(_) => "shared pools".into(),
+        };
+        f.debug_struct("SqliteTicketStoreBuilder")
+            .field("source", &source)
+            .field("sla", &self.sla.as_ref().map(SlaPolicy::name))
+            .finish()
+    }
+}
+
+impl SqliteTicketStoreBuilder {
+    /// A store in the database file at `path` (created if missing), or `:memory:`.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            source: Source::Path(path.as_ref().to_owned()),
+            sla: None,
+        }
+    }
+
+    /// A store in a database already open elsewhere, e.g. the conversation store's file
+    /// (`SqliteStore::writer()` / `reader()`): `writer` must be the single-connection writer.
+    pub fn with_pools(writer: SqlitePool, reader: SqlitePool) -> Self {
+        Self {
+            source: Source::Pools(Pools { writer, reader }),
+            sla: None,
+        }
+    }
+
+    /// Runs SLA clocks on every ticket with `policy`.
+    pub fn with_sla(mut self, policy: SlaPolicy) -> Self {
+        self.sla = Some(policy);
+        self
+    }
+
+    /// Opens the database and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] when the file cannot be opened;
+    /// [`crate::Error::InvalidInput`] when its schema is newer than this build.
+    pub async fn build(self) -> Result<SqliteTicketStore> {
+        let pools = match self.source {
+            Source::Path(p) => connect(&p).await?,
+            Source::Pools(p) => p,
+        };
+        migrate(&pools.writer).await?;
+        Ok(SqliteTicketStore {
+            writer: pools.writer,
+            reader: pools.reader,
+            sla: self.sla.map(Arc::new),
+        })
+    }
+}
+
+/// A [`crate::TicketStore`] in SQLite (WAL mode; one writer, several readers).
+#[derive(Debug, Clone)]
+pub struct SqliteTicketStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    sla: Option<Arc<SlaPolicy>>,
+}
+
+impl SqliteTicketStore {
+    /// Opens the store at `path` without SLA policy; see [`SqliteTicketStoreBuilder`].
+    ///
+    /// # Errors
+    /// As [`SqliteTicketStoreBuilder::build`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        SqliteTicketStoreBuilder::new(path).build().await
+    }
+
+    /// The writer pool.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+}
+
+super::sql_ticket_store!(
+    SqliteTicketStore,
+    sqlx::Sqlite,
+    "sqlite",
+    map_error,
+    text_filter
+);
