@@ -1,0 +1,124 @@
+//! The conversation schema, shared by the SQL stores: the same statements run on SQLite and
+//! PostgreSQL (SQLite reads `BIGINT` as an integer column). Timestamps are microseconds since the
+//! Unix epoch; ids are UUID text (UUIDv7 text sorts in creation order).
+
+use crate::sql::Migration;
+
+/// The migrations, in order.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "customers, identities, conversations, messages",
+        sql: r#"
+CREATE TABLE cs_customers (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    display_name TEXT,
+    tier TEXT NOT NULL,
+    language TEXT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE TABLE cs_identities (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    linked_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, kind, external_id),
+    FOREIGN KEY (tenant, customer) REFERENCES cs_customers (tenant, id)
+);
+CREATE INDEX cs_identities_customer ON cs_identities (tenant, customer);
+CREATE TABLE cs_conversations (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    route_channel TEXT NOT NULL,
+    route_kind TEXT NOT NULL,
+    route_external_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    skills TEXT NOT NULL,
+    assignee TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id),
+    FOREIGN KEY (tenant, customer) REFERENCES cs_customers (tenant, id)
+);
+CREATE UNIQUE INDEX cs_conversations_one_active ON cs_conversations (tenant, customer)
+    WHERE state IN ('bot', 'queued', 'assigned');
+CREATE INDEX cs_conversations_updated ON cs_conversations (tenant, updated_at);
+CREATE TABLE cs_messages (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    channel_kind TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    author TEXT NOT NULL,
+    content TEXT NOT NULL,
+    provider_message_id TEXT,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id),
+    FOREIGN KEY (tenant, conversation) REFERENCES cs_conversations (tenant, id)
+);
+CREATE UNIQUE INDEX cs_messages_provider_id ON cs_messages (tenant, channel, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+CREATE INDEX cs_messages_conversation ON cs_messages (tenant, conversation, id);
+CREATE INDEX cs_messages_customer ON cs_messages (tenant, customer, id);
+"#,
+    },
+    Migration {
+        version: 2,
+        name: "outbox and delivery receipts",
+        sql: r#"
+CREATE TABLE cs_outbox (
+    tenant TEXT NOT NULL,
+    message TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    to_kind TEXT NOT NULL,
+    to_external_id TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (tenant, message),
+    FOREIGN KEY (tenant, message) REFERENCES cs_messages (tenant, id)
+);
+CREATE INDEX cs_outbox_due ON cs_outbox (tenant, dead, next_attempt_at);
+CREATE INDEX cs_outbox_conversation ON cs_outbox (tenant, conversation, message);
+CREATE TABLE cs_receipts (
+    tenant TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (tenant, channel, provider_id)
+);
+"#,
+    },
+    Migration {
+        version: 3,
+        name: "identity link origins and customer merges",
+        sql: r#"
+ALTER TABLE cs_identities ADD COLUMN origin TEXT NOT NULL DEFAULT 'first_contact';
+CREATE TABLE cs_merges (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    into_customer TEXT NOT NULL,
+    from_customer TEXT NOT NULL,
+    identities TEXT NOT NULL,
+    conversations TEXT NOT NULL,
+    resolved TEXT,
+    origin TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    undone_at BIGINT,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX cs_merges_into ON cs_merges (tenant, into_customer);
+CREATE INDEX cs_merges_from ON cs_merges (tenant, from_customer);
+"#,
+    },
+];
