@@ -50,6 +50,13 @@ impl std::fmt::Debug for MockBrain {
 const FAQ: &str =
     "Q: 多久发货\nQ: when will my order ship\nA[zh]: 48小时内发货。\nA[en]: Within 48 hours.\n";
 
+/// An engine builder with `store` and the FAQ bot.
+fn faq_desk(store: Arc<MemoryStore>) -> omnidesk::EngineBuilder {
+    Engine::builder()
+        .with_store(store)
+        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+}
+
 fn info(id: &str, kind: ChannelKind) -> ChannelInfo {
     ChannelInfo {
         id: ChannelId::new(id).unwrap(),
@@ -120,9 +127,7 @@ fn clock() -> Arc<ManualClock> {
 async fn a_message_goes_through_identity_store_bot_and_out_with_events() {
     let (chan, sent) = recording_channel("wechat-main", ChannelKind::WeChat);
     let store = Arc::new(MemoryStore::new());
-    let engine = Engine::builder()
-        .with_store(store.clone())
-        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+    let engine = faq_desk(store.clone())
         .with_channel(Arc::new(chan))
         .with_clock(clock())
         .build()
@@ -187,9 +192,7 @@ async fn a_message_goes_through_identity_store_bot_and_out_with_events() {
 #[tokio::test]
 async fn a_provider_retry_is_stored_once_and_answered_once() {
     let (chan, sent) = recording_channel("tg", ChannelKind::Telegram);
-    let engine = Engine::builder()
-        .with_store(Arc::new(MemoryStore::new()))
-        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+    let engine = faq_desk(Arc::new(MemoryStore::new()))
         .with_channel(Arc::new(chan))
         .build()
         .await
@@ -226,9 +229,7 @@ async fn a_refused_delivery_becomes_a_dead_letter_and_the_message_is_kept() {
         })
     });
     let store = Arc::new(MemoryStore::new());
-    let engine = Engine::builder()
-        .with_store(store.clone())
-        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+    let engine = faq_desk(store.clone())
         .with_channel(Arc::new(chan))
         .build()
         .await
@@ -295,9 +296,7 @@ async fn temporary_failures_are_retried_with_backoff_in_order() {
     });
     let clock = clock();
     let alice = agent("Alice");
-    let engine = Engine::builder()
-        .with_store(Arc::new(MemoryStore::new()))
-        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+    let engine = faq_desk(Arc::new(MemoryStore::new()))
         .with_channel(Arc::new(chan))
         .with_agent(alice.clone())
         .with_clock(clock.clone())
@@ -388,9 +387,7 @@ async fn a_customer_on_two_channels_is_one_conversation_and_replies_follow_them(
     let (web, web_sent) = recording_channel("webchat", ChannelKind::WebChat);
     let store = Arc::new(MemoryStore::new());
     let clock = clock();
-    let engine = Engine::builder()
-        .with_store(store.clone())
-        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+    let engine = faq_desk(store.clone())
         .with_channel(Arc::new(wechat))
         .with_channel(Arc::new(web))
         .with_clock(clock.clone())
@@ -531,9 +528,7 @@ async fn conversations_waiting_before_a_restart_are_queued_again() {
     let alice = agent("Alice");
     let build = |store: Arc<MemoryStore>| {
         let (chan, _) = recording_channel("webchat", ChannelKind::WebChat);
-        Engine::builder()
-            .with_store(store)
-            .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+        faq_desk(store)
             .with_channel(Arc::new(chan))
             .with_agent(alice.clone())
             .build()
@@ -575,9 +570,7 @@ async fn merging_two_customers_shows_one_history_and_unmerging_restores_both() {
     let (wechat, _) = recording_channel("wechat", ChannelKind::WeChat);
     let (mail, mail_sent) = recording_channel("mail", ChannelKind::Email);
     let alice = agent("Alice");
-    let engine = Engine::builder()
-        .with_store(Arc::new(MemoryStore::new()))
-        .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+    let engine = faq_desk(Arc::new(MemoryStore::new()))
         .with_channel(Arc::new(wechat))
         .with_channel(Arc::new(mail))
         .with_agent(alice.clone())
