@@ -54,14 +54,11 @@ impl TestEngine {
                 duplicate: true,
             };
         }
-        let customer = *inner
-            .customers
-            .entry(m.from.clone())
-            .or_insert_with(CustomerId::new);
+        let customer = *inner.customers.entry(m.from.clone()).or_default();
         let message = Message {
             id: MessageId::new(),
             tenant: TenantId::new("test").unwrap(),
-            conversation: conversation.unwrap_or_else(ConversationId::new),
+            conversation: conversation.unwrap_or_default(),
             customer,
             channel: m.channel,
             channel_kind: m.from.kind,
