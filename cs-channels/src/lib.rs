@@ -3,8 +3,6 @@
 mod channel;
 #[cfg(feature = "http-client")]
 pub mod client;
-#[cfg(feature = "email")]
-pub mod email;
 mod error;
 #[cfg(feature = "http-client")]
 mod inbound;
@@ -14,8 +12,6 @@ pub mod router;
 pub mod sms;
 #[cfg(feature = "telegram")]
 pub mod telegram;
-#[cfg(feature = "voice")]
-pub mod voice;
 #[cfg(feature = "webchat")]
 pub mod webchat;
 #[cfg(feature = "webhook")]
@@ -25,7 +21,6 @@ pub mod wechat;
 #[cfg(feature = "whatsapp")]
 pub mod whatsapp;
 
-pub use channel::InboundContext;
 pub use channel::{
     Capabilities, Channel, ChannelInfo, Delivered, InboundHandler, InboundMessage, InboundResponse,
     OutboundMessage, Parsed, RawInbound, SendReceipt, StatusUpdate,

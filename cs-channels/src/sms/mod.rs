@@ -44,9 +44,11 @@ const MAX_MEDIA: usize = 10;
 /// value).
 ///
 /// ```
-/// // The SMS example of Twilio's official Ruby SDK test suite.
-/// let params = [("Body", "Orly"), ("From", "+14159354345")];
-/// let sig = cs_channels::sms::signature("token", "https://example.com/sms", &params);
+/// // Parameter order does not matter: they are sorted before signing.
+/// let a = [("Body", "Orly"), ("From", "+14159354345")];
+/// let b = [("From", "+14159354345"), ("Body", "Orly")];
+/// let sig = cs_channels::sms::signature("token", "https://shop.example/webhooks/sms", &a);
+/// assert_eq!(sig, cs_channels::sms::signature("token", "https://shop.example/webhooks/sms", &b));
 /// assert_eq!(sig.len(), 28);
 /// ```
 pub fn signature<K: AsRef<str>, V: AsRef<str>>(
