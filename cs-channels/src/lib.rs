@@ -3,6 +3,8 @@
 mod channel;
 #[cfg(feature = "http-client")]
 pub mod client;
+#[cfg(feature = "email")]
+pub mod email;
 mod error;
 #[cfg(feature = "http-client")]
 mod inbound;
@@ -12,6 +14,8 @@ pub mod router;
 pub mod sms;
 #[cfg(feature = "telegram")]
 pub mod telegram;
+#[cfg(feature = "voice")]
+pub mod voice;
 #[cfg(feature = "webchat")]
 pub mod webchat;
 #[cfg(feature = "webhook")]
@@ -21,6 +25,7 @@ pub mod wechat;
 #[cfg(feature = "whatsapp")]
 pub mod whatsapp;
 
+pub use channel::InboundContext;
 pub use channel::{
     Capabilities, Channel, ChannelInfo, Delivered, InboundHandler, InboundMessage, InboundResponse,
     OutboundMessage, Parsed, RawInbound, SendReceipt, StatusUpdate,
