@@ -13,15 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::Client;
-use chrono::Utc;
 use cs_channels::email::{EmailChannel, ImapConfig, ImapPoller, SmtpConfig};
-use cs_channels::{Channel, Error, OutboundMessage};
-use cs_core::{
-    AgentId, Author, ChannelId, ChannelKind, Content, ConversationId, CustomerId, DeliveryStatus,
-    Direction, Identity, Message, MessageId, TenantId,
-};
+use cs_channels::{Channel, Error};
+use cs_core::{ChannelId, Content};
 use futures::TryStreamExt;
-use handler::TestEngine;
+use handler::{TestEngine, outbound};
 use lettre::address::Envelope;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -99,28 +95,6 @@ fn customer_mail(
     .into_bytes()
 }
 
-fn reply(conversation: ConversationId, to: &str, text: &str) -> OutboundMessage {
-    OutboundMessage {
-        message: Message {
-            id: MessageId::new(),
-            tenant: TenantId::new("test").unwrap(),
-            conversation,
-            customer: CustomerId::new(),
-            channel: ChannelId::new("email").unwrap(),
-            channel_kind: ChannelKind::Email,
-            direction: Direction::Outbound,
-            author: Author::Agent {
-                agent: AgentId::new(),
-            },
-            content: Content::text(text),
-            provider_message_id: None,
-            status: DeliveryStatus::Pending,
-            created_at: Utc::now(),
-        },
-        to: Identity::new(ChannelKind::Email, to),
-    }
-}
-
 async fn wait_for(engine: &TestEngine, count: usize) {
     for _ in 0..200 {
         if engine.messages().len() >= count {
@@ -191,7 +165,7 @@ async fn a_reply_chain_through_a_real_mail_server_lands_in_one_conversation() {
 
     // The agent answers through the server; the customer's mailbox receives it.
     let receipt = email
-        .send(&reply(conversation, &customer_addr, "It ships today."))
+        .send(&outbound(conversation, &customer_addr, "It ships today."))
         .await
         .unwrap();
     let ours = receipt.provider_message_id.unwrap();
@@ -313,7 +287,7 @@ async fn a_reply_chain_through_a_real_mail_server_lands_in_one_conversation() {
 
     // A second answer references the whole chain.
     email
-        .send(&reply(conversation, &customer_addr, "Tracking: SF123."))
+        .send(&outbound(conversation, &customer_addr, "Tracking: SF123."))
         .await
         .unwrap();
     let received = inbox(imap, &customer).await;

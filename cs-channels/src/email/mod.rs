@@ -13,6 +13,36 @@
 //! The thread's token reaches the engine in [`InboundContext::thread`] together with the
 //! conversation the thread's earlier messages were stored in ([`InboundHandler::handle_with`]).
 //! A re-delivered mail (same Message-ID) is recognised and not handed over again.
+//!
+//! ```
+//! use cs_channels::Channel;
+//! use cs_channels::email::{EmailChannel, SmtpConfig, ThreadKey, ThreadedBy};
+//! use cs_core::{ChannelId, ContentKind};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cs_channels::Result<()> {
+//! let email = EmailChannel::builder(ChannelId::new("email")?, "support@shop.example")
+//!     .with_display_name("Shop Support")
+//!     .with_smtp(SmtpConfig::new("127.0.0.1", 25))
+//!     .with_thread_secret(b"16 or more bytes of secret".to_vec())
+//!     .build()?;
+//! assert!(email.info().capabilities.supports(ContentKind::Text));
+//! let key = ThreadKey::new("a1b2c3d4")?;
+//! assert_eq!(email.thread_address(&key), "support+a1b2c3d4@shop.example");
+//!
+//! // A reply to that address joins the thread, whatever its headers say.
+//! let mail = email
+//!     .parse(
+//!         b"From: Li Lei <lilei@example.com>\r\nTo: support+a1b2c3d4@shop.example\r\n\
+//!           Subject: Re: Refund\r\nMessage-ID: <m1@example.com>\r\n\r\nStill waiting.\r\n",
+//!     )
+//!     .await?;
+//! assert_eq!(mail.thread, key);
+//! assert_eq!(mail.threaded_by, ThreadedBy::PlusAddress);
+//! assert_eq!(mail.messages[0].content.plain_text(), "Still waiting.");
+//! # Ok(())
+//! # }
+//! ```
 
 mod attachment;
 pub mod conformance;
@@ -307,17 +337,21 @@ impl EmailChannel {
     /// cannot be parsed or has no sender, [`Error::Unavailable`] when the thread store or
     /// attachment sink is out of reach.
     pub async fn parse(&self, raw: &[u8]) -> Result<InboundEmail> {
-        self.parse_with_recipients(raw, &[]).await
+        let mail = self.parse_checked(raw)?;
+        self.email_of(mail, &[]).await
     }
 
-    async fn parse_with_recipients(&self, raw: &[u8], envelope: &[String]) -> Result<InboundEmail> {
+    fn parse_checked(&self, raw: &[u8]) -> Result<ParsedMail> {
         if raw.len() > self.max_message_bytes {
             return Err(Error::PayloadTooLarge {
                 size: raw.len(),
                 limit: self.max_message_bytes,
             });
         }
-        let mail = parse_mail(raw)?;
+        parse_mail(raw)
+    }
+
+    async fn email_of(&self, mail: ParsedMail, envelope: &[String]) -> Result<InboundEmail> {
         let (thread, threaded_by) = self.resolve_thread(&mail, envelope).await?;
         let messages = self.messages_of(&mail).await?;
         Ok(InboundEmail {
@@ -429,13 +463,7 @@ impl EmailChannel {
         envelope_recipients: &[String],
         handler: &dyn InboundHandler,
     ) -> Result<Ingested> {
-        if raw.len() > self.max_message_bytes {
-            return Err(Error::PayloadTooLarge {
-                size: raw.len(),
-                limit: self.max_message_bytes,
-            });
-        }
-        let mail = parse_mail(raw)?;
+        let mail = self.parse_checked(raw)?;
         if let Some(thread) = self.threads.thread_of(&mail.message_id).await? {
             let conversation = self
                 .threads
@@ -451,7 +479,7 @@ impl EmailChannel {
                 duplicate: true,
             });
         }
-        let email = self.parse_with_recipients(raw, envelope_recipients).await?;
+        let email = self.email_of(mail, envelope_recipients).await?;
         let mut state = self
             .threads
             .load(&email.thread)

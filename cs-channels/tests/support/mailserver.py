@@ -75,6 +75,9 @@ log_path = {root}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# Tests log in with a wrong password on purpose: answer at once, no growing penalty.
+auth_failure_delay = 0
+login_trusted_networks = 127.0.0.0/8
 mail_location = maildir:{root}/mail/%n/Maildir
 first_valid_uid = {uid}
 first_valid_gid = {gid}
