@@ -9,10 +9,7 @@ use common::{StoreHandler, assert_unauthenticated, raw, router_for, through_rout
 use cs_channels::client::RetryPolicy;
 use cs_channels::sms::{Sms, signature};
 use cs_channels::{Channel, Error, OutboundMessage};
-use cs_core::{
-    Author, ChannelId, ChannelKind, Content, ConversationId, CustomerId, DeliveryStatus, Direction,
-    Identity, Message, MessageId, TenantId,
-};
+use cs_core::{ChannelId, ChannelKind, Content, DeliveryStatus, Identity};
 use http::Method;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -225,40 +222,17 @@ async fn retried_deliveries_store_one_message_even_concurrently() {
     let handler = StoreHandler::new();
     let router = router_for(c, handler.clone());
     let request = signed(&official_sms_params());
-    for _ in 0..3 {
-        assert_eq!(through_router(&router, &request).await.0, 200);
-    }
-    let tasks: Vec<_> = (0..6)
-        .map(|_| {
-            let (router, req) = (router.clone(), request.clone());
-            tokio::spawn(async move { through_router(&router, &req).await.0 })
-        })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
     let buyer = Identity::new(ChannelKind::Sms, "+14159354345");
-    assert_eq!(handler.messages_of(&buyer).await.len(), 1);
+    let stored = common::deliver_repeatedly(&router, &handler, &request, 6, &buyer).await;
+    assert_eq!(stored.len(), 1);
 }
 
 fn outbound(content: Content) -> OutboundMessage {
-    OutboundMessage {
-        message: Message {
-            id: MessageId::new(),
-            tenant: TenantId::new("shop").unwrap(),
-            conversation: ConversationId::new(),
-            customer: CustomerId::new(),
-            channel: ChannelId::new("sms").unwrap(),
-            channel_kind: ChannelKind::Sms,
-            direction: Direction::Outbound,
-            author: Author::Bot,
-            content,
-            provider_message_id: None,
-            status: DeliveryStatus::Pending,
-            created_at: common::start(),
-        },
-        to: Identity::new(ChannelKind::Sms, "+14159354345"),
-    }
+    common::outbound(
+        "sms",
+        Identity::new(ChannelKind::Sms, "+14159354345"),
+        content,
+    )
 }
 
 #[tokio::test]

@@ -8,10 +8,7 @@ use common::{StoreHandler, assert_unauthenticated, raw, router_for, through_rout
 use cs_channels::client::RetryPolicy;
 use cs_channels::telegram::Telegram;
 use cs_channels::{Channel, Error, OutboundMessage};
-use cs_core::{
-    Author, CardButton, ChannelId, ChannelKind, Content, ConversationId, CustomerId,
-    DeliveryStatus, Direction, Identity, Message, MessageId, RichCard, TenantId,
-};
+use cs_core::{CardButton, ChannelId, ChannelKind, Content, Identity, RichCard};
 use http::Method;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, method, path};
@@ -166,42 +163,23 @@ async fn the_same_update_id_is_stored_once() {
     let handler = StoreHandler::new();
     let router = router_for(c, handler.clone());
     let request = update(77, msg(json!({"text": "hello"})));
-    for _ in 0..3 {
-        assert_eq!(through_router(&router, &request).await.0, 200);
-    }
-    let tasks: Vec<_> = (0..6)
-        .map(|_| {
-            let (router, req) = (router.clone(), request.clone());
-            tokio::spawn(async move { through_router(&router, &req).await.0 })
-        })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    let stored = handler
-        .messages_of(&Identity::new(ChannelKind::Telegram, "4242"))
-        .await;
+    let stored = common::deliver_repeatedly(
+        &router,
+        &handler,
+        &request,
+        6,
+        &Identity::new(ChannelKind::Telegram, "4242"),
+    )
+    .await;
     assert_eq!(stored.len(), 1);
 }
 
 fn outbound(content: Content) -> OutboundMessage {
-    OutboundMessage {
-        message: Message {
-            id: MessageId::new(),
-            tenant: TenantId::new("shop").unwrap(),
-            conversation: ConversationId::new(),
-            customer: CustomerId::new(),
-            channel: ChannelId::new("telegram").unwrap(),
-            channel_kind: ChannelKind::Telegram,
-            direction: Direction::Outbound,
-            author: Author::Bot,
-            content,
-            provider_message_id: None,
-            status: DeliveryStatus::Pending,
-            created_at: common::start(),
-        },
-        to: Identity::new(ChannelKind::Telegram, "4242"),
-    }
+    common::outbound(
+        "telegram",
+        Identity::new(ChannelKind::Telegram, "4242"),
+        content,
+    )
 }
 
 #[tokio::test]

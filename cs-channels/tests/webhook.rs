@@ -9,10 +9,7 @@ use common::{StoreHandler, assert_unauthenticated, clock, raw, router_for, throu
 use cs_channels::client::RetryPolicy;
 use cs_channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Webhook, sign};
 use cs_channels::{Channel, Error, OutboundMessage};
-use cs_core::{
-    Author, ChannelId, ChannelKind, Content, ConversationId, CustomerId, DeliveryStatus, Direction,
-    Identity, ManualClock, Message, MessageId, TenantId,
-};
+use cs_core::{ChannelId, ChannelKind, Content, DeliveryStatus, Identity, ManualClock};
 use http::Method;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, header_exists, method, path};
@@ -131,42 +128,23 @@ async fn retried_events_store_one_message_even_concurrently() {
     let handler = StoreHandler::new();
     let router = router_for(c, handler.clone());
     let request = signed_at(NOW, &message_event("e-dup", "where is it"));
-    for _ in 0..3 {
-        assert_eq!(through_router(&router, &request).await.0, 200);
-    }
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (router, req) = (router.clone(), request.clone());
-            tokio::spawn(async move { through_router(&router, &req).await.0 })
-        })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    let stored = handler
-        .messages_of(&Identity::new(ChannelKind::Webhook, "tb-buyer-9"))
-        .await;
+    let stored = common::deliver_repeatedly(
+        &router,
+        &handler,
+        &request,
+        8,
+        &Identity::new(ChannelKind::Webhook, "tb-buyer-9"),
+    )
+    .await;
     assert_eq!(stored.len(), 1);
 }
 
 fn outbound(content: Content) -> OutboundMessage {
-    OutboundMessage {
-        message: Message {
-            id: MessageId::new(),
-            tenant: TenantId::new("shop").unwrap(),
-            conversation: ConversationId::new(),
-            customer: CustomerId::new(),
-            channel: ChannelId::new("taobao").unwrap(),
-            channel_kind: ChannelKind::Webhook,
-            direction: Direction::Outbound,
-            author: Author::Bot,
-            content,
-            provider_message_id: None,
-            status: DeliveryStatus::Pending,
-            created_at: common::start(),
-        },
-        to: Identity::new(ChannelKind::Webhook, "tb-buyer-9"),
-    }
+    common::outbound(
+        "taobao",
+        Identity::new(ChannelKind::Webhook, "tb-buyer-9"),
+        content,
+    )
 }
 
 #[tokio::test]

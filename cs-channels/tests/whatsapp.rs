@@ -10,10 +10,7 @@ use common::{StoreHandler, assert_unauthenticated, clock, raw, router_for, throu
 use cs_channels::client::RetryPolicy;
 use cs_channels::whatsapp::{WhatsApp, sign};
 use cs_channels::{Channel, Error, OutboundMessage};
-use cs_core::{
-    Author, ChannelId, ChannelKind, Content, ConversationId, CustomerId, DeliveryStatus, Direction,
-    Identity, ManualClock, Message, MessageId, TenantId,
-};
+use cs_core::{ChannelId, ChannelKind, Content, DeliveryStatus, Identity, ManualClock};
 use http::Method;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, header, method, path};
@@ -179,21 +176,14 @@ async fn retried_notifications_store_one_message_and_report_statuses() {
         json!([text("wamid.dup", "refund please", NOW)]),
         json!([{"id": "wamid.OUT", "status": "delivered"}]),
     ));
-    for _ in 0..3 {
-        assert_eq!(through_router(&router, &request).await.0, 200);
-    }
-    let tasks: Vec<_> = (0..6)
-        .map(|_| {
-            let (router, req) = (router.clone(), request.clone());
-            tokio::spawn(async move { through_router(&router, &req).await.0 })
-        })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    let stored = handler
-        .messages_of(&Identity::new(ChannelKind::WhatsApp, "8613800138000"))
-        .await;
+    let stored = common::deliver_repeatedly(
+        &router,
+        &handler,
+        &request,
+        6,
+        &Identity::new(ChannelKind::WhatsApp, "8613800138000"),
+    )
+    .await;
     assert_eq!(stored.len(), 1);
     let statuses = handler.statuses();
     assert!(!statuses.is_empty());
@@ -201,23 +191,11 @@ async fn retried_notifications_store_one_message_and_report_statuses() {
 }
 
 fn outbound(content: Content) -> OutboundMessage {
-    OutboundMessage {
-        message: Message {
-            id: MessageId::new(),
-            tenant: TenantId::new("shop").unwrap(),
-            conversation: ConversationId::new(),
-            customer: CustomerId::new(),
-            channel: ChannelId::new("whatsapp").unwrap(),
-            channel_kind: ChannelKind::WhatsApp,
-            direction: Direction::Outbound,
-            author: Author::Bot,
-            content,
-            provider_message_id: None,
-            status: DeliveryStatus::Pending,
-            created_at: common::start(),
-        },
-        to: Identity::new(ChannelKind::WhatsApp, "8613800138000"),
-    }
+    common::outbound(
+        "whatsapp",
+        Identity::new(ChannelKind::WhatsApp, "8613800138000"),
+        content,
+    )
 }
 
 #[tokio::test]
