@@ -258,6 +258,7 @@ async fn a_redelivered_mail_is_handed_over_once() {
     let b = email.ingest(&raw, &engine).await.unwrap();
     assert!(!a.duplicate);
     assert!(b.duplicate);
+    assert_eq!(b.threaded_by, ThreadedBy::Redelivery);
     assert!(b.messages.is_empty());
     assert_eq!(b.thread, a.thread);
     assert_eq!(b.conversation, a.conversation);

@@ -474,6 +474,25 @@ async fn capabilities_say_nothing_is_sent_into_a_call() {
     let v = voice(clock());
     assert_eq!(v.info().kind, ChannelKind::Voice);
     assert!(v.info().capabilities.content.is_empty());
+    let message = cs_core::Message {
+        id: cs_core::MessageId::new(),
+        tenant: cs_core::TenantId::new("test").unwrap(),
+        conversation: cs_core::ConversationId::new(),
+        customer: cs_core::CustomerId::new(),
+        channel: ChannelId::new("voice").unwrap(),
+        channel_kind: ChannelKind::Voice,
+        direction: cs_core::Direction::Outbound,
+        author: cs_core::Author::Bot,
+        content: Content::text("hello"),
+        provider_message_id: None,
+        status: cs_core::DeliveryStatus::Pending,
+        created_at: clock().now(),
+    };
+    let out = cs_channels::OutboundMessage {
+        message,
+        to: Identity::new(ChannelKind::Voice, "+14155550100"),
+    };
+    assert!(matches!(v.send(&out).await, Err(Error::Unsupported { .. })));
     let debug = format!("{v:?}");
     assert!(!debug.contains(TOKEN), "{debug}");
     assert!(

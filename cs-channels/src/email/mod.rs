@@ -473,7 +473,7 @@ impl EmailChannel {
             return Ok(Ingested {
                 message_id: mail.message_id,
                 thread,
-                threaded_by: ThreadedBy::Reply,
+                threaded_by: ThreadedBy::Redelivery,
                 conversation,
                 messages: Vec::new(),
                 duplicate: true,
