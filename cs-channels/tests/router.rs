@@ -149,3 +149,49 @@ async fn bodies_over_the_router_limit_are_refused() {
     big.body = vec![b' '; 4096].into();
     assert_eq!(through_router(&router, &big).await.0, 413);
 }
+
+#[test]
+fn channels_are_built_from_configuration_with_secrets_hidden() {
+    let configs: Vec<cs_channels::router::ChannelConfig> = serde_json::from_value(json!([
+        {"kind": "wechat", "id": "wx", "token": "tok-SECRET1", "app_id": "wx1",
+         "app_secret": "SECRET2", "encoding_aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"},
+        {"kind": "whatsapp", "id": "wa", "app_secret": "SECRET3", "verify_token": "SECRET4",
+         "access_token": "SECRET5", "phone_number_id": "123"},
+        {"kind": "telegram", "id": "tg", "bot_token": "1:SECRET6", "secret_token": "SECRET7"},
+        {"kind": "sms", "id": "sms", "account_sid": "AC1", "auth_token": "SECRET8",
+         "webhook_url": "https://shop.example/webhooks/sms", "from": "+15550001111"},
+        {"kind": "webhook", "id": "jd", "secret": "SECRET9-SECRET9-", "callback_url": "https://jd.example/cb"}
+    ]))
+    .unwrap();
+    let debug = format!("{configs:?}");
+    assert!(!debug.contains("SECRET"), "{debug}");
+    let channels: Vec<Arc<dyn Channel>> = configs
+        .into_iter()
+        .map(|c| c.build(clock()).unwrap())
+        .collect();
+    let kinds: Vec<_> = channels.iter().map(|c| c.info().kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ChannelKind::WeChat,
+            ChannelKind::WhatsApp,
+            ChannelKind::Telegram,
+            ChannelKind::Sms,
+            ChannelKind::Webhook
+        ]
+    );
+    assert!(!format!("{channels:?}").contains("SECRET"));
+    let mounted = WebhookRouter::new(StoreHandler::new())
+        .with_channels(channels)
+        .build();
+    assert!(mounted.is_ok());
+    // Unknown keys and kinds are refused, not ignored.
+    let typo = serde_json::from_value::<cs_channels::router::ChannelConfig>(
+        json!({"kind": "telegram", "id": "tg", "bot_token": "1:A", "secret_tokn": "x"}),
+    );
+    assert!(typo.is_err());
+    let unknown = serde_json::from_value::<cs_channels::router::ChannelConfig>(
+        json!({"kind": "fax", "id": "f"}),
+    );
+    assert!(unknown.is_err());
+}

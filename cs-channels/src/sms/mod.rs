@@ -14,6 +14,8 @@
 //! - Sending: `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json` with HTTP basic auth
 //!   (account SID and auth token), `To`, `From` or `MessagingServiceSid`, `Body` and `MediaUrl`.
 
+mod config;
+
 use async_trait::async_trait;
 use base64::Engine;
 use bytes::Bytes;
@@ -23,6 +25,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use sha1::Sha1;
 
+pub use self::config::SmsConfig;
 use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt, StatusUpdate,

@@ -16,6 +16,8 @@
 //! `{base}/{version}/{media_id}` (the Graph node that returns a short-lived download URL for a
 //! request carrying the access token).
 
+mod config;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +29,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use self::config::WhatsAppConfig;
 use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt, StatusUpdate,
