@@ -1,7 +1,8 @@
 //! The email channel against a real mail server on loopback: SMTP by aiosmtpd, IMAP by Dovecot,
 //! started by `tests/support/mailserver.py` (see the crate README). Set `CS_TEST_MAIL=1` (and
-//! optionally `CS_TEST_MAIL_SMTP_PORT`, `CS_TEST_MAIL_IMAP_PORT`; defaults 2525 and 1143); without
-//! it the tests print a notice and pass without running.
+//! optionally `CS_TEST_MAIL_SMTP_PORT`, `CS_TEST_MAIL_IMAP_PORT`, `CS_TEST_MAIL_SMTPS_PORT`,
+//! `CS_TEST_MAIL_IMAPS_PORT`, `CS_TEST_MAIL_ROOT`; defaults 2525, 1143, 2465, 10993 and
+//! `/tmp/cs-test-mail`); without it the tests print a notice and pass without running.
 #![cfg(feature = "email")]
 
 #[path = "support/handler.rs"]
@@ -26,6 +27,13 @@ use tokio::net::TcpStream;
 
 const PASSWORD: &str = "secret";
 
+fn port(name: &str, default: u16) -> u16 {
+    std::env::var(name)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(default)
+}
+
 fn ports() -> Option<(u16, u16)> {
     if std::env::var("CS_TEST_MAIL").ok().as_deref() != Some("1") {
         eprintln!(
@@ -33,12 +41,6 @@ fn ports() -> Option<(u16, u16)> {
         );
         return None;
     }
-    let port = |name: &str, default: u16| {
-        std::env::var(name)
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(default)
-    };
     Some((
         port("CS_TEST_MAIL_SMTP_PORT", 2525),
         port("CS_TEST_MAIL_IMAP_PORT", 1143),
@@ -320,4 +322,73 @@ async fn a_wrong_imap_password_is_refused_for_good() {
     let e = poller.poll_once().await.unwrap_err();
     assert!(matches!(e, Error::Unauthenticated { .. }), "{e}");
     assert!(!e.is_temporary());
+}
+
+/// SMTP with STARTTLS and with TLS from the first byte, and IMAP over TLS, each checking the
+/// server's certificate: trusted when the test CA is given, refused when it is not.
+#[cfg(feature = "email-tls")]
+#[tokio::test]
+async fn smtp_and_imap_over_tls_check_the_certificate() {
+    use cs_channels::email::SmtpTls;
+
+    let Some((smtp, _)) = ports() else { return };
+    let smtps = port("CS_TEST_MAIL_SMTPS_PORT", 2465);
+    let imaps = port("CS_TEST_MAIL_IMAPS_PORT", 10993);
+    let root = std::env::var("CS_TEST_MAIL_ROOT").unwrap_or_else(|_| "/tmp/cs-test-mail".into());
+    let ca = std::fs::read(format!("{root}/ca.pem")).expect("the test CA");
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let customer = format!("tls{run}");
+    let customer_addr = format!("{customer}@customer.test");
+    let sender = |smtp: SmtpConfig| {
+        EmailChannel::builder(ChannelId::new("email").unwrap(), "support@shop.test")
+            .with_smtp(smtp)
+            .with_thread_secret(b"a thread secret for the server test".to_vec())
+            .build()
+            .unwrap()
+    };
+    let conversation = cs_core::ConversationId::new();
+    sender(
+        SmtpConfig::new("127.0.0.1", smtp)
+            .with_tls(SmtpTls::StartTls)
+            .with_root_certificate(ca.clone()),
+    )
+    .send(&outbound(conversation, &customer_addr, "over STARTTLS"))
+    .await
+    .unwrap();
+    sender(
+        SmtpConfig::new("127.0.0.1", smtps)
+            .with_tls(SmtpTls::Implicit)
+            .with_root_certificate(ca.clone()),
+    )
+    .send(&outbound(conversation, &customer_addr, "over implicit TLS"))
+    .await
+    .unwrap();
+    // Without the test CA the self-signed certificate is refused and nothing is sent.
+    let refused = sender(SmtpConfig::new("127.0.0.1", smtps).with_tls(SmtpTls::Implicit))
+        .send(&outbound(conversation, &customer_addr, "must not arrive"))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // The customer's mailbox, read over IMAPS.
+    let mailbox = Arc::new(
+        EmailChannel::builder(ChannelId::new("email").unwrap(), &customer_addr)
+            .with_smtp(SmtpConfig::new("127.0.0.1", 1))
+            .with_thread_secret(b"a thread secret for the server test".to_vec())
+            .build()
+            .unwrap(),
+    );
+    let engine = Arc::new(TestEngine::new());
+    let tls = ImapConfig::new("127.0.0.1", imaps, &customer, PASSWORD).with_tls(true);
+    let untrusted = ImapPoller::new(tls.clone(), mailbox.clone(), engine.clone());
+    let e = untrusted.poll_once().await.unwrap_err();
+    assert!(matches!(e, Error::Unavailable { .. }), "{e}");
+    let poller = ImapPoller::new(tls.with_root_certificate(ca), mailbox, engine.clone());
+    let report = poller.poll_once().await.unwrap();
+    assert_eq!(report.stored, 2, "{report:?}");
+    let texts: Vec<String> = engine
+        .messages()
+        .iter()
+        .map(|m| m.content.plain_text())
+        .collect();
+    assert_eq!(texts, ["over STARTTLS", "over implicit TLS"]);
 }

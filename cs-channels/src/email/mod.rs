@@ -1,6 +1,9 @@
 //! The email channel: SMTP out with our own `Message-ID`, `In-Reply-To` and `References`; mail in
 //! by IMAP ([`ImapPoller`], polling or IDLE), by our own SMTP receiver ([`SmtpReceiver`]) or as a
-//! raw MIME webhook post; every inbound mail threaded and de-duplicated.
+//! raw MIME webhook post; every inbound mail threaded and de-duplicated. Connections are plain
+//! by default (a relay or mail server on the same host or network); the `email-tls` feature adds
+//! SMTP with STARTTLS or implicit TLS ([`SmtpTls`]) and IMAP over TLS
+//! ([`ImapConfig::with_tls`]), checking certificates against the system's roots.
 //!
 //! Threading, in this order:
 //! 1. the token of a plus address it was sent to (`support+<token>@shop`), which is the
@@ -63,7 +66,7 @@ use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
 pub use self::attachment::{AttachmentSink, FsAttachmentSink, MemoryAttachmentSink};
 pub use self::imap::{ImapConfig, ImapPoller, PollReport};
-pub use self::outbound::SmtpConfig;
+pub use self::outbound::{SmtpConfig, SmtpTls};
 pub use self::smtp_server::{SmtpReceiver, SmtpReceiverBuilder};
 pub use self::thread::{MemoryThreadStore, ThreadKey, ThreadState, ThreadStore, ThreadedBy};
 
@@ -187,7 +190,8 @@ impl EmailChannelBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a support address that is not `local@domain` or has a `+`,
-    /// a missing SMTP configuration, or a thread secret under 16 bytes.
+    /// a missing SMTP configuration, a bad root certificate, or a thread secret under 16 bytes;
+    /// [`Error::Unsupported`] for SMTP over TLS without the `email-tls` feature.
     pub fn build(self) -> Result<EmailChannel> {
         let address = self.support_address.trim().to_ascii_lowercase();
         let (local, domain) = address
@@ -222,7 +226,7 @@ impl EmailChannelBuilder {
             },
         };
         Ok(EmailChannel {
-            transport: smtp.transport(domain),
+            transport: smtp.transport(domain)?,
             info,
             local: local.to_owned(),
             domain: domain.to_owned(),
