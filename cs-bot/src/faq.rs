@@ -295,16 +295,30 @@ impl FaqBot {
 
     /// The best-matching entry and its similarity, if any token matched at all.
     pub fn best_match(&self, text: &str) -> Option<(&FaqEntry, f32)> {
+        self.top_matches(text, 1).into_iter().next()
+    }
+
+    /// Up to `k` distinct entries that match `text`, best first, with their similarity.
+    pub fn top_matches(&self, text: &str, k: usize) -> Vec<(&FaqEntry, f32)> {
         let v = vectorize(&tokens(text), &self.idf);
         if v.is_empty() {
-            return None;
+            return Vec::new();
         }
-        self.questions
-            .iter()
-            .map(|(i, q)| (*i, cosine(&v, q)))
-            .filter(|(_, s)| *s > 0.0)
-            .max_by(|a, b| a.1.total_cmp(&b.1))
+        let mut best: HashMap<usize, f32> = HashMap::new();
+        for (i, q) in &self.questions {
+            let s = cosine(&v, q);
+            if s > 0.0 {
+                let e = best.entry(*i).or_default();
+                *e = e.max(s);
+            }
+        }
+        let mut ranked: Vec<(usize, f32)> = best.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked
+            .into_iter()
+            .take(k)
             .map(|(i, s)| (&self.entries[i], s))
+            .collect()
     }
 
     fn record_miss(&self, conversation: ConversationId) -> u8 {
@@ -344,7 +358,7 @@ fn cosine(a: &Vector, b: &Vector) -> f32 {
         .sum()
 }
 
-fn summary(input: &BotInput) -> String {
+pub(crate) fn summary(input: &BotInput) -> String {
     let customer_lines: Vec<String> = input
         .history
         .iter()

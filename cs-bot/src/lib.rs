@@ -8,6 +8,8 @@ mod eval;
 mod faq;
 mod features;
 mod linear;
+#[cfg(feature = "llm")]
+mod llm;
 mod sentiment;
 mod shop;
 mod slots;
@@ -23,6 +25,8 @@ pub use dialogue::{Action, HandoffReasonKind, IntentBot, IntentBotBuilder};
 pub use error::{Error, Result};
 pub use eval::{Evaluation, evaluate};
 pub use faq::{FaqBot, FaqEntry, asks_for_human, parse_faq};
+#[cfg(feature = "llm")]
+pub use llm::{HANDOFF_MARKER, LlmBot, LlmBotBuilder, LlmConfig};
 pub use sentiment::{Emotion, Polarity, Sentiment, sentiment};
 pub use shop::{
     DemoShop, Order, OrderService, OrderStatus, ReturnKind, ReturnReceipt, ReturnRequest,

@@ -317,7 +317,7 @@ impl OrderService for DemoShop {
             .filter(|o| o.phone.as_deref() == Some(phone))
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.placed_at.cmp(&a.placed_at));
+        v.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
         Ok(v)
     }
 

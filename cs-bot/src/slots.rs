@@ -111,11 +111,12 @@ pub(crate) fn extract(text: &str) -> Found {
                 let plus = before.ends_with('+');
                 let digits: String = token.chars().filter(char::is_ascii_digit).collect();
                 let all_digits = digits.len() == token.replace('-', "").len();
-                if all_digits && found.phone.is_none() {
-                    if let Some(p) = valid_phone(&digits, plus) {
-                        found.phone = Some(p);
-                        continue;
-                    }
+                if all_digits
+                    && found.phone.is_none()
+                    && let Some(p) = valid_phone(&digits, plus)
+                {
+                    found.phone = Some(p);
+                    continue;
                 }
                 if all_digits
                     && (1..=10).contains(&digits.len())

@@ -74,6 +74,61 @@ pub fn status_for(error: &Error) -> StatusCode {
     }
 }
 
+/// One webhook channel as configured (e.g. a `[[channels]]` table of TOML): `kind` names the
+/// adapter (`wechat`, `whatsapp`, `telegram`, `sms`, `webhook`), the other keys are its settings.
+///
+/// ```
+/// # #[cfg(feature = "webhook")] {
+/// let config: cs_channels::router::ChannelConfig = serde_json::from_str(
+///     r#"{"kind": "webhook", "id": "jd", "secret": "a secret of 16+ bytes"}"#,
+/// ).unwrap();
+/// let channel = config.build(std::sync::Arc::new(cs_core::SystemClock)).unwrap();
+/// assert_eq!(channel.info().id.as_str(), "jd");
+/// # }
+/// ```
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChannelConfig {
+    /// WeChat Official Account.
+    #[cfg(feature = "wechat")]
+    Wechat(crate::wechat::WeChatConfig),
+    /// WhatsApp Cloud API.
+    #[cfg(feature = "whatsapp")]
+    Whatsapp(crate::whatsapp::WhatsAppConfig),
+    /// Telegram Bot API.
+    #[cfg(feature = "telegram")]
+    Telegram(crate::telegram::TelegramConfig),
+    /// Twilio-style SMS.
+    #[cfg(feature = "sms")]
+    Sms(crate::sms::SmsConfig),
+    /// The generic signed JSON webhook.
+    #[cfg(feature = "webhook")]
+    Webhook(crate::webhook::WebhookConfig),
+}
+
+impl ChannelConfig {
+    /// Builds the channel; `clock` serves the adapters that check timestamps or token expiry.
+    ///
+    /// # Errors
+    /// The adapter builder's [`Error::InvalidInput`] for missing or malformed settings.
+    pub fn build(self, clock: Arc<dyn Clock>) -> Result<Arc<dyn Channel>> {
+        let _ = &clock;
+        Ok(match self {
+            #[cfg(feature = "wechat")]
+            Self::Wechat(c) => Arc::new(c.builder().with_clock(clock).build()?),
+            #[cfg(feature = "whatsapp")]
+            Self::Whatsapp(c) => Arc::new(c.builder().with_clock(clock).build()?),
+            #[cfg(feature = "telegram")]
+            Self::Telegram(c) => Arc::new(c.builder().build()?),
+            #[cfg(feature = "sms")]
+            Self::Sms(c) => Arc::new(c.builder().build()?),
+            #[cfg(feature = "webhook")]
+            Self::Webhook(c) => Arc::new(c.builder().with_clock(clock).build()?),
+        })
+    }
+}
+
 /// Builds the webhook router.
 #[derive(Debug)]
 pub struct WebhookRouter {

@@ -16,12 +16,11 @@ use cs_channels::email::{
     AttachmentSink, EmailChannel, FsAttachmentSink, MemoryAttachmentSink, MemoryThreadStore,
     SmtpConfig, SmtpReceiver, ThreadedBy, conformance,
 };
-use cs_channels::{Channel, Error, OutboundMessage, RawInbound};
+use cs_channels::{Channel, Error, RawInbound};
 use cs_core::{
-    AgentId, Author, ChannelId, ChannelKind, Content, ContentKind, ConversationId, CustomerId,
-    DeliveryStatus, Direction, Identity, Message, MessageId, TenantId,
+    ChannelId, ChannelKind, Content, ContentKind, ConversationId, DeliveryStatus, Identity,
 };
-use handler::TestEngine;
+use handler::{TestEngine, outbound};
 use smtp_sink::{SmtpSink, header};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -80,28 +79,6 @@ impl<'a> Mail<'a> {
         s.push_str(self.body);
         s.push_str("\r\n");
         s.into_bytes()
-    }
-}
-
-fn outbound(conversation: ConversationId, to: &str, text: &str) -> OutboundMessage {
-    OutboundMessage {
-        message: Message {
-            id: MessageId::new(),
-            tenant: TenantId::new("test").unwrap(),
-            conversation,
-            customer: CustomerId::new(),
-            channel: ChannelId::new("email").unwrap(),
-            channel_kind: ChannelKind::Email,
-            direction: Direction::Outbound,
-            author: Author::Agent {
-                agent: AgentId::new(),
-            },
-            content: Content::text(text),
-            provider_message_id: None,
-            status: DeliveryStatus::Pending,
-            created_at: Utc::now(),
-        },
-        to: Identity::new(ChannelKind::Email, to),
     }
 }
 
@@ -281,6 +258,7 @@ async fn a_redelivered_mail_is_handed_over_once() {
     let b = email.ingest(&raw, &engine).await.unwrap();
     assert!(!a.duplicate);
     assert!(b.duplicate);
+    assert_eq!(b.threaded_by, ThreadedBy::Redelivery);
     assert!(b.messages.is_empty());
     assert_eq!(b.thread, a.thread);
     assert_eq!(b.conversation, a.conversation);

@@ -10,10 +10,7 @@ use chrono::Duration;
 use common::{StoreHandler, assert_unauthenticated, clock, raw, router_for, through_router};
 use cs_channels::wechat::{MsgCrypt, WeChat, signature};
 use cs_channels::{Channel, Error, OutboundMessage};
-use cs_core::{
-    Author, ChannelId, ChannelKind, Content, ConversationId, CustomerId, DeliveryStatus, Direction,
-    Identity, ManualClock, Message, MessageId, TenantId,
-};
+use cs_core::{ChannelId, ChannelKind, Content, DeliveryStatus, Identity, ManualClock};
 use http::Method;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, method, path, query_param};
@@ -381,46 +378,21 @@ async fn retried_deliveries_store_one_message_even_concurrently() {
     let c = channel(clock(), false, "http://unused");
     let handler = StoreHandler::new();
     let router = router_for(c, handler.clone());
+    let buyer = Identity::new(ChannelKind::WeChat, "o-buyer-1");
     let request = post(text_xml("6054768590064713728", "在吗"));
-    for _ in 0..3 {
-        let (status, body) = through_router(&router, &request).await;
-        assert_eq!(status, 200);
-        assert_eq!(&body[..], b"success");
-    }
-    let concurrent = post(text_xml("6054768590064713729", "还在吗"));
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (router, req) = (router.clone(), concurrent.clone());
-            tokio::spawn(async move { through_router(&router, &req).await.0 })
-        })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    let stored = handler
-        .messages_of(&Identity::new(ChannelKind::WeChat, "o-buyer-1"))
-        .await;
+    let stored = common::deliver_repeatedly(&router, &handler, &request, 8, &buyer).await;
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    let again = post(text_xml("6054768590064713729", "还在吗"));
+    let stored = common::deliver_repeatedly(&router, &handler, &again, 8, &buyer).await;
     assert_eq!(stored.len(), 2, "{stored:#?}");
 }
 
 fn outbound(content: Content) -> OutboundMessage {
-    OutboundMessage {
-        message: Message {
-            id: MessageId::new(),
-            tenant: TenantId::new("shop").unwrap(),
-            conversation: ConversationId::new(),
-            customer: CustomerId::new(),
-            channel: ChannelId::new("wechat").unwrap(),
-            channel_kind: ChannelKind::WeChat,
-            direction: Direction::Outbound,
-            author: Author::Bot,
-            content,
-            provider_message_id: None,
-            status: DeliveryStatus::Pending,
-            created_at: common::start(),
-        },
-        to: Identity::new(ChannelKind::WeChat, "o-buyer-1"),
-    }
+    common::outbound(
+        "wechat",
+        Identity::new(ChannelKind::WeChat, "o-buyer-1"),
+        content,
+    )
 }
 
 async fn token_mock(server: &MockServer, token: &str, times: u64) {

@@ -195,6 +195,8 @@ pub struct SkillRouter {
     /// Classes with rejected tasks, by slot and medium.
     sided: Vec<[Vec<u32>; 3]>,
     agents: Vec<FAgent>,
+    /// Each agent's activity seq, kept apart so pool scans stay in cache.
+    seqs: Vec<u64>,
     agent_ids: FxMap<AgentId, u32>,
     /// Free agents: index `(slot * LEVELS + level) * 3 + medium`, then by load: (agent, seq).
     pools: Vec<Vec<VecDeque<(u32, u64)>>>,
@@ -227,6 +229,7 @@ impl SkillRouter {
             heads: vec![Default::default()],
             sided: vec![Default::default()],
             agents: Vec::new(),
+            seqs: Vec::new(),
             agent_ids: FxMap::default(),
             pools: (0..LEVELS * 3).map(|_| Vec::new()).collect(),
             pool_entries: 0,
@@ -277,6 +280,7 @@ impl SkillRouter {
         let seq = self.agent_seq;
         let ag = &mut self.agents[a as usize];
         ag.seq = seq;
+        self.seqs[a as usize] = seq;
         if ag.agent.presence != Presence::Online {
             return;
         }
@@ -302,11 +306,11 @@ impl SkillRouter {
     }
 
     fn compact_pools(&mut self) {
-        let agents = &self.agents;
+        let seqs = &self.seqs;
         let mut n = 0;
         for pool in &mut self.pools {
             for q in pool.iter_mut() {
-                q.retain(|&(a, s)| agents[a as usize].seq == s);
+                q.retain(|&(a, s)| seqs[a as usize] == s);
                 n += q.len();
             }
         }
@@ -390,7 +394,7 @@ impl SkillRouter {
     fn first_in_pool(&mut self, index: usize, load: usize, t: u32) -> Option<(u64, u32)> {
         let q = self.pools[index].get_mut(load)?;
         while let Some(&(a, s)) = q.front() {
-            if self.agents[a as usize].seq == s {
+            if self.seqs[a as usize] == s {
                 break;
             }
             q.pop_front();
@@ -398,7 +402,7 @@ impl SkillRouter {
         }
         let q = &self.pools[index][load];
         q.iter()
-            .filter(|&&(a, s)| self.agents[a as usize].seq == s)
+            .filter(|&&(a, s)| self.seqs[a as usize] == s)
             .find(|&&(a, _)| self.eligible(t, a))
             .map(|&(a, s)| (s, a))
     }
@@ -961,6 +965,7 @@ impl SyncRouter for SkillRouter {
                 let a = self.agents.len() as u32;
                 self.agent_ids.insert(agent.id, a);
                 self.pool_live += 3;
+                self.seqs.push(0);
                 self.agents.push(FAgent {
                     agent: agent.clone(),
                     skills: Vec::new(),

@@ -95,12 +95,22 @@ pub struct Report {
     pub latencies_ns: Vec<u64>,
     /// Whether the time budget cut the measured phase short.
     pub truncated: bool,
+    /// CPU time of the measured phase (the whole loop, event generation included), where the
+    /// platform reports it (Linux `/proc/thread-self/schedstat`). On a shared machine wall-clock
+    /// latencies include time spent waiting for a core; this does not.
+    pub cpu: Option<Duration>,
 }
 
 impl Report {
     /// Decisions per second.
     pub fn decisions_per_sec(&self) -> f64 {
         self.decisions as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Decisions per second of CPU time, where measured.
+    pub fn decisions_per_cpu_sec(&self) -> Option<f64> {
+        self.cpu
+            .map(|c| self.decisions as f64 / c.as_secs_f64().max(1e-9))
     }
 
     /// The `q`-quantile (0-1) of the per-decision latencies, in ns.
@@ -378,6 +388,7 @@ pub fn run(router: &mut dyn SyncRouter, w: Workload, budget: Option<Duration>) -
     s.setup(router)?;
     let mut report = Report::default();
     let started = Instant::now();
+    let cpu_start = thread_cpu();
     let limit = if w.scenario == Scenario::BurstDrain {
         usize::MAX
     } else {
@@ -396,7 +407,15 @@ pub fn run(router: &mut dyn SyncRouter, w: Workload, budget: Option<Duration>) -
         record(&mut report, took, s.out.len());
         s.note();
     }
+    report.cpu = thread_cpu().zip(cpu_start).map(|(end, start)| end.saturating_sub(start));
     Ok(report)
+}
+
+/// This thread's CPU time so far, on Linux.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 fn record(report: &mut Report, took: Duration, decisions: usize) {

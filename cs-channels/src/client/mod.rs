@@ -7,7 +7,18 @@
 //! - other `4xx` answers are [`Error::Rejected`] (permanent) and are not retried.
 //!
 //! Providers that report errors inside a `200` body (WeChat's `errcode`, Telegram's `ok`) map
-//! those themselves after [`HttpClient::execute`] returns.
+//! those themselves after the HTTP exchange succeeds.
+
+#![cfg_attr(
+    not(all(
+        feature = "wechat",
+        feature = "whatsapp",
+        feature = "telegram",
+        feature = "sms",
+        feature = "webhook"
+    )),
+    allow(dead_code)
+)]
 
 use std::time::Duration;
 

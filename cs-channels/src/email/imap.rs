@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::EmailChannel;
 use crate::channel::InboundHandler;
 use crate::error::{Error, Result};
 
-/// Where to fetch inbound mail from (plain IMAP: a local server, or a TLS tunnel to the
-/// provider).
+/// Where to fetch inbound mail from: plain IMAP (a server on the same host or network) or IMAP
+/// over TLS ([`ImapConfig::with_tls`], with the `email-tls` feature).
 #[derive(Clone)]
 pub struct ImapConfig {
     host: String,
@@ -26,6 +27,8 @@ pub struct ImapConfig {
     mailbox: String,
     poll_every: Duration,
     idle: bool,
+    tls: bool,
+    root_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for ImapConfig {
@@ -38,6 +41,8 @@ impl fmt::Debug for ImapConfig {
             .field("mailbox", &self.mailbox)
             .field("poll_every", &self.poll_every)
             .field("idle", &self.idle)
+            .field("tls", &self.tls)
+            .field("extra_root", &self.root_pem.is_some())
             .finish()
     }
 }
@@ -59,7 +64,22 @@ impl ImapConfig {
             mailbox: "INBOX".into(),
             poll_every: Duration::from_secs(60),
             idle: true,
+            tls: false,
+            root_pem: None,
         }
+    }
+
+    /// Speaks IMAP over TLS from the first byte (IMAPS, port 993); needs the `email-tls`
+    /// feature. The server's certificate is checked against the system's roots.
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Also trusts this PEM root certificate (a company or test CA).
+    pub fn with_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_pem = Some(pem.into());
+        self
     }
 
     /// Another mailbox than `INBOX`.
@@ -105,7 +125,53 @@ pub struct ImapPoller {
     handler: Arc<dyn InboundHandler>,
 }
 
-type ImapSession = Session<TcpStream>;
+/// A connection to the server, plain or TLS.
+trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> ImapIo for T {}
+
+type ImapSession = Session<Box<dyn ImapIo>>;
+
+#[cfg(feature = "email-tls")]
+async fn tls_wrap(config: &ImapConfig, tcp: TcpStream) -> Result<Box<dyn ImapIo>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls_platform_verifier::BuilderVerifierExt;
+
+    let bad = |what: &str, e: &dyn fmt::Display| Error::invalid(format!("IMAP TLS {what}: {e}"));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("protocols", &e))?;
+    let client = match &config.root_pem {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| bad("root certificate", &e))?;
+                roots.add(cert).map_err(|e| bad("root certificate", &e))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .with_platform_verifier()
+            .map_err(|e| bad("verifier", &e))?
+            .with_no_client_auth(),
+    };
+    let name = ServerName::try_from(config.host.clone()).map_err(|e| bad("server name", &e))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| Error::Unavailable {
+            reason: format!("IMAP TLS handshake with {}: {e}", config.host),
+        })?;
+    Ok(Box::new(stream))
+}
+
+#[cfg(not(feature = "email-tls"))]
+async fn tls_wrap(_config: &ImapConfig, _tcp: TcpStream) -> Result<Box<dyn ImapIo>> {
+    Err(Error::Unsupported {
+        reason: "IMAP over TLS needs the email-tls feature".into(),
+    })
+}
 
 fn imap_error(what: &str, e: async_imap::error::Error) -> Error {
     Error::Unavailable {
@@ -136,6 +202,11 @@ impl ImapPoller {
                     self.config.host, self.config.port
                 ),
             })?;
+        let stream: Box<dyn ImapIo> = if self.config.tls {
+            tls_wrap(&self.config, stream).await?
+        } else {
+            Box::new(stream)
+        };
         let mut client = Client::new(stream);
         client
             .read_response()
@@ -167,7 +238,8 @@ impl ImapPoller {
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the server is out of reach or fails mid-way,
-    /// [`Error::Unauthenticated`] when it refuses the login.
+    /// [`Error::Unauthenticated`] when it refuses the login, [`Error::InvalidInput`] for a bad
+    /// TLS setting, [`Error::Unsupported`] for TLS without the `email-tls` feature.
     pub async fn poll_once(&self) -> Result<PollReport> {
         let mut session = self.connect().await?;
         let report = self.take_unseen(&mut session).await?;

@@ -1,6 +1,9 @@
 //! The email channel: SMTP out with our own `Message-ID`, `In-Reply-To` and `References`; mail in
 //! by IMAP ([`ImapPoller`], polling or IDLE), by our own SMTP receiver ([`SmtpReceiver`]) or as a
-//! raw MIME webhook post; every inbound mail threaded and de-duplicated.
+//! raw MIME webhook post; every inbound mail threaded and de-duplicated. Connections are plain
+//! by default (a relay or mail server on the same host or network); the `email-tls` feature adds
+//! SMTP with STARTTLS or implicit TLS ([`SmtpTls`]) and IMAP over TLS
+//! ([`ImapConfig::with_tls`]), checking certificates against the system's roots.
 //!
 //! Threading, in this order:
 //! 1. the token of a plus address it was sent to (`support+<token>@shop`), which is the
@@ -13,6 +16,36 @@
 //! The thread's token reaches the engine in [`InboundContext::thread`] together with the
 //! conversation the thread's earlier messages were stored in ([`InboundHandler::handle_with`]).
 //! A re-delivered mail (same Message-ID) is recognised and not handed over again.
+//!
+//! ```
+//! use cs_channels::Channel;
+//! use cs_channels::email::{EmailChannel, SmtpConfig, ThreadKey, ThreadedBy};
+//! use cs_core::{ChannelId, ContentKind};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cs_channels::Result<()> {
+//! let email = EmailChannel::builder(ChannelId::new("email")?, "support@shop.example")
+//!     .with_display_name("Shop Support")
+//!     .with_smtp(SmtpConfig::new("127.0.0.1", 25))
+//!     .with_thread_secret(b"16 or more bytes of secret".to_vec())
+//!     .build()?;
+//! assert!(email.info().capabilities.supports(ContentKind::Text));
+//! let key = ThreadKey::new("a1b2c3d4")?;
+//! assert_eq!(email.thread_address(&key), "support+a1b2c3d4@shop.example");
+//!
+//! // A reply to that address joins the thread, whatever its headers say.
+//! let mail = email
+//!     .parse(
+//!         b"From: Li Lei <lilei@example.com>\r\nTo: support+a1b2c3d4@shop.example\r\n\
+//!           Subject: Re: Refund\r\nMessage-ID: <m1@example.com>\r\n\r\nStill waiting.\r\n",
+//!     )
+//!     .await?;
+//! assert_eq!(mail.thread, key);
+//! assert_eq!(mail.threaded_by, ThreadedBy::PlusAddress);
+//! assert_eq!(mail.messages[0].content.plain_text(), "Still waiting.");
+//! # Ok(())
+//! # }
+//! ```
 
 mod attachment;
 pub mod conformance;
@@ -33,7 +66,7 @@ use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
 pub use self::attachment::{AttachmentSink, FsAttachmentSink, MemoryAttachmentSink};
 pub use self::imap::{ImapConfig, ImapPoller, PollReport};
-pub use self::outbound::SmtpConfig;
+pub use self::outbound::{SmtpConfig, SmtpTls};
 pub use self::smtp_server::{SmtpReceiver, SmtpReceiverBuilder};
 pub use self::thread::{MemoryThreadStore, ThreadKey, ThreadState, ThreadStore, ThreadedBy};
 
@@ -157,7 +190,8 @@ impl EmailChannelBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a support address that is not `local@domain` or has a `+`,
-    /// a missing SMTP configuration, or a thread secret under 16 bytes.
+    /// a missing SMTP configuration, a bad root certificate, or a thread secret under 16 bytes;
+    /// [`Error::Unsupported`] for SMTP over TLS without the `email-tls` feature.
     pub fn build(self) -> Result<EmailChannel> {
         let address = self.support_address.trim().to_ascii_lowercase();
         let (local, domain) = address
@@ -192,7 +226,7 @@ impl EmailChannelBuilder {
             },
         };
         Ok(EmailChannel {
-            transport: smtp.transport(domain),
+            transport: smtp.transport(domain)?,
             info,
             local: local.to_owned(),
             domain: domain.to_owned(),
@@ -307,17 +341,21 @@ impl EmailChannel {
     /// cannot be parsed or has no sender, [`Error::Unavailable`] when the thread store or
     /// attachment sink is out of reach.
     pub async fn parse(&self, raw: &[u8]) -> Result<InboundEmail> {
-        self.parse_with_recipients(raw, &[]).await
+        let mail = self.parse_checked(raw)?;
+        self.email_of(mail, &[]).await
     }
 
-    async fn parse_with_recipients(&self, raw: &[u8], envelope: &[String]) -> Result<InboundEmail> {
+    fn parse_checked(&self, raw: &[u8]) -> Result<ParsedMail> {
         if raw.len() > self.max_message_bytes {
             return Err(Error::PayloadTooLarge {
                 size: raw.len(),
                 limit: self.max_message_bytes,
             });
         }
-        let mail = parse_mail(raw)?;
+        parse_mail(raw)
+    }
+
+    async fn email_of(&self, mail: ParsedMail, envelope: &[String]) -> Result<InboundEmail> {
         let (thread, threaded_by) = self.resolve_thread(&mail, envelope).await?;
         let messages = self.messages_of(&mail).await?;
         Ok(InboundEmail {
@@ -429,13 +467,7 @@ impl EmailChannel {
         envelope_recipients: &[String],
         handler: &dyn InboundHandler,
     ) -> Result<Ingested> {
-        if raw.len() > self.max_message_bytes {
-            return Err(Error::PayloadTooLarge {
-                size: raw.len(),
-                limit: self.max_message_bytes,
-            });
-        }
-        let mail = parse_mail(raw)?;
+        let mail = self.parse_checked(raw)?;
         if let Some(thread) = self.threads.thread_of(&mail.message_id).await? {
             let conversation = self
                 .threads
@@ -445,13 +477,13 @@ impl EmailChannel {
             return Ok(Ingested {
                 message_id: mail.message_id,
                 thread,
-                threaded_by: ThreadedBy::Reply,
+                threaded_by: ThreadedBy::Redelivery,
                 conversation,
                 messages: Vec::new(),
                 duplicate: true,
             });
         }
-        let email = self.parse_with_recipients(raw, envelope_recipients).await?;
+        let email = self.email_of(mail, envelope_recipients).await?;
         let mut state = self
             .threads
             .load(&email.thread)

@@ -11,8 +11,21 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::error::{Error, Result};
 
-/// Where outbound mail is submitted: an SMTP server (a local relay, or the provider's submission
-/// port behind a TLS tunnel; the connection itself is plain SMTP).
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on the same host or network).
+    #[default]
+    None,
+    /// `STARTTLS` required (submission port 587). Needs the `email-tls` feature.
+    StartTls,
+    /// TLS from the first byte (port 465). Needs the `email-tls` feature.
+    Implicit,
+}
+
+/// Where outbound mail is submitted: an SMTP server, plain (a local relay) or over TLS
+/// ([`SmtpTls`], with the `email-tls` feature).
 #[derive(Clone)]
 pub struct SmtpConfig {
     host: String,
@@ -20,6 +33,8 @@ pub struct SmtpConfig {
     credentials: Option<(String, String)>,
     hello_name: Option<String>,
     timeout: Duration,
+    tls: SmtpTls,
+    root_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -33,6 +48,8 @@ impl fmt::Debug for SmtpConfig {
             )
             .field("hello_name", &self.hello_name)
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
+            .field("extra_root", &self.root_pem.is_some())
             .finish()
     }
 }
@@ -46,7 +63,22 @@ impl SmtpConfig {
             credentials: None,
             hello_name: None,
             timeout: Duration::from_secs(30),
+            tls: SmtpTls::None,
+            root_pem: None,
         }
+    }
+
+    /// Secures the connection (the `email-tls` feature is needed for anything but
+    /// [`SmtpTls::None`]). The server's certificate is checked against the system's roots.
+    pub fn with_tls(mut self, tls: SmtpTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Also trusts this PEM root certificate (a company or test CA).
+    pub fn with_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_pem = Some(pem.into());
+        self
     }
 
     /// Logs in with `username` and `password` (AUTH PLAIN/LOGIN).
@@ -71,7 +103,10 @@ impl SmtpConfig {
         self
     }
 
-    pub(crate) fn transport(&self, default_hello: &str) -> AsyncSmtpTransport<Tokio1Executor> {
+    pub(crate) fn transport(
+        &self,
+        default_hello: &str,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
         let hello = self.hello_name.as_deref().unwrap_or(default_hello);
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
             .port(self.port)
@@ -80,7 +115,38 @@ impl SmtpConfig {
         if let Some((user, pass)) = &self.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
         }
-        builder.build()
+        if self.tls != SmtpTls::None {
+            builder = self.with_tls_settings(builder)?;
+        }
+        Ok(builder.build())
+    }
+
+    #[cfg(feature = "email-tls")]
+    fn with_tls_settings(
+        &self,
+        builder: lettre::transport::smtp::AsyncSmtpTransportBuilder,
+    ) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder> {
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let bad = |e: lettre::transport::smtp::Error| Error::invalid(format!("SMTP TLS: {e}"));
+        let mut params = TlsParameters::builder(self.host.clone());
+        if let Some(pem) = &self.root_pem {
+            params = params.add_root_certificate(Certificate::from_pem(pem).map_err(bad)?);
+        }
+        let params = params.build_rustls().map_err(bad)?;
+        Ok(builder.tls(match self.tls {
+            SmtpTls::Implicit => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        }))
+    }
+
+    #[cfg(not(feature = "email-tls"))]
+    fn with_tls_settings(
+        &self,
+        _builder: lettre::transport::smtp::AsyncSmtpTransportBuilder,
+    ) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder> {
+        Err(Error::Unsupported {
+            reason: "SMTP over TLS needs the email-tls feature".into(),
+        })
     }
 }
 

@@ -123,6 +123,8 @@ pub enum ThreadedBy {
     SubjectTag,
     /// Nothing matched: it starts a new thread.
     New,
+    /// Its own Message-ID was recorded before: a re-delivery of a mail already ingested.
+    Redelivery,
 }
 
 /// What is remembered about one thread.

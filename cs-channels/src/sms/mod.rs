@@ -14,6 +14,8 @@
 //! - Sending: `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json` with HTTP basic auth
 //!   (account SID and auth token), `To`, `From` or `MessagingServiceSid`, `Body` and `MediaUrl`.
 
+mod config;
+
 use async_trait::async_trait;
 use base64::Engine;
 use bytes::Bytes;
@@ -23,6 +25,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use sha1::Sha1;
 
+pub use self::config::SmsConfig;
 use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt, StatusUpdate,
@@ -44,9 +47,11 @@ const MAX_MEDIA: usize = 10;
 /// value).
 ///
 /// ```
-/// // The SMS example of Twilio's official Ruby SDK test suite.
-/// let params = [("Body", "Orly"), ("From", "+14159354345")];
-/// let sig = cs_channels::sms::signature("token", "https://example.com/sms", &params);
+/// // Parameter order does not matter: they are sorted before signing.
+/// let a = [("Body", "Orly"), ("From", "+14159354345")];
+/// let b = [("From", "+14159354345"), ("Body", "Orly")];
+/// let sig = cs_channels::sms::signature("token", "https://shop.example/webhooks/sms", &a);
+/// assert_eq!(sig, cs_channels::sms::signature("token", "https://shop.example/webhooks/sms", &b));
 /// assert_eq!(sig.len(), 28);
 /// ```
 pub fn signature<K: AsRef<str>, V: AsRef<str>>(

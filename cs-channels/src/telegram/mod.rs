@@ -15,6 +15,8 @@
 //! Inbound media is referenced as `telegram-file:{file_id}` (download with `getFile`; the
 //! download URL embeds the bot token, so it is never stored).
 
+mod config;
+
 use async_trait::async_trait;
 use chrono::DateTime;
 use cs_core::{ChannelId, ChannelKind, Content, ContentKind, DeliveryStatus, Identity};
@@ -22,6 +24,7 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use self::config::TelegramConfig;
 use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt,

@@ -15,6 +15,30 @@
 //!
 //! Sending into a call is not something this channel does: the agent answers the queued call
 //! on the provider's side, so [`Channel::send`] reports [`Error::Unsupported`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cs_channels::voice::{Ivr, IvrInput, IvrStep, IvrTree};
+//! use cs_core::SystemClock;
+//!
+//! let tree = IvrTree::from_toml(r#"
+//!     start = "main"
+//!     [menus.main]
+//!     prompt = "Press 1 for orders, 2 for refunds."
+//!     options = [
+//!       { digit = "1", action = { type = "route", queue = "orders", skills = ["logistics"] } },
+//!       { digit = "2", keywords = ["refund"], action = { type = "route", queue = "refunds" } },
+//!     ]
+//! "#)?;
+//! let ivr = Ivr::new(tree, Arc::new(SystemClock))?;
+//! // The first request of a call gets the start menu.
+//! assert!(matches!(ivr.respond("CA1", None, IvrInput::Timeout), IvrStep::Prompt { .. }));
+//! match ivr.respond("CA1", None, IvrInput::Speech("I want a refund".into())) {
+//!     IvrStep::Route { queue, .. } => assert_eq!(queue, "refunds"),
+//!     other => panic!("expected a route, got {other:?}"),
+//! }
+//! # Ok::<(), cs_channels::Error>(())
+//! ```
 
 mod ivr;
 

@@ -21,6 +21,8 @@
 //! answer may carry `{"id": ..}`, the bridge's id for the message, which its later status
 //! events name.
 
+mod config;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -29,6 +31,7 @@ use cs_core::{ChannelId, ChannelKind, Clock, Content, ContentKind, DeliveryStatu
 use http::Method;
 use serde::{Deserialize, Serialize};
 
+pub use self::config::WebhookConfig;
 use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt, StatusUpdate,

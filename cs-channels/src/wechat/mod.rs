@@ -21,6 +21,7 @@
 //! Inbound media is referenced as `wechat-media:{MediaId}` (fetch it with the temporary-media
 //! API); images also carry WeChat's `PicUrl`, which is used directly.
 
+mod config;
 mod crypto;
 mod xml;
 
@@ -39,6 +40,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+pub use self::config::WeChatConfig;
 pub use self::crypto::{MsgCrypt, signature};
 pub use self::xml::text_reply;
 use crate::channel::{

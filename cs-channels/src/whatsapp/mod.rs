@@ -11,10 +11,15 @@
 //!   it (and maps Meta's error 131047 to the same). The channel learns the last message time
 //!   from the webhooks it parses; after a restart, prime it with [`WhatsApp::record_inbound`]
 //!   from your store.
+//! - Outside the window only approved templates may be sent: send
+//!   `Content::Event { name: "whatsapp_template", data: {"name": .., "language": "en_US",
+//!   "components": [..]} }` ([`TEMPLATE_EVENT`]); templates are not held to the window.
 //!
 //! Media in inbound messages is referenced by Meta media id, as the URL
 //! `{base}/{version}/{media_id}` (the Graph node that returns a short-lived download URL for a
 //! request carrying the access token).
+
+mod config;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +32,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use self::config::WhatsAppConfig;
 use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt, StatusUpdate,
@@ -39,6 +45,8 @@ use crate::inbound::{
 
 /// The signature header Meta sets on webhook notifications.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+/// The [`Content::Event`] name that sends an approved message template.
+pub const TEMPLATE_EVENT: &str = "whatsapp_template";
 /// Meta's error code for a free-form message outside the 24 h window.
 const REENGAGEMENT_ERROR: i64 = 131_047;
 
@@ -499,6 +507,22 @@ impl WhatsApp {
                 "location",
                 json!({"latitude": latitude, "longitude": longitude, "name": label}),
             ),
+            Content::Event { name, data } if name == TEMPLATE_EVENT => {
+                let template = data
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| Error::invalid("a WhatsApp template needs a name"))?;
+                let language = data
+                    .get("language")
+                    .and_then(Value::as_str)
+                    .unwrap_or("en_US");
+                let components = data.get("components").cloned().unwrap_or(json!([]));
+                (
+                    "template",
+                    json!({"name": template, "language": {"code": language},
+                        "components": components}),
+                )
+            }
             other => {
                 return Err(Error::Unsupported {
                     reason: format!("WhatsApp cannot carry {:?} content", other.kind()),
@@ -539,7 +563,8 @@ impl Channel for WhatsApp {
         }
         let wa_id = &message.to.external_id;
         let last = self.last_inbound(wa_id);
-        if last.is_none_or(|t| self.clock.now() - t > self.window) {
+        let template = matches!(&message.message.content, Content::Event { name, .. } if name == TEMPLATE_EVENT);
+        if !template && last.is_none_or(|t| self.clock.now() - t > self.window) {
             return Err(Error::ReplyWindowClosed {
                 last_inbound: last,
                 window: self.window,

@@ -188,3 +188,52 @@ pub fn assert_unauthenticated<T: std::fmt::Debug>(r: cs_channels::Result<T>) {
         other => panic!("expected Unauthenticated, got {other:?}"),
     }
 }
+
+/// An outbound bot message to `to` on the channel named `channel`.
+pub fn outbound(
+    channel: &str,
+    to: Identity,
+    content: cs_core::Content,
+) -> cs_channels::OutboundMessage {
+    cs_channels::OutboundMessage {
+        message: Message {
+            id: MessageId::new(),
+            tenant: TenantId::new("shop").unwrap(),
+            conversation: cs_core::ConversationId::new(),
+            customer: cs_core::CustomerId::new(),
+            channel: ChannelId::new(channel).unwrap(),
+            channel_kind: to.kind,
+            direction: Direction::Outbound,
+            author: Author::Bot,
+            content,
+            provider_message_id: None,
+            status: DeliveryStatus::Pending,
+            created_at: start(),
+        },
+        to,
+    }
+}
+
+/// Delivers `request` three times in a row, then `concurrent` times at once, through `router`;
+/// every delivery must be answered 200. Returns what the handler stored for `identity`.
+pub async fn deliver_repeatedly(
+    router: &axum::Router,
+    handler: &StoreHandler,
+    request: &RawInbound,
+    concurrent: usize,
+    identity: &Identity,
+) -> Vec<Message> {
+    for _ in 0..3 {
+        assert_eq!(through_router(router, request).await.0, 200);
+    }
+    let tasks: Vec<_> = (0..concurrent)
+        .map(|_| {
+            let (router, req) = (router.clone(), request.clone());
+            tokio::spawn(async move { through_router(&router, &req).await.0 })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    handler.messages_of(identity).await
+}

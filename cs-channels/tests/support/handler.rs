@@ -8,10 +8,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use cs_channels::{Delivered, InboundContext, InboundHandler, InboundMessage};
+use cs_channels::{Delivered, InboundContext, InboundHandler, InboundMessage, OutboundMessage};
 use cs_core::{
-    Author, ChannelId, ConversationId, CustomerId, DeliveryStatus, Direction, Identity, Message,
-    MessageId, TenantId,
+    AgentId, Author, ChannelId, ChannelKind, Content, ConversationId, CustomerId, DeliveryStatus,
+    Direction, Identity, Message, MessageId, TenantId,
 };
 
 #[derive(Debug, Default)]
@@ -54,14 +54,11 @@ impl TestEngine {
                 duplicate: true,
             };
         }
-        let customer = *inner
-            .customers
-            .entry(m.from.clone())
-            .or_insert_with(CustomerId::new);
+        let customer = *inner.customers.entry(m.from.clone()).or_default();
         let message = Message {
             id: MessageId::new(),
             tenant: TenantId::new("test").unwrap(),
-            conversation: conversation.unwrap_or_else(ConversationId::new),
+            conversation: conversation.unwrap_or_default(),
             customer,
             channel: m.channel,
             channel_kind: m.from.kind,
@@ -129,5 +126,28 @@ impl InboundHandler for TestEngine {
             .collect();
         let skip = all.len().saturating_sub(limit);
         Ok(all.into_iter().skip(skip).collect())
+    }
+}
+
+/// An agent's text reply in `conversation` to the email address `to`.
+pub(crate) fn outbound(conversation: ConversationId, to: &str, text: &str) -> OutboundMessage {
+    OutboundMessage {
+        message: Message {
+            id: MessageId::new(),
+            tenant: TenantId::new("test").unwrap(),
+            conversation,
+            customer: CustomerId::new(),
+            channel: ChannelId::new("email").unwrap(),
+            channel_kind: ChannelKind::Email,
+            direction: Direction::Outbound,
+            author: Author::Agent {
+                agent: AgentId::new(),
+            },
+            content: Content::text(text),
+            provider_message_id: None,
+            status: DeliveryStatus::Pending,
+            created_at: Utc::now(),
+        },
+        to: Identity::new(ChannelKind::Email, to),
     }
 }

@@ -92,10 +92,12 @@ fn main() {
     let mut report =
         workload::run(&mut fast, w, None).expect("the fast router accepts the workload");
     eprintln!(
-        "fast: {} events, {} decisions in {:?}, {} routing classes",
+        "fast: {} events, {} decisions in {:?} ({:.0} decisions per CPU second), {} routing \
+         classes",
         report.events,
         report.decisions,
         report.elapsed,
+        report.decisions_per_cpu_sec().unwrap_or(0.0),
         fast.classes()
     );
 
@@ -103,10 +105,11 @@ fn main() {
         let mut naive = NaiveRouter::new(policy.clone());
         let r = workload::run(&mut naive, w, Some(budget)).expect("the naive router accepts it");
         eprintln!(
-            "naive: {} events, {} decisions in {:?}{}",
+            "naive: {} events, {} decisions in {:?} ({:.0} decisions per CPU second){}",
             r.events,
             r.decisions,
             r.elapsed,
+            r.decisions_per_cpu_sec().unwrap_or(0.0),
             if r.truncated {
                 " (time budget reached: rate over this prefix of the same stream)"
             } else {
