@@ -135,6 +135,11 @@ pub struct Config {
     pub secret: Option<String>,
     /// Tenant (default `default`).
     pub tenant: TenantId,
+    /// Time zone of the service desk's business hours, for SLA clocks (default
+    /// `Asia/Shanghai`).
+    pub timezone: String,
+    /// Business hours, every day, as `HH:MM-HH:MM` (default `09:00-22:00`).
+    pub business_hours: String,
     /// Demo agents (default: Alice and Bob).
     pub agents: Vec<AgentConfig>,
 }
@@ -148,6 +153,8 @@ impl std::fmt::Debug for Config {
             .field("faq", &self.faq)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("tenant", &self.tenant)
+            .field("timezone", &self.timezone)
+            .field("business_hours", &self.business_hours)
             .field("agents", &self.agents)
             .finish()
     }
@@ -162,6 +169,8 @@ impl Default for Config {
             faq: None,
             secret: None,
             tenant: TenantId::default(),
+            timezone: "Asia/Shanghai".into(),
+            business_hours: "09:00-22:00".into(),
             agents: vec![
                 AgentConfig {
                     name: "Alice".into(),
@@ -262,6 +271,26 @@ impl Config {
             })?;
         }
         Ok(())
+    }
+
+    /// The business hours as (start, end) times of day.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `business_hours` reads `HH:MM-HH:MM` with start before end.
+    pub fn hours(&self) -> Result<(chrono::NaiveTime, chrono::NaiveTime)> {
+        let bad = || Error::Config {
+            reason: format!(
+                "business_hours {:?} should read HH:MM-HH:MM",
+                self.business_hours
+            ),
+        };
+        let (a, b) = self.business_hours.split_once('-').ok_or_else(bad)?;
+        let t = |s: &str| chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| bad());
+        let (start, end) = (t(a)?, t(b)?);
+        if start >= end {
+            return Err(bad());
+        }
+        Ok((start, end))
     }
 
     /// The signing secret: configured, or read from (or generated into) `<database>.secret`. An

@@ -35,7 +35,9 @@ use cs_core::{
     LinkOrigin, MergeId, Message, MessageId, Presence, Priority, Route, SystemClock, TenantId,
 };
 use cs_routing::{Decision, Router, SkillRequirement, Snapshot, Task};
-use cs_tickets::TicketStore;
+use cs_tickets::{
+    Actor, NewTicket, Ticket, TicketDesk, TicketDeskBuilder, TicketQuery, TicketStore,
+};
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 use crate::error::{Error, Result};
@@ -79,6 +81,13 @@ impl OutboxPolicy {
     }
 }
 
+/// Where the engine's tickets come from: a bare store, or a desk with SLA and escalation.
+#[derive(Debug)]
+enum TicketSource {
+    Store(Arc<dyn TicketStore>),
+    Desk(Arc<TicketDesk>),
+}
+
 /// Builds an [`Engine`].
 #[derive(Debug)]
 pub struct EngineBuilder {
@@ -86,7 +95,7 @@ pub struct EngineBuilder {
     store: Option<Arc<dyn ConversationStore>>,
     router: Option<Arc<dyn Router>>,
     bot: Option<Arc<dyn Bot>>,
-    tickets: Option<Arc<dyn TicketStore>>,
+    tickets: Option<TicketSource>,
     channels: Vec<Arc<dyn Channel>>,
     agents: Vec<Agent>,
     clock: Arc<dyn Clock>,
@@ -147,9 +156,17 @@ impl EngineBuilder {
         self
     }
 
-    /// Where tickets live (default: [`cs_tickets::MemoryTicketStore`]).
+    /// Where tickets live, with no SLA policy or escalation rules (default: an in-memory
+    /// store). See [`EngineBuilder::with_ticket_desk`] for SLA and escalation.
     pub fn with_tickets(mut self, tickets: Arc<dyn TicketStore>) -> Self {
-        self.tickets = Some(tickets);
+        self.tickets = Some(TicketSource::Store(tickets));
+        self
+    }
+
+    /// A ticket desk: its store, SLA policy, escalation chain and rules. Build it with the same
+    /// clock as the engine.
+    pub fn with_ticket_desk(mut self, desk: Arc<TicketDesk>) -> Self {
+        self.tickets = Some(TicketSource::Desk(desk));
         self
     }
 
@@ -215,9 +232,19 @@ impl EngineBuilder {
                     .router
                     .unwrap_or_else(|| Arc::new(cs_routing::SimpleRouter::new())),
                 bot,
-                tickets: self
-                    .tickets
-                    .unwrap_or_else(|| Arc::new(cs_tickets::MemoryTicketStore::new())),
+                desk: match self.tickets {
+                    Some(TicketSource::Desk(d)) => d,
+                    Some(TicketSource::Store(s)) => {
+                        Arc::new(TicketDeskBuilder::new(s, self.clock.clone()).build()?)
+                    }
+                    None => Arc::new(
+                        TicketDeskBuilder::new(
+                            Arc::new(cs_tickets::MemoryTicketStore::new()),
+                            self.clock.clone(),
+                        )
+                        .build()?,
+                    ),
+                },
                 channels,
                 agents: RwLock::new(agents),
                 clock: self.clock,
@@ -245,7 +272,7 @@ struct Inner {
     store: Arc<dyn ConversationStore>,
     router: Arc<dyn Router>,
     bot: Arc<dyn Bot>,
-    tickets: Arc<dyn TicketStore>,
+    desk: Arc<TicketDesk>,
     channels: HashMap<ChannelId, Arc<dyn Channel>>,
     agents: RwLock<HashMap<AgentId, Agent>>,
     clock: Arc<dyn Clock>,
@@ -283,7 +310,12 @@ impl Engine {
 
     /// The ticket store.
     pub fn tickets(&self) -> &Arc<dyn TicketStore> {
-        &self.inner.tickets
+        self.inner.desk.store()
+    }
+
+    /// The ticket desk (SLA, escalation, hand-over, customer lookup, CSAT).
+    pub fn ticket_desk(&self) -> &Arc<TicketDesk> {
+        &self.inner.desk
     }
 
     /// The clock.
@@ -1003,7 +1035,96 @@ impl Engine {
     pub async fn tick(&self) -> Result<()> {
         let decisions = self.inner.router.tick(self.inner.clock.now()).await?;
         self.apply(decisions).await;
+        for e in self.inner.desk.tick(&self.inner.tenant).await? {
+            self.emit_ticket_event(e);
+        }
         Ok(())
+    }
+
+    fn emit_ticket_event(&self, e: cs_tickets::TicketEvent) {
+        let detail = serde_json::to_value(&e.kind).unwrap_or_default();
+        let change = detail["type"].as_str().unwrap_or("changed").to_owned();
+        self.emit(DomainEvent::TicketUpdated {
+            ticket: e.ticket,
+            number: e.number,
+            change,
+            detail,
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Tickets
+    // ---------------------------------------------------------------------------------------
+
+    /// Opens a ticket from a conversation the agent has: linked to the conversation and the
+    /// customer, assigned to the agent, with the conversation so far as its description; the
+    /// customer is told the number to quote.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when the conversation is not the agent's; ticket store errors
+    /// ([`cs_tickets::Error::InvalidInput`] for an empty subject).
+    pub async fn open_ticket(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        subject: &str,
+        group: Option<String>,
+    ) -> Result<Ticket> {
+        let conv = self.own_conversation(agent, conversation).await?;
+        let transcript: Vec<String> = self
+            .recent_messages(conv.id, 20)
+            .await?
+            .iter()
+            .filter(|m| m.direction != Direction::Internal)
+            .map(|m| format!("{}: {}", m.author.role(), m.content.plain_text()))
+            .collect();
+        let mut new = NewTicket::new(
+            self.inner.tenant.clone(),
+            subject,
+            Actor::Agent { agent },
+            self.inner.clock.now(),
+        );
+        new.description = Some(transcript.join("\n")).filter(|d| !d.is_empty());
+        new.priority = conv.priority;
+        new.group = group.or_else(|| Some("service".into()));
+        new.assignee = Some(agent);
+        new.customer = Some(conv.customer);
+        new.conversation = Some(conv.id);
+        let ticket = self.inner.desk.store().create(new).await?;
+        self.emit(DomainEvent::TicketOpened {
+            ticket: ticket.id,
+            number: ticket.number,
+            conversation: Some(conv.id),
+        });
+        let n = ticket.number;
+        self.send_to_customer(
+            &conv,
+            Author::System,
+            Content::text(format!(
+                "已为您创建工单 #{n}，可随时询问“工单 {n} 进度” · Ticket #{n} opened; ask \"where is my ticket {n}\" any time."
+            )),
+            None,
+        )
+        .await?;
+        Ok(ticket)
+    }
+
+    /// A customer's tickets, newest first.
+    ///
+    /// # Errors
+    /// Ticket store errors.
+    pub async fn customer_tickets(&self, customer: cs_core::CustomerId) -> Result<Vec<Ticket>> {
+        Ok(self
+            .inner
+            .desk
+            .store()
+            .search(&TicketQuery {
+                tenant: self.inner.tenant.clone(),
+                customer: Some(customer),
+                limit: 50,
+                ..Default::default()
+            })
+            .await?)
     }
 
     // ---------------------------------------------------------------------------------------

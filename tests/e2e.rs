@@ -86,6 +86,36 @@ async fn bot_answer_handoff_agent_reply_and_back() {
         .await;
     assert_eq!(forwarded["message"]["content"]["text"], "SO-1024");
 
+    // The agent opens a ticket: the console shows it with SLA countdowns, the customer gets
+    // the number to quote.
+    alice
+        .send_json(json!({"type": "open_ticket", "conversation_id": conversation_id, "subject": "退货 SO-1024"}))
+        .await;
+    let tickets = alice.until(|f| f["type"] == "tickets").await;
+    let ticket = &tickets["tickets"][0];
+    assert_eq!(ticket["ticket"]["number"], 1);
+    assert_eq!(ticket["ticket"]["subject"], "退货 SO-1024");
+    assert_eq!(ticket["ticket"]["group"], "service");
+    let metrics: Vec<&str> = ticket["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["metric"].as_str().unwrap())
+        .collect();
+    assert!(
+        metrics.contains(&"resolution"),
+        "SLA countdown shown: {ticket}"
+    );
+    let told = shopper.until(is_message_from("system")).await;
+    assert!(told["message"]["text"].as_str().unwrap().contains("#1"));
+    alice
+        .send_json(
+            json!({"type": "open_ticket", "conversation_id": conversation_id, "subject": "  "}),
+        )
+        .await;
+    let refused = alice.until(|f| f["type"] == "error").await;
+    assert_eq!(refused["code"], "invalid_input", "{refused}");
+
     // Resolving frees the agent and tells the customer.
     alice
         .send_json(json!({"type": "resolve", "conversation_id": conversation_id}))

@@ -49,6 +49,7 @@ impl Event {
             | E::AgentAssigned { conversation, .. }
             | E::DeliveryFailed { conversation, .. } => Some(*conversation),
             E::TicketOpened { conversation, .. } => *conversation,
+            E::TicketUpdated { .. } => None,
             E::CustomerCreated { .. }
             | E::CustomersMerged { .. }
             | E::CustomersUnmerged { .. }
@@ -179,6 +180,19 @@ pub enum DomainEvent {
         into: CustomerId,
         /// The customer restored.
         from: CustomerId,
+    },
+    /// Something happened to a ticket: an SLA warning or breach, an escalation, a hand-over,
+    /// a CSAT rating.
+    TicketUpdated {
+        /// The ticket.
+        ticket: TicketId,
+        /// The number a customer can quote.
+        number: u64,
+        /// What happened (`sla_warning`, `sla_breached`, `escalated`, `handed_over`,
+        /// `csat_submitted`, ...).
+        change: String,
+        /// The details, as the ticket desk reports them.
+        detail: serde_json::Value,
     },
     /// A ticket was opened.
     TicketOpened {

@@ -185,11 +185,19 @@ async fn upgrade(
         .on_upgrade(move |socket| console(s, agent, socket))
 }
 
-/// A conversation with its customer, as the console shows it.
+/// A conversation with its customer and their tickets, as the console shows it.
 #[derive(Debug, Serialize)]
 struct ConversationView {
     conversation: Conversation,
     customer: CustomerView,
+    tickets: Vec<TicketView>,
+}
+
+/// A ticket with its SLA countdown.
+#[derive(Debug, Serialize)]
+struct TicketView {
+    ticket: cs_tickets::Ticket,
+    sla: Vec<cs_tickets::sla::SlaLine>,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,6 +229,10 @@ enum ToAgent {
     Resolved {
         conversation_id: ConversationId,
     },
+    Tickets {
+        conversation_id: ConversationId,
+        tickets: Vec<TicketView>,
+    },
     Ack {
         client_id: String,
         message_id: cs_core::MessageId,
@@ -245,14 +257,63 @@ enum FromAgent {
     Presence {
         presence: Presence,
     },
+    OpenTicket {
+        conversation_id: ConversationId,
+        subject: String,
+        group: Option<String>,
+    },
 }
 
 async fn view(engine: &Engine, conversation: Conversation) -> crate::Result<ConversationView> {
     let customer = engine.customer_view(conversation.customer).await?;
+    let tickets = tickets(engine, conversation.customer).await?;
     Ok(ConversationView {
         conversation,
         customer,
+        tickets,
     })
+}
+
+async fn tickets(engine: &Engine, customer: cs_core::CustomerId) -> crate::Result<Vec<TicketView>> {
+    Ok(engine
+        .customer_tickets(customer)
+        .await?
+        .into_iter()
+        .map(|ticket| TicketView {
+            sla: engine.ticket_desk().countdown(&ticket),
+            ticket,
+        })
+        .collect())
+}
+
+/// Sends the current tickets of every conversation of this agent whose customer owns `ticket`.
+async fn refresh_tickets(
+    engine: &Engine,
+    mine: &HashSet<ConversationId>,
+    ticket: cs_core::TicketId,
+    tx: &mpsc::Sender<ToAgent>,
+) -> Result<(), mpsc::error::SendError<ToAgent>> {
+    let Ok(t) = engine.tickets().get(engine.tenant(), ticket).await else {
+        return Ok(());
+    };
+    let Some(customer) = t.customer else {
+        return Ok(());
+    };
+    for id in mine {
+        let Ok(c) = engine.conversation(*id).await else {
+            continue;
+        };
+        if c.customer == customer
+            && let Ok(list) = tickets(engine, customer).await
+        {
+            tx.send(ToAgent::Tickets {
+                conversation_id: *id,
+                tickets: list,
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn queue(engine: &Engine) -> Vec<QueueItem> {
@@ -398,6 +459,9 @@ async fn forward(
             })
             .await?;
         }
+        DomainEvent::TicketOpened { ticket, .. } | DomainEvent::TicketUpdated { ticket, .. } => {
+            refresh_tickets(engine, mine, ticket, tx).await?;
+        }
         DomainEvent::StateChanged {
             conversation, to, ..
         } if !to.is_active() && mine.remove(&conversation) => {
@@ -448,6 +512,14 @@ async fn act(engine: &Engine, agent: AgentId, text: &str) -> Option<ToAgent> {
         }
         FromAgent::Resolve { conversation_id } => engine.resolve(agent, conversation_id).await,
         FromAgent::Presence { presence } => engine.set_presence(agent, presence).await,
+        FromAgent::OpenTicket {
+            conversation_id,
+            subject,
+            group,
+        } => engine
+            .open_ticket(agent, conversation_id, &subject, group)
+            .await
+            .map(|_| ()),
     };
     result.err().map(|e| error_frame(&e))
 }
@@ -455,7 +527,8 @@ async fn act(engine: &Engine, agent: AgentId, text: &str) -> Option<ToAgent> {
 fn error_frame(e: &crate::Error) -> ToAgent {
     let code = match e {
         crate::Error::Forbidden { .. } => "forbidden",
-        crate::Error::InvalidInput { .. } => "invalid_input",
+        crate::Error::InvalidInput { .. }
+        | crate::Error::Tickets(cs_tickets::Error::InvalidInput { .. }) => "invalid_input",
         _ => "internal",
     };
     ToAgent::Error {

@@ -18,8 +18,12 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use cs_bot::FaqBot;
 use cs_channels::{InboundHandler, WebChat};
-use cs_core::ChannelId;
 use cs_core::store::SqliteStore;
+use cs_core::{ChannelId, Priority};
+use cs_tickets::{
+    BusinessCalendarBuilder, EscalationRule, EscalationTarget, SlaPolicyBuilder, SlaTargets,
+    SqliteTicketStoreBuilder, TicketDesk, TicketDeskBuilder,
+};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -34,6 +38,56 @@ const AGENT_HTML: &str = include_str!("assets/agent.html");
 
 /// The id of the web chat channel the app configures.
 pub const WEBCHAT_ID: &str = "webchat";
+
+/// The demo desk's tickets: SQLite in the conversation database, an SLA policy on the configured
+/// business hours, and the seeds' escalation chain (service -> after-sales -> logistics) on breach.
+async fn ticket_desk(config: &Config, store: &SqliteStore) -> Result<TicketDesk> {
+    use chrono::{Duration, Weekday};
+    let tz: chrono_tz::Tz = config.timezone.parse().map_err(|_| Error::Config {
+        reason: format!("unknown time zone {:?}", config.timezone),
+    })?;
+    let (start, end) = config.hours()?;
+    let mut calendar = BusinessCalendarBuilder::new(tz);
+    for day in [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ] {
+        calendar = calendar.with_period(day, start, end);
+    }
+    let targets = |first: i64, next: i64, resolve: i64| SlaTargets {
+        first_response: Some(Duration::minutes(first)),
+        next_response: Some(Duration::minutes(next)),
+        resolution: Some(Duration::minutes(resolve)),
+    };
+    let sla = SlaPolicyBuilder::new("standard", calendar.build()?)
+        .with_targets(Priority::Low, targets(60, 120, 3 * 24 * 60))
+        .with_targets(Priority::Normal, targets(30, 60, 24 * 60))
+        .with_targets(Priority::High, targets(10, 30, 8 * 60))
+        .with_targets(Priority::Urgent, targets(5, 15, 4 * 60))
+        .with_warning_before(Duration::minutes(5))
+        .build()?;
+    let tickets =
+        SqliteTicketStoreBuilder::with_pools(store.writer().clone(), store.reader().clone())
+            .with_sla(sla.clone())
+            .build()
+            .await?;
+    Ok(
+        TicketDeskBuilder::new(Arc::new(tickets), Arc::new(cs_core::SystemClock))
+            .with_chain(["service", "after-sales", "logistics"])
+            .with_rule(EscalationRule::on_breach(
+                "escalate on any breach",
+                None,
+                EscalationTarget::Next,
+            ))
+            .with_sla(sla)
+            .build()?,
+    )
+}
 
 /// A ready-to-serve service: engine, web chat channel and agent sign-in.
 #[derive(Debug, Clone)]
@@ -68,7 +122,7 @@ impl App {
         );
         let mut builder = Engine::builder()
             .with_tenant(config.tenant.clone())
-            .with_store(Arc::new(store))
+            .with_store(Arc::new(store.clone()))
             .with_bot(Arc::new(bot))
             .with_channel(webchat.clone());
         let mut auth = agent::AgentAuth::new(&secret);
@@ -77,7 +131,8 @@ impl App {
             auth.add(profile.id, &a.name, &a.password);
             builder = builder.with_agent(profile);
         }
-        let engine = builder.build().await?;
+        let desk = ticket_desk(&config, &store).await?;
+        let engine = builder.with_ticket_desk(Arc::new(desk)).build().await?;
         Ok(Self::new(engine, webchat, auth, config))
     }
 
