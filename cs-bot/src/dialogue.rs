@@ -567,7 +567,15 @@ impl IntentBot {
                 if let Some(phone) = &found.phone {
                     return self.by_phone(s, &intent, action, phone, input).await;
                 }
-                if !(confident && prediction.label != intent) {
+                // A number that is not a valid order number is a failed attempt; a message
+                // without digits may change the subject, otherwise the bot asks again.
+                let attempted = text.chars().any(|c| c.is_ascii_digit());
+                if attempted || !(confident && prediction.label != intent) {
+                    let key = if attempted {
+                        "order_invalid"
+                    } else {
+                        "ask_order"
+                    };
                     return Ok(self.fail(
                         s,
                         Pending::Order {
@@ -575,7 +583,7 @@ impl IntentBot {
                             action,
                             choices,
                         },
-                        "order_invalid",
+                        key,
                         input,
                     ));
                 }
