@@ -923,8 +923,17 @@ fn pick_choice(text: &str, choices: &[String]) -> Option<String> {
     {
         return Some(choices[n - 1].clone());
     }
+    if choices.len() == 1 && YES.contains(&t.to_lowercase().as_str()) {
+        return Some(choices[0].clone());
+    }
     choices.iter().find(|c| t == c.as_str()).cloned()
 }
+
+/// Answers that accept a single offered option.
+const YES: &[&str] = &[
+    "yes", "yeah", "yep", "y", "ok", "okay", "sure", "right", "是", "是的", "对", "对的", "嗯",
+    "好", "好的",
+];
 
 fn bare_number(text: &str) -> Option<u64> {
     let t = text.trim().trim_start_matches('#');
