@@ -7,6 +7,9 @@
 //! CS_BENCH_BANKING77_DIR=../shared/data/banking77 cargo bench --bench bot   # also Banking77
 //! ```
 
+// `criterion_group!` generates an undocumented function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

@@ -78,7 +78,7 @@ async fn main() -> Result<(), cs_bot::Error> {
     println!();
     for turn in [
         "this thing doesn't work",
-        "2",
+        "yes",
         "I want to return my order",
         "my phone number is 13800138000",
         "3",

@@ -31,14 +31,22 @@ impl Example {
     }
 }
 
-/// Parses JSONL lines `{"text": ..., "label": ...}` (`intent` or `category` are accepted for
-/// `label`; blank lines are skipped).
+/// Parses JSONL lines `{"text": ..., "label": ...}` (`query`, `sentence`, `utterance` or
+/// `question` are accepted for `text`, `intent` or `category` for `label`; blank lines are
+/// skipped).
 ///
 /// # Errors
 /// [`Error::Knowledge`] with the line number for a line that is not such an object.
 pub fn parse_jsonl(text: &str) -> Result<Vec<Example>> {
+    let text = text.trim_start_matches('\u{feff}');
     #[derive(Deserialize)]
     struct Line {
+        #[serde(
+            alias = "query",
+            alias = "sentence",
+            alias = "utterance",
+            alias = "question"
+        )]
         text: String,
         #[serde(alias = "intent", alias = "category")]
         label: String,
@@ -57,19 +65,23 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Example>> {
         .collect()
 }
 
-/// Parses CSV with a header naming a `text` column and a `label`, `intent` or `category` column
-/// (RFC 4180 quoting).
+/// Parses CSV with a header naming a `text` (or `query`, `sentence`, `utterance`, `question`)
+/// column and a `label`, `intent` or `category` column (RFC 4180 quoting).
 ///
 /// # Errors
 /// [`Error::Knowledge`] when the header lacks those columns or a row is short.
 pub fn parse_csv(text: &str) -> Result<Vec<Example>> {
+    let text = text.trim_start_matches('\u{feff}');
     let mut records = csv_records(text).into_iter();
     let header = records.next().ok_or_else(|| Error::Knowledge {
         line: 1,
         reason: "empty CSV".into(),
     })?;
     let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim()));
-    let (Some(t), Some(l)) = (col(&["text"]), col(&["label", "intent", "category"])) else {
+    let (Some(t), Some(l)) = (
+        col(&["text", "query", "sentence", "utterance", "question"]),
+        col(&["label", "intent", "category"]),
+    ) else {
         return Err(Error::Knowledge {
             line: 1,
             reason: "CSV header needs a text and a label/intent/category column".into(),
@@ -490,6 +502,8 @@ mod tests {
             ]
         );
         assert!(parse_csv("foo,bar\n1,2\n").is_err());
+        let bom = parse_csv("\u{feff}query,intent\r\n查物流,logistics\r\n").unwrap();
+        assert_eq!(bom, [Example::new("查物流", "logistics")]);
     }
 
     #[test]

@@ -76,6 +76,13 @@ fn default_actions() -> HashMap<String, Action> {
 pub struct IntentBotBuilder {
     faq: Vec<FaqEntry>,
     examples: Vec<Example>,
+    classifier: ClassifierBuilder,
+    cfg: Settings,
+}
+
+/// What the builder sets and the bot uses as is.
+#[derive(Debug)]
+struct Settings {
     orders: Option<Arc<dyn OrderService>>,
     tickets: Option<Arc<dyn TicketLookup>>,
     actions: HashMap<String, Action>,
@@ -84,7 +91,6 @@ pub struct IntentBotBuilder {
     max_failures: u8,
     session_ttl: Duration,
     clock: Arc<dyn Clock>,
-    classifier: ClassifierBuilder,
     templates: Templates,
 }
 
@@ -93,11 +99,9 @@ impl fmt::Debug for IntentBotBuilder {
         f.debug_struct("IntentBotBuilder")
             .field("faq", &self.faq.len())
             .field("examples", &self.examples.len())
-            .field("orders", &self.orders)
-            .field("tickets", &self.tickets)
-            .field("answer_threshold", &self.answer_threshold)
-            .field("clarify_threshold", &self.clarify_threshold)
-            .finish_non_exhaustive()
+            .field("classifier", &self.classifier)
+            .field("cfg", &self.cfg)
+            .finish()
     }
 }
 
@@ -113,16 +117,18 @@ impl IntentBotBuilder {
         Self {
             faq: Vec::new(),
             examples: Vec::new(),
-            orders: None,
-            tickets: None,
-            actions: default_actions(),
-            answer_threshold: 0.5,
-            clarify_threshold: 0.2,
-            max_failures: 2,
-            session_ttl: Duration::minutes(30),
-            clock: Arc::new(SystemClock),
             classifier: ClassifierBuilder::new(),
-            templates: Templates::default(),
+            cfg: Settings {
+                orders: None,
+                tickets: None,
+                actions: default_actions(),
+                answer_threshold: 0.5,
+                clarify_threshold: 0.2,
+                max_failures: 2,
+                session_ttl: Duration::minutes(30),
+                clock: Arc::new(SystemClock),
+                templates: Templates::default(),
+            },
         }
     }
 
@@ -157,50 +163,50 @@ impl IntentBotBuilder {
 
     /// The shop's order system (for order status, logistics and returns).
     pub fn with_orders(mut self, orders: Arc<dyn OrderService>) -> Self {
-        self.orders = Some(orders);
+        self.cfg.orders = Some(orders);
         self
     }
 
     /// The ticket lookup (for ticket status).
     pub fn with_tickets(mut self, tickets: Arc<dyn TicketLookup>) -> Self {
-        self.tickets = Some(tickets);
+        self.cfg.tickets = Some(tickets);
         self
     }
 
     /// Maps an intent to an action (replacing the default mapping for that name).
     pub fn with_action(mut self, intent: impl Into<String>, action: Action) -> Self {
-        self.actions.insert(intent.into(), action);
+        self.cfg.actions.insert(intent.into(), action);
         self
     }
 
     /// Confidence from which the bot acts on an intent (default 0.5); between the clarify
     /// threshold and this it asks back.
     pub fn with_answer_threshold(mut self, t: f32) -> Self {
-        self.answer_threshold = t;
+        self.cfg.answer_threshold = t;
         self
     }
 
     /// Confidence below which the bot has no idea (default 0.2).
     pub fn with_clarify_threshold(mut self, t: f32) -> Self {
-        self.clarify_threshold = t;
+        self.cfg.clarify_threshold = t;
         self
     }
 
     /// Failures in a row (not understood, invalid slot values) before handing over (default 2).
     pub fn with_max_failures(mut self, n: u8) -> Self {
-        self.max_failures = n.max(1);
+        self.cfg.max_failures = n.max(1);
         self
     }
 
     /// How long a conversation's dialogue state lives without messages (default 30 minutes).
     pub fn with_session_ttl(mut self, ttl: Duration) -> Self {
-        self.session_ttl = ttl;
+        self.cfg.session_ttl = ttl;
         self
     }
 
     /// The clock (tests use [`cs_core::ManualClock`]).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.cfg.clock = clock;
         self
     }
 
@@ -215,7 +221,7 @@ impl IntentBotBuilder {
     /// # Errors
     /// [`Error::InvalidInput`] for an unknown key.
     pub fn with_template(mut self, key: &str, zh: bool, text: impl Into<String>) -> Result<Self> {
-        self.templates.set(key, zh, text.into())?;
+        self.cfg.templates.set(key, zh, text.into())?;
         Ok(self)
     }
 
@@ -225,9 +231,9 @@ impl IntentBotBuilder {
     /// [`Error::InvalidInput`] for thresholds out of order, an action intent whose service is
     /// missing, or fewer than two intents.
     pub fn build(self) -> Result<IntentBot> {
-        if !(0.0 <= self.clarify_threshold
-            && self.clarify_threshold <= self.answer_threshold
-            && self.answer_threshold <= 1.0)
+        if !(0.0 <= self.cfg.clarify_threshold
+            && self.cfg.clarify_threshold <= self.cfg.answer_threshold
+            && self.cfg.answer_threshold <= 1.0)
         {
             return Err(Error::InvalidInput {
                 reason: "need 0 <= clarify_threshold <= answer_threshold <= 1".into(),
@@ -242,13 +248,13 @@ impl IntentBotBuilder {
         let labels: std::collections::BTreeSet<&str> =
             training.iter().map(|e| e.label.as_str()).collect();
         for l in &labels {
-            match self.actions.get(*l) {
-                Some(a) if a.needs_order() && self.orders.is_none() => {
+            match self.cfg.actions.get(*l) {
+                Some(a) if a.needs_order() && self.cfg.orders.is_none() => {
                     return Err(Error::InvalidInput {
                         reason: format!("intent {l:?} needs an OrderService (with_orders)"),
                     });
                 }
-                Some(Action::TicketStatus) if self.tickets.is_none() => {
+                Some(Action::TicketStatus) if self.cfg.tickets.is_none() => {
                     return Err(Error::InvalidInput {
                         reason: format!("intent {l:?} needs a TicketLookup (with_tickets)"),
                     });
@@ -259,7 +265,7 @@ impl IntentBotBuilder {
         let classifier = self
             .classifier
             .clone()
-            .with_threshold(self.clarify_threshold)
+            .with_threshold(self.cfg.clarify_threshold)
             .train(&training)?;
         let faq = self
             .faq
@@ -269,15 +275,7 @@ impl IntentBotBuilder {
         Ok(IntentBot {
             classifier,
             faq,
-            orders: self.orders,
-            tickets: self.tickets,
-            actions: self.actions,
-            answer_threshold: self.answer_threshold,
-            clarify_threshold: self.clarify_threshold,
-            max_failures: self.max_failures,
-            session_ttl: self.session_ttl,
-            clock: self.clock,
-            templates: self.templates,
+            cfg: self.cfg,
             sessions: Mutex::new(HashMap::new()),
         })
     }
@@ -333,15 +331,7 @@ impl Session {
 pub struct IntentBot {
     classifier: IntentClassifier,
     faq: HashMap<String, FaqEntry>,
-    orders: Option<Arc<dyn OrderService>>,
-    tickets: Option<Arc<dyn TicketLookup>>,
-    actions: HashMap<String, Action>,
-    answer_threshold: f32,
-    clarify_threshold: f32,
-    max_failures: u8,
-    session_ttl: Duration,
-    clock: Arc<dyn Clock>,
-    templates: Templates,
+    cfg: Settings,
     sessions: Mutex<HashMap<ConversationId, Session>>,
 }
 
@@ -350,8 +340,8 @@ impl fmt::Debug for IntentBot {
         f.debug_struct("IntentBot")
             .field("intents", &self.classifier.labels().len())
             .field("faq", &self.faq.len())
-            .field("answer_threshold", &self.answer_threshold)
-            .field("clarify_threshold", &self.clarify_threshold)
+            .field("answer_threshold", &self.cfg.answer_threshold)
+            .field("clarify_threshold", &self.cfg.clarify_threshold)
             .finish_non_exhaustive()
     }
 }
@@ -416,7 +406,7 @@ impl IntentBot {
 
     fn take_session(&self, conv: ConversationId, now: DateTime<Utc>) -> Session {
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let ttl = self.session_ttl;
+        let ttl = self.cfg.session_ttl;
         if map.len() > 1024 {
             map.retain(|_, s| now - s.seen_at < ttl);
         }
@@ -501,7 +491,7 @@ impl IntentBot {
             s.transcript.join(" / ")
         ));
         BotReply {
-            messages: vec![self.templates.render(message_key, s.zh, &[])],
+            messages: vec![self.cfg.templates.render(message_key, s.zh, &[])],
             intent: s.intent.clone(),
             handoff: Some(Handoff {
                 reason,
@@ -550,11 +540,11 @@ impl IntentBot {
             return Ok(self.handoff(s, HandoffReason::CustomerRequest, "handoff_request", input));
         }
         let prediction = self.classifier.predict(text);
-        let confident = prediction.confidence >= self.answer_threshold && !is_vague(text);
+        let confident = prediction.confidence >= self.cfg.answer_threshold && !is_vague(text);
         if now_sent.is_upset() {
             // An angry complaint is a complaint (the complaints team, urgent priority).
             if confident
-                && self.actions.get(&prediction.label)
+                && self.cfg.actions.get(&prediction.label)
                     == Some(&Action::Handoff(HandoffReasonKind::Complaint))
             {
                 return self
@@ -577,7 +567,15 @@ impl IntentBot {
                 if let Some(phone) = &found.phone {
                     return self.by_phone(s, &intent, action, phone, input).await;
                 }
-                if !(confident && prediction.label != intent) {
+                // A number that is not a valid order number is a failed attempt; a message
+                // without digits may change the subject, otherwise the bot asks again.
+                let attempted = text.chars().any(|c| c.is_ascii_digit());
+                if attempted || !(confident && prediction.label != intent) {
+                    let key = if attempted {
+                        "order_invalid"
+                    } else {
+                        "ask_order"
+                    };
                     return Ok(self.fail(
                         s,
                         Pending::Order {
@@ -585,7 +583,7 @@ impl IntentBot {
                             action,
                             choices,
                         },
-                        "order_invalid",
+                        key,
                         input,
                     ));
                 }
@@ -600,14 +598,14 @@ impl IntentBot {
             }
             Some(Pending::Clarify { candidates }) => {
                 let picked = pick_choice(text, &candidates).or_else(|| {
-                    (confident || prediction.confidence >= self.clarify_threshold)
+                    (confident || prediction.confidence >= self.cfg.clarify_threshold)
                         .then(|| prediction.label.clone())
                         .filter(|l| candidates.contains(l) || confident)
                 });
                 return Ok(match picked {
                     Some(intent) => {
                         let conf = if candidates.contains(&intent) {
-                            prediction.confidence.max(self.answer_threshold)
+                            prediction.confidence.max(self.cfg.answer_threshold)
                         } else {
                             prediction.confidence
                         };
@@ -625,23 +623,27 @@ impl IntentBot {
                 .handle_intent(s, &prediction.label, prediction.confidence, input)
                 .await;
         }
-        if prediction.confidence >= self.clarify_threshold || is_vague(text) {
+        if prediction.confidence >= self.cfg.clarify_threshold || is_vague(text) {
             return Ok(self.clarify(s, &prediction, input));
         }
         s.failures += 1;
-        if s.failures >= self.max_failures {
+        if s.failures >= self.cfg.max_failures {
             return Ok(self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input));
         }
-        Ok(self.reply(s, vec![self.templates.render("rephrase", s.zh, &[])], input))
+        Ok(self.reply(
+            s,
+            vec![self.cfg.templates.render("rephrase", s.zh, &[])],
+            input,
+        ))
     }
 
     fn fail(&self, s: &mut Session, pending: Pending, key: &str, input: &BotInput) -> BotReply {
         s.failures += 1;
-        if s.failures >= self.max_failures {
+        if s.failures >= self.cfg.max_failures {
             return self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input);
         }
         s.pending = Some(pending);
-        self.reply(s, vec![self.templates.render(key, s.zh, &[])], input)
+        self.reply(s, vec![self.cfg.templates.render(key, s.zh, &[])], input)
     }
 
     fn clarify(&self, s: &mut Session, p: &Prediction, input: &BotInput) -> BotReply {
@@ -657,6 +659,7 @@ impl IntentBot {
             .map(|(i, l)| format!("{}. {}", i + 1, self.title(l, s.zh)))
             .collect();
         let msg = self
+            .cfg
             .templates
             .render("clarify", s.zh, &[("options", &options.join("\n"))]);
         s.pending = Some(Pending::Clarify { candidates });
@@ -676,7 +679,7 @@ impl IntentBot {
             confidence,
         });
         let answer = self.answer(intent, s.zh);
-        match self.actions.get(intent).copied() {
+        match self.cfg.actions.get(intent).copied() {
             Some(Action::Handoff(kind)) => {
                 let (reason, key) = match kind {
                     HandoffReasonKind::CustomerRequest => {
@@ -699,7 +702,7 @@ impl IntentBot {
                     choices: Vec::new(),
                 });
                 let mut msgs: Vec<String> = answer.into_iter().collect();
-                msgs.push(self.templates.render("ask_order", s.zh, &[]));
+                msgs.push(self.cfg.templates.render("ask_order", s.zh, &[]));
                 Ok(self.reply(s, msgs, input))
             }
             Some(Action::TicketStatus) => {
@@ -711,7 +714,7 @@ impl IntentBot {
                 });
                 Ok(self.reply(
                     s,
-                    vec![self.templates.render("ask_ticket", s.zh, &[])],
+                    vec![self.cfg.templates.render("ask_ticket", s.zh, &[])],
                     input,
                 ))
             }
@@ -730,7 +733,7 @@ impl IntentBot {
         phone: &str,
         input: &BotInput,
     ) -> Result<BotReply> {
-        let Some(orders) = &self.orders else {
+        let Some(orders) = &self.cfg.orders else {
             return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
         };
         let found = orders.orders_by_phone(&input.tenant, phone).await?;
@@ -773,7 +776,7 @@ impl IntentBot {
                 });
                 Ok(self.reply(
                     s,
-                    vec![self.templates.render(
+                    vec![self.cfg.templates.render(
                         "choose_order",
                         s.zh,
                         &[("orders", &list.join("\n"))],
@@ -792,7 +795,7 @@ impl IntentBot {
         id: &str,
         input: &BotInput,
     ) -> Result<BotReply> {
-        let Some(orders) = &self.orders else {
+        let Some(orders) = &self.cfg.orders else {
             return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
         };
         let Some(order) = orders.order(&input.tenant, id).await? else {
@@ -824,11 +827,11 @@ impl IntentBot {
             ("total", total.as_str()),
         ];
         let msg = match action {
-            Action::OrderStatus => self.templates.render("order_status", zh, &base),
+            Action::OrderStatus => self.cfg.templates.render("order_status", zh, &base),
             Action::Logistics => {
                 let events = orders.logistics(&input.tenant, &order.id).await?;
                 if events.is_empty() {
-                    self.templates.render("logistics_empty", zh, &base)
+                    self.cfg.templates.render("logistics_empty", zh, &base)
                 } else {
                     let timeline: Vec<String> = events
                         .iter()
@@ -850,7 +853,7 @@ impl IntentBot {
                     vars.push(("carrier", carrier.trim()));
                     let timeline = timeline.join("\n");
                     vars.push(("timeline", &timeline));
-                    self.templates.render("logistics", zh, &vars)
+                    self.cfg.templates.render("logistics", zh, &vars)
                 }
             }
             Action::StartReturn(kind) => {
@@ -864,23 +867,23 @@ impl IntentBot {
                         s.slots.set("return_id", &receipt.id);
                         let mut vars = base.to_vec();
                         vars.push(("return_id", &receipt.id));
-                        self.templates.render("return_started", zh, &vars)
+                        self.cfg.templates.render("return_started", zh, &vars)
                     }
                     Err(Error::InvalidInput { .. }) => {
-                        self.templates.render("return_refused", zh, &base)
+                        self.cfg.templates.render("return_refused", zh, &base)
                     }
                     Err(e) => return Err(e),
                 }
             }
             Action::TicketStatus | Action::Handoff(_) => {
-                self.templates.render("order_status", zh, &base)
+                self.cfg.templates.render("order_status", zh, &base)
             }
         };
         Ok(self.reply(s, vec![msg], input))
     }
 
     async fn ticket(&self, s: &mut Session, number: u64, input: &BotInput) -> Result<BotReply> {
-        let Some(tickets) = &self.tickets else {
+        let Some(tickets) = &self.cfg.tickets else {
             return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
         };
         s.slots.set("ticket", &number.to_string());
@@ -888,7 +891,7 @@ impl IntentBot {
             Some(t) => {
                 let n = t.number.to_string();
                 let updated = t.updated_at.format("%Y-%m-%d %H:%M").to_string();
-                let msg = self.templates.render(
+                let msg = self.cfg.templates.render(
                     "ticket_status",
                     s.zh,
                     &[
@@ -920,8 +923,17 @@ fn pick_choice(text: &str, choices: &[String]) -> Option<String> {
     {
         return Some(choices[n - 1].clone());
     }
+    if choices.len() == 1 && YES.contains(&t.to_lowercase().as_str()) {
+        return Some(choices[0].clone());
+    }
     choices.iter().find(|c| t == c.as_str()).cloned()
 }
+
+/// Answers that accept a single offered option.
+const YES: &[&str] = &[
+    "yes", "yeah", "yep", "y", "ok", "okay", "sure", "right", "是", "是的", "对", "对的", "嗯",
+    "好", "好的",
+];
 
 fn bare_number(text: &str) -> Option<u64> {
     let t = text.trim().trim_start_matches('#');
@@ -931,7 +943,7 @@ fn bare_number(text: &str) -> Option<u64> {
 #[async_trait]
 impl Bot for IntentBot {
     async fn reply(&self, input: &BotInput) -> Result<BotReply> {
-        let now = self.clock.now();
+        let now = self.cfg.clock.now();
         let mut s = self.take_session(input.conversation, now);
         s.seen_at = now;
         let result = self.run(&mut s, input).await;

@@ -80,6 +80,21 @@ async fn logistics_with_slot_validation_in_english() {
 }
 
 #[tokio::test]
+async fn an_invalid_number_is_not_taken_for_a_new_question() {
+    let (bot, _, _) = setup();
+    let c = chat(&bot);
+    c.say("我的快递到哪了？").await;
+    let r = c.say("订单号是12345").await;
+    assert!(text(&r).contains("6-24位"), "{r:?}");
+    assert_eq!(r.intent.unwrap().name, "logistics");
+    // A second failed attempt in a row hands over, with the attempts in the summary.
+    let r = c.say("查物流").await;
+    let h = r.handoff.expect("handed over");
+    assert_eq!(h.reason, HandoffReason::RepeatedFailure);
+    assert!(h.summary.contains("12345"), "{}", h.summary);
+}
+
+#[tokio::test]
 async fn return_in_chinese_with_the_order_number_in_the_first_message() {
     let (bot, shop, _) = setup();
     let c = chat(&bot);

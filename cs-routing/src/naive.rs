@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::policy::{Effective, RoutingPolicy, agent_order, at_ms, has_room, medium_index, ms};
 use crate::router::SyncRouter;
 use crate::simple::{validate_agent, validate_task};
-use crate::task::{AgentLoad, Decision, QueuedTask, Snapshot, Task};
+use crate::task::{AgentLoad, Decision, Snapshot, Task};
 
 /// The reference implementation of the routing policy ([`crate::policy`]): every decision is a
 /// linear scan over all tasks and agents, so it is easy to check by reading. The property tests
@@ -476,26 +476,14 @@ impl SyncRouter for NaiveRouter {
     }
 
     fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            queued: self
-                .queue
-                .values()
-                .enumerate()
-                .map(|(position, t)| QueuedTask {
-                    task: t.task.clone(),
-                    position,
-                })
-                .collect(),
-            agents: self
-                .agents
-                .iter()
-                .map(|a| AgentLoad {
-                    agent: a.agent.id,
-                    presence: a.agent.presence,
-                    tasks: a.held.iter().map(|(t, _)| *t).collect(),
-                })
-                .collect(),
-        }
+        Snapshot::build(
+            self.queue.values().map(|t| &t.task),
+            self.agents.iter().map(|a| AgentLoad {
+                agent: a.agent.id,
+                presence: a.agent.presence,
+                tasks: a.held.iter().map(|(t, _)| *t).collect(),
+            }),
+        )
     }
 
     fn next_deadline(&self) -> Option<DateTime<Utc>> {

@@ -13,7 +13,7 @@ use crate::naive::{duplicate, from_ms, not_assigned, not_found, not_offered};
 use crate::policy::{MEDIA, RoutingPolicy, at_ms, has_room, is_vip, medium_index, ms};
 use crate::router::SyncRouter;
 use crate::simple::{validate_agent, validate_task};
-use crate::task::{AgentLoad, Decision, QueuedTask, Snapshot, Task};
+use crate::task::{AgentLoad, Decision, Snapshot, Task};
 
 /// A small multiplicative hasher for ids and interned keys (the std SipHash costs more than a
 /// routing decision).
@@ -1054,29 +1054,18 @@ impl SyncRouter for SkillRouter {
             .filter(|t| t.state == State::Queued)
             .collect();
         q.sort_by_key(|t| (t.rank, t.seq));
-        Snapshot {
-            queued: q
-                .into_iter()
-                .enumerate()
-                .map(|(position, t)| QueuedTask {
-                    task: t.task.clone(),
-                    position,
-                })
-                .collect(),
-            agents: self
-                .agents
-                .iter()
-                .map(|a| AgentLoad {
-                    agent: a.agent.id,
-                    presence: a.agent.presence,
-                    tasks: a
-                        .tasks
-                        .iter()
-                        .map(|&t| self.tasks[t as usize].task.id)
-                        .collect(),
-                })
-                .collect(),
-        }
+        Snapshot::build(
+            q.into_iter().map(|t| &t.task),
+            self.agents.iter().map(|a| AgentLoad {
+                agent: a.agent.id,
+                presence: a.agent.presence,
+                tasks: a
+                    .tasks
+                    .iter()
+                    .map(|&t| self.tasks[t as usize].task.id)
+                    .collect(),
+            }),
+        )
     }
 
     fn next_deadline(&self) -> Option<DateTime<Utc>> {

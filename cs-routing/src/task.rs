@@ -139,3 +139,22 @@ pub struct Snapshot {
     /// Every known agent's load.
     pub agents: Vec<AgentLoad>,
 }
+
+impl Snapshot {
+    /// A snapshot of `queued` (in serving order) and of `agents` (id, presence, tasks).
+    pub(crate) fn build<'a>(
+        queued: impl Iterator<Item = &'a Task>,
+        agents: impl Iterator<Item = AgentLoad>,
+    ) -> Self {
+        Self {
+            queued: queued
+                .enumerate()
+                .map(|(position, task)| QueuedTask {
+                    task: task.clone(),
+                    position,
+                })
+                .collect(),
+            agents: agents.collect(),
+        }
+    }
+}

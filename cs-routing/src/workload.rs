@@ -407,7 +407,9 @@ pub fn run(router: &mut dyn SyncRouter, w: Workload, budget: Option<Duration>) -
         record(&mut report, took, s.out.len());
         s.note();
     }
-    report.cpu = thread_cpu().zip(cpu_start).map(|(end, start)| end.saturating_sub(start));
+    report.cpu = thread_cpu()
+        .zip(cpu_start)
+        .map(|(end, start)| end.saturating_sub(start));
     Ok(report)
 }
 
