@@ -126,5 +126,6 @@ super::sql_ticket_store!(
     sqlx::Postgres,
     "postgres",
     map_error,
-    text_filter
+    text_filter,
+    false
 );

@@ -163,5 +163,6 @@ super::sql_ticket_store!(
     sqlx::Sqlite,
     "sqlite",
     map_error,
-    text_filter
+    text_filter,
+    true
 );
