@@ -70,6 +70,13 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(provider: &str, body: &[
         .map_err(|e| Error::invalid(format!("malformed {provider} payload: {e}")))
 }
 
+/// A builder setting that must be present and non-empty.
+pub(crate) fn required(value: Option<String>, provider: &str, what: &str) -> Result<String> {
+    value
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::invalid(format!("{provider} needs {what}")))
+}
+
 /// Escapes text for an XML element or attribute.
 pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -229,44 +229,37 @@ async fn comments_and_reopen(store: &dyn TicketStore) {
     new.customer = Some(customer);
     let ticket = store.create(new).await.unwrap();
     let note = store
-        .add_comment(NewComment {
-            tenant: t.clone(),
-            ticket: ticket.id,
-            author: agent(),
-            body: "checked with finance".into(),
-            public: false,
-            attachments: Vec::new(),
-            at: t0() + Duration::minutes(1),
-        })
+        .add_comment(note(
+            &t,
+            ticket.id,
+            agent(),
+            "checked with finance",
+            t0() + Duration::minutes(1),
+        ))
         .await
         .unwrap();
     assert_eq!(note.seq, 2, "the description is comment 1");
     let current = store.get(&t, ticket.id).await.unwrap();
     let solved = store
-        .update(UpdateTicket {
-            tenant: t.clone(),
-            id: ticket.id,
-            expected_version: current.version,
-            actor: agent(),
-            at: t0() + Duration::minutes(2),
-            patch: TicketPatch {
-                status: Some(TicketStatus::Solved),
-                ..Default::default()
-            },
-        })
+        .update(change(
+            &t,
+            ticket.id,
+            current.version,
+            agent(),
+            t0() + Duration::minutes(2),
+            status(TicketStatus::Solved),
+        ))
         .await
         .unwrap();
     assert_eq!(solved.status, TicketStatus::Solved);
     store
-        .add_comment(NewComment {
-            tenant: t.clone(),
-            ticket: ticket.id,
-            author: Actor::Customer { customer },
-            body: "still not refunded".into(),
-            public: true,
-            attachments: Vec::new(),
-            at: t0() + Duration::minutes(3),
-        })
+        .add_comment(reply(
+            &t,
+            ticket.id,
+            Actor::Customer { customer },
+            "still not refunded",
+            t0() + Duration::minutes(3),
+        ))
         .await
         .unwrap();
     let reopened = store.get(&t, ticket.id).await.unwrap();
@@ -280,15 +273,7 @@ async fn comments_and_reopen(store: &dyn TicketStore) {
     assert!(comments[0].public && !comments[1].public && comments[2].public);
     assert!(matches!(
         store
-            .add_comment(NewComment {
-                tenant: t.clone(),
-                ticket: TicketId::new(),
-                author: agent(),
-                body: "x".into(),
-                public: true,
-                attachments: Vec::new(),
-                at: t0(),
-            })
+            .add_comment(reply(&t, TicketId::new(), agent(), "x", t0()))
             .await,
         Err(Error::NotFound { .. })
     ));
@@ -301,31 +286,25 @@ async fn workflow_is_enforced(store: &dyn TicketStore) {
         .await
         .unwrap();
     let closed = store
-        .update(UpdateTicket {
-            tenant: t.clone(),
-            id: ticket.id,
-            expected_version: 0,
-            actor: agent(),
-            at: t0(),
-            patch: TicketPatch {
-                status: Some(TicketStatus::Closed),
-                ..Default::default()
-            },
-        })
+        .update(change(
+            &t,
+            ticket.id,
+            0,
+            agent(),
+            t0(),
+            status(TicketStatus::Closed),
+        ))
         .await
         .unwrap();
     let err = store
-        .update(UpdateTicket {
-            tenant: t.clone(),
-            id: ticket.id,
-            expected_version: closed.version,
-            actor: agent(),
-            at: t0(),
-            patch: TicketPatch {
-                status: Some(TicketStatus::Open),
-                ..Default::default()
-            },
-        })
+        .update(change(
+            &t,
+            ticket.id,
+            closed.version,
+            agent(),
+            t0(),
+            status(TicketStatus::Open),
+        ))
         .await
         .unwrap_err();
     assert!(
@@ -337,15 +316,7 @@ async fn workflow_is_enforced(store: &dyn TicketStore) {
         closed.version
     );
     let err = store
-        .add_comment(NewComment {
-            tenant: t.clone(),
-            ticket: ticket.id,
-            author: agent(),
-            body: "late".into(),
-            public: true,
-            attachments: Vec::new(),
-            at: t0(),
-        })
+        .add_comment(reply(&t, ticket.id, agent(), "late", t0()))
         .await
         .unwrap_err();
     assert!(
@@ -440,25 +411,93 @@ async fn search_filters(store: &dyn TicketStore) {
     );
 }
 
+/// Runs `f(0)` to `f(WRITERS - 1)` as concurrent tasks; their results, sorted.
+async fn all_at_once<F, Fut>(f: F) -> Vec<u64>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    let handles: Vec<_> = (0..WRITERS).map(|i| tokio::spawn(f(i))).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out.sort_unstable();
+    out
+}
+
+/// An internal note.
+fn note(
+    t: &TenantId,
+    ticket: TicketId,
+    author: Actor,
+    body: &str,
+    at: DateTime<Utc>,
+) -> NewComment {
+    NewComment {
+        tenant: t.clone(),
+        ticket,
+        author,
+        body: body.into(),
+        public: false,
+        attachments: Vec::new(),
+        at,
+    }
+}
+
+/// A public reply.
+fn reply(
+    t: &TenantId,
+    ticket: TicketId,
+    author: Actor,
+    body: &str,
+    at: DateTime<Utc>,
+) -> NewComment {
+    NewComment {
+        public: true,
+        ..note(t, ticket, author, body, at)
+    }
+}
+
+/// An update of `ticket` (read at `version`) by `actor`.
+fn change(
+    t: &TenantId,
+    ticket: TicketId,
+    version: u64,
+    actor: Actor,
+    at: DateTime<Utc>,
+    patch: TicketPatch,
+) -> UpdateTicket {
+    UpdateTicket {
+        tenant: t.clone(),
+        id: ticket,
+        expected_version: version,
+        actor,
+        at,
+        patch,
+    }
+}
+
+fn status(s: TicketStatus) -> TicketPatch {
+    TicketPatch {
+        status: Some(s),
+        ..Default::default()
+    }
+}
+
 async fn concurrent_creates_get_distinct_numbers(store: Arc<dyn TicketStore>) {
     let t = tenant();
-    let handles: Vec<_> = (0..WRITERS)
-        .map(|i| {
-            let (store, t) = (store.clone(), t.clone());
-            tokio::spawn(async move {
-                store
-                    .create(NewTicket::new(t, format!("rush {i}"), agent(), t0()))
-                    .await
-                    .unwrap()
-                    .number
-            })
-        })
-        .collect();
-    let mut numbers = Vec::new();
-    for h in handles {
-        numbers.push(h.await.unwrap());
-    }
-    numbers.sort_unstable();
+    let numbers = all_at_once(|i| {
+        let (store, t) = (store.clone(), t.clone());
+        async move {
+            store
+                .create(NewTicket::new(t, format!("rush {i}"), agent(), t0()))
+                .await
+                .unwrap()
+                .number
+        }
+    })
+    .await;
     assert_eq!(
         numbers,
         (1..=WRITERS as u64).collect::<Vec<_>>(),
@@ -472,31 +511,14 @@ async fn concurrent_comments_are_all_kept(store: Arc<dyn TicketStore>) {
         .create(NewTicket::new(t.clone(), "many replies", agent(), t0()))
         .await
         .unwrap();
-    let handles: Vec<_> = (0..WRITERS)
-        .map(|i| {
-            let (store, t) = (store.clone(), t.clone());
-            tokio::spawn(async move {
-                store
-                    .add_comment(NewComment {
-                        tenant: t,
-                        ticket: ticket.id,
-                        author: agent(),
-                        body: format!("note {i}"),
-                        public: false,
-                        attachments: Vec::new(),
-                        at: t0(),
-                    })
-                    .await
-                    .unwrap()
-                    .seq
-            })
-        })
-        .collect();
-    let mut seqs = Vec::new();
-    for h in handles {
-        seqs.push(h.await.unwrap());
-    }
-    seqs.sort_unstable();
+    let seqs = all_at_once(|i| {
+        let (store, t) = (store.clone(), t.clone());
+        async move {
+            let note = note(&t, ticket.id, agent(), &format!("note {i}"), t0());
+            store.add_comment(note).await.unwrap().seq
+        }
+    })
+    .await;
     assert_eq!(seqs, (1..=WRITERS as u64).collect::<Vec<_>>());
     let comments = store.comments(&t, ticket.id).await.unwrap();
     assert_eq!(comments.len(), WRITERS, "no comment lost");
@@ -567,17 +589,14 @@ async fn fields_attachments_and_csat(store: &dyn TicketStore) {
         "an open ticket cannot be rated: {err:?}"
     );
     let solved = store
-        .update(UpdateTicket {
-            tenant: t.clone(),
-            id: ticket.id,
-            expected_version: 1,
-            actor: agent(),
-            at: t0(),
-            patch: TicketPatch {
-                status: Some(TicketStatus::Solved),
-                ..Default::default()
-            },
-        })
+        .update(change(
+            &t,
+            ticket.id,
+            1,
+            agent(),
+            t0(),
+            status(TicketStatus::Solved),
+        ))
         .await
         .unwrap();
     assert!(matches!(
@@ -767,15 +786,13 @@ async fn sla_counts_business_time(store: &dyn TicketStore) {
     );
     // The agent's public reply meets first response; resolution runs on.
     store
-        .add_comment(NewComment {
-            tenant: t.clone(),
-            ticket: ticket.id,
-            author: agent(),
-            body: "It is with the courier, I am chasing it.".into(),
-            public: true,
-            attachments: Vec::new(),
-            at: cst(13, 17, 50),
-        })
+        .add_comment(reply(
+            &t,
+            ticket.id,
+            agent(),
+            "It is with the courier, I am chasing it.",
+            cst(13, 17, 50),
+        ))
         .await
         .unwrap();
     let answered = store.get(&t, ticket.id).await.unwrap();
@@ -803,17 +820,14 @@ async fn sla_pauses_while_pending(store: &dyn TicketStore) {
     let ticket = store.create(new).await.unwrap();
     // Half an hour in, the agent asks the customer for a photo: the clocks stop.
     let pending = store
-        .update(UpdateTicket {
-            tenant: t.clone(),
-            id: ticket.id,
-            expected_version: 0,
-            actor: agent(),
-            at: cst(13, 17, 30),
-            patch: TicketPatch {
-                status: Some(TicketStatus::PendingCustomer),
-                ..Default::default()
-            },
-        })
+        .update(change(
+            &t,
+            ticket.id,
+            0,
+            agent(),
+            cst(13, 17, 30),
+            status(TicketStatus::PendingCustomer),
+        ))
         .await
         .unwrap();
     assert_eq!(first_response_due(&pending), None);
@@ -829,15 +843,13 @@ async fn sla_pauses_while_pending(store: &dyn TicketStore) {
     );
     // Tuesday 11:00 the customer replies: reopened, 1.5 h left: 11:00-12:00, lunch, 13:00-13:30.
     store
-        .add_comment(NewComment {
-            tenant: t.clone(),
-            ticket: ticket.id,
-            author: Actor::Customer { customer },
-            body: "照片在这里".into(),
-            public: true,
-            attachments: Vec::new(),
-            at: cst(17, 11, 0),
-        })
+        .add_comment(reply(
+            &t,
+            ticket.id,
+            Actor::Customer { customer },
+            "照片在这里",
+            cst(17, 11, 0),
+        ))
         .await
         .unwrap();
     let resumed = store.get(&t, ticket.id).await.unwrap();
@@ -1039,17 +1051,14 @@ async fn desk_hands_over_and_answers_customers(store: Arc<dyn TicketStore>) {
 
     let cur = store.get(&t, ticket.id).await.unwrap();
     store
-        .update(UpdateTicket {
-            tenant: t.clone(),
-            id: ticket.id,
-            expected_version: cur.version,
-            actor: agent(),
-            at: clock.now(),
-            patch: TicketPatch {
-                status: Some(TicketStatus::Solved),
-                ..Default::default()
-            },
-        })
+        .update(change(
+            &t,
+            ticket.id,
+            cur.version,
+            agent(),
+            clock.now(),
+            status(TicketStatus::Solved),
+        ))
         .await
         .unwrap();
     assert!(

@@ -638,3 +638,155 @@ impl SlaTimer {
         self.warn_at = cal.add(since, (left - policy.warn_before).max(Duration::zero()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hm(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    fn shanghai() -> BusinessCalendar {
+        BusinessCalendarBuilder::new(chrono_tz::Asia::Shanghai)
+            .with_weekday_period(hm(9, 0), hm(12, 0))
+            .with_weekday_period(hm(13, 0), hm(18, 0))
+            .with_period(Weekday::Sat, hm(10, 0), hm(14, 0))
+            .with_holiday(NaiveDate::from_ymd_opt(2026, 10, 1).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// A local time in Shanghai.
+    fn cst(m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, m, d, h, min, 0).unwrap() - Duration::hours(8)
+    }
+
+    #[test]
+    fn several_periods_a_day_and_a_saturday() {
+        let cal = shanghai();
+        // Friday 2026-11-13 11:30 + 1 h: 30 min before lunch, 30 min after.
+        assert_eq!(
+            cal.add(cst(11, 13, 11, 30), Duration::hours(1)),
+            Some(cst(11, 13, 13, 30))
+        );
+        // Friday 17:00 + 3 h: 1 h Friday, 2 h on Saturday's short day.
+        assert_eq!(
+            cal.add(cst(11, 13, 17, 0), Duration::hours(3)),
+            Some(cst(11, 14, 12, 0))
+        );
+        // Saturday 13:00 + 2 h: 1 h Saturday, Sunday off, Monday 10:00.
+        assert_eq!(
+            cal.add(cst(11, 14, 13, 0), Duration::hours(2)),
+            Some(cst(11, 16, 10, 0))
+        );
+        // Outside hours, the count starts at the next opening.
+        assert_eq!(
+            cal.add(cst(11, 15, 3, 0), Duration::minutes(5)),
+            Some(cst(11, 16, 9, 5))
+        );
+        assert_eq!(
+            cal.between(cst(11, 13, 11, 0), cst(11, 16, 10, 0)),
+            Duration::hours(11)
+        );
+    }
+
+    #[test]
+    fn holidays_have_no_business_time() {
+        let cal = shanghai();
+        // Wednesday 2026-09-30 17:00 + 2 h skips the national-day holiday (Thursday).
+        assert_eq!(
+            cal.add(cst(9, 30, 17, 0), Duration::hours(2)),
+            Some(cst(10, 2, 10, 0))
+        );
+        assert_eq!(
+            cal.between(cst(10, 1, 0, 0), cst(10, 2, 0, 0)),
+            Duration::zero()
+        );
+    }
+
+    #[test]
+    fn add_and_between_agree() {
+        let cal = shanghai();
+        let start = cst(11, 11, 8, 17);
+        for minutes in [1, 59, 180, 181, 600, 2_000, 10_000] {
+            let end = cal.add(start, Duration::minutes(minutes)).unwrap();
+            assert_eq!(
+                cal.between(start, end),
+                Duration::minutes(minutes),
+                "{minutes}"
+            );
+        }
+    }
+
+    #[test]
+    fn daylight_saving_is_respected() {
+        // New York leaves DST on Sunday 2026-11-01: 09:00 local is 13:00 UTC before, 14:00 after.
+        let cal = BusinessCalendarBuilder::new(chrono_tz::America::New_York)
+            .with_weekday_period(hm(9, 0), hm(17, 0))
+            .build()
+            .unwrap();
+        let friday_close = Utc.with_ymd_and_hms(2026, 10, 30, 21, 0, 0).unwrap();
+        assert_eq!(
+            cal.add(friday_close, Duration::hours(1)),
+            Some(Utc.with_ymd_and_hms(2026, 11, 2, 15, 0, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_calendars_and_policies_are_refused() {
+        let b = BusinessCalendarBuilder::new(chrono_tz::UTC);
+        assert!(b.clone().build().is_err(), "no hours");
+        assert!(
+            b.clone()
+                .with_weekday_period(hm(12, 0), hm(9, 0))
+                .build()
+                .is_err()
+        );
+        assert!(
+            b.with_weekday_period(hm(9, 0), hm(12, 0))
+                .with_weekday_period(hm(11, 0), hm(13, 0))
+                .build()
+                .is_err(),
+            "overlap"
+        );
+        let neg = SlaTargets {
+            first_response: Some(Duration::minutes(-1)),
+            ..Default::default()
+        };
+        assert!(
+            SlaPolicyBuilder::new("x", BusinessCalendar::always())
+                .with_targets(Priority::Normal, neg)
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tier_targets_win_and_always_counts_wall_time() {
+        let vip = SlaTargets {
+            first_response: Some(Duration::minutes(10)),
+            ..Default::default()
+        };
+        let normal = SlaTargets {
+            first_response: Some(Duration::hours(1)),
+            ..Default::default()
+        };
+        let p = SlaPolicyBuilder::new("tiers", BusinessCalendar::always())
+            .with_targets(Priority::Normal, normal)
+            .with_tier_targets("vip", Priority::Normal, vip)
+            .build()
+            .unwrap();
+        assert_eq!(p.targets(Priority::Normal, Some("vip")), vip);
+        assert_eq!(p.targets(Priority::Normal, Some("gold")), normal);
+        assert_eq!(p.targets(Priority::Low, None), SlaTargets::default());
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 14, 23, 0, 0).unwrap();
+        let clock = SlaClock::start(&p, vip, t0);
+        assert_eq!(clock.due_at(), Some(t0 + Duration::minutes(10)));
+        assert_eq!(
+            clock.warn_at(),
+            Some(t0),
+            "a warning window longer than the target"
+        );
+    }
+}

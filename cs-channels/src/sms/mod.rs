@@ -33,7 +33,7 @@ use crate::channel::{
 use crate::client::{HttpClient, RetryPolicy, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{
-    REDACTED, check_size, constant_time_eq, form_pairs, header, param, xml_escape,
+    REDACTED, check_size, constant_time_eq, form_pairs, header, param, required, xml_escape,
 };
 
 /// The signature header.
@@ -210,10 +210,7 @@ impl SmsBuilder {
     /// [`Error::InvalidInput`] without account SID, auth token, webhook URL, or a sender (a
     /// number or a messaging service).
     pub fn build(self) -> Result<Sms> {
-        let need = |v: Option<String>, what: &str| {
-            v.filter(|s| !s.is_empty())
-                .ok_or_else(|| Error::invalid(format!("SMS needs {what}")))
-        };
+        let need = |v, what| required(v, "SMS", what);
         let sender = match (self.from, self.messaging_service_sid) {
             (_, Some(mg)) if !mg.is_empty() => ("MessagingServiceSid", mg),
             (Some(n), _) if !n.is_empty() => ("From", n),

@@ -49,7 +49,7 @@ use crate::channel::{
 };
 use crate::client::{HttpClient, RetryPolicy, join_url};
 use crate::error::{Error, Result};
-use crate::inbound::{REDACTED, check_size, param, query_pairs};
+use crate::inbound::{REDACTED, check_size, param, query_pairs, required};
 
 /// How long after the customer's last interaction customer-service messages may be sent.
 const REPLY_WINDOW_HOURS: i64 = 48;
@@ -173,10 +173,7 @@ impl WeChatBuilder {
     /// [`Error::InvalidInput`] without token, app id or app secret, or with a malformed
     /// EncodingAESKey.
     pub fn build(self) -> Result<WeChat> {
-        let need = |v: Option<String>, what: &str| {
-            v.filter(|s| !s.is_empty())
-                .ok_or_else(|| Error::invalid(format!("WeChat needs {what}")))
-        };
+        let need = |v, what| required(v, "WeChat", what);
         let token = need(self.token, "a token")?;
         let app_id = need(self.app_id, "an app id")?;
         let crypt = self

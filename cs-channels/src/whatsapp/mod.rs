@@ -41,6 +41,7 @@ use crate::client::{HttpClient, RetryPolicy, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{
     REDACTED, check_size, constant_time_eq, header, hmac_sha256, json_body, param, query_pairs,
+    required,
 };
 
 /// The signature header Meta sets on webhook notifications.
@@ -176,10 +177,7 @@ impl WhatsAppBuilder {
     /// [`Error::InvalidInput`] when the app secret, verify token, access token or phone number
     /// id is missing or empty.
     pub fn build(self) -> Result<WhatsApp> {
-        let need = |v: Option<String>, what: &str| {
-            v.filter(|s| !s.is_empty())
-                .ok_or_else(|| Error::invalid(format!("WhatsApp needs {what}")))
-        };
+        let need = |v, what| required(v, "WhatsApp", what);
         let mut capabilities = Capabilities::text_only();
         capabilities.content.extend([
             ContentKind::Image,

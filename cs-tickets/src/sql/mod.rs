@@ -8,11 +8,204 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+/// The tables both SQL backends share, after `cs_tickets (rid ...,` (each backend says how `rid`
+/// is generated). `BIGINT` is 64-bit in PostgreSQL and has integer affinity in SQLite.
+macro_rules! ticket_tables {
+    () => {
+        r#"
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    number BIGINT NOT NULL,
+    subject TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    status TEXT NOT NULL,
+    grp TEXT,
+    assignee TEXT,
+    customer TEXT,
+    conversation TEXT,
+    tags TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    sla TEXT,
+    csat TEXT,
+    sla_warn_at BIGINT,
+    sla_due_at BIGINT,
+    sla_next_at BIGINT,
+    sla_paused BIGINT NOT NULL,
+    comment_count BIGINT NOT NULL,
+    search_text TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    UNIQUE (tenant, id),
+    UNIQUE (tenant, number)
+);
+CREATE INDEX cs_tickets_status ON cs_tickets (tenant, status);
+CREATE INDEX cs_tickets_assignee ON cs_tickets (tenant, assignee);
+CREATE INDEX cs_tickets_group ON cs_tickets (tenant, grp);
+CREATE INDEX cs_tickets_customer ON cs_tickets (tenant, customer);
+CREATE INDEX cs_tickets_sla_next ON cs_tickets (tenant, sla_next_at);
+CREATE INDEX cs_tickets_sla_due ON cs_tickets (tenant, sla_due_at);
+CREATE TABLE cs_ticket_comments (
+    tenant TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    public BIGINT NOT NULL,
+    attachments TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, ticket, seq)
+);
+CREATE TABLE cs_ticket_audit (
+    tenant TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    field TEXT NOT NULL,
+    from_value TEXT,
+    to_value TEXT,
+    PRIMARY KEY (tenant, ticket, version, idx)
+);
+"#
+    };
+}
+pub(crate) use ticket_tables;
+
 /// A bound value of a dynamically built query.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    OptText(Option<String>),
+    OptInt(Option<i64>),
+}
+
+/// SQL text with its arguments, numbered `$1`, `$2`... in order; several statements may be
+/// appended to one (SQLite runs them in one call, numbering across all of them).
+#[derive(Debug, Default)]
+pub(crate) struct Stmt {
+    pub(crate) sql: String,
+    pub(crate) args: Vec<Arg>,
+}
+
+impl Stmt {
+    /// Appends `(p1, p2, ...)` placeholders for `args`.
+    fn values(&mut self, args: Vec<Arg>) {
+        self.sql.push('(');
+        for (i, a) in args.into_iter().enumerate() {
+            self.args.push(a);
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.sql.push_str(&format!("${}", self.args.len()));
+        }
+        self.sql.push(')');
+    }
+
+    fn end(&mut self) {
+        self.sql.push_str(";\n");
+    }
+
+    /// Inserts a new ticket row.
+    pub(crate) fn insert_ticket(&mut self, c: &crate::logic::Created) -> crate::Result<()> {
+        let t = &c.ticket;
+        let m = |d: Option<chrono::DateTime<chrono::Utc>>| Arg::OptInt(d.map(micros));
+        let sla = t.sla.as_ref();
+        self.sql.push_str(
+            "INSERT INTO cs_tickets (tenant, id, number, subject, kind, priority, status, grp,
+                assignee, customer, conversation, tags, fields, sla, csat, sla_warn_at,
+                sla_due_at, sla_next_at, sla_paused, comment_count, search_text, created_at,
+                updated_at, version) VALUES ",
+        );
+        self.values(vec![
+            Arg::Text(t.tenant.as_str().into()),
+            Arg::Text(t.id.to_string()),
+            Arg::Int(t.number as i64),
+            Arg::Text(t.subject.clone()),
+            Arg::Text(t.kind.as_str().into()),
+            Arg::Text(t.priority.as_str().into()),
+            Arg::Text(t.status.as_str().into()),
+            Arg::OptText(t.group.clone()),
+            Arg::OptText(t.assignee.map(|a| a.to_string())),
+            Arg::OptText(t.customer.map(|a| a.to_string())),
+            Arg::OptText(t.conversation.map(|a| a.to_string())),
+            Arg::Text(json(&t.tags)?),
+            Arg::Text(json(&t.fields)?),
+            Arg::OptText(sla.map(json).transpose()?),
+            Arg::OptText(t.csat.as_ref().map(json).transpose()?),
+            m(sla.and_then(|s| s.warn_at())),
+            m(sla.and_then(|s| s.due_at())),
+            m(sla.and_then(|s| s.next_mark_at())),
+            Arg::Int(sla.map_or(0, |s| i64::from(s.paused()))),
+            Arg::Int(i64::from(c.comment.is_some())),
+            Arg::Text(c.text.clone()),
+            Arg::Int(micros(t.created_at)),
+            Arg::Int(micros(t.updated_at)),
+            Arg::Int(t.version as i64),
+        ]);
+        self.end();
+        Ok(())
+    }
+
+    /// Inserts a comment of `t`.
+    pub(crate) fn insert_comment(
+        &mut self,
+        t: &crate::Ticket,
+        c: &crate::Comment,
+    ) -> crate::Result<()> {
+        self.sql.push_str(
+            "INSERT INTO cs_ticket_comments (tenant, ticket, seq, author, body, public,
+                attachments, created_at) VALUES ",
+        );
+        self.values(vec![
+            Arg::Text(t.tenant.as_str().into()),
+            Arg::Text(t.id.to_string()),
+            Arg::Int(c.seq as i64),
+            Arg::Text(json(&c.author)?),
+            Arg::Text(c.body.clone()),
+            Arg::Int(i64::from(c.public)),
+            Arg::Text(json(&c.attachments)?),
+            Arg::Int(micros(c.created_at)),
+        ]);
+        self.end();
+        Ok(())
+    }
+
+    /// Inserts audit entries of `t` at its current version (nothing for none).
+    pub(crate) fn insert_audit(
+        &mut self,
+        t: &crate::Ticket,
+        audit: &[crate::AuditEntry],
+    ) -> crate::Result<()> {
+        if audit.is_empty() {
+            return Ok(());
+        }
+        self.sql.push_str(
+            "INSERT INTO cs_ticket_audit (tenant, ticket, version, idx, at, actor, field,
+                from_value, to_value) VALUES ",
+        );
+        for (i, a) in audit.iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.values(vec![
+                Arg::Text(t.tenant.as_str().into()),
+                Arg::Text(t.id.to_string()),
+                Arg::Int(t.version as i64),
+                Arg::Int(i as i64),
+                Arg::Int(micros(a.at)),
+                Arg::Text(json(&a.actor)?),
+                Arg::Text(a.field.clone()),
+                Arg::OptText(a.from.clone()),
+                Arg::OptText(a.to.clone()),
+            ]);
+        }
+        self.end();
+        Ok(())
+    }
 }
 
 /// `s` escaped for a `LIKE ... ESCAPE '\'` pattern, wrapped in `%`.
@@ -27,6 +220,27 @@ pub(crate) fn like_pattern(s: &str) -> String {
     }
     p.push('%');
     p
+}
+
+/// `sql` with every `$n` placeholder shifted by `base`.
+pub(crate) fn renumber(sql: &str, base: usize) -> String {
+    if base == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + base).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
@@ -104,9 +318,10 @@ pub(crate) fn search_filter(
 }
 
 /// Implements [`crate::TicketStore`] for `$store` (fields `writer`, `reader`, `sla`) on driver
-/// `$db`; `$map` maps driver errors, `$text` builds the full-text clause.
+/// `$db`; `$map` maps driver errors, `$text` builds the full-text clause, `$multi` says whether
+/// the driver runs several statements with arguments in one call.
 macro_rules! sql_ticket_store {
-    ($store:ty, $db:ty, $backend:literal, $map:path, $text:path) => {
+    ($store:ty, $db:ty, $backend:literal, $map:path, $text:path, $multi:literal) => {
         const BACKEND: &str = $backend;
 
         fn db(e: sqlx::Error) -> $crate::Error {
@@ -114,6 +329,22 @@ macro_rules! sql_ticket_store {
         }
 
         type DbRow = <$db as sqlx::Database>::Row;
+
+        fn bound(
+            sql: &str,
+            args: Vec<$crate::sql::Arg>,
+        ) -> sqlx::query::Query<'_, $db, <$db as sqlx::Database>::Arguments<'_>> {
+            let mut q = sqlx::query(sql);
+            for a in args {
+                q = match a {
+                    $crate::sql::Arg::Text(v) => q.bind(v),
+                    $crate::sql::Arg::Int(v) => q.bind(v),
+                    $crate::sql::Arg::OptText(v) => q.bind(v),
+                    $crate::sql::Arg::OptInt(v) => q.bind(v),
+                };
+            }
+            q
+        }
 
         fn col<'r, T>(row: &'r DbRow, name: &str) -> $crate::Result<T>
         where
@@ -269,74 +500,47 @@ macro_rules! sql_ticket_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn insert_audit(
+            /// Runs `stmts` in `tx`: as one call where the driver takes several statements at
+            /// once (fewer round trips), else one by one.
+            async fn run(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                t: &$crate::Ticket,
-                audit: &[$crate::AuditEntry],
+                stmts: Vec<$crate::sql::Stmt>,
             ) -> $crate::Result<()> {
-                if audit.is_empty() {
-                    return Ok(());
-                }
-                let mut sql = String::from(
-                    "INSERT INTO cs_ticket_audit (tenant, ticket, version, idx, at, actor, field,
-                        from_value, to_value) VALUES ",
-                );
-                for i in 0..audit.len() {
-                    let b = i * 9;
-                    if i > 0 {
-                        sql.push_str(", ");
+                let stmts = if $multi {
+                    let mut one = $crate::sql::Stmt::default();
+                    for s in stmts {
+                        let base = one.args.len();
+                        one.sql.push_str(&$crate::sql::renumber(&s.sql, base));
+                        one.args.extend(s.args);
                     }
-                    sql.push_str(&format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8,
-                        b + 9
-                    ));
+                    vec![one]
+                } else {
+                    stmts
+                };
+                for s in stmts.into_iter().filter(|s| !s.sql.is_empty()) {
+                    bound(&s.sql, s.args)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db)?;
                 }
-                let mut q = sqlx::query(&sql);
-                for (i, a) in audit.iter().enumerate() {
-                    q = q
-                        .bind(t.tenant.as_str())
-                        .bind(t.id.to_string())
-                        .bind(t.version as i64)
-                        .bind(i as i64)
-                        .bind($crate::sql::micros(a.at))
-                        .bind($crate::sql::json(&a.actor)?)
-                        .bind(a.field.clone())
-                        .bind(a.from.clone())
-                        .bind(a.to.clone());
-                }
-                q.execute(&mut **tx).await.map_err(db)?;
                 Ok(())
             }
 
-            async fn insert_comment(
-                tx: &mut sqlx::Transaction<'_, $db>,
+            fn stmts_for(
                 t: &$crate::Ticket,
-                c: &$crate::Comment,
-            ) -> $crate::Result<()> {
-                sqlx::query(
-                    "INSERT INTO cs_ticket_comments (tenant, ticket, seq, author, body, public,
-                        attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(t.tenant.as_str())
-                .bind(t.id.to_string())
-                .bind(c.seq as i64)
-                .bind($crate::sql::json(&c.author)?)
-                .bind(&c.body)
-                .bind(i64::from(c.public))
-                .bind($crate::sql::json(&c.attachments)?)
-                .bind($crate::sql::micros(c.created_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(db)?;
-                Ok(())
+                comment: Option<&$crate::Comment>,
+                audit: &[$crate::AuditEntry],
+            ) -> $crate::Result<Vec<$crate::sql::Stmt>> {
+                let mut out = Vec::new();
+                if let Some(c) = comment {
+                    let mut s = $crate::sql::Stmt::default();
+                    s.insert_comment(t, c)?;
+                    out.push(s);
+                }
+                let mut s = $crate::sql::Stmt::default();
+                s.insert_audit(t, audit)?;
+                out.push(s);
+                Ok(out)
             }
         }
 
@@ -355,45 +559,10 @@ macro_rules! sql_ticket_store {
                 .await
                 .map_err(db)?;
                 let c = $crate::logic::create(&new, number as u64, self.sla.as_deref())?;
-                let t = &c.ticket;
-                let (warn, due, next, paused) = sla_cols(t);
-                sqlx::query(
-                    "INSERT INTO cs_tickets (tenant, id, number, subject, kind, priority, status,
-                        grp, assignee, customer, conversation, tags, fields, sla, csat,
-                        sla_warn_at, sla_due_at, sla_next_at, sla_paused, comment_count,
-                        search_text, created_at, updated_at, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL,
-                        $15, $16, $17, $18, $19, $20, $21, $22, 0)",
-                )
-                .bind(t.tenant.as_str())
-                .bind(t.id.to_string())
-                .bind(number)
-                .bind(&t.subject)
-                .bind(t.kind.as_str())
-                .bind(t.priority.as_str())
-                .bind(t.status.as_str())
-                .bind(&t.group)
-                .bind(t.assignee.map(|a| a.to_string()))
-                .bind(t.customer.map(|a| a.to_string()))
-                .bind(t.conversation.map(|a| a.to_string()))
-                .bind($crate::sql::json(&t.tags)?)
-                .bind($crate::sql::json(&t.fields)?)
-                .bind(t.sla.as_ref().map($crate::sql::json).transpose()?)
-                .bind(warn)
-                .bind(due)
-                .bind(next)
-                .bind(paused)
-                .bind(i64::from(c.comment.is_some()))
-                .bind(&c.text)
-                .bind($crate::sql::micros(t.created_at))
-                .bind($crate::sql::micros(t.updated_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-                if let Some(comment) = &c.comment {
-                    Self::insert_comment(&mut tx, t, comment).await?;
-                }
-                Self::insert_audit(&mut tx, t, &c.audit).await?;
+                let mut stmts = vec![$crate::sql::Stmt::default()];
+                stmts[0].insert_ticket(&c)?;
+                stmts.extend(Self::stmts_for(&c.ticket, c.comment.as_ref(), &c.audit)?);
+                Self::run(&mut tx, stmts).await?;
                 tx.commit().await.map_err(db)?;
                 Ok(c.ticket)
             }
@@ -437,7 +606,7 @@ macro_rules! sql_ticket_store {
                     let now = self.load(&self.writer, &u.tenant, u.id).await?.0;
                     return Err($crate::logic::conflict(u.id, u.expected_version, now.version));
                 }
-                Self::insert_audit(&mut tx, &t, &changed.audit).await?;
+                Self::run(&mut tx, Self::stmts_for(&t, None, &changed.audit)?).await?;
                 tx.commit().await.map_err(db)?;
                 Ok(t)
             }
@@ -455,8 +624,8 @@ macro_rules! sql_ticket_store {
                         pool = &self.writer;
                         continue;
                     }
-                    Self::insert_comment(&mut tx, &t, &comment).await?;
-                    Self::insert_audit(&mut tx, &t, &changed.audit).await?;
+                    Self::run(&mut tx, Self::stmts_for(&t, Some(&comment), &changed.audit)?)
+                        .await?;
                     tx.commit().await.map_err(db)?;
                     return Ok(comment);
                 }
@@ -534,14 +703,7 @@ macro_rules! sql_ticket_store {
                      ORDER BY number DESC LIMIT {}",
                     q.limit.clamp(1, 1000)
                 );
-                let mut query = sqlx::query(&sql);
-                for a in args {
-                    query = match a {
-                        $crate::sql::Arg::Text(s) => query.bind(s),
-                        $crate::sql::Arg::Int(i) => query.bind(i),
-                    };
-                }
-                query
+                bound(&sql, args)
                     .fetch_all(&self.reader)
                     .await
                     .map_err(db)?
@@ -554,3 +716,21 @@ macro_rules! sql_ticket_store {
 }
 
 pub(crate) use sql_ticket_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_shift_for_statements_run_together() {
+        assert_eq!(renumber("a = $1 AND b = $12", 3), "a = $4 AND b = $15");
+        assert_eq!(renumber("no args", 3), "no args");
+        assert_eq!(renumber("x = $1", 0), "x = $1");
+    }
+
+    #[test]
+    fn like_patterns_match_literally() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("快递"), "%快递%");
+    }
+}

@@ -15,72 +15,13 @@ use crate::sla::SlaPolicy;
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "tickets, comments, audit trail, trigram index",
-    sql: r#"
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE TABLE cs_ticket_counters (
-    tenant TEXT PRIMARY KEY,
-    last BIGINT NOT NULL
-);
-CREATE TABLE cs_tickets (
-    rid BIGSERIAL PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    number BIGINT NOT NULL,
-    subject TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    priority TEXT NOT NULL,
-    status TEXT NOT NULL,
-    grp TEXT,
-    assignee TEXT,
-    customer TEXT,
-    conversation TEXT,
-    tags TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    sla TEXT,
-    csat TEXT,
-    sla_warn_at BIGINT,
-    sla_due_at BIGINT,
-    sla_next_at BIGINT,
-    sla_paused BIGINT NOT NULL,
-    comment_count BIGINT NOT NULL,
-    search_text TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    version BIGINT NOT NULL,
-    UNIQUE (tenant, id),
-    UNIQUE (tenant, number)
-);
-CREATE INDEX cs_tickets_status ON cs_tickets (tenant, status);
-CREATE INDEX cs_tickets_assignee ON cs_tickets (tenant, assignee);
-CREATE INDEX cs_tickets_group ON cs_tickets (tenant, grp);
-CREATE INDEX cs_tickets_customer ON cs_tickets (tenant, customer);
-CREATE INDEX cs_tickets_sla_next ON cs_tickets (tenant, sla_next_at);
-CREATE INDEX cs_tickets_sla_due ON cs_tickets (tenant, sla_due_at);
-CREATE INDEX cs_tickets_text ON cs_tickets USING gin (search_text gin_trgm_ops);
-CREATE TABLE cs_ticket_comments (
-    tenant TEXT NOT NULL,
-    ticket TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    author TEXT NOT NULL,
-    body TEXT NOT NULL,
-    public BIGINT NOT NULL,
-    attachments TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    PRIMARY KEY (tenant, ticket, seq)
-);
-CREATE TABLE cs_ticket_audit (
-    tenant TEXT NOT NULL,
-    ticket TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    idx BIGINT NOT NULL,
-    at BIGINT NOT NULL,
-    actor TEXT NOT NULL,
-    field TEXT NOT NULL,
-    from_value TEXT,
-    to_value TEXT,
-    PRIMARY KEY (tenant, ticket, version, idx)
-);
-"#,
+    sql: concat!(
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm;\n",
+        "CREATE TABLE cs_ticket_counters (tenant TEXT PRIMARY KEY, last BIGINT NOT NULL);\n",
+        "CREATE TABLE cs_tickets (rid BIGSERIAL PRIMARY KEY,",
+        super::ticket_tables!(),
+        "CREATE INDEX cs_tickets_text ON cs_tickets USING gin (search_text gin_trgm_ops);\n",
+    ),
 }];
 
 const COMPONENT: &str = "tickets";
@@ -185,5 +126,6 @@ super::sql_ticket_store!(
     sqlx::Postgres,
     "postgres",
     map_error,
-    text_filter
+    text_filter,
+    false
 );

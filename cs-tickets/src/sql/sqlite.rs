@@ -17,69 +17,11 @@ use crate::sla::SlaPolicy;
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "tickets, comments, audit trail, full-text index",
-    sql: r#"
-CREATE TABLE cs_ticket_counters (
-    tenant TEXT PRIMARY KEY,
-    last INTEGER NOT NULL
-);
-CREATE TABLE cs_tickets (
-    rid INTEGER PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    subject TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    priority TEXT NOT NULL,
-    status TEXT NOT NULL,
-    grp TEXT,
-    assignee TEXT,
-    customer TEXT,
-    conversation TEXT,
-    tags TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    sla TEXT,
-    csat TEXT,
-    sla_warn_at INTEGER,
-    sla_due_at INTEGER,
-    sla_next_at INTEGER,
-    sla_paused INTEGER NOT NULL,
-    comment_count INTEGER NOT NULL,
-    search_text TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    UNIQUE (tenant, id),
-    UNIQUE (tenant, number)
-);
-CREATE INDEX cs_tickets_status ON cs_tickets (tenant, status);
-CREATE INDEX cs_tickets_assignee ON cs_tickets (tenant, assignee);
-CREATE INDEX cs_tickets_group ON cs_tickets (tenant, grp);
-CREATE INDEX cs_tickets_customer ON cs_tickets (tenant, customer);
-CREATE INDEX cs_tickets_sla_next ON cs_tickets (tenant, sla_next_at);
-CREATE INDEX cs_tickets_sla_due ON cs_tickets (tenant, sla_due_at);
-CREATE TABLE cs_ticket_comments (
-    tenant TEXT NOT NULL,
-    ticket TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    author TEXT NOT NULL,
-    body TEXT NOT NULL,
-    public INTEGER NOT NULL,
-    attachments TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, ticket, seq)
-);
-CREATE TABLE cs_ticket_audit (
-    tenant TEXT NOT NULL,
-    ticket TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    at INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    field TEXT NOT NULL,
-    from_value TEXT,
-    to_value TEXT,
-    PRIMARY KEY (tenant, ticket, version, idx)
-);
+    sql: concat!(
+        "CREATE TABLE cs_ticket_counters (tenant TEXT PRIMARY KEY, last BIGINT NOT NULL);\n",
+        "CREATE TABLE cs_tickets (rid INTEGER PRIMARY KEY,",
+        super::ticket_tables!(),
+        r#"
 CREATE VIRTUAL TABLE cs_ticket_fts USING fts5(
     search_text, content = 'cs_tickets', content_rowid = 'rid', tokenize = 'trigram'
 );
@@ -97,6 +39,7 @@ CREATE TRIGGER cs_tickets_fts_delete AFTER DELETE ON cs_tickets BEGIN
         VALUES ('delete', old.rid, old.search_text);
 END;
 "#,
+    ),
 }];
 
 const COMPONENT: &str = "tickets";
@@ -220,5 +163,6 @@ super::sql_ticket_store!(
     sqlx::Sqlite,
     "sqlite",
     map_error,
-    text_filter
+    text_filter,
+    true
 );
