@@ -17,7 +17,7 @@ use omnidesk::core::{
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let faq = omnidesk::server::DEFAULT_FAQ;
+    let faq = omnidesk::bot::ECOMMERCE_FAQ;
     let (engine, store) = rt.block_on(async {
         let webchat = Arc::new(
             WebChat::builder(ChannelId::new("webchat").unwrap())

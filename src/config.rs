@@ -142,6 +142,11 @@ pub struct Config {
     pub business_hours: String,
     /// Demo agents (default: Alice and Bob).
     pub agents: Vec<AgentConfig>,
+    /// Webhook channels mounted at `/webhooks/{id}` (default: none), e.g.
+    /// `[[channels]] kind = "webhook"  id = "jd"  secret = "..."`; see
+    /// `cs_channels::router::ChannelConfig` for every kind and its settings.
+    #[cfg(feature = "server")]
+    pub channels: Vec<cs_channels::router::ChannelConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -156,7 +161,7 @@ impl std::fmt::Debug for Config {
             .field("timezone", &self.timezone)
             .field("business_hours", &self.business_hours)
             .field("agents", &self.agents)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -193,6 +198,8 @@ impl Default for Config {
                     chat_capacity: 4,
                 },
             ],
+            #[cfg(feature = "server")]
+            channels: Vec::new(),
         }
     }
 }

@@ -1443,6 +1443,18 @@ impl InboundHandler for Engine {
             .collect();
         Ok(visible[visible.len().saturating_sub(limit)..].to_vec())
     }
+
+    async fn status(&self, channel: &ChannelId, update: StatusUpdate) -> cs_channels::Result<()> {
+        if self
+            .handle_receipt(channel, &update)
+            .await
+            .map_err(channel_error)?
+            .is_none()
+        {
+            tracing::debug!(%channel, provider_id = %update.provider_message_id, "receipt for an unknown message");
+        }
+        Ok(())
+    }
 }
 
 fn channel_error(e: Error) -> cs_channels::Error {

@@ -33,3 +33,8 @@ pub use shop::{
     TicketLookup, TicketSummary, TrackingEvent,
 };
 pub use templates::Templates;
+
+/// The bundled bilingual (Chinese/English) e-commerce knowledge file: shipping, delivery,
+/// tracking, returns, refunds, exchanges, sizes, invoices, payment, coupons, addresses,
+/// cancellation, warranty, opening hours, with the intents that trigger shop actions.
+pub const ECOMMERCE_FAQ: &str = include_str!("../data/ecommerce_faq.txt");

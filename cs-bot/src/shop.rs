@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use cs_core::TenantId;
+use cs_core::{CustomerId, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -169,15 +169,21 @@ pub struct TicketSummary {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Looks tickets up by number for the customer. The engine implements it over its ticket store,
-/// so this crate does not depend on the ticket crate.
+/// Looks tickets up by number for the customer who asks. The engine implements it over its
+/// ticket desk, so this crate does not depend on the ticket crate.
 #[async_trait]
 pub trait TicketLookup: Send + Sync + Debug + 'static {
-    /// The ticket with this number, if it exists.
+    /// The ticket with this number if it exists and `customer` may see it; another customer's
+    /// ticket must look exactly like a missing one.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the store is out of reach.
-    async fn ticket(&self, tenant: &TenantId, number: u64) -> Result<Option<TicketSummary>>;
+    async fn ticket(
+        &self,
+        tenant: &TenantId,
+        number: u64,
+        customer: CustomerId,
+    ) -> Result<Option<TicketSummary>>;
 }
 
 /// An in-memory shop for examples and tests: orders, tracking, returns, and tickets.
@@ -362,7 +368,13 @@ impl OrderService for DemoShop {
 
 #[async_trait]
 impl TicketLookup for DemoShop {
-    async fn ticket(&self, _tenant: &TenantId, number: u64) -> Result<Option<TicketSummary>> {
+    /// The demo shop's tickets are visible to every customer.
+    async fn ticket(
+        &self,
+        _tenant: &TenantId,
+        number: u64,
+        _customer: CustomerId,
+    ) -> Result<Option<TicketSummary>> {
         Ok(self.lock().tickets.get(&number).cloned())
     }
 }

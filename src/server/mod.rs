@@ -6,6 +6,8 @@
 //! - `GET /` — a demo shop page with the embedded chat widget
 //! - `/chat/*` — the web chat channel ([`cs_channels::webchat`])
 //! - `GET /agent` — the agent console; `POST /agent/login`, `GET /agent/ws` (see [`agent`])
+//! - `GET|POST /webhooks/{channel_id}` — every configured webhook channel (WeChat, WhatsApp,
+//!   Telegram, SMS, signed JSON webhook), see `cs_channels::router`
 //! - `GET /healthz` — liveness
 
 pub mod agent;
@@ -16,8 +18,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use cs_bot::FaqBot;
-use cs_channels::{InboundHandler, WebChat};
+use cs_bot::{DemoShop, IntentBot};
+use cs_channels::router::WebhookRouter;
+use cs_channels::{Channel, InboundHandler, WebChat};
 use cs_core::store::SqliteStore;
 use cs_core::{ChannelId, Priority};
 use cs_tickets::{
@@ -26,18 +29,35 @@ use cs_tickets::{
 };
 use tokio::net::TcpListener;
 
+use crate::bridge::DeskTicketLookup;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-
-/// The bundled bilingual e-commerce FAQ used when no `faq` file is configured.
-pub const DEFAULT_FAQ: &str = include_str!("assets/faq.txt");
 
 const SHOP_HTML: &str = include_str!("assets/shop.html");
 const AGENT_HTML: &str = include_str!("assets/agent.html");
 
 /// The id of the web chat channel the app configures.
 pub const WEBCHAT_ID: &str = "webchat";
+
+/// The intent bot on the configured (or the bundled bilingual) knowledge file, answering order
+/// and logistics questions from the demo shop and ticket questions from the ticket desk.
+fn demo_bot(config: &Config, desk: Arc<TicketDesk>) -> Result<IntentBot> {
+    let faq = |e: cs_bot::Error| Error::Config {
+        reason: format!("FAQ: {e}"),
+    };
+    let builder = match &config.faq {
+        Some(path) => IntentBot::builder().with_faq_file(path).map_err(faq)?,
+        None => IntentBot::builder()
+            .with_faq_text(cs_bot::ECOMMERCE_FAQ)
+            .map_err(faq)?,
+    };
+    builder
+        .with_orders(Arc::new(DemoShop::sample(chrono::Utc::now())))
+        .with_tickets(Arc::new(DeskTicketLookup::new(desk)))
+        .build()
+        .map_err(faq)
+}
 
 /// The demo desk's tickets: SQLite in the conversation database, an SLA policy on the configured
 /// business hours, and the seeds' escalation chain (service -> after-sales -> logistics) on breach.
@@ -94,6 +114,7 @@ async fn ticket_desk(config: &Config, store: &SqliteStore) -> Result<TicketDesk>
 pub struct App {
     engine: Engine,
     webchat: Arc<WebChat>,
+    webhooks: Vec<Arc<dyn Channel>>,
     auth: Arc<agent::AgentAuth>,
     config: Config,
 }
@@ -108,13 +129,8 @@ impl App {
     pub async fn from_config(config: Config) -> Result<Self> {
         let secret = config.secret_bytes()?;
         let store = SqliteStore::open(&config.database).await?;
-        let bot = match &config.faq {
-            Some(path) => FaqBot::from_file(path),
-            None => FaqBot::from_text(DEFAULT_FAQ),
-        }
-        .map_err(|e| Error::Config {
-            reason: format!("FAQ: {e}"),
-        })?;
+        let desk = Arc::new(ticket_desk(&config, &store).await?);
+        let bot = demo_bot(&config, desk.clone())?;
         let webchat = Arc::new(
             WebChat::builder(ChannelId::new(WEBCHAT_ID)?)
                 .with_secret(secret.clone())
@@ -125,15 +141,22 @@ impl App {
             .with_store(Arc::new(store.clone()))
             .with_bot(Arc::new(bot))
             .with_channel(webchat.clone());
+        let mut webhooks = Vec::new();
+        for c in config.channels.clone() {
+            let channel = c.build(Arc::new(cs_core::SystemClock))?;
+            builder = builder.with_channel(channel.clone());
+            webhooks.push(channel);
+        }
         let mut auth = agent::AgentAuth::new(&secret);
         for a in &config.agents {
             let profile = a.to_agent(&config.tenant)?;
             auth.add(profile.id, &a.name, &a.password);
             builder = builder.with_agent(profile);
         }
-        let desk = ticket_desk(&config, &store).await?;
-        let engine = builder.with_ticket_desk(Arc::new(desk)).build().await?;
-        Ok(Self::new(engine, webchat, auth, config))
+        let engine = builder.with_ticket_desk(desk).build().await?;
+        let mut app = Self::new(engine, webchat, auth, config);
+        app.webhooks = webhooks;
+        Ok(app)
     }
 
     /// Assembles an app from parts you built yourself.
@@ -146,6 +169,7 @@ impl App {
         Self {
             engine,
             webchat,
+            webhooks: Vec::new(),
             auth: Arc::new(auth),
             config,
         }
@@ -166,10 +190,23 @@ impl App {
         &self.config
     }
 
+    /// Mounts a webhook channel at `/webhooks/{its id}`; it must also be one of the engine's
+    /// channels (so replies can go out through it).
+    pub fn with_webhook_channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.webhooks.push(channel);
+        self
+    }
+
     /// All routes, to serve or to nest into your own router.
-    pub fn router(&self) -> Router {
+    ///
+    /// # Errors
+    /// [`Error::Channel`] when two webhook channels share an id.
+    pub fn router(&self) -> Result<Router> {
         let handler: Arc<dyn InboundHandler> = Arc::new(self.engine.clone());
-        Router::new()
+        let webhooks = WebhookRouter::new(handler.clone())
+            .with_channels(self.webhooks.iter().cloned())
+            .build()?;
+        Ok(Router::new()
             .route("/", get(|| async { Html(SHOP_HTML) }))
             .route("/healthz", get(|| async { "ok" }))
             .nest("/chat", self.webchat.clone().router(handler))
@@ -177,7 +214,8 @@ impl App {
                 "/agent",
                 agent::router(self.engine.clone(), self.auth.clone(), AGENT_HTML),
             )
-            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found").into_response() })
+            .merge(webhooks)
+            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found").into_response() }))
     }
 
     /// Binds the configured address.
@@ -216,7 +254,7 @@ impl App {
         });
         let result = axum::serve(
             listener,
-            self.router()
+            self.router()?
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
