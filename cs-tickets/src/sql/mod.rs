@@ -500,6 +500,29 @@ macro_rules! sql_ticket_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            /// The rows of a ticket's child table in order; [`crate::Error::NotFound`] when
+            /// the ticket does not exist.
+            async fn children(
+                &self,
+                table: &str,
+                order: &str,
+                tenant: &cs_core::TenantId,
+                id: cs_core::TicketId,
+            ) -> $crate::Result<Vec<DbRow>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT * FROM {table} WHERE tenant = $1 AND ticket = $2 ORDER BY {order}"
+                ))
+                .bind(tenant.as_str())
+                .bind(id.to_string())
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                if rows.is_empty() {
+                    self.load(&self.reader, tenant, id).await?;
+                }
+                Ok(rows)
+            }
+
             /// Runs `stmts` in `tx`: as one call where the driver takes several statements at
             /// once (fewer round trips), else one by one.
             async fn run(
@@ -636,19 +659,9 @@ macro_rules! sql_ticket_store {
                 tenant: &cs_core::TenantId,
                 id: cs_core::TicketId,
             ) -> $crate::Result<Vec<$crate::Comment>> {
-                let rows = sqlx::query(
-                    "SELECT * FROM cs_ticket_comments WHERE tenant = $1 AND ticket = $2
-                     ORDER BY seq",
-                )
-                .bind(tenant.as_str())
-                .bind(id.to_string())
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db)?;
-                if rows.is_empty() {
-                    self.load(&self.reader, tenant, id).await?;
-                }
-                rows.iter()
+                self.children("cs_ticket_comments", "seq", tenant, id)
+                    .await?
+                    .iter()
                     .map(|r| {
                         let public: i64 = col(r, "public")?;
                         Ok($crate::Comment {
@@ -668,19 +681,9 @@ macro_rules! sql_ticket_store {
                 tenant: &cs_core::TenantId,
                 id: cs_core::TicketId,
             ) -> $crate::Result<Vec<$crate::AuditEntry>> {
-                let rows = sqlx::query(
-                    "SELECT * FROM cs_ticket_audit WHERE tenant = $1 AND ticket = $2
-                     ORDER BY version, idx",
-                )
-                .bind(tenant.as_str())
-                .bind(id.to_string())
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db)?;
-                if rows.is_empty() {
-                    self.load(&self.reader, tenant, id).await?;
-                }
-                rows.iter()
+                self.children("cs_ticket_audit", "version, idx", tenant, id)
+                    .await?
+                    .iter()
                     .map(|r| {
                         Ok($crate::AuditEntry {
                             at: time_col(r, "at")?,
