@@ -144,7 +144,8 @@ impl EngineBuilder {
         self
     }
 
-    /// Who routes handed-over conversations to agents (default: [`cs_routing::SimpleRouter`]).
+    /// Who routes handed-over conversations to agents (default: [`cs_routing::SkillRouter`]
+    /// with the default [`cs_routing::RoutingPolicy`]).
     pub fn with_router(mut self, router: Arc<dyn Router>) -> Self {
         self.router = Some(router);
         self
@@ -228,9 +229,11 @@ impl EngineBuilder {
             inner: Arc::new(Inner {
                 tenant: self.tenant,
                 store,
-                router: self
-                    .router
-                    .unwrap_or_else(|| Arc::new(cs_routing::SimpleRouter::new())),
+                router: self.router.unwrap_or_else(|| {
+                    Arc::new(cs_routing::Shared::new(cs_routing::SkillRouter::new(
+                        cs_routing::RoutingPolicy::default(),
+                    )))
+                }),
                 bot,
                 desk: match self.tickets {
                     Some(TicketSource::Desk(d)) => d,
@@ -467,6 +470,22 @@ impl Engine {
         self.emit(DomainEvent::MessageReceived {
             message: message.clone(),
         });
+
+        // A call the IVR already routed goes straight to the queue it chose.
+        if conversation.state == ConversationState::Bot
+            && let Some(skills) = routed_call_skills(&message.content)
+        {
+            let mut handoff = Handoff::new(
+                cs_bot::HandoffReason::CustomerRequest,
+                "Phone call routed by the voice menu.",
+            );
+            handoff.skills = skills;
+            self.hand_over(&conversation, &customer, handoff).await?;
+            return Ok(Delivered {
+                message,
+                duplicate: false,
+            });
+        }
 
         // 4. Who answers: the bot, while the conversation is with it. The customer's lock goes
         // along, so their next message waits until this one is answered.
@@ -1454,6 +1473,20 @@ impl InboundHandler for Engine {
             tracing::debug!(%channel, provider_id = %update.provider_message_id, "receipt for an unknown message");
         }
         Ok(())
+    }
+}
+
+/// The skills of a call the voice menu routed (a `call` event with a `skills` list).
+fn routed_call_skills(content: &Content) -> Option<Vec<String>> {
+    match content {
+        Content::Event { name, data } if name == "call" => Some(
+            data.get("skills")?
+                .as_array()?
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        _ => None,
     }
 }
 

@@ -645,3 +645,48 @@ async fn merging_two_customers_shows_one_history_and_unmerging_restores_both() {
     );
     assert!(!mail_sent.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_call_routed_by_the_voice_menu_skips_the_bot_and_needs_the_chosen_skill() {
+    let (voice, sent) = recording_channel("phone", ChannelKind::Voice);
+    let mut bob = agent("Bob");
+    bob.skills = vec![Skill::new("presales", 8)];
+    let alice = agent("Alice");
+    let engine = faq_desk(Arc::new(MemoryStore::new()))
+        .with_channel(Arc::new(voice))
+        .with_agent(bob.clone())
+        .with_agent(alice.clone())
+        .build()
+        .await
+        .unwrap();
+    engine.sign_in(bob.id).await.unwrap();
+    let call = InboundMessage {
+        content: Content::Event {
+            name: "call".into(),
+            data: serde_json::json!({"call_sid": "CA1", "queue": "after-sales", "skills": ["after-sales"], "path": ["main"], "to": null, "menu_seconds": 12}),
+        },
+        ..inbound("phone", ChannelKind::Voice, "+8613800138000", "CA1", "x")
+    };
+    let d = engine.handle_inbound_and_wait(call).await.unwrap();
+    let conv = engine.conversation(d.message.conversation).await.unwrap();
+    assert_eq!(
+        conv.state,
+        ConversationState::Queued,
+        "Bob lacks after-sales"
+    );
+    assert_eq!(conv.skills, ["after-sales"]);
+    assert!(
+        sent.lock()
+            .unwrap()
+            .iter()
+            .all(|m| m.message.author.role() != "bot"),
+        "the bot does not answer a routed call"
+    );
+    engine.sign_in(alice.id).await.unwrap();
+    let conv = engine.conversation(conv.id).await.unwrap();
+    assert_eq!(
+        conv.assignee,
+        Some(alice.id),
+        "the agent with the skill gets the call"
+    );
+}

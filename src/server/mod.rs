@@ -215,7 +215,9 @@ impl App {
                 agent::router(self.engine.clone(), self.auth.clone(), AGENT_HTML),
             )
             .merge(webhooks)
-            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found").into_response() }))
+            .fallback(|| async {
+                (axum::http::StatusCode::NOT_FOUND, "not found").into_response()
+            }))
     }
 
     /// Binds the configured address.
