@@ -887,7 +887,10 @@ impl IntentBot {
             return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
         };
         s.slots.set("ticket", &number.to_string());
-        match tickets.ticket(&input.tenant, number, input.customer).await? {
+        match tickets
+            .ticket(&input.tenant, number, input.customer)
+            .await?
+        {
             Some(t) => {
                 let n = t.number.to_string();
                 let updated = t.updated_at.format("%Y-%m-%d %H:%M").to_string();
