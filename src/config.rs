@@ -8,7 +8,7 @@
 //! ```toml
 //! bind = "127.0.0.1"
 //! port = 8080
-//! database = "data/omnidesk.db"     # SQLite file, or ":memory:"
+//! database = "data/omnidesk.db"     # SQLite file, ":memory:", or postgres://user@host/db
 //! faq = "my-faq.txt"                # knowledge file; the bundled bilingual FAQ if absent
 //! # secret = "..."                  # signs visitor and agent tokens; generated and kept
 //! #                                 # next to the database if absent
@@ -126,7 +126,8 @@ pub struct Config {
     pub bind: String,
     /// Port (default 8080; 0 picks a free one).
     pub port: u16,
-    /// SQLite database file, or `:memory:` (default `data/omnidesk.db`).
+    /// SQLite database file, `:memory:`, or a `postgres://` URL (feature `postgres`; several
+    /// processes may then share the desk) (default `data/omnidesk.db`).
     pub database: PathBuf,
     /// FAQ knowledge file (default: the bundled bilingual e-commerce FAQ).
     pub faq: Option<PathBuf>,
@@ -154,7 +155,14 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("port", &self.port)
-            .field("database", &self.database)
+            .field(
+                "database",
+                &if self.postgres_url().is_some() {
+                    "postgres://<redacted>".into()
+                } else {
+                    self.database.display().to_string()
+                },
+            )
             .field("faq", &self.faq)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("tenant", &self.tenant)
@@ -300,6 +308,13 @@ impl Config {
         Ok((start, end))
     }
 
+    /// The PostgreSQL URL, when `database` is one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database
+            .to_str()
+            .filter(|d| d.starts_with("postgres://") || d.starts_with("postgresql://"))
+    }
+
     /// The signing secret: configured, or read from (or generated into) `<database>.secret`. An
     /// in-memory database gets a fresh random secret.
     ///
@@ -323,6 +338,13 @@ impl Config {
         };
         if self.database.as_os_str() == ":memory:" {
             return Ok(fresh().into_bytes());
+        }
+        if self.postgres_url().is_some() {
+            return Err(Error::Config {
+                reason: "with PostgreSQL, set `secret` (or OMNIDESK_SECRET): every process of \
+                         the desk must sign tokens with the same key"
+                    .into(),
+            });
         }
         let mut path = self.database.clone().into_os_string();
         path.push(".secret");

@@ -238,3 +238,55 @@ async fn history_survives_a_restart() {
     assert_eq!(authors, ["customer", "bot"], "history is still there");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_whole_desk_runs_on_postgres() {
+    let Ok(url) = std::env::var("CS_TEST_POSTGRES_URL") else {
+        eprintln!("skipping the PostgreSQL desk test: set CS_TEST_POSTGRES_URL");
+        return;
+    };
+    // A tenant of its own, so runs against a shared database never meet.
+    let tenant =
+        omnidesk::core::TenantId::new(format!("e2e-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let config = || omnidesk::Config {
+        database: url.clone().into(),
+        secret: Some("a shared secret for every process".into()),
+        tenant: tenant.clone(),
+        ..omnidesk::Config::default()
+    };
+    let server = Server::start_with(config()).await;
+    let (mut alice, _) = agent(&server, "alice", "alice").await;
+    let (token, mut shopper, _) = customer(&server, None).await;
+    shopper
+        .send_json(json!({"type": "message", "client_id": "p1", "text": "human please"}))
+        .await;
+    let assigned = alice.until(|f| f["type"] == "assigned").await;
+    let conversation_id = assigned["conversation"]["conversation"]["id"].clone();
+    alice
+        .send_json(json!({"type": "open_ticket", "conversation_id": conversation_id, "subject": "parcel lost"}))
+        .await;
+    let tickets = alice.until(|f| f["type"] == "tickets").await;
+    assert_eq!(
+        tickets["tickets"][0]["ticket"]["number"], 1,
+        "numbers count per tenant"
+    );
+    drop(shopper);
+    drop(alice);
+    server.stop().await;
+
+    // A second process on the same database sees the same desk.
+    let other = Server::start_with(config()).await;
+    let (_, _, hello) = customer(&other, Some(&token)).await;
+    let texts: Vec<&str> = hello["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(texts.contains(&"human please"), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.contains("#1")),
+        "the ticket notice is there too: {texts:?}"
+    );
+    other.stop().await;
+}

@@ -21,11 +21,12 @@ use axum::routing::get;
 use cs_bot::{DemoShop, IntentBot};
 use cs_channels::router::WebhookRouter;
 use cs_channels::{Channel, InboundHandler, WebChat};
+use cs_core::store::ConversationStore;
 use cs_core::store::SqliteStore;
 use cs_core::{ChannelId, Priority};
 use cs_tickets::{
-    BusinessCalendarBuilder, EscalationRule, EscalationTarget, SlaPolicyBuilder, SlaTargets,
-    SqliteTicketStoreBuilder, TicketDesk, TicketDeskBuilder,
+    BusinessCalendarBuilder, EscalationRule, EscalationTarget, SlaPolicy, SlaPolicyBuilder,
+    SlaTargets, SqliteTicketStoreBuilder, TicketDesk, TicketDeskBuilder, TicketStore,
 };
 use tokio::net::TcpListener;
 
@@ -59,9 +60,8 @@ fn demo_bot(config: &Config, desk: Arc<TicketDesk>) -> Result<IntentBot> {
         .map_err(faq)
 }
 
-/// The demo desk's tickets: SQLite in the conversation database, an SLA policy on the configured
-/// business hours, and the seeds' escalation chain (service -> after-sales -> logistics) on breach.
-async fn ticket_desk(config: &Config, store: &SqliteStore) -> Result<TicketDesk> {
+/// The SLA policy of the bundled desk: targets per priority on the configured business hours.
+fn sla_policy(config: &Config) -> Result<SlaPolicy> {
     use chrono::{Duration, Weekday};
     let tz: chrono_tz::Tz = config.timezone.parse().map_err(|_| Error::Config {
         reason: format!("unknown time zone {:?}", config.timezone),
@@ -84,20 +84,56 @@ async fn ticket_desk(config: &Config, store: &SqliteStore) -> Result<TicketDesk>
         next_response: Some(Duration::minutes(next)),
         resolution: Some(Duration::minutes(resolve)),
     };
-    let sla = SlaPolicyBuilder::new("standard", calendar.build()?)
+    Ok(SlaPolicyBuilder::new("standard", calendar.build()?)
         .with_targets(Priority::Low, targets(60, 120, 3 * 24 * 60))
         .with_targets(Priority::Normal, targets(30, 60, 24 * 60))
         .with_targets(Priority::High, targets(10, 30, 8 * 60))
         .with_targets(Priority::Urgent, targets(5, 15, 4 * 60))
         .with_warning_before(Duration::minutes(5))
-        .build()?;
+        .build()?)
+}
+
+/// Conversations and tickets in one database: the SQLite file by default, PostgreSQL when
+/// `database` is a `postgres://` URL (feature `postgres`), so several processes share one desk.
+async fn open_stores(
+    config: &Config,
+    sla: SlaPolicy,
+) -> Result<(Arc<dyn ConversationStore>, Arc<dyn TicketStore>)> {
+    if let Some(url) = config.postgres_url() {
+        #[cfg(feature = "postgres")]
+        {
+            let store = cs_core::store::PostgresStore::connect(url).await?;
+            let tickets = cs_tickets::PostgresTicketStoreBuilder::new(url)
+                .with_pool(store.pool().clone())
+                .with_sla(sla)
+                .build()
+                .await?;
+            return Ok((Arc::new(store), Arc::new(tickets)));
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (url, sla);
+            return Err(Error::Config {
+                reason: "database is a PostgreSQL URL but this build lacks the postgres \
+                         feature (cargo run --example server --features postgres)"
+                    .into(),
+            });
+        }
+    }
+    let store = SqliteStore::open(&config.database).await?;
     let tickets =
         SqliteTicketStoreBuilder::with_pools(store.writer().clone(), store.reader().clone())
-            .with_sla(sla.clone())
+            .with_sla(sla)
             .build()
             .await?;
+    Ok((Arc::new(store), Arc::new(tickets)))
+}
+
+/// The desk over `tickets`: the SLA policy for countdowns, and the seeds' escalation chain
+/// (service -> after-sales -> logistics) on any breach.
+fn ticket_desk(tickets: Arc<dyn TicketStore>, sla: SlaPolicy) -> Result<TicketDesk> {
     Ok(
-        TicketDeskBuilder::new(Arc::new(tickets), Arc::new(cs_core::SystemClock))
+        TicketDeskBuilder::new(tickets, Arc::new(cs_core::SystemClock))
             .with_chain(["service", "after-sales", "logistics"])
             .with_rule(EscalationRule::on_breach(
                 "escalate on any breach",
@@ -128,8 +164,9 @@ impl App {
     /// database cannot be opened.
     pub async fn from_config(config: Config) -> Result<Self> {
         let secret = config.secret_bytes()?;
-        let store = SqliteStore::open(&config.database).await?;
-        let desk = Arc::new(ticket_desk(&config, &store).await?);
+        let sla = sla_policy(&config)?;
+        let (store, tickets) = open_stores(&config, sla.clone()).await?;
+        let desk = Arc::new(ticket_desk(tickets, sla)?);
         let bot = demo_bot(&config, desk.clone())?;
         let webchat = Arc::new(
             WebChat::builder(ChannelId::new(WEBCHAT_ID)?)
@@ -138,7 +175,7 @@ impl App {
         );
         let mut builder = Engine::builder()
             .with_tenant(config.tenant.clone())
-            .with_store(Arc::new(store.clone()))
+            .with_store(store)
             .with_bot(Arc::new(bot))
             .with_channel(webchat.clone());
         let mut webhooks = Vec::new();

@@ -28,11 +28,16 @@ pub struct Server {
 impl Server {
     /// Starts the service on a free port with its database in `dir`.
     pub async fn start(dir: &std::path::Path) -> Self {
-        let config = Config {
-            port: 0,
+        Self::start_with(Config {
             database: dir.join("desk.db"),
             ..Config::default()
-        };
+        })
+        .await
+    }
+
+    /// Starts the service with `config` on a free port.
+    pub async fn start_with(config: Config) -> Self {
+        let config = Config { port: 0, ..config };
         let app = App::from_config(config).await.expect("app builds");
         let listener = app.bind().await.expect("binds");
         let addr = listener.local_addr().unwrap();
