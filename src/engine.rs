@@ -389,18 +389,23 @@ impl Engine {
         let now = self.inner.clock.now();
         let tenant = self.inner.tenant.clone();
 
-        // 1. Who is writing.
-        let resolved = self
-            .inner
-            .store
-            .resolve_customer(&ResolveCustomer {
-                tenant: tenant.clone(),
-                identity: msg.from.clone(),
-                display_name: msg.display_name.clone(),
-                language: msg.language.clone(),
-                at: now,
-            })
-            .await?;
+        // 1. Who is writing: a known identity, one that shares a proven key with a known
+        // identity (the same phone number on SMS, WhatsApp and calls), or a new customer.
+        let resolved = match self.shared_key_owner(&msg.from).await? {
+            Some(resolved) => resolved,
+            None => {
+                self.inner
+                    .store
+                    .resolve_customer(&ResolveCustomer {
+                        tenant: tenant.clone(),
+                        identity: msg.from.clone(),
+                        display_name: msg.display_name.clone(),
+                        language: msg.language.clone(),
+                        at: now,
+                    })
+                    .await?
+            }
+        };
         let customer = resolved.customer;
         if resolved.created {
             self.emit(DomainEvent::CustomerCreated {
@@ -508,6 +513,74 @@ impl Engine {
         })
     }
 
+    /// A first contact from a phone number that the customer already used on another phone
+    /// channel (SMS, WhatsApp and calls all prove the number): links the new identity to that
+    /// customer, recording the shared key as the origin.
+    async fn shared_key_owner(
+        &self,
+        identity: &Identity,
+    ) -> Result<Option<cs_core::store::Resolved>> {
+        use cs_core::ChannelKind as K;
+        const PHONE_KINDS: [K; 3] = [K::Sms, K::WhatsApp, K::Voice];
+        if !PHONE_KINDS.contains(&identity.kind) {
+            return Ok(None);
+        }
+        let tenant = &self.inner.tenant;
+        if self
+            .inner
+            .store
+            .find_customer(tenant, identity)
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let digits: String = identity
+            .external_id
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if digits.len() < 6 {
+            return Ok(None);
+        }
+        for kind in PHONE_KINDS.into_iter().filter(|k| *k != identity.kind) {
+            for external in [format!("+{digits}"), digits.clone()] {
+                let sibling = Identity::new(kind, external);
+                let Some(customer) = self.inner.store.find_customer(tenant, &sibling).await? else {
+                    continue;
+                };
+                let origin = LinkOrigin::SharedKey {
+                    key: format!("phone:+{digits}"),
+                };
+                match self
+                    .inner
+                    .store
+                    .link_identity(
+                        tenant,
+                        customer.id,
+                        identity,
+                        &origin,
+                        self.inner.clock.now(),
+                    )
+                    .await
+                {
+                    // Someone linked it meanwhile: resolve normally.
+                    Err(cs_core::Error::Conflict { .. }) => return Ok(None),
+                    other => other?,
+                }
+                self.emit(DomainEvent::IdentityLinked {
+                    customer: customer.id,
+                    identity: identity.clone(),
+                });
+                return Ok(Some(cs_core::store::Resolved {
+                    customer,
+                    created: false,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     async fn run_bot(&self, conversation: &Conversation, customer: &Customer, message: &Message) {
         let history = match self.recent_messages(conversation.id, BOT_HISTORY).await {
             Ok(h) => h,
@@ -571,11 +644,8 @@ impl Engine {
             reason: handoff.reason.to_string(),
             summary: handoff.summary.clone(),
         });
-        self.store_internal(
-            conversation,
-            format!("Handed over: {}. {}", handoff.reason, handoff.summary),
-        )
-        .await?;
+        self.store_internal(conversation, handoff_note(&handoff))
+            .await?;
         let priority = handoff.priority.max(match customer.tier {
             cs_core::CustomerTier::Vip => Priority::High,
             _ => Priority::Low,
@@ -1474,6 +1544,32 @@ impl InboundHandler for Engine {
         }
         Ok(())
     }
+}
+
+/// What the agent reads first: why, what the bot understood, what it collected, how the
+/// customer feels, and the summary, so the customer never repeats themselves.
+fn handoff_note(h: &Handoff) -> String {
+    let mut note = format!("Handed over: {}.", h.reason);
+    if let Some(i) = &h.intent {
+        note.push_str(&format!(
+            " Intent: {} ({:.0}%).",
+            i.name,
+            i.confidence * 100.0
+        ));
+    }
+    if !h.slots.is_empty() {
+        let slots: Vec<String> = h.slots.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        note.push_str(&format!(" Details: {}.", slots.join(", ")));
+    }
+    if let Some(s) = &h.sentiment {
+        note.push_str(&format!(
+            " Sentiment: {:?}, {:?} ({:+.2}).",
+            s.polarity, s.emotion, s.score
+        ));
+    }
+    note.push(' ');
+    note.push_str(&h.summary);
+    note
 }
 
 /// The skills of a call the voice menu routed (a `call` event with a `skills` list).

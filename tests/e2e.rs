@@ -129,6 +129,17 @@ async fn bot_answer_handoff_agent_reply_and_back() {
             .contains("resolved")
     );
 
+    // Back with the bot, the customer asks about the ticket and gets its status.
+    shopper
+        .send_json(json!({"type": "message", "client_id": "c4", "text": "where is my ticket 1"}))
+        .await;
+    let status = shopper.until(is_message_from("bot")).await;
+    let text = status["message"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("#1") && text.contains("new"),
+        "ticket status: {text}"
+    );
+
     // A second agent cannot write in a conversation that is not theirs.
     let (mut bob, _) = agent(&server, "bob", "bob").await;
     bob.send_json(json!({"type": "reply", "conversation_id": conversation_id, "client_id": "b1", "text": "hi"}))

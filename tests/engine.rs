@@ -690,3 +690,68 @@ async fn a_call_routed_by_the_voice_menu_skips_the_bot_and_needs_the_chosen_skil
         "the agent with the skill gets the call"
     );
 }
+
+#[tokio::test]
+async fn the_same_phone_on_sms_and_whatsapp_is_one_customer_by_a_shared_key() {
+    let (sms, _) = recording_channel("sms", ChannelKind::Sms);
+    let (wa, _) = recording_channel("wa", ChannelKind::WhatsApp);
+    let store = Arc::new(MemoryStore::new());
+    let engine = faq_desk(store.clone())
+        .with_channel(Arc::new(sms))
+        .with_channel(Arc::new(wa))
+        .build()
+        .await
+        .unwrap();
+    let first = engine
+        .handle_inbound_and_wait(inbound(
+            "sms",
+            ChannelKind::Sms,
+            "+8613800138000",
+            "SM1",
+            "多久发货",
+        ))
+        .await
+        .unwrap();
+    let second = engine
+        .handle_inbound_and_wait(inbound(
+            "wa",
+            ChannelKind::WhatsApp,
+            "8613800138000",
+            "wamid.1",
+            "when will my order ship",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.message.customer, second.message.customer,
+        "one customer"
+    );
+    let links = store
+        .identity_links(&TenantId::default(), first.message.customer)
+        .await
+        .unwrap();
+    let wa_link = links
+        .iter()
+        .find(|l| l.identity.kind == ChannelKind::WhatsApp)
+        .unwrap();
+    assert_eq!(
+        wa_link.origin,
+        LinkOrigin::SharedKey {
+            key: "phone:+8613800138000".into()
+        }
+    );
+    let other = engine
+        .handle_inbound_and_wait(inbound(
+            "wa",
+            ChannelKind::WhatsApp,
+            "4915112345678",
+            "wamid.2",
+            "hi",
+        ))
+        .await
+        .unwrap();
+    assert_ne!(
+        other.message.customer, first.message.customer,
+        "another number, another customer"
+    );
+}
