@@ -289,6 +289,13 @@ impl SkillRouter {
 
     /// Marks activity: a new longest-idle position, and pool entries for every free medium.
     fn touch(&mut self, a: u32) {
+        self.bump(a);
+        self.file(a);
+    }
+
+    /// The first half of [`Self::touch`]: a new longest-idle position, the agent's old pool
+    /// entries stale.
+    fn bump(&mut self, a: u32) {
         self.agent_seq += 1;
         let seq = self.agent_seq;
         let ag = &mut self.agents[a as usize];
@@ -297,6 +304,12 @@ impl SkillRouter {
         for i in ag.counted.drain(..) {
             self.free[i as usize] -= 1;
         }
+    }
+
+    /// The second half of [`Self::touch`]: pool entries at the agent's current position.
+    fn file(&mut self, a: u32) {
+        let ag = &mut self.agents[a as usize];
+        let seq = ag.seq;
         if ag.agent.presence != Presence::Online {
             return;
         }
@@ -788,6 +801,19 @@ impl SkillRouter {
         self.free_tasks.push(t);
     }
 
+    /// Touches agent `a` after a change and lets it take work. Only the agent's own look-up
+    /// runs before it is filed in the pools, so it is filed only if it is still free of new
+    /// work at the end (each task it takes touches it again, which files it).
+    fn touch_and_dispatch(&mut self, a: u32, out: &mut Vec<Decision>) {
+        self.bump(a);
+        let seq = self.seqs[a as usize];
+        self.dispatch(&[a], &[], out);
+        if self.seqs[a as usize] == seq {
+            self.file(a);
+        }
+        self.standby_eval(out);
+    }
+
     /// Serves the best-ranked task with an eligible agent until none is left; only the changed
     /// agents and tasks can create a match.
     fn dispatch(&mut self, agents: &[u32], tasks: &[u32], out: &mut Vec<Decision>) {
@@ -1019,9 +1045,7 @@ impl SyncRouter for SkillRouter {
             }
         };
         self.set_profile(a, agent);
-        self.touch(a);
-        self.dispatch(&[a], &[], out);
-        self.standby_eval(out);
+        self.touch_and_dispatch(a, out);
         Ok(())
     }
 
@@ -1046,9 +1070,7 @@ impl SyncRouter for SkillRouter {
         ag.loads[medium] -= 1;
         ag.tasks.retain(|&x| x != t);
         self.free_task(t);
-        self.touch(a);
-        self.dispatch(&[a], &[], out);
-        self.standby_eval(out);
+        self.touch_and_dispatch(a, out);
         Ok(())
     }
 
