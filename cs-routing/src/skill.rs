@@ -205,6 +205,9 @@ pub struct SkillRouter {
     agent_ids: FxMap<AgentId, u32>,
     /// Free agents: index `(slot * LEVELS + level) * 3 + medium`, then by load: (agent, seq).
     pools: Vec<Vec<VecDeque<(u32, u64)>>>,
+    /// By pool index: bit `load` (below 64) is set whenever that queue is not empty, so probes
+    /// skip empty queues without touching them.
+    occupied: Vec<u64>,
     pool_entries: usize,
     pool_live: usize,
     /// By `slot * 3 + medium`: agents whose last touch filed them as free there (a superset of
@@ -242,6 +245,7 @@ impl SkillRouter {
             seqs: Vec::new(),
             agent_ids: FxMap::default(),
             pools: (0..LEVELS * 3).map(|_| Vec::new()).collect(),
+            occupied: vec![0; LEVELS * 3],
             pool_entries: 0,
             pool_live: 0,
             free: vec![0; 3],
@@ -271,6 +275,7 @@ impl SkillRouter {
             self.sided.resize_with(id as usize + 2, Default::default);
             self.pools
                 .resize_with((id as usize + 2) * LEVELS * 3, Vec::new);
+            self.occupied.resize((id as usize + 2) * LEVELS * 3, 0);
             self.free.resize((id as usize + 2) * 3, 0);
         }
         id
@@ -321,11 +326,15 @@ impl SkillRouter {
             let slots = std::iter::once((0usize, 0u8))
                 .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
             for (slot, level) in slots {
-                let pool = &mut self.pools[Self::pool_index(slot, level, m)];
+                let index = Self::pool_index(slot, level, m);
+                let pool = &mut self.pools[index];
                 if pool.len() <= load {
                     pool.resize_with(load + 1, VecDeque::new);
                 }
                 pool[load].push_back((a, seq));
+                if load < 64 {
+                    self.occupied[index] |= 1 << load;
+                }
                 self.pool_entries += 1;
                 let counter = slot * 3 + m;
                 self.free[counter] += 1;
@@ -340,10 +349,13 @@ impl SkillRouter {
     fn compact_pools(&mut self) {
         let seqs = &self.seqs;
         let mut n = 0;
-        for pool in &mut self.pools {
-            for q in pool.iter_mut() {
+        for (pool, bits) in self.pools.iter_mut().zip(&mut self.occupied) {
+            for (load, q) in pool.iter_mut().enumerate() {
                 q.retain(|&(a, s)| seqs[a as usize] == s);
                 n += q.len();
+                if q.is_empty() && load < 64 {
+                    *bits &= !(1 << load);
+                }
             }
         }
         self.pool_entries = n;
@@ -424,6 +436,9 @@ impl SkillRouter {
     /// The first agent in pool queue (index, load) eligible for `t`, dropping stale entries at
     /// the front.
     fn first_in_pool(&mut self, index: usize, load: usize, t: u32) -> Option<(u64, u32)> {
+        if load < 64 && self.occupied[index] & (1 << load) == 0 {
+            return None;
+        }
         let q = self.pools[index].get_mut(load)?;
         while let Some(&(a, s)) = q.front() {
             if self.seqs[a as usize] == s {
@@ -431,6 +446,9 @@ impl SkillRouter {
             }
             q.pop_front();
             self.pool_entries -= 1;
+        }
+        if q.is_empty() && load < 64 {
+            self.occupied[index] &= !(1 << load);
         }
         let q = &self.pools[index][load];
         q.iter()
