@@ -52,7 +52,10 @@ impl Hasher for FxHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply leaves an input's high bits out of the hash's low bits (the bucket):
+        // fold them in, or ids that differ only there (a counter in a UUID's tail) collide.
+        let x = self.0 ^ (self.0 >> 32);
+        x.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (x >> 29)
     }
 }
 
@@ -77,7 +80,7 @@ impl Interner {
 }
 
 /// A routing class: one distinct (medium, requirements, language, teams), with its waiting tasks.
-#[derive(Debug, Hash, PartialEq, Eq, Clone)]
+#[derive(Debug, Default, Hash, PartialEq, Eq, Clone)]
 struct ClassKey {
     medium: u8,
     reqs: Vec<(u32, u8)>,
@@ -139,6 +142,8 @@ struct FAgent {
     held: Vec<u32>,
     seq: u64,
     missed: u32,
+    /// The `free` counters (slot * 3 + medium) this agent adds one to since its last touch.
+    counted: Vec<u32>,
 }
 
 impl FAgent {
@@ -200,8 +205,14 @@ pub struct SkillRouter {
     agent_ids: FxMap<AgentId, u32>,
     /// Free agents: index `(slot * LEVELS + level) * 3 + medium`, then by load: (agent, seq).
     pools: Vec<Vec<VecDeque<(u32, u64)>>>,
+    /// By pool index: bit `load` (below 64) is set whenever that queue is not empty, so probes
+    /// skip empty queues without touching them.
+    occupied: Vec<u64>,
     pool_entries: usize,
     pool_live: usize,
+    /// By `slot * 3 + medium`: agents whose last touch filed them as free there (a superset of
+    /// the live pool entries); zero means no pool under that slot can hold an eligible agent.
+    free: Vec<u32>,
     tasks: Vec<FTask>,
     free_tasks: Vec<u32>,
     task_ids: FxMap<ConversationId, u32>,
@@ -210,6 +221,8 @@ pub struct SkillRouter {
     oldest: BTreeSet<(i64, u64)>,
     timers: BinaryHeap<Reverse<Timer>>,
     parked: FxSet<ConversationId>,
+    /// A reused key for class look-ups.
+    scratch: ClassKey,
     standby_active: bool,
     agent_seq: u64,
     task_seq: u64,
@@ -232,8 +245,10 @@ impl SkillRouter {
             seqs: Vec::new(),
             agent_ids: FxMap::default(),
             pools: (0..LEVELS * 3).map(|_| Vec::new()).collect(),
+            occupied: vec![0; LEVELS * 3],
             pool_entries: 0,
             pool_live: 0,
+            free: vec![0; 3],
             tasks: Vec::new(),
             free_tasks: Vec::new(),
             task_ids: FxMap::default(),
@@ -241,6 +256,7 @@ impl SkillRouter {
             oldest: BTreeSet::new(),
             timers: BinaryHeap::new(),
             parked: FxSet::default(),
+            scratch: ClassKey::default(),
             standby_active: false,
             agent_seq: 0,
             task_seq: 0,
@@ -259,6 +275,8 @@ impl SkillRouter {
             self.sided.resize_with(id as usize + 2, Default::default);
             self.pools
                 .resize_with((id as usize + 2) * LEVELS * 3, Vec::new);
+            self.occupied.resize((id as usize + 2) * LEVELS * 3, 0);
+            self.free.resize((id as usize + 2) * 3, 0);
         }
         id
     }
@@ -276,11 +294,27 @@ impl SkillRouter {
 
     /// Marks activity: a new longest-idle position, and pool entries for every free medium.
     fn touch(&mut self, a: u32) {
+        self.bump(a);
+        self.file(a);
+    }
+
+    /// The first half of [`Self::touch`]: a new longest-idle position, the agent's old pool
+    /// entries stale.
+    fn bump(&mut self, a: u32) {
         self.agent_seq += 1;
         let seq = self.agent_seq;
         let ag = &mut self.agents[a as usize];
         ag.seq = seq;
         self.seqs[a as usize] = seq;
+        for i in ag.counted.drain(..) {
+            self.free[i as usize] -= 1;
+        }
+    }
+
+    /// The second half of [`Self::touch`]: pool entries at the agent's current position.
+    fn file(&mut self, a: u32) {
+        let ag = &mut self.agents[a as usize];
+        let seq = ag.seq;
         if ag.agent.presence != Presence::Online {
             return;
         }
@@ -292,12 +326,19 @@ impl SkillRouter {
             let slots = std::iter::once((0usize, 0u8))
                 .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
             for (slot, level) in slots {
-                let pool = &mut self.pools[Self::pool_index(slot, level, m)];
+                let index = Self::pool_index(slot, level, m);
+                let pool = &mut self.pools[index];
                 if pool.len() <= load {
                     pool.resize_with(load + 1, VecDeque::new);
                 }
                 pool[load].push_back((a, seq));
+                if load < 64 {
+                    self.occupied[index] |= 1 << load;
+                }
                 self.pool_entries += 1;
+                let counter = slot * 3 + m;
+                self.free[counter] += 1;
+                ag.counted.push(counter as u32);
             }
         }
         if self.pool_entries > 4 * self.pool_live + 4096 {
@@ -308,10 +349,13 @@ impl SkillRouter {
     fn compact_pools(&mut self) {
         let seqs = &self.seqs;
         let mut n = 0;
-        for pool in &mut self.pools {
-            for q in pool.iter_mut() {
+        for (pool, bits) in self.pools.iter_mut().zip(&mut self.occupied) {
+            for (load, q) in pool.iter_mut().enumerate() {
                 q.retain(|&(a, s)| seqs[a as usize] == s);
                 n += q.len();
+                if q.is_empty() && load < 64 {
+                    *bits &= !(1 << load);
+                }
             }
         }
         self.pool_entries = n;
@@ -392,6 +436,9 @@ impl SkillRouter {
     /// The first agent in pool queue (index, load) eligible for `t`, dropping stale entries at
     /// the front.
     fn first_in_pool(&mut self, index: usize, load: usize, t: u32) -> Option<(u64, u32)> {
+        if load < 64 && self.occupied[index] & (1 << load) == 0 {
+            return None;
+        }
         let q = self.pools[index].get_mut(load)?;
         while let Some(&(a, s)) = q.front() {
             if self.seqs[a as usize] == s {
@@ -399,6 +446,9 @@ impl SkillRouter {
             }
             q.pop_front();
             self.pool_entries -= 1;
+        }
+        if q.is_empty() && load < 64 {
+            self.occupied[index] &= !(1 << load);
         }
         let q = &self.pools[index][load];
         q.iter()
@@ -423,6 +473,9 @@ impl SkillRouter {
         }
         let class = &self.classes[task.class as usize];
         let m = class.key.medium as usize;
+        if self.free[class.slot * 3 + m] == 0 {
+            return None;
+        }
         let vip = is_vip(&task.task);
         let Some(&(skill, min)) = class.key.reqs.first() else {
             let index = Self::pool_index(0, 0, m);
@@ -550,30 +603,47 @@ impl SkillRouter {
 
     // ----- tasks --------------------------------------------------------------------------
 
+    /// The routing class of slab task `t` at overflow ring `ring` (the task stays in place).
+    fn class_of_task(&mut self, t: u32, ring: usize) -> u32 {
+        let slot = &mut self.tasks[t as usize].task;
+        let stand_in = Task::new(slot.id, slot.channel, slot.enqueued_at);
+        let task = std::mem::replace(slot, stand_in);
+        let c = self.class_of(&task, ring);
+        self.tasks[t as usize].task = task;
+        c
+    }
+
     fn class_of(&mut self, task: &Task, ring: usize) -> u32 {
-        let eff = self.policy.effective(task, ring);
-        let reqs: Vec<(u32, u8)> = eff
-            .reqs
-            .iter()
-            .map(|r| (self.skill(&r.skill), r.min_level))
-            .collect();
-        let lang = eff.language.as_deref().map(|l| self.langs.id(l));
-        let teams = match eff.teams {
-            crate::policy::Teams::Any => None,
-            crate::policy::Teams::OneOf(ts) => {
-                let mut ids: Vec<u32> = ts.iter().map(|t| self.teams.id(t)).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                Some(ids)
+        // Ring 0 is the task's own requirements: no relaxed copy to build.
+        let mut key = std::mem::take(&mut self.scratch);
+        key.medium = medium_index(task.channel.medium()) as u8;
+        key.reqs.clear();
+        if ring == 0 {
+            for r in &task.requirements {
+                let s = self.skill(&r.skill);
+                key.reqs.push((s, r.min_level));
             }
-        };
-        let key = ClassKey {
-            medium: medium_index(task.channel.medium()) as u8,
-            reqs,
-            lang,
-            teams,
-        };
+            key.lang = task.language.as_deref().map(|l| self.langs.id(l));
+            key.teams = task.team.as_deref().map(|t| vec![self.teams.id(t)]);
+        } else {
+            let eff = self.policy.effective(task, ring);
+            for r in &eff.reqs {
+                let s = self.skill(&r.skill);
+                key.reqs.push((s, r.min_level));
+            }
+            key.lang = eff.language.as_deref().map(|l| self.langs.id(l));
+            key.teams = match eff.teams {
+                crate::policy::Teams::Any => None,
+                crate::policy::Teams::OneOf(ts) => {
+                    let mut ids: Vec<u32> = ts.iter().map(|t| self.teams.id(t)).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    Some(ids)
+                }
+            };
+        }
         if let Some(&c) = self.class_ids.get(&key) {
+            self.scratch = key;
             return c;
         }
         let c = self.classes.len() as u32;
@@ -634,10 +704,7 @@ impl SkillRouter {
     fn enter_queue(&mut self, t: u32) {
         let enqueued = at_ms(self.tasks[t as usize].task.enqueued_at);
         let ring = self.policy.ring_at(enqueued, self.now);
-        let class = {
-            let task = self.tasks[t as usize].task.clone();
-            self.class_of(&task, ring)
-        };
+        let class = self.class_of_task(t, ring);
         let task = &mut self.tasks[t as usize];
         task.ring = ring;
         task.class = class;
@@ -752,6 +819,19 @@ impl SkillRouter {
         self.free_tasks.push(t);
     }
 
+    /// Touches agent `a` after a change and lets it take work. Only the agent's own look-up
+    /// runs before it is filed in the pools, so it is filed only if it is still free of new
+    /// work at the end (each task it takes touches it again, which files it).
+    fn touch_and_dispatch(&mut self, a: u32, out: &mut Vec<Decision>) {
+        self.bump(a);
+        let seq = self.seqs[a as usize];
+        self.dispatch(&[a], &[], out);
+        if self.seqs[a as usize] == seq {
+            self.file(a);
+        }
+        self.standby_eval(out);
+    }
+
     /// Serves the best-ranked task with an eligible agent until none is left; only the changed
     /// agents and tasks can create a match.
     fn dispatch(&mut self, agents: &[u32], tasks: &[u32], out: &mut Vec<Decision>) {
@@ -861,8 +941,7 @@ impl SkillRouter {
                     _ => {
                         self.unplace(t);
                         let ring = self.tasks[t as usize].ring + 1;
-                        let task = self.tasks[t as usize].task.clone();
-                        let class = self.class_of(&task, ring);
+                        let class = self.class_of_task(t, ring);
                         let ft = &mut self.tasks[t as usize];
                         ft.ring = ring;
                         ft.class = class;
@@ -978,14 +1057,13 @@ impl SyncRouter for SkillRouter {
                     held: Vec::new(),
                     seq: 0,
                     missed: 0,
+                    counted: Vec::new(),
                 });
                 a
             }
         };
         self.set_profile(a, agent);
-        self.touch(a);
-        self.dispatch(&[a], &[], out);
-        self.standby_eval(out);
+        self.touch_and_dispatch(a, out);
         Ok(())
     }
 
@@ -1010,9 +1088,7 @@ impl SyncRouter for SkillRouter {
         ag.loads[medium] -= 1;
         ag.tasks.retain(|&x| x != t);
         self.free_task(t);
-        self.touch(a);
-        self.dispatch(&[a], &[], out);
-        self.standby_eval(out);
+        self.touch_and_dispatch(a, out);
         Ok(())
     }
 

@@ -159,6 +159,8 @@ pub struct Stream {
     held: Vec<(AgentId, ConversationId)>,
     now: DateTime<Utc>,
     out: Vec<Decision>,
+    /// Task ids handed out.
+    ids: u64,
 }
 
 const GROUP: usize = 4;
@@ -176,6 +178,7 @@ impl Stream {
             held: Vec::new(),
             now: Utc.with_ymd_and_hms(2026, 11, 11, 0, 0, 0).unwrap(),
             out: Vec::new(),
+            ids: 0,
         };
         for i in 0..w.agents {
             let agent = d.make_agent(i);
@@ -226,7 +229,7 @@ impl Stream {
         self.now += chrono::Duration::milliseconds(1);
         let voice = self.rng.chance(voice_share);
         let mut t = Task::new(
-            ConversationId::new(),
+            self.task_id(),
             if voice {
                 ChannelKind::Voice
             } else {
@@ -256,6 +259,19 @@ impl Stream {
             t.preferred_agent = Some(self.agents[self.rng.below(self.agents.len())].id);
         }
         t
+    }
+
+    /// A UUIDv7 for the next task, derived from the stream's clock and a counter: no system
+    /// randomness (a `getrandom` call per id) and the same ids for the same seed.
+    fn task_id(&mut self) -> ConversationId {
+        self.ids += 1;
+        let mut tail = [0u8; 10];
+        tail[..8].copy_from_slice(&self.ids.to_be_bytes());
+        tail[8..].copy_from_slice(&(self.w.seed as u16).to_be_bytes());
+        let millis = self.now.timestamp_millis().max(0) as u64;
+        ConversationId::from_uuid(
+            uuid::Builder::from_unix_timestamp_millis(millis, &tail).into_uuid(),
+        )
     }
 
     fn note(&mut self) {
