@@ -1,6 +1,6 @@
 //! The in-memory conversation store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -53,6 +53,8 @@ struct Inner {
     conversations: HashMap<(TenantId, ConversationId), Conversation>,
     /// Every message, keyed by tenant and (time-ordered) id.
     messages: BTreeMap<(TenantId, MessageId), Message>,
+    /// Each conversation's message ids, in order (so a conversation's page needs no scan).
+    by_conversation: HashMap<(TenantId, ConversationId), BTreeSet<MessageId>>,
     by_provider_id: HashMap<(TenantId, ChannelId, String), MessageId>,
     /// Outbound messages not yet sent (or dead), in message-id order.
     outbox: BTreeMap<(TenantId, MessageId), OutboxRow>,
@@ -442,6 +444,11 @@ impl ConversationStore for MemoryStore {
         inner
             .messages
             .insert((message.tenant.clone(), message.id), message.clone());
+        inner
+            .by_conversation
+            .entry((message.tenant.clone(), message.conversation))
+            .or_default()
+            .insert(message.id);
         Ok(Appended::Inserted(message.clone()))
     }
 
@@ -450,6 +457,17 @@ impl ConversationStore for MemoryStore {
         let start = query
             .after
             .map_or(MessageId::from_uuid(uuid::Uuid::nil()), |a| a);
+        if let MessageScope::Conversation(c) = query.scope {
+            let Some(ids) = inner.by_conversation.get(&(query.tenant.clone(), c)) else {
+                return Ok(Vec::new());
+            };
+            return Ok(ids
+                .range(start..)
+                .filter(|id| Some(**id) != query.after)
+                .take(page(query.limit))
+                .map(|id| inner.messages[&(query.tenant.clone(), *id)].clone())
+                .collect());
+        }
         Ok(inner
             .messages
             .range((query.tenant.clone(), start)..)
