@@ -302,6 +302,29 @@ fn media_content(url: String, mime: Option<&str>) -> Content {
     }
 }
 
+/// Checks `X-Twilio-Signature` of a form POST that reached `uri`, for a webhook configured at
+/// `webhook_url` (the public URL Twilio calls, whose query the signature covers too). Shared by
+/// the SMS and voice adapters.
+pub(crate) fn verify_request(
+    auth_token: &str,
+    webhook_url: &str,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    params: &[(String, String)],
+) -> Result<()> {
+    let given = header(headers, SIGNATURE_HEADER)
+        .ok_or_else(|| Error::unauthenticated("missing X-Twilio-Signature"))?;
+    let url = match uri.query() {
+        Some(q) => format!("{webhook_url}?{q}"),
+        None => webhook_url.to_owned(),
+    };
+    let expected = signature(auth_token, &url, params);
+    if !constant_time_eq(expected.as_bytes(), given.trim().as_bytes()) {
+        return Err(Error::unauthenticated("X-Twilio-Signature does not match"));
+    }
+    Ok(())
+}
+
 impl Sms {
     /// Starts configuring an SMS channel named `id`.
     pub fn builder(id: ChannelId) -> SmsBuilder {
@@ -318,17 +341,7 @@ impl Sms {
         headers: &http::HeaderMap,
         params: &[(String, String)],
     ) -> Result<()> {
-        let given = header(headers, SIGNATURE_HEADER)
-            .ok_or_else(|| Error::unauthenticated("missing X-Twilio-Signature"))?;
-        let url = match uri.query() {
-            Some(q) => format!("{}?{q}", self.webhook_url),
-            None => self.webhook_url.clone(),
-        };
-        let expected = signature(&self.auth_token, &url, params);
-        if !constant_time_eq(expected.as_bytes(), given.trim().as_bytes()) {
-            return Err(Error::unauthenticated("X-Twilio-Signature does not match"));
-        }
-        Ok(())
+        verify_request(&self.auth_token, &self.webhook_url, uri, headers, params)
     }
 
     fn twiml_response(&self, text: Option<&str>) -> InboundResponse {

@@ -58,10 +58,7 @@ use crate::channel::{
     RawInbound, SendReceipt,
 };
 use crate::error::{Error, Result};
-use crate::inbound::{
-    REDACTED, check_size, constant_time_eq, form_pairs, header, param, xml_escape,
-};
-use crate::sms::{SIGNATURE_HEADER, signature};
+use crate::inbound::{REDACTED, check_size, form_pairs, param, xml_escape};
 
 /// The name of the event a routed call lands as.
 pub const CALL_EVENT: &str = "call";
@@ -282,17 +279,7 @@ impl Voice {
         headers: &http::HeaderMap,
         params: &[(String, String)],
     ) -> Result<()> {
-        let given = header(headers, SIGNATURE_HEADER)
-            .ok_or_else(|| Error::unauthenticated("missing X-Twilio-Signature"))?;
-        let url = match uri.query() {
-            Some(q) => format!("{}?{q}", self.webhook_url),
-            None => self.webhook_url.clone(),
-        };
-        let expected = signature(&self.auth_token, &url, params);
-        if !constant_time_eq(expected.as_bytes(), given.trim().as_bytes()) {
-            return Err(Error::unauthenticated("X-Twilio-Signature does not match"));
-        }
-        Ok(())
+        crate::sms::verify_request(&self.auth_token, &self.webhook_url, uri, headers, params)
     }
 
     fn say(&self, text: &str, language: Option<&str>) -> String {
