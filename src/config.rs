@@ -148,6 +148,98 @@ pub struct Config {
     /// `cs_channels::router::ChannelConfig` for every kind and its settings.
     #[cfg(feature = "server")]
     pub channels: Vec<cs_channels::router::ChannelConfig>,
+    /// The email channel (feature `email`; default: none).
+    #[cfg(feature = "email")]
+    pub email: Option<EmailConfig>,
+}
+
+/// The email channel of the bundled service: replies go out through an SMTP relay; mail comes in
+/// through the built-in SMTP receiver, an IMAP mailbox, or both.
+///
+/// ```toml
+/// [email]
+/// address = "support@shop.example"     # replies come from here; customers write here
+/// relay = "smtp.shop.example:587"      # outbound SMTP
+/// listen = "0.0.0.0:2525"              # inbound SMTP receiver for the address's domain
+/// # imap = { host = "imap.shop.example", port = 993, user = "support", password = "..." }
+/// ```
+#[cfg(feature = "email")]
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Channel id (default `email`).
+    #[serde(default = "default_email_id")]
+    pub id: String,
+    /// The support address (`local@domain`, no `+`).
+    pub address: String,
+    /// Outbound SMTP relay as `host:port`.
+    pub relay: String,
+    /// Relay user name.
+    #[serde(default)]
+    pub relay_user: Option<String>,
+    /// Relay password.
+    #[serde(default)]
+    pub relay_password: Option<String>,
+    /// Where the built-in SMTP receiver listens (`host:port`), if at all.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// An IMAP mailbox to poll, if any.
+    #[serde(default)]
+    pub imap: Option<ImapMailbox>,
+}
+
+/// An IMAP mailbox the service polls for customer mail.
+#[cfg(feature = "email")]
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapMailbox {
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Whether to use TLS (needs feature `tls`; default false).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+#[cfg(feature = "email")]
+impl std::fmt::Debug for ImapMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapMailbox")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+#[cfg(feature = "email")]
+fn default_email_id() -> String {
+    "email".into()
+}
+
+#[cfg(feature = "email")]
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("id", &self.id)
+            .field("address", &self.address)
+            .field("relay", &self.relay)
+            .field("relay_user", &self.relay_user)
+            .field(
+                "relay_password",
+                &self.relay_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("listen", &self.listen)
+            .field("imap", &self.imap)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -208,6 +300,8 @@ impl Default for Config {
             ],
             #[cfg(feature = "server")]
             channels: Vec::new(),
+            #[cfg(feature = "email")]
+            email: None,
         }
     }
 }

@@ -75,7 +75,8 @@ pub fn status_for(error: &Error) -> StatusCode {
 }
 
 /// One webhook channel as configured (e.g. a `[[channels]]` table of TOML): `kind` names the
-/// adapter (`wechat`, `whatsapp`, `telegram`, `sms`, `webhook`), the other keys are its settings.
+/// adapter (`wechat`, `whatsapp`, `telegram`, `sms`, `webhook`, `voice`), the other keys are its
+/// settings.
 ///
 /// ```
 /// # #[cfg(feature = "webhook")] {
@@ -105,6 +106,9 @@ pub enum ChannelConfig {
     /// The generic signed JSON webhook.
     #[cfg(feature = "webhook")]
     Webhook(crate::webhook::WebhookConfig),
+    /// Voice calls through an IVR menu (TwiML webhook).
+    #[cfg(feature = "voice")]
+    Voice(crate::voice::VoiceConfig),
 }
 
 impl ChannelConfig {
@@ -112,6 +116,8 @@ impl ChannelConfig {
     ///
     /// # Errors
     /// The adapter builder's [`Error::InvalidInput`] for missing or malformed settings.
+    // With no adapter feature the enum is empty and the match below is unreachable.
+    #[allow(unreachable_code)]
     pub fn build(self, clock: Arc<dyn Clock>) -> Result<Arc<dyn Channel>> {
         let _ = &clock;
         Ok(match self {
@@ -125,6 +131,8 @@ impl ChannelConfig {
             Self::Sms(c) => Arc::new(c.builder().build()?),
             #[cfg(feature = "webhook")]
             Self::Webhook(c) => Arc::new(c.builder().with_clock(clock).build()?),
+            #[cfg(feature = "voice")]
+            Self::Voice(c) => Arc::new(c.builder()?.with_clock(clock).build()?),
         })
     }
 }

@@ -11,6 +11,8 @@
 //! - `GET /healthz` — liveness
 
 pub mod agent;
+#[cfg(feature = "email")]
+mod email;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -151,6 +153,8 @@ pub struct App {
     engine: Engine,
     webchat: Arc<WebChat>,
     webhooks: Vec<Arc<dyn Channel>>,
+    #[cfg(feature = "email")]
+    email: Option<email::Mail>,
     auth: Arc<agent::AgentAuth>,
     config: Config,
 }
@@ -178,6 +182,15 @@ impl App {
             .with_store(store)
             .with_bot(Arc::new(bot))
             .with_channel(webchat.clone());
+        #[cfg(feature = "email")]
+        let mail = match &config.email {
+            Some(c) => {
+                let mail = email::Mail::from_config(c, &secret)?;
+                builder = builder.with_channel(mail.channel.clone());
+                Some(mail)
+            }
+            None => None,
+        };
         let mut webhooks = Vec::new();
         for c in config.channels.clone() {
             let channel = c.build(Arc::new(cs_core::SystemClock))?;
@@ -193,6 +206,10 @@ impl App {
         let engine = builder.with_ticket_desk(desk).build().await?;
         let mut app = Self::new(engine, webchat, auth, config);
         app.webhooks = webhooks;
+        #[cfg(feature = "email")]
+        {
+            app.email = mail;
+        }
         Ok(app)
     }
 
@@ -207,6 +224,8 @@ impl App {
             engine,
             webchat,
             webhooks: Vec::new(),
+            #[cfg(feature = "email")]
+            email: None,
             auth: Arc::new(auth),
             config,
         }
@@ -277,6 +296,24 @@ impl App {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
+        // One shutdown signal for the HTTP server and the mail listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        #[cfg(feature = "email")]
+        if let Some(mail) = &self.email {
+            let handler: Arc<dyn InboundHandler> = Arc::new(self.engine.clone());
+            mail.start(handler, until_stopped.clone()).await?;
+        }
+        let shutdown = until_stopped();
         let engine = self.engine.clone();
         // Once a second: time-dependent routing (aging, overflow, time-outs) and outbox retries.
         let ticker = tokio::spawn(async move {

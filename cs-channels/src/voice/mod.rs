@@ -40,6 +40,7 @@
 //! # Ok::<(), cs_channels::Error>(())
 //! ```
 
+mod config;
 mod ivr;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ use cs_core::{ChannelId, ChannelKind, Clock, Content, Identity, SystemClock};
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
+pub use self::config::VoiceConfig;
 pub use self::ivr::{
     Ivr, IvrAction, IvrInput, IvrMenu, IvrOption, IvrStep, IvrTree, IvrTreeBuilder,
 };
