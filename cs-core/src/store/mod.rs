@@ -12,6 +12,8 @@ mod postgres;
 mod rows;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod schema;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod shared;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
