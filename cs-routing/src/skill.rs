@@ -1,16 +1,16 @@
 //! The fast policy router: interned routing classes, per-class task heaps, per-skill agent
-//! pools, skill bitsets and a timer heap.
+//! pools, compact hot records and a timer heap.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, Utc};
-use cs_core::{Agent, AgentId, ConversationId, Presence};
+use cs_core::{Agent, AgentId, ConversationId, CustomerTier, Presence};
 
 use crate::error::Result;
 use crate::naive::{duplicate, from_ms, not_assigned, not_found, not_offered};
-use crate::policy::{MEDIA, RoutingPolicy, at_ms, has_room, is_vip, medium_index, ms};
+use crate::policy::{RoutingPolicy, Teams, at_ms, medium_index, ms};
 use crate::router::SyncRouter;
 use crate::simple::{validate_agent, validate_task};
 use crate::task::{AgentLoad, Decision, Snapshot, Task};
@@ -62,6 +62,11 @@ impl Hasher for FxHasher {
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 type FxSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
+/// "No agent", "no language", "no team" in the compact records.
+const NONE: u32 = u32::MAX;
+/// A preferred agent named by an id the router has not seen yet (looked up again when needed).
+const UNKNOWN: u32 = u32::MAX - 1;
+
 /// Interns strings to dense ids.
 #[derive(Debug, Default)]
 struct Interner {
@@ -77,9 +82,38 @@ impl Interner {
         self.ids.insert(s.to_owned(), i);
         i
     }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
 }
 
-/// A routing class: one distinct (medium, requirements, language, teams), with its waiting tasks.
+/// A set of interned ids: those below 64 in a mask (no allocation), the rest in a list.
+#[derive(Debug, Default, Clone)]
+struct IdSet {
+    mask: u64,
+    more: Vec<u32>,
+}
+
+impl IdSet {
+    fn insert(&mut self, id: u32) {
+        if id < 64 {
+            self.mask |= 1 << id;
+        } else if !self.more.contains(&id) {
+            self.more.push(id);
+        }
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        if id < 64 {
+            self.mask >> id & 1 == 1
+        } else {
+            self.more.contains(&id)
+        }
+    }
+}
+
+/// A routing class's identity: one distinct (medium, requirements, language, teams).
 #[derive(Debug, Default, Hash, PartialEq, Eq, Clone)]
 struct ClassKey {
     medium: u8,
@@ -88,6 +122,7 @@ struct ClassKey {
     teams: Option<Vec<u32>>,
 }
 
+/// A routing class with its waiting tasks.
 #[derive(Debug)]
 struct Class {
     key: ClassKey,
@@ -97,10 +132,105 @@ struct Class {
     heap: BinaryHeap<Reverse<(i64, u64, u32, u32)>>,
     /// Tasks some agent rejected (checked one by one).
     side: Vec<u32>,
-    /// Primary skill slot (0 = no requirement).
+    /// Primary skill slot (0 = no requirement, else skill + 1).
     slot: usize,
-    /// The head registered in `heads`.
+    /// Lowest level of the primary skill (0 without one).
+    min: u8,
+    /// Language id or [`NONE`].
+    lang: u32,
+    /// Whether the primary skill and the language are the whole requirement.
+    simple: bool,
+    /// The live head of `heap` as registered in `heads`: (rank, seq).
     head: Option<(i64, u64)>,
+}
+
+/// Everything interned: names and routing classes.
+#[derive(Debug, Default)]
+struct Catalog {
+    skills: Interner,
+    langs: Interner,
+    teams: Interner,
+    classes: Vec<Class>,
+    class_ids: FxMap<ClassKey, u32>,
+    /// A reused key for look-ups.
+    scratch: ClassKey,
+}
+
+impl Catalog {
+    /// The routing class of `task` after `ring` overflow rings.
+    fn class_of(&mut self, policy: &RoutingPolicy, task: &Task, ring: usize) -> u32 {
+        let mut key = std::mem::take(&mut self.scratch);
+        key.medium = medium_index(task.channel.medium()) as u8;
+        key.reqs.clear();
+        if ring == 0 {
+            // The task's own requirements: no relaxed copy to build.
+            for r in &task.requirements {
+                key.reqs.push((self.skills.id(&r.skill), r.min_level));
+            }
+            key.lang = task.language.as_deref().map(|l| self.langs.id(l));
+            key.teams = task.team.as_deref().map(|t| vec![self.teams.id(t)]);
+        } else {
+            let eff = policy.effective(task, ring);
+            for r in &eff.reqs {
+                key.reqs.push((self.skills.id(&r.skill), r.min_level));
+            }
+            key.lang = eff.language.as_deref().map(|l| self.langs.id(l));
+            key.teams = match eff.teams {
+                Teams::Any => None,
+                Teams::OneOf(ts) => {
+                    let mut ids: Vec<u32> = ts.iter().map(|t| self.teams.id(t)).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    Some(ids)
+                }
+            };
+        }
+        if let Some(&c) = self.class_ids.get(&key) {
+            self.scratch = key;
+            return c;
+        }
+        let c = self.classes.len() as u32;
+        let (slot, min) = key.reqs.first().map_or((0, 0), |r| (r.0 as usize + 1, r.1));
+        self.classes.push(Class {
+            slot,
+            min,
+            lang: key.lang.unwrap_or(NONE),
+            simple: key.reqs.len() <= 1 && key.teams.is_none(),
+            head: None,
+            bits: bits_of(&key.reqs),
+            key: key.clone(),
+            heap: BinaryHeap::new(),
+            side: Vec::new(),
+        });
+        self.class_ids.insert(key, c);
+        c
+    }
+}
+
+fn bits_of(skills: &[(u32, u8)]) -> Vec<u64> {
+    let mut bits = Vec::new();
+    for &(s, _) in skills {
+        let w = s as usize / 64;
+        if bits.len() <= w {
+            bits.resize(w + 1, 0);
+        }
+        bits[w] |= 1 << (s % 64);
+    }
+    bits
+}
+
+/// A class head as the agents' side sees it: enough to rule the class in or out for most agents
+/// without touching the class.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    rank: i64,
+    seq: u64,
+    class: u32,
+    /// The task at the head.
+    task: u32,
+    lang: u32,
+    min: u8,
+    simple: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,51 +241,82 @@ enum State {
     Assigned(u32),
 }
 
+/// What routing reads of a task, in one small record (the task itself lives in [`ColdTask`]).
 #[derive(Debug)]
-struct FTask {
-    task: Task,
-    state: State,
+struct HotTask {
     rank: i64,
     seq: u64,
-    ring: usize,
+    state: State,
     class: u32,
     /// Bumped whenever the task moves between heaps/lists (heap entries carry it).
     version: u32,
     /// Bumped whenever the task (re-)enters the queue (timers carry it).
     life: u32,
-    hold: Option<(u32, i64)>,
-    excluded: Vec<u32>,
+    /// Overflow rings applied.
+    ring: u32,
+    /// The preferred agent: an index, [`NONE`] or [`UNKNOWN`].
+    preferred: u32,
+    /// The agent a sticky hold waits for, or [`NONE`].
+    hold: u32,
+    medium: u8,
+    vip: bool,
+    /// Whether `ColdTask::excluded` is not empty.
+    excluded: bool,
 }
 
 #[derive(Debug)]
-struct FAgent {
+struct ColdTask {
+    task: Task,
+    /// When the sticky hold ends (ms).
+    hold_until: i64,
+    /// Agents that rejected the task or let its offer expire.
+    excluded: Vec<u32>,
+}
+
+/// What eligibility reads of an agent, in one small record.
+#[derive(Debug)]
+struct HotAgent {
+    cap: [u16; 3],
+    loads: [u16; 3],
+    blocks: bool,
+    online: bool,
+    standby: bool,
+    team: u32,
+    langs: IdSet,
+}
+
+impl HotAgent {
+    /// Whether there is a free slot for medium `m` (see [`crate::policy`]).
+    fn room(&self, m: usize) -> bool {
+        self.loads[m] < self.cap[m] && !(self.blocks && m != 2 && self.loads[2] > 0)
+    }
+
+    fn load(&self) -> u16 {
+        self.loads.iter().sum()
+    }
+}
+
+#[derive(Debug)]
+struct ColdAgent {
     agent: Agent,
     /// (skill id, level), sorted by skill id.
     skills: Vec<(u32, u8)>,
     bits: Vec<u64>,
-    langs: Vec<u32>,
-    team: Option<u32>,
-    standby: bool,
-    loads: [u16; 3],
-    tasks: Vec<u32>,
+    /// Tasks held, in the order they were given.
+    tasks: Vec<(u32, ConversationId)>,
     /// Tasks waiting for this agent (sticky hold).
     held: Vec<u32>,
-    seq: u64,
     missed: u32,
-    /// The `free` counters (slot * 3 + medium) this agent adds one to since its last touch.
-    counted: Vec<u32>,
+    /// The activity seq at which the agent was last filed in the pools.
+    filed: u64,
 }
 
-impl FAgent {
+impl ColdAgent {
     fn level(&self, skill: u32) -> Option<u8> {
         self.skills
             .binary_search_by_key(&skill, |s| s.0)
             .ok()
             .map(|i| self.skills[i].1)
-    }
-
-    fn load(&self) -> u16 {
-        self.loads.iter().sum()
     }
 }
 
@@ -166,7 +327,7 @@ const RING_UP: u8 = 2;
 /// (time, kind, rank, seq, task, life)
 type Timer = (i64, u8, i64, u64, u32, u32);
 
-/// Highest skill level.
+/// Skill levels 0 (the "no requirement" slot) to 10.
 const LEVELS: usize = 11;
 
 /// The fast router of the routing policy ([`crate::policy`]); it makes exactly the decisions of
@@ -174,12 +335,14 @@ const LEVELS: usize = 11;
 /// the queue or the number of agents.
 ///
 /// - Each distinct requirement set (medium, skills with levels, language, teams) is interned into
-///   a routing class with a heap of its waiting tasks by rank; an agent who frees up looks only
-///   at the classes indexed under its own skills, and only at their heads.
-/// - Agents with a free slot sit in pools per (medium, primary skill, level, load), in
-///   longest-idle order, so a new task finds its agent at the front of a few queues.
-/// - Skill requirements are checked with bitsets; off-line, busy or edited agents are dropped from
-///   the pools lazily.
+///   a routing class with a heap of its waiting tasks by rank. Class heads are listed by primary
+///   skill and medium with what rules most agents in or out (level, language), so an agent who
+///   frees up reads a few short sorted lists, not the classes.
+/// - Agents with a free slot sit in pools per (primary skill, medium, level, load), in
+///   longest-idle order, so a new task finds its agent at the front of a few queues. Agents are
+///   filed once per event, after it has settled, and dropped from the pools lazily.
+/// - What decisions read of tasks and agents is kept in small records apart from the tasks and
+///   profiles themselves, so the working set stays in cache.
 /// - Offers, sticky holds and overflow rings are timers in one heap, fired by
 ///   [`crate::Router::tick`].
 ///
@@ -189,31 +352,27 @@ const LEVELS: usize = 11;
 pub struct SkillRouter {
     policy: RoutingPolicy,
     now: i64,
-    skills: Interner,
-    langs: Interner,
-    teams: Interner,
-    classes: Vec<Class>,
-    class_ids: FxMap<ClassKey, u32>,
-    /// Heads of non-empty classes by primary skill slot (0 = no requirement, else skill + 1)
-    /// and medium: (rank, seq, class), best first.
-    heads: Vec<[BTreeSet<(i64, u64, u32)>; 3]>,
+    catalog: Catalog,
+    /// Heads of non-empty classes by primary skill slot and medium, best first.
+    heads: Vec<[Vec<Head>; 3]>,
     /// Classes with rejected tasks, by slot and medium.
     sided: Vec<[Vec<u32>; 3]>,
-    agents: Vec<FAgent>,
-    /// Each agent's activity seq, kept apart so pool scans stay in cache.
+    hot_agents: Vec<HotAgent>,
+    agents: Vec<ColdAgent>,
+    /// Each agent's activity seq (smaller = idle longer); pool entries carry it.
     seqs: Vec<u64>,
     agent_ids: FxMap<AgentId, u32>,
-    /// Free agents: index `(slot * LEVELS + level) * 3 + medium`, then by load: (agent, seq).
+    /// Free agents: index `((slot * 3 + medium) * LEVELS + level)`, then by load: (agent, seq).
     pools: Vec<Vec<VecDeque<(u32, u64)>>>,
     /// By pool index: bit `load` (below 64) is set whenever that queue is not empty, so probes
     /// skip empty queues without touching them.
     occupied: Vec<u64>,
     pool_entries: usize,
     pool_live: usize,
-    /// By `slot * 3 + medium`: agents whose last touch filed them as free there (a superset of
-    /// the live pool entries); zero means no pool under that slot can hold an eligible agent.
-    free: Vec<u32>,
-    tasks: Vec<FTask>,
+    /// Agents touched by the current event, filed in the pools when it has settled.
+    pending: Vec<u32>,
+    hot: Vec<HotTask>,
+    cold: Vec<ColdTask>,
     free_tasks: Vec<u32>,
     task_ids: FxMap<ConversationId, u32>,
     queued: usize,
@@ -221,8 +380,6 @@ pub struct SkillRouter {
     oldest: BTreeSet<(i64, u64)>,
     timers: BinaryHeap<Reverse<Timer>>,
     parked: FxSet<ConversationId>,
-    /// A reused key for class look-ups.
-    scratch: ClassKey,
     standby_active: bool,
     agent_seq: u64,
     task_seq: u64,
@@ -231,102 +388,106 @@ pub struct SkillRouter {
 impl SkillRouter {
     /// An empty router with `policy`.
     pub fn new(policy: RoutingPolicy) -> Self {
-        Self {
+        let mut r = Self {
             policy,
             now: i64::MIN,
-            skills: Interner::default(),
-            langs: Interner::default(),
-            teams: Interner::default(),
-            classes: Vec::new(),
-            class_ids: FxMap::default(),
-            heads: vec![Default::default()],
-            sided: vec![Default::default()],
+            catalog: Catalog::default(),
+            heads: Vec::new(),
+            sided: Vec::new(),
+            hot_agents: Vec::new(),
             agents: Vec::new(),
             seqs: Vec::new(),
             agent_ids: FxMap::default(),
-            pools: (0..LEVELS * 3).map(|_| Vec::new()).collect(),
-            occupied: vec![0; LEVELS * 3],
+            pools: Vec::new(),
+            occupied: Vec::new(),
             pool_entries: 0,
             pool_live: 0,
-            free: vec![0; 3],
-            tasks: Vec::new(),
+            pending: Vec::new(),
+            hot: Vec::new(),
+            cold: Vec::new(),
             free_tasks: Vec::new(),
             task_ids: FxMap::default(),
             queued: 0,
             oldest: BTreeSet::new(),
             timers: BinaryHeap::new(),
             parked: FxSet::default(),
-            scratch: ClassKey::default(),
             standby_active: false,
             agent_seq: 0,
             task_seq: 0,
-        }
+        };
+        r.grow_slots();
+        r
     }
 
     /// The number of routing classes interned so far.
     pub fn classes(&self) -> usize {
-        self.classes.len()
+        self.catalog.classes.len()
     }
 
-    fn skill(&mut self, name: &str) -> u32 {
-        let id = self.skills.id(name);
-        if self.heads.len() < id as usize + 2 {
-            self.heads.resize_with(id as usize + 2, Default::default);
-            self.sided.resize_with(id as usize + 2, Default::default);
-            self.pools
-                .resize_with((id as usize + 2) * LEVELS * 3, Vec::new);
-            self.occupied.resize((id as usize + 2) * LEVELS * 3, 0);
-            self.free.resize((id as usize + 2) * 3, 0);
+    /// Sizes the per-skill structures for every skill interned so far (plus the no-skill slot).
+    fn grow_slots(&mut self) {
+        let slots = self.catalog.skills.len() + 1;
+        if self.heads.len() < slots {
+            self.heads.resize_with(slots, Default::default);
+            self.sided.resize_with(slots, Default::default);
+            self.pools.resize_with(slots * 3 * LEVELS, Vec::new);
+            self.occupied.resize(slots * 3 * LEVELS, 0);
         }
-        id
     }
 
-    fn pool_index(slot: usize, level: u8, medium: usize) -> usize {
-        (slot * LEVELS + level as usize) * 3 + medium
+    fn pool_index(slot: usize, medium: usize, level: u8) -> usize {
+        (slot * 3 + medium) * LEVELS + level as usize
     }
 
     // ----- agents -------------------------------------------------------------------------
 
     fn available(&self, a: u32) -> bool {
-        let a = &self.agents[a as usize];
-        a.agent.presence == Presence::Online && (self.standby_active || !a.standby)
+        let a = &self.hot_agents[a as usize];
+        a.online && (self.standby_active || !a.standby)
     }
 
-    /// Marks activity: a new longest-idle position, and pool entries for every free medium.
+    /// Marks activity: a new longest-idle position (the agent's pool entries go stale); the
+    /// agent is filed again when the event has settled ([`Self::flush`]).
     fn touch(&mut self, a: u32) {
-        self.bump(a);
-        self.file(a);
-    }
-
-    /// The first half of [`Self::touch`]: a new longest-idle position, the agent's old pool
-    /// entries stale.
-    fn bump(&mut self, a: u32) {
         self.agent_seq += 1;
-        let seq = self.agent_seq;
-        let ag = &mut self.agents[a as usize];
-        ag.seq = seq;
-        self.seqs[a as usize] = seq;
-        for i in ag.counted.drain(..) {
-            self.free[i as usize] -= 1;
-        }
+        self.seqs[a as usize] = self.agent_seq;
+        self.pending.push(a);
     }
 
-    /// The second half of [`Self::touch`]: pool entries at the agent's current position.
+    /// Files every agent touched by this event in the pools, at its final position.
+    fn flush(&mut self) {
+        // Pool queues stay in longest-idle order only if agents are filed in seq order.
+        let mut pending = std::mem::take(&mut self.pending);
+        if pending.len() > 1 {
+            pending.sort_unstable_by_key(|&a| self.seqs[a as usize]);
+        }
+        for &a in &pending {
+            if self.agents[a as usize].filed != self.seqs[a as usize] {
+                self.file(a);
+            }
+        }
+        pending.clear();
+        self.pending = pending;
+    }
+
+    /// Pool entries at the agent's current position, for every medium with a free slot.
     fn file(&mut self, a: u32) {
+        let seq = self.seqs[a as usize];
         let ag = &mut self.agents[a as usize];
-        let seq = ag.seq;
-        if ag.agent.presence != Presence::Online {
+        ag.filed = seq;
+        let hot = &self.hot_agents[a as usize];
+        if !hot.online {
             return;
         }
-        let load = ag.load() as usize;
-        for (m, medium) in MEDIA.iter().enumerate() {
-            if !has_room(&ag.agent.capacity, &ag.loads, *medium) {
+        let load = hot.load() as usize;
+        for m in 0..3 {
+            if !hot.room(m) {
                 continue;
             }
             let slots = std::iter::once((0usize, 0u8))
                 .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
             for (slot, level) in slots {
-                let index = Self::pool_index(slot, level, m);
+                let index = Self::pool_index(slot, m, level);
                 let pool = &mut self.pools[index];
                 if pool.len() <= load {
                     pool.resize_with(load + 1, VecDeque::new);
@@ -336,9 +497,6 @@ impl SkillRouter {
                     self.occupied[index] |= 1 << load;
                 }
                 self.pool_entries += 1;
-                let counter = slot * 3 + m;
-                self.free[counter] += 1;
-                ag.counted.push(counter as u32);
             }
         }
         if self.pool_entries > 4 * self.pool_live + 4096 {
@@ -361,44 +519,58 @@ impl SkillRouter {
         self.pool_entries = n;
     }
 
-    fn bits_of(skills: &[(u32, u8)]) -> Vec<u64> {
-        let mut bits = Vec::new();
-        for &(s, _) in skills {
-            let w = s as usize / 64;
-            if bits.len() <= w {
-                bits.resize(w + 1, 0);
-            }
-            bits[w] |= 1 << (s % 64);
-        }
-        bits
-    }
-
     fn set_profile(&mut self, a: u32, agent: Agent) {
         let mut skills: Vec<(u32, u8)> = Vec::with_capacity(agent.skills.len());
         for s in &agent.skills {
-            let id = self.skill(&s.name);
+            let id = self.catalog.skills.id(&s.name);
             if !skills.iter().any(|x| x.0 == id) {
                 skills.push((id, s.level));
             }
         }
         skills.sort_unstable();
-        let langs = agent.languages.iter().map(|l| self.langs.id(l)).collect();
-        let team = agent.team.as_deref().map(|t| self.teams.id(t));
-        let standby = self.policy.is_standby(&agent);
+        self.grow_slots();
+        let mut langs = IdSet::default();
+        for l in &agent.languages {
+            langs.insert(self.catalog.langs.id(l));
+        }
+        let team = agent
+            .team
+            .as_deref()
+            .map_or(NONE, |t| self.catalog.teams.id(t));
+        let cap = agent.capacity;
+        let hot = &mut self.hot_agents[a as usize];
+        hot.cap = [cap.chat, cap.email, cap.voice];
+        hot.blocks = cap.voice_blocks_others;
+        hot.online = agent.presence == Presence::Online;
+        hot.standby = self.policy.is_standby(&agent);
+        hot.team = team;
+        hot.langs = langs;
         let ag = &mut self.agents[a as usize];
         self.pool_live = self.pool_live + 3 * (skills.len() + 1) - 3 * (ag.skills.len() + 1);
-        ag.bits = Self::bits_of(&skills);
+        ag.bits = bits_of(&skills);
         ag.skills = skills;
-        ag.langs = langs;
-        ag.team = team;
-        ag.standby = standby;
         ag.agent = agent;
+    }
+
+    /// Whether agent `a`'s language and team meet class `c`.
+    fn fits_lang_team(&self, a: u32, c: u32) -> bool {
+        let ag = &self.hot_agents[a as usize];
+        let class = &self.catalog.classes[c as usize];
+        (class.lang == NONE || ag.langs.contains(class.lang))
+            && class
+                .key
+                .teams
+                .as_ref()
+                .is_none_or(|ts| ag.team != NONE && ts.contains(&ag.team))
     }
 
     /// Whether agent `a`'s profile meets class `c` (skills, language, team).
     fn fits(&self, a: u32, c: u32) -> bool {
+        if !self.fits_lang_team(a, c) {
+            return false;
+        }
         let ag = &self.agents[a as usize];
-        let class = &self.classes[c as usize];
+        let class = &self.catalog.classes[c as usize];
         if class.bits.len() > ag.bits.len()
             || class
                 .bits
@@ -413,28 +585,30 @@ impl SkillRouter {
             .reqs
             .iter()
             .all(|&(s, min)| ag.level(s).is_some_and(|l| l >= min))
-            && class.key.lang.is_none_or(|l| ag.langs.contains(&l))
-            && class
-                .key
-                .teams
-                .as_ref()
-                .is_none_or(|ts| ag.team.is_some_and(|t| ts.contains(&t)))
+    }
+
+    /// Whether agent `a` may take queued task `t` now; `pooled` when `a` comes from a pool of the
+    /// task's class's primary skill at a level the class accepts.
+    fn eligible_as(&self, t: u32, a: u32, pooled: bool) -> bool {
+        let task = &self.hot[t as usize];
+        self.available(a)
+            && self.hot_agents[a as usize].room(task.medium as usize)
+            && (task.hold == NONE || task.hold == a)
+            && !(task.excluded && self.cold[t as usize].excluded.contains(&a))
+            && if pooled && self.catalog.classes[task.class as usize].simple {
+                self.fits_lang_team(a, task.class)
+            } else {
+                self.fits(a, task.class)
+            }
     }
 
     /// Whether agent `a` may take queued task `t` now.
     fn eligible(&self, t: u32, a: u32) -> bool {
-        let task = &self.tasks[t as usize];
-        let medium = self.classes[task.class as usize].key.medium as usize;
-        let ag = &self.agents[a as usize];
-        self.available(a)
-            && has_room(&ag.agent.capacity, &ag.loads, MEDIA[medium])
-            && task.hold.is_none_or(|(p, _)| p == a)
-            && !task.excluded.contains(&a)
-            && self.fits(a, task.class)
+        self.eligible_as(t, a, false)
     }
 
     /// The first agent in pool queue (index, load) eligible for `t`, dropping stale entries at
-    /// the front.
+    /// the front: (seq, agent).
     fn first_in_pool(&mut self, index: usize, load: usize, t: u32) -> Option<(u64, u32)> {
         if load < 64 && self.occupied[index] & (1 << load) == 0 {
             return None;
@@ -453,47 +627,81 @@ impl SkillRouter {
         let q = &self.pools[index][load];
         q.iter()
             .filter(|&&(a, s)| self.seqs[a as usize] == s)
-            .find(|&&(a, _)| self.eligible(t, a))
+            .find(|&&(a, _)| self.eligible_as(t, a, true))
             .map(|&(a, s)| (s, a))
     }
 
-    /// The best agent for queued task `t`.
-    fn best_agent(&mut self, t: u32) -> Option<u32> {
-        let task = &self.tasks[t as usize];
-        if let Some((p, _)) = task.hold {
-            return self.eligible(t, p).then_some(p);
+    /// The preferred agent of task `t`, resolving an id first seen after the task.
+    fn preferred(&mut self, t: u32) -> Option<u32> {
+        let p = self.hot[t as usize].preferred;
+        if p == UNKNOWN {
+            let id = self.cold[t as usize].task.preferred_agent?;
+            let a = *self.agent_ids.get(&id)?;
+            self.hot[t as usize].preferred = a;
+            return Some(a);
         }
-        if let Some(p) = task
-            .task
-            .preferred_agent
-            .and_then(|p| self.agent_ids.get(&p).copied())
+        (p != NONE).then_some(p)
+    }
+
+    /// Agent `a`'s order for task `t` among agents that are not preferred: (proficiency gap,
+    /// load, seq), smaller first (see [`crate::policy`]).
+    fn order(&self, t: u32, a: u32) -> (u8, u16, u64) {
+        let task = &self.hot[t as usize];
+        let gap = if task.vip {
+            self.catalog.classes[task.class as usize]
+                .key
+                .reqs
+                .first()
+                .and_then(|r| self.agents[a as usize].level(r.0))
+                .map_or(0, |l| 10u8.saturating_sub(l))
+        } else {
+            0
+        };
+        (
+            gap,
+            self.hot_agents[a as usize].load(),
+            self.seqs[a as usize],
+        )
+    }
+
+    /// The best agent for queued task `t`: from the pools, or among the agents this event has
+    /// touched and not filed yet.
+    fn best_agent(&mut self, t: u32) -> Option<u32> {
+        let hold = self.hot[t as usize].hold;
+        if hold != NONE {
+            return self.eligible(t, hold).then_some(hold);
+        }
+        if let Some(p) = self.preferred(t)
             && self.eligible(t, p)
         {
             return Some(p);
         }
-        let class = &self.classes[task.class as usize];
-        let m = class.key.medium as usize;
-        if self.free[class.slot * 3 + m] == 0 {
-            return None;
-        }
-        let vip = is_vip(&task.task);
-        let Some(&(skill, min)) = class.key.reqs.first() else {
-            let index = Self::pool_index(0, 0, m);
-            for load in 0..self.pools[index].len() {
-                if let Some((_, a)) = self.first_in_pool(index, load, t) {
-                    return Some(a);
+        let mut best = self.best_pooled(t).map(|a| (self.order(t, a), a));
+        for i in 0..self.pending.len() {
+            let a = self.pending[i];
+            if self.agents[a as usize].filed != self.seqs[a as usize] && self.eligible(t, a) {
+                let o = self.order(t, a);
+                if best.is_none_or(|b| o < b.0) {
+                    best = Some((o, a));
                 }
             }
+        }
+        best.map(|b| b.1)
+    }
+
+    /// The best agent for queued task `t` among those filed in the pools.
+    fn best_pooled(&mut self, t: u32) -> Option<u32> {
+        let task = &self.hot[t as usize];
+        let class = &self.catalog.classes[task.class as usize];
+        let (m, slot, min, vip) = (task.medium as usize, class.slot, class.min, task.vip);
+        let first = Self::pool_index(slot, m, min);
+        let last = Self::pool_index(slot, m, LEVELS as u8 - 1);
+        if self.occupied[first..=last].iter().all(|&b| b == 0) {
             return None;
-        };
-        let slot = skill as usize + 1;
-        let max_load = (min..LEVELS as u8)
-            .map(|l| self.pools[Self::pool_index(slot, l, m)].len())
-            .max()
-            .unwrap_or(0);
+        }
         if vip {
-            for level in (min..LEVELS as u8).rev() {
-                let index = Self::pool_index(slot, level, m);
+            // Highest level first, then least loaded, then longest idle.
+            for index in (first..=last).rev() {
                 for load in 0..self.pools[index].len() {
                     if let Some((_, a)) = self.first_in_pool(index, load, t) {
                         return Some(a);
@@ -502,10 +710,13 @@ impl SkillRouter {
             }
             return None;
         }
+        let max_load = (first..=last)
+            .map(|i| self.pools[i].len())
+            .max()
+            .unwrap_or(0);
         for load in 0..max_load {
             let mut best: Option<(u64, u32)> = None;
-            for level in min..LEVELS as u8 {
-                let index = Self::pool_index(slot, level, m);
+            for index in first..=last {
                 if let Some(found) = self.first_in_pool(index, load, t)
                     && best.is_none_or(|b| found < b)
                 {
@@ -531,26 +742,29 @@ impl SkillRouter {
             best.is_none_or(|b| (rank, seq) < (b.0, b.1))
         };
         let ag = &self.agents[a as usize];
+        let hot = &self.hot_agents[a as usize];
         for &t in &ag.held {
-            let task = &self.tasks[t as usize];
+            let task = &self.hot[t as usize];
             if better(&best, task.rank, task.seq) && self.eligible(t, a) {
                 best = Some((task.rank, task.seq, t));
             }
         }
-        let slots = std::iter::once(0).chain(ag.skills.iter().map(|s| s.0 as usize + 1));
-        for slot in slots {
-            for (m, medium) in MEDIA.iter().enumerate() {
-                if !has_room(&ag.agent.capacity, &ag.loads, *medium) {
+        let slots = std::iter::once((0, u8::MAX))
+            .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
+        for (slot, level) in slots {
+            for m in 0..3 {
+                if !hot.room(m) {
                     continue;
                 }
-                for &(rank, seq, c) in &self.heads[slot][m] {
-                    if !better(&best, rank, seq) {
+                for h in &self.heads[slot][m] {
+                    if !better(&best, h.rank, h.seq) {
                         break;
                     }
-                    let class = &self.classes[c as usize];
-                    if self.fits(a, c) {
-                        let top = class.heap.peek().expect("a registered head").0;
-                        best = Some((rank, seq, top.2));
+                    if h.min <= level
+                        && (h.lang == NONE || hot.langs.contains(h.lang))
+                        && (h.simple || self.fits(a, h.class))
+                    {
+                        best = Some((h.rank, h.seq, h.task));
                         break;
                     }
                 }
@@ -558,9 +772,11 @@ impl SkillRouter {
                     if !self.fits(a, c) {
                         continue;
                     }
-                    for &t in &self.classes[c as usize].side {
-                        let task = &self.tasks[t as usize];
-                        if better(&best, task.rank, task.seq) && !task.excluded.contains(&a) {
+                    for &t in &self.catalog.classes[c as usize].side {
+                        let task = &self.hot[t as usize];
+                        if better(&best, task.rank, task.seq)
+                            && !self.cold[t as usize].excluded.contains(&a)
+                        {
                             best = Some((task.rank, task.seq, t));
                         }
                     }
@@ -570,29 +786,59 @@ impl SkillRouter {
         best
     }
 
-    /// Re-registers class `c`'s head after its heap changed.
+    // ----- classes ------------------------------------------------------------------------
+
+    /// Re-registers class `c`'s head after its heap lost its head or gained a better one.
     fn refresh_head(&mut self, c: u32) {
-        let top = self.class_top(c).map(|(r, s, _)| (r, s));
-        let class = &mut self.classes[c as usize];
-        if class.head == top {
+        let top = self.class_top(c);
+        let class = &mut self.catalog.classes[c as usize];
+        if class.head == top.map(|(r, s, _)| (r, s)) {
             return;
         }
         let set = &mut self.heads[class.slot][class.key.medium as usize];
-        if let Some((r, s)) = class.head {
-            set.remove(&(r, s, c));
+        let position = |set: &Vec<Head>, r: i64, s: u64| {
+            set.binary_search_by(|h| (h.rank, h.seq).cmp(&(r, s)))
+        };
+        let old = class
+            .head
+            .map(|(r, s)| position(set, r, s).expect("a registered head"));
+        class.head = top.map(|(r, s, _)| (r, s));
+        let Some((rank, seq, task)) = top else {
+            if let Some(i) = old {
+                set.remove(i);
+            }
+            return;
+        };
+        let head = Head {
+            rank,
+            seq,
+            class: c,
+            task,
+            lang: class.lang,
+            min: class.min,
+            simple: class.simple,
+        };
+        let new = position(set, rank, seq).unwrap_err();
+        match old {
+            // Move the entry along instead of removing and inserting.
+            Some(i) if i < new => {
+                set[i..new].rotate_left(1);
+                set[new - 1] = head;
+            }
+            Some(i) => {
+                set[new..=i].rotate_right(1);
+                set[new] = head;
+            }
+            None => set.insert(new, head),
         }
-        if let Some((r, s)) = top {
-            set.insert((r, s, c));
-        }
-        class.head = top;
     }
 
     /// The head of class `c`'s heap, dropping stale entries.
     fn class_top(&mut self, c: u32) -> Option<(i64, u64, u32)> {
-        let tasks = &self.tasks;
-        let heap = &mut self.classes[c as usize].heap;
+        let hot = &self.hot;
+        let heap = &mut self.catalog.classes[c as usize].heap;
         while let Some(&Reverse((rank, seq, t, v))) = heap.peek() {
-            let task = &tasks[t as usize];
+            let task = &hot[t as usize];
             if task.state == State::Queued && task.version == v && task.class == c {
                 return Some((rank, seq, t));
             }
@@ -603,77 +849,24 @@ impl SkillRouter {
 
     // ----- tasks --------------------------------------------------------------------------
 
-    /// The routing class of slab task `t` at overflow ring `ring` (the task stays in place).
-    fn class_of_task(&mut self, t: u32, ring: usize) -> u32 {
-        let slot = &mut self.tasks[t as usize].task;
-        let stand_in = Task::new(slot.id, slot.channel, slot.enqueued_at);
-        let task = std::mem::replace(slot, stand_in);
-        let c = self.class_of(&task, ring);
-        self.tasks[t as usize].task = task;
-        c
-    }
-
-    fn class_of(&mut self, task: &Task, ring: usize) -> u32 {
-        // Ring 0 is the task's own requirements: no relaxed copy to build.
-        let mut key = std::mem::take(&mut self.scratch);
-        key.medium = medium_index(task.channel.medium()) as u8;
-        key.reqs.clear();
-        if ring == 0 {
-            for r in &task.requirements {
-                let s = self.skill(&r.skill);
-                key.reqs.push((s, r.min_level));
-            }
-            key.lang = task.language.as_deref().map(|l| self.langs.id(l));
-            key.teams = task.team.as_deref().map(|t| vec![self.teams.id(t)]);
-        } else {
-            let eff = self.policy.effective(task, ring);
-            for r in &eff.reqs {
-                let s = self.skill(&r.skill);
-                key.reqs.push((s, r.min_level));
-            }
-            key.lang = eff.language.as_deref().map(|l| self.langs.id(l));
-            key.teams = match eff.teams {
-                crate::policy::Teams::Any => None,
-                crate::policy::Teams::OneOf(ts) => {
-                    let mut ids: Vec<u32> = ts.iter().map(|t| self.teams.id(t)).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    Some(ids)
-                }
-            };
-        }
-        if let Some(&c) = self.class_ids.get(&key) {
-            self.scratch = key;
-            return c;
-        }
-        let c = self.classes.len() as u32;
-        let slot = key.reqs.first().map_or(0, |r| r.0 as usize + 1);
-        self.classes.push(Class {
-            slot,
-            head: None,
-            bits: Self::bits_of(&key.reqs),
-            key: key.clone(),
-            heap: BinaryHeap::new(),
-            side: Vec::new(),
-        });
-        self.class_ids.insert(key, c);
-        c
-    }
-
     /// Files queued task `t` where agents look for it.
     fn place(&mut self, t: u32) {
-        let task = &mut self.tasks[t as usize];
+        let task = &mut self.hot[t as usize];
         task.version = task.version.wrapping_add(1);
-        if let Some((p, _)) = task.hold {
-            self.agents[p as usize].held.push(t);
-        } else if task.excluded.is_empty() {
-            let entry = (task.rank, task.seq, t, task.version);
-            let c = task.class;
-            self.classes[c as usize].heap.push(Reverse(entry));
-            self.refresh_head(c);
+        let c = task.class;
+        if task.hold != NONE {
+            self.agents[task.hold as usize].held.push(t);
+        } else if !task.excluded {
+            let (rank, seq) = (task.rank, task.seq);
+            let class = &mut self.catalog.classes[c as usize];
+            class
+                .heap
+                .push(Reverse((rank, seq, t, task.version)));
+            if class.head.is_none_or(|h| (rank, seq) < h) {
+                self.refresh_head(c);
+            }
         } else {
-            let c = task.class;
-            let class = &mut self.classes[c as usize];
+            let class = &mut self.catalog.classes[c as usize];
             if class.side.is_empty() {
                 self.sided[class.slot][class.key.medium as usize].push(c);
             }
@@ -683,30 +876,39 @@ impl SkillRouter {
 
     /// Takes queued task `t` out of where agents look for it.
     fn unplace(&mut self, t: u32) {
-        let task = &mut self.tasks[t as usize];
+        let task = &mut self.hot[t as usize];
         task.version = task.version.wrapping_add(1);
-        if let Some((p, _)) = task.hold {
-            self.agents[p as usize].held.retain(|&x| x != t);
-        } else if !task.excluded.is_empty() {
-            let c = task.class;
-            let class = &mut self.classes[c as usize];
+        let c = task.class;
+        if task.hold != NONE {
+            self.agents[task.hold as usize].held.retain(|&x| x != t);
+        } else if task.excluded {
+            let class = &mut self.catalog.classes[c as usize];
             class.side.retain(|&x| x != t);
             if class.side.is_empty() {
                 self.sided[class.slot][class.key.medium as usize].retain(|&x| x != c);
             }
-        } else {
-            let c = task.class;
+        } else if self.catalog.classes[c as usize].head == Some((task.rank, task.seq)) {
+            // Anywhere else in the heap its entry is now stale and dropped when it surfaces.
             self.refresh_head(c);
         }
     }
 
+    /// The routing class of slab task `t` at overflow ring `ring`.
+    fn class_of_task(&mut self, t: u32, ring: usize) -> u32 {
+        let c = self
+            .catalog
+            .class_of(&self.policy, &self.cold[t as usize].task, ring);
+        self.grow_slots();
+        c
+    }
+
     /// Puts `t` (already in the slab) into the queue at the current time.
     fn enter_queue(&mut self, t: u32) {
-        let enqueued = at_ms(self.tasks[t as usize].task.enqueued_at);
+        let enqueued = at_ms(self.cold[t as usize].task.enqueued_at);
         let ring = self.policy.ring_at(enqueued, self.now);
         let class = self.class_of_task(t, ring);
-        let task = &mut self.tasks[t as usize];
-        task.ring = ring;
+        let task = &mut self.hot[t as usize];
+        task.ring = ring as u32;
         task.class = class;
         task.state = State::Queued;
         task.life = task.life.wrapping_add(1);
@@ -715,7 +917,8 @@ impl SkillRouter {
             self.oldest.insert((enqueued, task.seq));
         }
         self.schedule_ring(t);
-        if let Some((_, until)) = self.tasks[t as usize].hold {
+        if self.hot[t as usize].hold != NONE {
+            let until = self.cold[t as usize].hold_until;
             self.timer(until, HOLD_END, t);
         }
         self.place(t);
@@ -725,23 +928,25 @@ impl SkillRouter {
         self.unplace(t);
         self.queued -= 1;
         if self.policy.standby.is_some() {
-            let task = &self.tasks[t as usize];
-            self.oldest
-                .remove(&(at_ms(task.task.enqueued_at), task.seq));
+            let enqueued = at_ms(self.cold[t as usize].task.enqueued_at);
+            self.oldest.remove(&(enqueued, self.hot[t as usize].seq));
         }
     }
 
     fn timer(&mut self, at: i64, kind: u8, t: u32) {
-        let task = &self.tasks[t as usize];
+        let task = &self.hot[t as usize];
         self.timers
             .push(Reverse((at, kind, task.rank, task.seq, t, task.life)));
     }
 
     fn schedule_ring(&mut self, t: u32) {
-        let task = &self.tasks[t as usize];
+        if self.policy.rings.is_empty() {
+            return;
+        }
+        let enqueued = at_ms(self.cold[t as usize].task.enqueued_at);
         if let Some(at) = self
             .policy
-            .ring_time(at_ms(task.task.enqueued_at), task.ring)
+            .ring_time(enqueued, self.hot[t as usize].ring as usize)
         {
             self.timer(at, RING_UP, t);
         }
@@ -749,38 +954,36 @@ impl SkillRouter {
 
     fn timer_live(&self, timer: &Timer) -> bool {
         let &(at, kind, _, _, t, life) = timer;
-        let task = &self.tasks[t as usize];
+        let task = &self.hot[t as usize];
         if task.life != life {
             return false;
         }
         match kind {
             EXPIRE => matches!(task.state, State::Offered(_)),
-            HOLD_END => task.state == State::Queued && task.hold.is_some(),
+            HOLD_END => task.state == State::Queued && task.hold != NONE,
             _ => {
                 task.state == State::Queued
-                    && self
-                        .policy
-                        .ring_time(at_ms(task.task.enqueued_at), task.ring)
-                        == Some(at)
+                    && self.policy.ring_time(
+                        at_ms(self.cold[t as usize].task.enqueued_at),
+                        task.ring as usize,
+                    ) == Some(at)
             }
         }
     }
 
     fn give(&mut self, t: u32, a: u32, out: &mut Vec<Decision>) {
         self.leave_queue(t);
-        let medium = self.classes[self.tasks[t as usize].class as usize]
-            .key
-            .medium as usize;
+        let medium = self.hot[t as usize].medium as usize;
+        self.hot_agents[a as usize].loads[medium] += 1;
+        let task = self.cold[t as usize].task.id;
         let ag = &mut self.agents[a as usize];
-        ag.loads[medium] += 1;
-        ag.tasks.push(t);
+        ag.tasks.push((t, task));
         let agent = ag.agent.id;
         self.touch(a);
-        let task = self.tasks[t as usize].task.id;
         match self.policy.reservations {
             Some(r) => {
                 let expires = self.now.saturating_add(ms(r.offer_timeout));
-                self.tasks[t as usize].state = State::Offered(a);
+                self.hot[t as usize].state = State::Offered(a);
                 self.timer(expires, EXPIRE, t);
                 out.push(Decision::Offered {
                     task,
@@ -789,47 +992,53 @@ impl SkillRouter {
                 });
             }
             None => {
-                self.tasks[t as usize].state = State::Assigned(a);
+                self.hot[t as usize].state = State::Assigned(a);
                 out.push(Decision::Assigned { task, agent });
             }
         }
     }
 
+    /// Frees agent `a`'s slot of task `t`.
+    fn unload(&mut self, t: u32, a: u32) {
+        let medium = self.hot[t as usize].medium as usize;
+        self.hot_agents[a as usize].loads[medium] -= 1;
+        let tasks = &mut self.agents[a as usize].tasks;
+        if let Some(i) = tasks.iter().position(|x| x.0 == t) {
+            tasks.remove(i);
+        }
+    }
+
     /// Takes task `t` back from agent `a` (offer rejected or expired) and queues it again.
     fn take_back(&mut self, t: u32, a: u32) {
-        let medium = self.classes[self.tasks[t as usize].class as usize]
-            .key
-            .medium as usize;
-        let ag = &mut self.agents[a as usize];
-        ag.loads[medium] -= 1;
-        ag.tasks.retain(|&x| x != t);
+        self.unload(t, a);
         self.touch(a);
-        let task = &mut self.tasks[t as usize];
-        task.excluded.push(a);
-        task.hold = None;
+        self.cold[t as usize].excluded.push(a);
+        let task = &mut self.hot[t as usize];
+        task.excluded = true;
+        task.hold = NONE;
         self.enter_queue(t);
     }
 
-    fn free_task(&mut self, t: u32) {
-        let task = &mut self.tasks[t as usize];
+    fn free_task(&mut self, t: u32, id: ConversationId) {
+        let task = &mut self.hot[t as usize];
         task.state = State::Free;
         task.version = task.version.wrapping_add(1);
         task.life = task.life.wrapping_add(1);
-        self.task_ids.remove(&task.task.id);
+        self.task_ids.remove(&id);
         self.free_tasks.push(t);
     }
 
-    /// Touches agent `a` after a change and lets it take work. Only the agent's own look-up
-    /// runs before it is filed in the pools, so it is filed only if it is still free of new
-    /// work at the end (each task it takes touches it again, which files it).
+    /// Lets agent `a`, just changed, take work; then files the agents the event touched.
     fn touch_and_dispatch(&mut self, a: u32, out: &mut Vec<Decision>) {
-        self.bump(a);
-        let seq = self.seqs[a as usize];
+        self.touch(a);
         self.dispatch(&[a], &[], out);
-        if self.seqs[a as usize] == seq {
-            self.file(a);
-        }
+        self.settle(out);
+    }
+
+    /// The end of every event: the standby pool's state, then the pools.
+    fn settle(&mut self, out: &mut Vec<Decision>) {
         self.standby_eval(out);
+        self.flush();
     }
 
     /// Serves the best-ranked task with an eligible agent until none is left; only the changed
@@ -839,11 +1048,11 @@ impl SkillRouter {
             // (rank, seq, task, agent if already known)
             let mut best: Option<(i64, u64, u32, Option<u32>)> = None;
             for &t in tasks {
-                if self.tasks[t as usize].state != State::Queued {
+                if self.hot[t as usize].state != State::Queued {
                     continue;
                 }
                 if let Some(a) = self.best_agent(t) {
-                    let task = &self.tasks[t as usize];
+                    let task = &self.hot[t as usize];
                     if best.is_none_or(|b| (task.rank, task.seq) < (b.0, b.1)) {
                         best = Some((task.rank, task.seq, t, Some(a)));
                     }
@@ -881,7 +1090,7 @@ impl SkillRouter {
                 return;
             }
             let pool: Vec<u32> = (0..self.agents.len() as u32)
-                .filter(|&a| self.agents[a as usize].standby)
+                .filter(|&a| self.hot_agents[a as usize].standby)
                 .collect();
             self.dispatch(&pool, &[], out);
         }
@@ -914,13 +1123,13 @@ impl SkillRouter {
                 tasks.push(t);
                 match kind {
                     EXPIRE => {
-                        let State::Offered(a) = self.tasks[t as usize].state else {
+                        let State::Offered(a) = self.hot[t as usize].state else {
                             unreachable!("checked live")
                         };
                         self.take_back(t, a);
                         let agent = self.agents[a as usize].agent.id;
                         out.push(Decision::OfferExpired {
-                            task: self.tasks[t as usize].task.id,
+                            task: self.cold[t as usize].task.id,
                             agent,
                         });
                         let max = self.policy.reservations.map_or(u32::MAX, |r| r.max_missed);
@@ -929,22 +1138,23 @@ impl SkillRouter {
                         if ag.missed >= max {
                             ag.missed = 0;
                             ag.agent.presence = Presence::Away;
+                            self.hot_agents[a as usize].online = false;
                             out.push(Decision::AgentAway { agent });
                         }
                         agents.push(a);
                     }
                     HOLD_END => {
                         self.unplace(t);
-                        self.tasks[t as usize].hold = None;
+                        self.hot[t as usize].hold = NONE;
                         self.place(t);
                     }
                     _ => {
                         self.unplace(t);
-                        let ring = self.tasks[t as usize].ring + 1;
+                        let ring = self.hot[t as usize].ring as usize + 1;
                         let class = self.class_of_task(t, ring);
-                        let ft = &mut self.tasks[t as usize];
-                        ft.ring = ring;
-                        ft.class = class;
+                        let task = &mut self.hot[t as usize];
+                        task.ring = ring as u32;
+                        task.class = class;
                         self.place(t);
                         self.schedule_ring(t);
                     }
@@ -965,8 +1175,52 @@ impl SkillRouter {
             .get(&agent)
             .ok_or_else(|| not_found("agent", agent))?;
         match self.task_ids.get(&task) {
-            Some(&t) if self.tasks[t as usize].state == State::Offered(a) => Ok((t, a)),
+            Some(&t) if self.hot[t as usize].state == State::Offered(a) => Ok((t, a)),
             _ => Err(not_offered(agent, task)),
+        }
+    }
+
+    /// Stores a new task in the slab: (index).
+    fn admit(&mut self, task: Task, hold: Option<(u32, i64)>) -> u32 {
+        self.task_seq += 1;
+        let preferred = match task.preferred_agent {
+            None => NONE,
+            Some(p) => self.agent_ids.get(&p).copied().unwrap_or(UNKNOWN),
+        };
+        let hot = HotTask {
+            rank: self.policy.rank(&task),
+            seq: self.task_seq,
+            state: State::Free,
+            class: 0,
+            version: 0,
+            life: 0,
+            ring: 0,
+            preferred,
+            hold: hold.map_or(NONE, |h| h.0),
+            medium: medium_index(task.channel.medium()) as u8,
+            vip: task.tier == CustomerTier::Vip,
+            excluded: false,
+        };
+        let cold = ColdTask {
+            task,
+            hold_until: hold.map_or(0, |h| h.1),
+            excluded: Vec::new(),
+        };
+        match self.free_tasks.pop() {
+            Some(t) => {
+                let old = &mut self.hot[t as usize];
+                let (version, life) = (old.version, old.life);
+                *old = hot;
+                old.version = version;
+                old.life = life;
+                self.cold[t as usize] = cold;
+                t
+            }
+            None => {
+                self.hot.push(hot);
+                self.cold.push(cold);
+                self.hot.len() as u32 - 1
+            }
         }
     }
 }
@@ -983,54 +1237,29 @@ impl SyncRouter for SkillRouter {
         if !self.parked.remove(&id) && self.policy.bot_first(self.queued) {
             self.parked.insert(id);
             out.push(Decision::ToBot { task: id });
+            self.flush();
             return Ok(());
         }
-        self.task_seq += 1;
         let until = enqueued.saturating_add(ms(self.policy.sticky_wait));
         let hold = task
             .preferred_agent
             .filter(|_| self.now < until)
             .and_then(|p| self.agent_ids.get(&p).copied())
             .map(|p| (p, until));
-        let slot = FTask {
-            rank: self.policy.rank(&task),
-            seq: self.task_seq,
-            task,
-            state: State::Free,
-            ring: 0,
-            class: 0,
-            version: 0,
-            life: 0,
-            hold,
-            excluded: Vec::new(),
-        };
-        let t = match self.free_tasks.pop() {
-            Some(t) => {
-                let old = &mut self.tasks[t as usize];
-                let (version, life) = (old.version, old.life);
-                *old = slot;
-                old.version = version;
-                old.life = life;
-                t
-            }
-            None => {
-                self.tasks.push(slot);
-                self.tasks.len() as u32 - 1
-            }
-        };
+        let t = self.admit(task, hold);
         self.task_ids.insert(id, t);
         self.enter_queue(t);
         self.dispatch(&[], &[t], out);
-        self.standby_eval(out);
+        self.settle(out);
         Ok(())
     }
 
     fn cancel(&mut self, task: ConversationId) -> Result<bool> {
         if let Some(&t) = self.task_ids.get(&task)
-            && self.tasks[t as usize].state == State::Queued
+            && self.hot[t as usize].state == State::Queued
         {
             self.leave_queue(t);
-            self.free_task(t);
+            self.free_task(t, task);
             return Ok(true);
         }
         Ok(self.parked.remove(&task))
@@ -1045,19 +1274,23 @@ impl SyncRouter for SkillRouter {
                 self.agent_ids.insert(agent.id, a);
                 self.pool_live += 3;
                 self.seqs.push(0);
-                self.agents.push(FAgent {
+                self.hot_agents.push(HotAgent {
+                    cap: [0; 3],
+                    loads: [0; 3],
+                    blocks: false,
+                    online: false,
+                    standby: false,
+                    team: NONE,
+                    langs: IdSet::default(),
+                });
+                self.agents.push(ColdAgent {
                     agent: agent.clone(),
                     skills: Vec::new(),
                     bits: Vec::new(),
-                    langs: Vec::new(),
-                    team: None,
-                    standby: false,
-                    loads: [0; 3],
                     tasks: Vec::new(),
                     held: Vec::new(),
-                    seq: 0,
                     missed: 0,
-                    counted: Vec::new(),
+                    filed: u64::MAX,
                 });
                 a
             }
@@ -1077,17 +1310,12 @@ impl SyncRouter for SkillRouter {
             .agent_ids
             .get(&agent)
             .ok_or_else(|| not_found("agent", agent))?;
-        let t = match self.task_ids.get(&task) {
-            Some(&t) if self.tasks[t as usize].state == State::Assigned(a) => t,
+        let t = match self.agents[a as usize].tasks.iter().find(|x| x.1 == task) {
+            Some(&(t, _)) if self.hot[t as usize].state == State::Assigned(a) => t,
             _ => return Err(not_assigned(agent, task)),
         };
-        let medium = self.classes[self.tasks[t as usize].class as usize]
-            .key
-            .medium as usize;
-        let ag = &mut self.agents[a as usize];
-        ag.loads[medium] -= 1;
-        ag.tasks.retain(|&x| x != t);
-        self.free_task(t);
+        self.unload(t, a);
+        self.free_task(t, task);
         self.touch_and_dispatch(a, out);
         Ok(())
     }
@@ -1099,7 +1327,7 @@ impl SyncRouter for SkillRouter {
         out: &mut Vec<Decision>,
     ) -> Result<()> {
         let (t, a) = self.offered(agent, task)?;
-        self.tasks[t as usize].state = State::Assigned(a);
+        self.hot[t as usize].state = State::Assigned(a);
         self.agents[a as usize].missed = 0;
         out.push(Decision::Assigned { task, agent });
         Ok(())
@@ -1114,32 +1342,27 @@ impl SyncRouter for SkillRouter {
         let (t, a) = self.offered(agent, task)?;
         self.take_back(t, a);
         self.dispatch(&[a], &[t], out);
-        self.standby_eval(out);
+        self.settle(out);
         Ok(())
     }
 
     fn tick(&mut self, now: DateTime<Utc>, out: &mut Vec<Decision>) -> Result<()> {
         self.advance(at_ms(now).max(self.now), out);
+        self.flush();
         Ok(())
     }
 
     fn snapshot(&self) -> Snapshot {
-        let mut q: Vec<&FTask> = self
-            .tasks
-            .iter()
-            .filter(|t| t.state == State::Queued)
+        let mut q: Vec<u32> = (0..self.hot.len() as u32)
+            .filter(|&t| self.hot[t as usize].state == State::Queued)
             .collect();
-        q.sort_by_key(|t| (t.rank, t.seq));
+        q.sort_by_key(|&t| (self.hot[t as usize].rank, self.hot[t as usize].seq));
         Snapshot::build(
-            q.into_iter().map(|t| &t.task),
+            q.into_iter().map(|t| &self.cold[t as usize].task),
             self.agents.iter().map(|a| AgentLoad {
                 agent: a.agent.id,
                 presence: a.agent.presence,
-                tasks: a
-                    .tasks
-                    .iter()
-                    .map(|&t| self.tasks[t as usize].task.id)
-                    .collect(),
+                tasks: a.tasks.iter().map(|&(_, id)| id).collect(),
             }),
         )
     }
