@@ -28,11 +28,23 @@ impl FxHasher {
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(b));
+        let mut b = bytes;
+        while let Some((word, rest)) = b.split_first_chunk::<8>() {
+            self.add(u64::from_le_bytes(*word));
+            b = rest;
         }
+        // The tail (0-7 bytes) as overlapping reads: no byte-wise copy.
+        let n = b.len();
+        let tail = if n >= 4 {
+            let lo = u32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+            let hi = u32::from_le_bytes(b[n - 4..].try_into().expect("4 bytes"));
+            u64::from(lo) | u64::from(hi) << 32
+        } else if n > 0 {
+            u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16
+        } else {
+            return;
+        };
+        self.add(tail ^ (n as u64) << 56);
     }
 
     fn write_u8(&mut self, i: u8) {
@@ -71,6 +83,7 @@ const UNKNOWN: u32 = u32::MAX - 1;
 #[derive(Debug, Default)]
 struct Interner {
     ids: FxMap<String, u32>,
+    names: Vec<String>,
 }
 
 impl Interner {
@@ -78,13 +91,18 @@ impl Interner {
         if let Some(&i) = self.ids.get(s) {
             return i;
         }
-        let i = self.ids.len() as u32;
+        let i = self.names.len() as u32;
         self.ids.insert(s.to_owned(), i);
+        self.names.push(s.to_owned());
         i
     }
 
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
     fn len(&self) -> usize {
-        self.ids.len()
+        self.names.len()
     }
 }
 
@@ -152,13 +170,74 @@ struct Catalog {
     teams: Interner,
     classes: Vec<Class>,
     class_ids: FxMap<ClassKey, u32>,
+    /// Classes of tasks' own requirements by a hash of their text: a look-up without
+    /// interning every name (checked against the class, so a collision only costs the slow
+    /// path).
+    by_text: FxMap<u64, u32>,
     /// A reused key for look-ups.
     scratch: ClassKey,
 }
 
+/// A hash of what decides a task's own routing class, read straight from its text.
+fn text_hash(task: &Task) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u8(medium_index(task.channel.medium()) as u8);
+    for r in &task.requirements {
+        h.write(r.skill.as_bytes());
+        h.write_u8(r.min_level);
+    }
+    h.write_u8(0xfe);
+    if let Some(l) = &task.language {
+        h.write(l.as_bytes());
+    }
+    h.write_u8(0xfd);
+    if let Some(t) = &task.team {
+        h.write(t.as_bytes());
+    }
+    h.finish()
+}
+
 impl Catalog {
+    /// Whether class `c` is the class of `task`'s own requirements (ring 0).
+    fn is_class_of(&self, c: u32, task: &Task) -> bool {
+        let key = &self.classes[c as usize].key;
+        usize::from(key.medium) == medium_index(task.channel.medium())
+            && key.reqs.len() == task.requirements.len()
+            && key
+                .reqs
+                .iter()
+                .zip(&task.requirements)
+                .all(|(&(s, l), r)| l == r.min_level && self.skills.name(s) == r.skill)
+            && match (key.lang, &task.language) {
+                (None, None) => true,
+                (Some(l), Some(name)) => self.langs.name(l) == name,
+                _ => false,
+            }
+            && match (&key.teams, &task.team) {
+                (None, None) => true,
+                (Some(ts), Some(name)) => ts.len() == 1 && self.teams.name(ts[0]) == name,
+                _ => false,
+            }
+    }
+
     /// The routing class of `task` after `ring` overflow rings.
     fn class_of(&mut self, policy: &RoutingPolicy, task: &Task, ring: usize) -> u32 {
+        if ring > 0 {
+            return self.class_by_key(policy, task, ring);
+        }
+        let hash = text_hash(task);
+        if let Some(&c) = self.by_text.get(&hash)
+            && self.is_class_of(c, task)
+        {
+            return c;
+        }
+        let c = self.class_by_key(policy, task, 0);
+        self.by_text.entry(hash).or_insert(c);
+        c
+    }
+
+    /// The routing class of `task` after `ring` overflow rings, by interning its names.
+    fn class_by_key(&mut self, policy: &RoutingPolicy, task: &Task, ring: usize) -> u32 {
         let mut key = std::mem::take(&mut self.scratch);
         key.medium = medium_index(task.channel.medium()) as u8;
         key.reqs.clear();
