@@ -6,14 +6,14 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, Utc};
-use cs_core::{Agent, AgentId, ConversationId, CustomerTier, Presence};
+use cs_core::{Agent, AgentId, ChannelKind, ConversationId, CustomerTier, Presence, Priority};
 
 use crate::error::Result;
 use crate::naive::{duplicate, from_ms, not_assigned, not_found, not_offered};
 use crate::policy::{RoutingPolicy, Teams, at_ms, medium_index, ms};
 use crate::router::SyncRouter;
 use crate::simple::{validate_agent, validate_task};
-use crate::task::{AgentLoad, Decision, Snapshot, Task};
+use crate::task::{AgentLoad, Decision, SkillRequirement, Snapshot, Task};
 
 /// A small multiplicative hasher for ids and interned keys (the std SipHash costs more than a
 /// routing decision).
@@ -343,9 +343,21 @@ struct HotTask {
     excluded: bool,
 }
 
+/// The rest of a task. Its requirements are those of its own routing class (`own`), so the
+/// caller's strings are freed at once, while still in cache, and the task is rebuilt from its
+/// class when someone asks for it.
 #[derive(Debug)]
 struct ColdTask {
-    task: Task,
+    id: ConversationId,
+    channel: ChannelKind,
+    priority: Priority,
+    tier: CustomerTier,
+    preferred_agent: Option<AgentId>,
+    enqueued_at: DateTime<Utc>,
+    /// `enqueued_at` in ms.
+    enqueued: i64,
+    /// The routing class of the task's own requirements (ring 0).
+    own: u32,
     /// When the sticky hold ends (ms).
     hold_until: i64,
     /// Agents that rejected the task or let its offer expire.
@@ -714,7 +726,7 @@ impl SkillRouter {
     fn preferred(&mut self, t: u32) -> Option<u32> {
         let p = self.hot[t as usize].preferred;
         if p == UNKNOWN {
-            let id = self.cold[t as usize].task.preferred_agent?;
+            let id = self.cold[t as usize].preferred_agent?;
             let a = *self.agent_ids.get(&id)?;
             self.hot[t as usize].preferred = a;
             return Some(a);
@@ -974,16 +986,44 @@ impl SkillRouter {
 
     /// The routing class of slab task `t` at overflow ring `ring`.
     fn class_of_task(&mut self, t: u32, ring: usize) -> u32 {
-        let c = self
-            .catalog
-            .class_of(&self.policy, &self.cold[t as usize].task, ring);
+        if ring == 0 {
+            return self.cold[t as usize].own;
+        }
+        let task = self.task(t);
+        let c = self.catalog.class_by_key(&self.policy, &task, ring);
         self.grow_slots();
         c
     }
 
+    /// Slab task `t` as it was enqueued.
+    fn task(&self, t: u32) -> Task {
+        let cold = &self.cold[t as usize];
+        let names = &self.catalog;
+        let key = &names.classes[cold.own as usize].key;
+        Task {
+            id: cold.id,
+            channel: cold.channel,
+            requirements: key
+                .reqs
+                .iter()
+                .map(|&(s, l)| SkillRequirement::new(names.skills.name(s), l))
+                .collect(),
+            language: key.lang.map(|l| names.langs.name(l).to_owned()),
+            priority: cold.priority,
+            tier: cold.tier,
+            preferred_agent: cold.preferred_agent,
+            team: key
+                .teams
+                .as_ref()
+                .and_then(|ts| ts.first())
+                .map(|&t| names.teams.name(t).to_owned()),
+            enqueued_at: cold.enqueued_at,
+        }
+    }
+
     /// Puts `t` (already in the slab) into the queue at the current time.
     fn enter_queue(&mut self, t: u32) {
-        let enqueued = at_ms(self.cold[t as usize].task.enqueued_at);
+        let enqueued = self.cold[t as usize].enqueued;
         let ring = self.policy.ring_at(enqueued, self.now);
         let class = self.class_of_task(t, ring);
         let task = &mut self.hot[t as usize];
@@ -1007,7 +1047,7 @@ impl SkillRouter {
         self.unplace(t);
         self.queued -= 1;
         if self.policy.standby.is_some() {
-            let enqueued = at_ms(self.cold[t as usize].task.enqueued_at);
+            let enqueued = self.cold[t as usize].enqueued;
             self.oldest.remove(&(enqueued, self.hot[t as usize].seq));
         }
     }
@@ -1022,7 +1062,7 @@ impl SkillRouter {
         if self.policy.rings.is_empty() {
             return;
         }
-        let enqueued = at_ms(self.cold[t as usize].task.enqueued_at);
+        let enqueued = self.cold[t as usize].enqueued;
         if let Some(at) = self
             .policy
             .ring_time(enqueued, self.hot[t as usize].ring as usize)
@@ -1043,7 +1083,7 @@ impl SkillRouter {
             _ => {
                 task.state == State::Queued
                     && self.policy.ring_time(
-                        at_ms(self.cold[t as usize].task.enqueued_at),
+                        self.cold[t as usize].enqueued,
                         task.ring as usize,
                     ) == Some(at)
             }
@@ -1054,7 +1094,7 @@ impl SkillRouter {
         self.leave_queue(t);
         let medium = self.hot[t as usize].medium as usize;
         self.hot_agents[a as usize].loads[medium] += 1;
-        let task = self.cold[t as usize].task.id;
+        let task = self.cold[t as usize].id;
         let ag = &mut self.agents[a as usize];
         ag.tasks.push((t, task));
         let agent = ag.agent.id;
@@ -1208,7 +1248,7 @@ impl SkillRouter {
                         self.take_back(t, a);
                         let agent = self.agents[a as usize].agent.id;
                         out.push(Decision::OfferExpired {
-                            task: self.cold[t as usize].task.id,
+                            task: self.cold[t as usize].id,
                             agent,
                         });
                         let max = self.policy.reservations.map_or(u32::MAX, |r| r.max_missed);
@@ -1259,8 +1299,9 @@ impl SkillRouter {
         }
     }
 
-    /// Stores a new task in the slab: (index).
-    fn admit(&mut self, task: Task, hold: Option<(u32, i64)>) -> u32 {
+    /// Stores a new task of routing class `own` (its own requirements) in the slab; returns
+    /// its index.
+    fn admit(&mut self, task: Task, own: u32, hold: Option<(u32, i64)>) -> u32 {
         self.task_seq += 1;
         let preferred = match task.preferred_agent {
             None => NONE,
@@ -1281,7 +1322,14 @@ impl SkillRouter {
             excluded: false,
         };
         let cold = ColdTask {
-            task,
+            id: task.id,
+            channel: task.channel,
+            priority: task.priority,
+            tier: task.tier,
+            preferred_agent: task.preferred_agent,
+            enqueued_at: task.enqueued_at,
+            enqueued: at_ms(task.enqueued_at),
+            own,
             hold_until: hold.map_or(0, |h| h.1),
             excluded: Vec::new(),
         };
@@ -1325,7 +1373,9 @@ impl SyncRouter for SkillRouter {
             .filter(|_| self.now < until)
             .and_then(|p| self.agent_ids.get(&p).copied())
             .map(|p| (p, until));
-        let t = self.admit(task, hold);
+        let own = self.catalog.class_of(&self.policy, &task, 0);
+        self.grow_slots();
+        let t = self.admit(task, own, hold);
         self.task_ids.insert(id, t);
         self.enter_queue(t);
         self.dispatch(&[], &[t], out);
@@ -1436,8 +1486,9 @@ impl SyncRouter for SkillRouter {
             .filter(|&t| self.hot[t as usize].state == State::Queued)
             .collect();
         q.sort_by_key(|&t| (self.hot[t as usize].rank, self.hot[t as usize].seq));
+        let queued: Vec<Task> = q.into_iter().map(|t| self.task(t)).collect();
         Snapshot::build(
-            q.into_iter().map(|t| &self.cold[t as usize].task),
+            queued.iter(),
             self.agents.iter().map(|a| AgentLoad {
                 agent: a.agent.id,
                 presence: a.agent.presence,
