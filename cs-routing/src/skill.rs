@@ -430,8 +430,9 @@ const LEVELS: usize = 11;
 ///   skill and medium with what rules most agents in or out (level, language), so an agent who
 ///   frees up reads a few short sorted lists, not the classes.
 /// - Agents with a free slot sit in pools per (primary skill, medium, level, load), in
-///   longest-idle order, so a new task finds its agent at the front of a few queues. Agents are
-///   filed once per event, after it has settled, and dropped from the pools lazily.
+///   longest-idle order, so a new task finds its agent at the front of a few queues. An agent is
+///   registered once per event, after it has settled, and filed in a medium's pools only when
+///   a task of that medium looks for an agent; stale entries are dropped lazily.
 /// - What decisions read of tasks and agents is kept in small records apart from the tasks and
 ///   profiles themselves, so the working set stays in cache.
 /// - Offers, sticky holds and overflow rings are timers in one heap, fired by
@@ -460,8 +461,11 @@ pub struct SkillRouter {
     occupied: Vec<u64>,
     pool_entries: usize,
     pool_live: usize,
-    /// Agents touched by the current event, filed in the pools when it has settled.
+    /// Agents touched by the current event, registered when it has settled.
     pending: Vec<u32>,
+    /// By medium: agents registered free for it (agent, seq), in seq order, not yet filed in its
+    /// pools ([`Self::drain`]).
+    dirty: [Vec<(u32, u64)>; 3],
     hot: Vec<HotTask>,
     cold: Vec<ColdTask>,
     free_tasks: Vec<u32>,
@@ -494,6 +498,7 @@ impl SkillRouter {
             pool_entries: 0,
             pool_live: 0,
             pending: Vec::new(),
+            dirty: Default::default(),
             hot: Vec::new(),
             cold: Vec::new(),
             free_tasks: Vec::new(),
@@ -545,7 +550,8 @@ impl SkillRouter {
         self.pending.push(a);
     }
 
-    /// Files every agent touched by this event in the pools, at its final position.
+    /// Registers every agent touched by this event as free for the media it has room in, at
+    /// its final position; [`Self::drain`] files them in the pools.
     fn flush(&mut self) {
         // Pool queues stay in longest-idle order only if agents are filed in seq order.
         let mut pending = std::mem::take(&mut self.pending);
@@ -553,45 +559,71 @@ impl SkillRouter {
             pending.sort_unstable_by_key(|&a| self.seqs[a as usize]);
         }
         for &a in &pending {
-            if self.agents[a as usize].filed != self.seqs[a as usize] {
-                self.file(a);
+            let seq = self.seqs[a as usize];
+            let ag = &mut self.agents[a as usize];
+            if ag.filed == seq {
+                continue;
+            }
+            ag.filed = seq;
+            let hot = &self.hot_agents[a as usize];
+            if !hot.online {
+                continue;
+            }
+            for m in 0..3 {
+                if hot.room(m) {
+                    self.dirty[m].push((a, seq));
+                }
             }
         }
         pending.clear();
         self.pending = pending;
+        let limit = 2 * self.agents.len() + 1024;
+        for m in 0..3 {
+            if self.dirty[m].len() > limit {
+                let seqs = &self.seqs;
+                self.dirty[m].retain(|&(a, s)| seqs[a as usize] == s);
+            }
+        }
     }
 
-    /// Pool entries at the agent's current position, for every medium with a free slot.
-    fn file(&mut self, a: u32) {
-        let seq = self.seqs[a as usize];
-        let ag = &mut self.agents[a as usize];
-        ag.filed = seq;
-        let hot = &self.hot_agents[a as usize];
-        if !hot.online {
+    /// Files the agents registered free for medium `m` in its pools, in the order they were
+    /// registered (longest idle first). Pools of a medium no task has asked for since are left
+    /// alone: an agent who takes and finishes work many times between two such tasks costs
+    /// one entry here, not one per pool every time.
+    fn drain(&mut self, m: usize) {
+        if self.dirty[m].is_empty() {
             return;
         }
-        let load = hot.load() as usize;
-        for m in 0..3 {
-            if !hot.room(m) {
-                continue;
-            }
-            let slots = std::iter::once((0usize, 0u8))
-                .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
-            for (slot, level) in slots {
-                let index = Self::pool_index(slot, m, level);
-                let pool = &mut self.pools[index];
-                if pool.len() <= load {
-                    pool.resize_with(load + 1, VecDeque::new);
-                }
-                pool[load].push_back((a, seq));
-                if load < 64 {
-                    self.occupied[index] |= 1 << load;
-                }
-                self.pool_entries += 1;
+        let mut dirty = std::mem::take(&mut self.dirty[m]);
+        for &(a, seq) in &dirty {
+            if self.seqs[a as usize] == seq {
+                self.file(a, m, seq);
             }
         }
+        dirty.clear();
+        self.dirty[m] = dirty;
         if self.pool_entries > 4 * self.pool_live + 4096 {
             self.compact_pools();
+        }
+    }
+
+    /// Pool entries of agent `a` (unchanged since its activity `seq`) for medium `m`.
+    fn file(&mut self, a: u32, m: usize, seq: u64) {
+        let load = self.hot_agents[a as usize].load() as usize;
+        let ag = &self.agents[a as usize];
+        let slots =
+            std::iter::once((0usize, 0u8)).chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
+        for (slot, level) in slots {
+            let index = Self::pool_index(slot, m, level);
+            let pool = &mut self.pools[index];
+            if pool.len() <= load {
+                pool.resize_with(load + 1, VecDeque::new);
+            }
+            pool[load].push_back((a, seq));
+            if load < 64 {
+                self.occupied[index] |= 1 << load;
+            }
+            self.pool_entries += 1;
         }
     }
 
@@ -785,6 +817,7 @@ impl SkillRouter {
         let task = &self.hot[t as usize];
         let class = &self.catalog.classes[task.class as usize];
         let (m, slot, min, vip) = (task.medium as usize, class.slot, class.min, task.vip);
+        self.drain(m);
         let first = Self::pool_index(slot, m, min);
         let last = Self::pool_index(slot, m, LEVELS as u8 - 1);
         if self.occupied[first..=last].iter().all(|&b| b == 0) {
