@@ -320,35 +320,40 @@ enum State {
     Assigned(u32),
 }
 
-/// What routing reads of a task, in one small record (the task itself lives in [`ColdTask`]).
+/// What routing reads of a task, in one cache line (the rest lives in [`ColdTask`]).
 #[derive(Debug)]
+#[repr(align(64))]
 struct HotTask {
     rank: i64,
     seq: u64,
+    id: ConversationId,
     state: State,
     class: u32,
     /// Bumped whenever the task moves between heaps/lists (heap entries carry it).
     version: u32,
     /// Bumped whenever the task (re-)enters the queue (timers carry it).
     life: u32,
-    /// Overflow rings applied.
-    ring: u32,
     /// The preferred agent: an index, [`NONE`] or [`UNKNOWN`].
     preferred: u32,
     /// The agent a sticky hold waits for, or [`NONE`].
     hold: u32,
     medium: u8,
     vip: bool,
-    /// Whether `ColdTask::excluded` is not empty.
+    /// Whether some agent is excluded (`SkillRouter::excluded`).
     excluded: bool,
 }
+
+// One record per cache line.
+const _: () = assert!(std::mem::size_of::<HotTask>() == 64);
 
 /// The rest of a task. Its requirements are those of its own routing class (`own`), so the
 /// caller's strings are freed at once, while still in cache, and the task is rebuilt from its
 /// class when someone asks for it.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct ColdTask {
     id: ConversationId,
+    /// Overflow rings applied.
+    ring: u32,
     channel: ChannelKind,
     priority: Priority,
     tier: CustomerTier,
@@ -360,8 +365,6 @@ struct ColdTask {
     own: u32,
     /// When the sticky hold ends (ms).
     hold_until: i64,
-    /// Agents that rejected the task or let its offer expire.
-    excluded: Vec<u32>,
 }
 
 /// What eligibility reads of an agent, in one small record.
@@ -421,6 +424,97 @@ type Timer = (i64, u8, i64, u64, u32, u32);
 /// Skill levels 0 (the "no requirement" slot) to 10.
 const LEVELS: usize = 11;
 
+/// Free agents by pool index (primary skill, medium, level) and load, in one flat table so a
+/// push touches one queue header and its tail.
+#[derive(Debug, Default)]
+struct Pools {
+    /// The queue of (index, load) at `index * stride + load`: (agent, seq), longest idle first.
+    queues: Vec<VecDeque<(u32, u64)>>,
+    /// Loads per index; widened when an agent with a higher load is filed.
+    stride: usize,
+    /// By index: bit `load` is set whenever that queue is not empty; bit 63 stands for every
+    /// load from 63 up. Probes skip empty queues without touching them.
+    occupied: Vec<u64>,
+    /// Entries, stale ones included.
+    entries: usize,
+}
+
+impl Pools {
+    fn bit(load: usize) -> u64 {
+        1 << load.min(63)
+    }
+
+    /// Makes room for `indexes` pool indexes.
+    fn grow(&mut self, indexes: usize) {
+        if self.stride == 0 {
+            self.stride = 8;
+        }
+        if self.occupied.len() < indexes {
+            self.occupied.resize(indexes, 0);
+            self.queues.resize_with(indexes * self.stride, VecDeque::new);
+        }
+    }
+
+    /// Re-lays the table out for `loads` loads per index.
+    fn widen(&mut self, loads: usize) {
+        let stride = loads.next_power_of_two();
+        let mut queues: Vec<VecDeque<(u32, u64)>> = Vec::new();
+        queues.resize_with(self.occupied.len() * stride, VecDeque::new);
+        for (i, q) in self.queues.drain(..).enumerate() {
+            queues[i / self.stride * stride + i % self.stride] = q;
+        }
+        self.queues = queues;
+        self.stride = stride;
+    }
+
+    fn push(&mut self, index: usize, load: usize, entry: (u32, u64)) {
+        if load >= self.stride {
+            self.widen(load + 1);
+        }
+        self.queues[index * self.stride + load].push_back(entry);
+        self.occupied[index] |= Self::bit(load);
+        self.entries += 1;
+    }
+
+    fn queue(&mut self, index: usize, load: usize) -> &mut VecDeque<(u32, u64)> {
+        &mut self.queues[index * self.stride + load]
+    }
+
+    /// The loads that may have entries at `index`, least first.
+    fn loads(&self, occupied: u64) -> impl Iterator<Item = usize> + use<> {
+        let stride = self.stride;
+        let mut bits = occupied;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let load = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                load
+            })
+        })
+        .flat_map(move |load| {
+            if load == 63 {
+                63..stride.max(63)
+            } else {
+                load..load + 1
+            }
+        })
+    }
+
+    /// Drops every stale entry (`live` says which are not).
+    fn compact(&mut self, live: impl Fn(u32, u64) -> bool) {
+        let mut n = 0;
+        for (i, q) in self.queues.iter_mut().enumerate() {
+            q.retain(|&(a, s)| live(a, s));
+            n += q.len();
+            let (index, load) = (i / self.stride, i % self.stride);
+            if q.is_empty() && load < 63 {
+                self.occupied[index] &= !Self::bit(load);
+            }
+        }
+        self.entries = n;
+    }
+}
+
 /// The fast router of the routing policy ([`crate::policy`]); it makes exactly the decisions of
 /// [`crate::NaiveRouter`] (a property test holds it to that) at a cost that does not grow with
 /// the queue or the number of agents.
@@ -454,13 +548,13 @@ pub struct SkillRouter {
     /// Each agent's activity seq (smaller = idle longer); pool entries carry it.
     seqs: Vec<u64>,
     agent_ids: FxMap<AgentId, u32>,
-    /// Free agents: index `((slot * 3 + medium) * LEVELS + level)`, then by load: (agent, seq).
-    pools: Vec<Vec<VecDeque<(u32, u64)>>>,
-    /// By pool index: bit `load` (below 64) is set whenever that queue is not empty, so probes
-    /// skip empty queues without touching them.
-    occupied: Vec<u64>,
-    pool_entries: usize,
+    /// Free agents by pool index `((slot * 3 + medium) * LEVELS + level)` and load.
+    pools: Pools,
+    /// Pool entries that can be live at most (one per agent, medium and slot).
     pool_live: usize,
+    /// Agents each task may no longer be offered to (it rejected or let an offer expire), by
+    /// slab index; few tasks have any.
+    excluded: FxMap<u32, Vec<u32>>,
     /// Agents touched by the current event, registered when it has settled.
     pending: Vec<u32>,
     /// By medium: agents registered free for it (agent, seq), in seq order, not yet filed in its
@@ -493,10 +587,9 @@ impl SkillRouter {
             agents: Vec::new(),
             seqs: Vec::new(),
             agent_ids: FxMap::default(),
-            pools: Vec::new(),
-            occupied: Vec::new(),
-            pool_entries: 0,
+            pools: Pools::default(),
             pool_live: 0,
+            excluded: FxMap::default(),
             pending: Vec::new(),
             dirty: Default::default(),
             hot: Vec::new(),
@@ -526,8 +619,7 @@ impl SkillRouter {
         if self.heads.len() < slots {
             self.heads.resize_with(slots, Default::default);
             self.sided.resize_with(slots, Default::default);
-            self.pools.resize_with(slots * 3 * LEVELS, Vec::new);
-            self.occupied.resize(slots * 3 * LEVELS, 0);
+            self.pools.grow(slots * 3 * LEVELS);
         }
     }
 
@@ -602,8 +694,9 @@ impl SkillRouter {
         }
         dirty.clear();
         self.dirty[m] = dirty;
-        if self.pool_entries > 4 * self.pool_live + 4096 {
-            self.compact_pools();
+        if self.pools.entries > 4 * self.pool_live + 4096 {
+            let seqs = &self.seqs;
+            self.pools.compact(|a, s| seqs[a as usize] == s);
         }
     }
 
@@ -614,32 +707,9 @@ impl SkillRouter {
         let slots =
             std::iter::once((0usize, 0u8)).chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
         for (slot, level) in slots {
-            let index = Self::pool_index(slot, m, level);
-            let pool = &mut self.pools[index];
-            if pool.len() <= load {
-                pool.resize_with(load + 1, VecDeque::new);
-            }
-            pool[load].push_back((a, seq));
-            if load < 64 {
-                self.occupied[index] |= 1 << load;
-            }
-            self.pool_entries += 1;
+            self.pools
+                .push(Self::pool_index(slot, m, level), load, (a, seq));
         }
-    }
-
-    fn compact_pools(&mut self) {
-        let seqs = &self.seqs;
-        let mut n = 0;
-        for (pool, bits) in self.pools.iter_mut().zip(&mut self.occupied) {
-            for (load, q) in pool.iter_mut().enumerate() {
-                q.retain(|&(a, s)| seqs[a as usize] == s);
-                n += q.len();
-                if q.is_empty() && load < 64 {
-                    *bits &= !(1 << load);
-                }
-            }
-        }
-        self.pool_entries = n;
     }
 
     fn set_profile(&mut self, a: u32, agent: Agent) {
@@ -717,7 +787,7 @@ impl SkillRouter {
         self.available(a)
             && self.hot_agents[a as usize].room(task.medium as usize)
             && (task.hold == NONE || task.hold == a)
-            && !(task.excluded && self.cold[t as usize].excluded.contains(&a))
+            && !(task.excluded && self.is_excluded(t, a))
             && if pooled && self.catalog.classes[task.class as usize].simple {
                 self.fits_lang_team(a, task.class)
             } else {
@@ -733,25 +803,37 @@ impl SkillRouter {
     /// The first agent in pool queue (index, load) eligible for `t`, dropping stale entries at
     /// the front: (seq, agent).
     fn first_in_pool(&mut self, index: usize, load: usize, t: u32) -> Option<(u64, u32)> {
-        if load < 64 && self.occupied[index] & (1 << load) == 0 {
+        if self.pools.occupied[index] & Pools::bit(load) == 0 {
             return None;
         }
-        let q = self.pools[index].get_mut(load)?;
+        let seqs = &self.seqs;
+        let q = self.pools.queue(index, load);
+        let mut dropped = 0;
         while let Some(&(a, s)) = q.front() {
-            if self.seqs[a as usize] == s {
+            if seqs[a as usize] == s {
                 break;
             }
             q.pop_front();
-            self.pool_entries -= 1;
+            dropped += 1;
         }
-        if q.is_empty() && load < 64 {
-            self.occupied[index] &= !(1 << load);
+        let empty = q.is_empty();
+        self.pools.entries -= dropped;
+        if empty {
+            if load < 63 {
+                self.pools.occupied[index] &= !Pools::bit(load);
+            }
+            return None;
         }
-        let q = &self.pools[index][load];
+        let q = &self.pools.queues[index * self.pools.stride + load];
         q.iter()
             .filter(|&&(a, s)| self.seqs[a as usize] == s)
             .find(|&&(a, _)| self.eligible_as(t, a, true))
             .map(|&(a, s)| (s, a))
+    }
+
+    /// Whether agent `a` may no longer be offered task `t`.
+    fn is_excluded(&self, t: u32, a: u32) -> bool {
+        self.excluded.get(&t).is_some_and(|x| x.contains(&a))
     }
 
     /// The preferred agent of task `t`, resolving an id first seen after the task.
@@ -820,13 +902,16 @@ impl SkillRouter {
         self.drain(m);
         let first = Self::pool_index(slot, m, min);
         let last = Self::pool_index(slot, m, LEVELS as u8 - 1);
-        if self.occupied[first..=last].iter().all(|&b| b == 0) {
+        let union = self.pools.occupied[first..=last]
+            .iter()
+            .fold(0, |u, &b| u | b);
+        if union == 0 {
             return None;
         }
         if vip {
             // Highest level first, then least loaded, then longest idle.
             for index in (first..=last).rev() {
-                for load in 0..self.pools[index].len() {
+                for load in self.pools.loads(self.pools.occupied[index]) {
                     if let Some((_, a)) = self.first_in_pool(index, load, t) {
                         return Some(a);
                     }
@@ -834,11 +919,7 @@ impl SkillRouter {
             }
             return None;
         }
-        let max_load = (first..=last)
-            .map(|i| self.pools[i].len())
-            .max()
-            .unwrap_or(0);
-        for load in 0..max_load {
+        for load in self.pools.loads(union) {
             let mut best: Option<(u64, u32)> = None;
             for index in first..=last {
                 if let Some(found) = self.first_in_pool(index, load, t)
@@ -899,7 +980,7 @@ impl SkillRouter {
                     for &t in &self.catalog.classes[c as usize].side {
                         let task = &self.hot[t as usize];
                         if better(&best, task.rank, task.seq)
-                            && !self.cold[t as usize].excluded.contains(&a)
+                            && !self.is_excluded(t, a)
                         {
                             best = Some((task.rank, task.seq, t));
                         }
@@ -1058,9 +1139,9 @@ impl SkillRouter {
     fn enter_queue(&mut self, t: u32) {
         let enqueued = self.cold[t as usize].enqueued;
         let ring = self.policy.ring_at(enqueued, self.now);
+        self.cold[t as usize].ring = ring as u32;
         let class = self.class_of_task(t, ring);
         let task = &mut self.hot[t as usize];
-        task.ring = ring as u32;
         task.class = class;
         task.state = State::Queued;
         task.life = task.life.wrapping_add(1);
@@ -1098,7 +1179,7 @@ impl SkillRouter {
         let enqueued = self.cold[t as usize].enqueued;
         if let Some(at) = self
             .policy
-            .ring_time(enqueued, self.hot[t as usize].ring as usize)
+            .ring_time(enqueued, self.cold[t as usize].ring as usize)
         {
             self.timer(at, RING_UP, t);
         }
@@ -1117,7 +1198,7 @@ impl SkillRouter {
                 task.state == State::Queued
                     && self.policy.ring_time(
                         self.cold[t as usize].enqueued,
-                        task.ring as usize,
+                        self.cold[t as usize].ring as usize,
                     ) == Some(at)
             }
         }
@@ -1127,7 +1208,7 @@ impl SkillRouter {
         self.leave_queue(t);
         let medium = self.hot[t as usize].medium as usize;
         self.hot_agents[a as usize].loads[medium] += 1;
-        let task = self.cold[t as usize].id;
+        let task = self.hot[t as usize].id;
         let ag = &mut self.agents[a as usize];
         ag.tasks.push((t, task));
         let agent = ag.agent.id;
@@ -1164,7 +1245,7 @@ impl SkillRouter {
     fn take_back(&mut self, t: u32, a: u32) {
         self.unload(t, a);
         self.touch(a);
-        self.cold[t as usize].excluded.push(a);
+        self.excluded.entry(t).or_default().push(a);
         let task = &mut self.hot[t as usize];
         task.excluded = true;
         task.hold = NONE;
@@ -1173,6 +1254,9 @@ impl SkillRouter {
 
     fn free_task(&mut self, t: u32, id: ConversationId) {
         let task = &mut self.hot[t as usize];
+        if task.excluded {
+            self.excluded.remove(&t);
+        }
         task.state = State::Free;
         task.version = task.version.wrapping_add(1);
         task.life = task.life.wrapping_add(1);
@@ -1281,7 +1365,7 @@ impl SkillRouter {
                         self.take_back(t, a);
                         let agent = self.agents[a as usize].agent.id;
                         out.push(Decision::OfferExpired {
-                            task: self.cold[t as usize].id,
+                            task: self.hot[t as usize].id,
                             agent,
                         });
                         let max = self.policy.reservations.map_or(u32::MAX, |r| r.max_missed);
@@ -1302,11 +1386,10 @@ impl SkillRouter {
                     }
                     _ => {
                         self.unplace(t);
-                        let ring = self.hot[t as usize].ring as usize + 1;
+                        let ring = self.cold[t as usize].ring as usize + 1;
+                        self.cold[t as usize].ring = ring as u32;
                         let class = self.class_of_task(t, ring);
-                        let task = &mut self.hot[t as usize];
-                        task.ring = ring as u32;
-                        task.class = class;
+                        self.hot[t as usize].class = class;
                         self.place(t);
                         self.schedule_ring(t);
                     }
@@ -1347,7 +1430,7 @@ impl SkillRouter {
             class: 0,
             version: 0,
             life: 0,
-            ring: 0,
+            id: task.id,
             preferred,
             hold: hold.map_or(NONE, |h| h.0),
             medium: medium_index(task.channel.medium()) as u8,
@@ -1356,6 +1439,7 @@ impl SkillRouter {
         };
         let cold = ColdTask {
             id: task.id,
+            ring: 0,
             channel: task.channel,
             priority: task.priority,
             tier: task.tier,
@@ -1364,7 +1448,6 @@ impl SkillRouter {
             enqueued: at_ms(task.enqueued_at),
             own,
             hold_until: hold.map_or(0, |h| h.1),
-            excluded: Vec::new(),
         };
         match self.free_tasks.pop() {
             Some(t) => {
