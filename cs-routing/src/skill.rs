@@ -565,6 +565,8 @@ pub struct SkillRouter {
     free_tasks: Vec<u32>,
     task_ids: FxMap<ConversationId, u32>,
     queued: usize,
+    /// Waiting tasks by medium.
+    queued_by_medium: [usize; 3],
     /// (enqueued ms, seq) of waiting tasks, kept only with a standby pool.
     oldest: BTreeSet<(i64, u64)>,
     timers: BinaryHeap<Reverse<Timer>>,
@@ -597,6 +599,7 @@ impl SkillRouter {
             free_tasks: Vec::new(),
             task_ids: FxMap::default(),
             queued: 0,
+            queued_by_medium: [0; 3],
             oldest: BTreeSet::new(),
             timers: BinaryHeap::new(),
             parked: FxSet::default(),
@@ -671,7 +674,11 @@ impl SkillRouter {
         self.pending = pending;
         let limit = 2 * self.agents.len() + 1024;
         for m in 0..3 {
-            if self.dirty[m].len() > limit {
+            // While tasks of a medium wait, its next task is near: file now, in the event
+            // that freed the agent, rather than all at once in that task's.
+            if self.queued_by_medium[m] > 0 {
+                self.drain(m);
+            } else if self.dirty[m].len() > limit {
                 let seqs = &self.seqs;
                 self.dirty[m].retain(|&(a, s)| seqs[a as usize] == s);
             }
@@ -1146,6 +1153,7 @@ impl SkillRouter {
         task.state = State::Queued;
         task.life = task.life.wrapping_add(1);
         self.queued += 1;
+        self.queued_by_medium[task.medium as usize] += 1;
         if self.policy.standby.is_some() {
             self.oldest.insert((enqueued, task.seq));
         }
@@ -1160,6 +1168,7 @@ impl SkillRouter {
     fn leave_queue(&mut self, t: u32) {
         self.unplace(t);
         self.queued -= 1;
+        self.queued_by_medium[self.hot[t as usize].medium as usize] -= 1;
         if self.policy.standby.is_some() {
             let enqueued = self.cold[t as usize].enqueued;
             self.oldest.remove(&(enqueued, self.hot[t as usize].seq));
