@@ -218,6 +218,7 @@ impl Checker {
     /// Moves the model's clock; returns whether a deadline was crossed.
     fn advance(&mut self, to: i64) -> bool {
         let to = to.max(self.now);
+        let standby_before = self.policy.standby.is_some() && self.standby_active();
         let crossed = self.now < to
             && self
                 .boundaries
@@ -225,7 +226,9 @@ impl Checker {
                 .next()
                 .is_some();
         self.now = to;
-        crossed
+        // The standby pool joining because the oldest task has now waited long enough is a
+        // time boundary too: the router serves it before the event's own change.
+        crossed || (self.policy.standby.is_some() && self.standby_active() != standby_before)
     }
 
     fn standby_active(&self) -> bool {

@@ -321,3 +321,47 @@ proptest! {
         prop_assert_eq!(fast.checker.violations(), &[][..]);
     }
 }
+
+/// A regression found by the property test: a back-dated task makes the standby pool join by
+/// time alone when the next task arrives; the router serves the older task before the new one
+/// enters, which the checker must not call an order violation.
+#[test]
+fn standby_joining_by_time_before_a_new_task_is_in_order() {
+    let policy = RoutingPolicyBuilder::new()
+        .with_standby(StandbyPool {
+            team: "standby".into(),
+            depth: 3,
+            oldest_wait: StdDuration::from_secs(20),
+        })
+        .build()
+        .unwrap();
+    let mut fast = Checked::new(SkillRouter::new(policy.clone()), Checker::new(policy));
+    let agent = Agent {
+        id: AgentId::new(),
+        tenant: TenantId::default(),
+        name: "standby".into(),
+        skills: vec![Skill::new("logistics", 7)],
+        languages: vec!["zh".into()],
+        team: Some("standby".into()),
+        capacity: Capacity {
+            chat: 1,
+            email: 0,
+            voice: 1,
+            voice_blocks_others: true,
+        },
+        presence: Presence::Online,
+    };
+    let mut out = Vec::new();
+    fast.upsert_agent(agent, &mut out).unwrap();
+    let old = ConversationId::new();
+    let mut task = Task::new(old, ChannelKind::WebChat, t0() - Duration::seconds(24));
+    task.priority = Priority::Low;
+    fast.enqueue(task, &mut out).unwrap();
+    assert!(out.is_empty(), "the pool is not active yet at the task's own time");
+    let mut task = Task::new(ConversationId::new(), ChannelKind::WebChat, t0());
+    task.priority = Priority::Normal;
+    fast.enqueue(task, &mut out).unwrap();
+    assert!(matches!(out.as_slice(), [Decision::Assigned { task, .. }] if *task == old));
+    fast.checker.check_idle();
+    assert_eq!(fast.checker.violations(), &[][..]);
+}
