@@ -173,28 +173,45 @@ struct Catalog {
     /// Classes of tasks' own requirements by a hash of their text: a look-up without
     /// interning every name (checked against the class, so a collision only costs the slow
     /// path).
-    by_text: FxMap<u64, u32>,
+    by_text: FxMap<u64, TextEntry>,
+    /// A reused buffer for a task's text.
+    text: Vec<u8>,
     /// A reused key for look-ups.
     scratch: ClassKey,
 }
 
-/// A hash of what decides a task's own routing class, read straight from its text.
-fn text_hash(task: &Task) -> u64 {
-    let mut h = FxHasher::default();
-    h.write_u8(medium_index(task.channel.medium()) as u8);
+/// The text of a task's own routing class, as [`text_of`] writes it, kept with the class so
+/// a look-up is checked without leaving the table: up to [`TextEntry::INLINE`] bytes.
+#[derive(Debug, Clone, Copy)]
+struct TextEntry {
+    class: u32,
+    /// The text's length, or `u8::MAX` when it is too long to keep (checked against the class).
+    len: u8,
+    bytes: [u8; TextEntry::INLINE],
+}
+
+impl TextEntry {
+    const INLINE: usize = 48;
+}
+
+/// Writes what decides a task's own routing class into `out`: the medium, each requirement's
+/// name and level, the language and the team, separated by bytes that never occur in UTF-8.
+fn text_of(task: &Task, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(medium_index(task.channel.medium()) as u8);
     for r in &task.requirements {
-        h.write(r.skill.as_bytes());
-        h.write_u8(r.min_level);
+        out.extend_from_slice(r.skill.as_bytes());
+        out.push(0xff);
+        out.push(r.min_level);
     }
-    h.write_u8(0xfe);
+    out.push(0xfe);
     if let Some(l) = &task.language {
-        h.write(l.as_bytes());
+        out.extend_from_slice(l.as_bytes());
     }
-    h.write_u8(0xfd);
+    out.push(0xfd);
     if let Some(t) = &task.team {
-        h.write(t.as_bytes());
+        out.extend_from_slice(t.as_bytes());
     }
-    h.finish()
 }
 
 impl Catalog {
@@ -225,14 +242,37 @@ impl Catalog {
         if ring > 0 {
             return self.class_by_key(policy, task, ring);
         }
-        let hash = text_hash(task);
-        if let Some(&c) = self.by_text.get(&hash)
-            && self.is_class_of(c, task)
-        {
-            return c;
-        }
-        let c = self.class_by_key(policy, task, 0);
-        self.by_text.entry(hash).or_insert(c);
+        let mut text = std::mem::take(&mut self.text);
+        text_of(task, &mut text);
+        let mut h = FxHasher::default();
+        h.write(&text);
+        let hash = h.finish();
+        let found = self.by_text.get(&hash).and_then(|e| {
+            let same = if e.len == u8::MAX {
+                self.is_class_of(e.class, task)
+            } else {
+                e.bytes[..usize::from(e.len)] == text[..]
+            };
+            same.then_some(e.class)
+        });
+        let c = match found {
+            Some(c) => c,
+            None => {
+                let c = self.class_by_key(policy, task, 0);
+                let mut entry = TextEntry {
+                    class: c,
+                    len: u8::MAX,
+                    bytes: [0; TextEntry::INLINE],
+                };
+                if text.len() <= TextEntry::INLINE {
+                    entry.len = text.len() as u8;
+                    entry.bytes[..text.len()].copy_from_slice(&text);
+                }
+                self.by_text.entry(hash).or_insert(entry);
+                c
+            }
+        };
+        self.text = text;
         c
     }
 
