@@ -160,6 +160,9 @@ struct Class {
     simple: bool,
     /// The live head of `heap` as registered in `heads`: (rank, seq).
     head: Option<(i64, u64)>,
+    /// Entries of `heap` that are stale: while there are none, the top needs no check (and no
+    /// look at its task).
+    stale: u32,
 }
 
 /// Everything interned: names and routing classes.
@@ -316,6 +319,7 @@ impl Catalog {
             lang: key.lang.unwrap_or(NONE),
             simple: key.reqs.len() <= 1 && key.teams.is_none(),
             head: None,
+            stale: 0,
             bits: bits_of(&key.reqs),
             key: key.clone(),
             heap: BinaryHeap::new(),
@@ -1088,13 +1092,17 @@ impl SkillRouter {
     /// The head of class `c`'s heap, dropping stale entries.
     fn class_top(&mut self, c: u32) -> Option<(i64, u64, u32)> {
         let hot = &self.hot;
-        let heap = &mut self.catalog.classes[c as usize].heap;
-        while let Some(&Reverse((rank, seq, t, v))) = heap.peek() {
+        let class = &mut self.catalog.classes[c as usize];
+        while let Some(&Reverse((rank, seq, t, v))) = class.heap.peek() {
+            if class.stale == 0 {
+                return Some((rank, seq, t));
+            }
             let task = &hot[t as usize];
             if task.state == State::Queued && task.version == v && task.class == c {
                 return Some((rank, seq, t));
             }
-            heap.pop();
+            class.heap.pop();
+            class.stale -= 1;
         }
         None
     }
@@ -1139,9 +1147,14 @@ impl SkillRouter {
             if class.side.is_empty() {
                 self.sided[class.slot][class.key.medium as usize].retain(|&x| x != c);
             }
-        } else if self.catalog.classes[c as usize].head == Some((task.rank, task.seq)) {
-            // Anywhere else in the heap its entry is now stale and dropped when it surfaces.
-            self.refresh_head(c);
+        } else {
+            // Its heap entry is now stale: dropped at once if it is the head, else when it
+            // surfaces.
+            let class = &mut self.catalog.classes[c as usize];
+            class.stale += 1;
+            if class.head == Some((task.rank, task.seq)) {
+                self.refresh_head(c);
+            }
         }
     }
 
