@@ -4,6 +4,7 @@ pub mod checker;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod index;
 mod naive;
 pub mod policy;
 mod router;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ChannelKind, ConversationId, CustomerTier, Presence, Priority};
 
 use crate::error::Result;
+use crate::index::IdIndex;
 use crate::naive::{duplicate, from_ms, not_assigned, not_found, not_offered};
 use crate::policy::{RoutingPolicy, Teams, at_ms, medium_index, ms};
 use crate::router::SyncRouter;
@@ -591,7 +592,7 @@ pub struct SkillRouter {
     agents: Vec<ColdAgent>,
     /// Each agent's activity seq (smaller = idle longer); pool entries carry it.
     seqs: Vec<u64>,
-    agent_ids: FxMap<AgentId, u32>,
+    agent_ids: IdIndex,
     /// Free agents by pool index `((slot * 3 + medium) * LEVELS + level)` and load.
     pools: Pools,
     /// Pool entries that can be live at most (one per agent, medium and slot).
@@ -607,7 +608,7 @@ pub struct SkillRouter {
     hot: Vec<HotTask>,
     cold: Vec<ColdTask>,
     free_tasks: Vec<u32>,
-    task_ids: FxMap<ConversationId, u32>,
+    task_ids: IdIndex,
     queued: usize,
     /// Waiting tasks by medium.
     queued_by_medium: [usize; 3],
@@ -632,7 +633,7 @@ impl SkillRouter {
             hot_agents: Vec::new(),
             agents: Vec::new(),
             seqs: Vec::new(),
-            agent_ids: FxMap::default(),
+            agent_ids: IdIndex::default(),
             pools: Pools::default(),
             pool_live: 0,
             excluded: FxMap::default(),
@@ -641,7 +642,7 @@ impl SkillRouter {
             hot: Vec::new(),
             cold: Vec::new(),
             free_tasks: Vec::new(),
-            task_ids: FxMap::default(),
+            task_ids: IdIndex::default(),
             queued: 0,
             queued_by_medium: [0; 3],
             oldest: BTreeSet::new(),
@@ -882,6 +883,20 @@ impl SkillRouter {
             .map(|&(a, s)| (s, a))
     }
 
+    /// The slab index of agent `id`.
+    fn agent_index(&self, id: AgentId) -> Option<u32> {
+        let agents = &self.agents;
+        self.agent_ids
+            .get(id.as_uuid().as_u128(), |a| agents[a as usize].agent.id == id)
+    }
+
+    /// The slab index of task `id` (queued, offered or assigned).
+    fn task_index(&self, id: ConversationId) -> Option<u32> {
+        let hot = &self.hot;
+        self.task_ids
+            .get(id.as_uuid().as_u128(), |t| hot[t as usize].id == id)
+    }
+
     /// Whether agent `a` may no longer be offered task `t`.
     fn is_excluded(&self, t: u32, a: u32) -> bool {
         self.excluded.get(&t).is_some_and(|x| x.contains(&a))
@@ -892,7 +907,7 @@ impl SkillRouter {
         let p = self.hot[t as usize].preferred;
         if p == UNKNOWN {
             let id = self.cold[t as usize].preferred_agent?;
-            let a = *self.agent_ids.get(&id)?;
+            let a = self.agent_index(id)?;
             self.hot[t as usize].preferred = a;
             return Some(a);
         }
@@ -1322,7 +1337,9 @@ impl SkillRouter {
         task.state = State::Free;
         task.version = task.version.wrapping_add(1);
         task.life = task.life.wrapping_add(1);
-        self.task_ids.remove(&id);
+        let hot = &self.hot;
+        self.task_ids
+            .remove(id.as_uuid().as_u128(), |p| hot[p as usize].id == id);
         self.free_tasks.push(t);
     }
 
@@ -1467,12 +1484,11 @@ impl SkillRouter {
     }
 
     fn offered(&self, agent: AgentId, task: ConversationId) -> Result<(u32, u32)> {
-        let a = *self
-            .agent_ids
-            .get(&agent)
+        let a = self
+            .agent_index(agent)
             .ok_or_else(|| not_found("agent", agent))?;
-        match self.task_ids.get(&task) {
-            Some(&t) if self.hot[t as usize].state == State::Offered(a) => Ok((t, a)),
+        match self.task_index(task) {
+            Some(t) if self.hot[t as usize].state == State::Offered(a) => Ok((t, a)),
             _ => Err(not_offered(agent, task)),
         }
     }
@@ -1483,7 +1499,7 @@ impl SkillRouter {
         self.task_seq += 1;
         let preferred = match task.preferred_agent {
             None => NONE,
-            Some(p) => self.agent_ids.get(&p).copied().unwrap_or(UNKNOWN),
+            Some(p) => self.agent_index(p).unwrap_or(UNKNOWN),
         };
         let hot = HotTask {
             rank: self.policy.rank(&task),
@@ -1534,7 +1550,7 @@ impl SyncRouter for SkillRouter {
     fn enqueue(&mut self, task: Task, out: &mut Vec<Decision>) -> Result<()> {
         validate_task(&task)?;
         let id = task.id;
-        if self.task_ids.contains_key(&id) {
+        if self.task_index(id).is_some() {
             return Err(duplicate(id));
         }
         let enqueued = at_ms(task.enqueued_at);
@@ -1549,12 +1565,12 @@ impl SyncRouter for SkillRouter {
         let hold = task
             .preferred_agent
             .filter(|_| self.now < until)
-            .and_then(|p| self.agent_ids.get(&p).copied())
+            .and_then(|p| self.agent_index(p))
             .map(|p| (p, until));
         let own = self.catalog.class_of(&self.policy, &task, 0);
         self.grow_slots();
         let t = self.admit(task, own, hold);
-        self.task_ids.insert(id, t);
+        self.task_ids.insert(id.as_uuid().as_u128(), t);
         self.enter_queue(t);
         self.dispatch(&[], &[t], out);
         self.settle(out);
@@ -1562,7 +1578,7 @@ impl SyncRouter for SkillRouter {
     }
 
     fn cancel(&mut self, task: ConversationId) -> Result<bool> {
-        if let Some(&t) = self.task_ids.get(&task)
+        if let Some(t) = self.task_index(task)
             && self.hot[t as usize].state == State::Queued
         {
             self.leave_queue(t);
@@ -1574,11 +1590,10 @@ impl SyncRouter for SkillRouter {
 
     fn upsert_agent(&mut self, agent: Agent, out: &mut Vec<Decision>) -> Result<()> {
         validate_agent(&agent)?;
-        let a = match self.agent_ids.get(&agent.id) {
-            Some(&a) => a,
+        let a = match self.agent_index(agent.id) {
+            Some(a) => a,
             None => {
                 let a = self.agents.len() as u32;
-                self.agent_ids.insert(agent.id, a);
                 self.pool_live += 3;
                 self.seqs.push(0);
                 self.hot_agents.push(HotAgent {
@@ -1599,6 +1614,7 @@ impl SyncRouter for SkillRouter {
                     missed: 0,
                     filed: u64::MAX,
                 });
+                self.agent_ids.insert(agent.id.as_uuid().as_u128(), a);
                 a
             }
         };
@@ -1613,9 +1629,8 @@ impl SyncRouter for SkillRouter {
         task: ConversationId,
         out: &mut Vec<Decision>,
     ) -> Result<()> {
-        let a = *self
-            .agent_ids
-            .get(&agent)
+        let a = self
+            .agent_index(agent)
             .ok_or_else(|| not_found("agent", agent))?;
         let t = match self.agents[a as usize].tasks.iter().find(|x| x.1 == task) {
             Some(&(t, _)) if self.hot[t as usize].state == State::Assigned(a) => t,
