@@ -107,31 +107,6 @@ impl Interner {
     }
 }
 
-/// A set of interned ids: those below 64 in a mask (no allocation), the rest in a list.
-#[derive(Debug, Default, Clone)]
-struct IdSet {
-    mask: u64,
-    more: Vec<u32>,
-}
-
-impl IdSet {
-    fn insert(&mut self, id: u32) {
-        if id < 64 {
-            self.mask |= 1 << id;
-        } else if !self.more.contains(&id) {
-            self.more.push(id);
-        }
-    }
-
-    fn contains(&self, id: u32) -> bool {
-        if id < 64 {
-            self.mask >> id & 1 == 1
-        } else {
-            self.more.contains(&id)
-        }
-    }
-}
-
 /// A routing class's identity: one distinct (medium, requirements, language, teams).
 #[derive(Debug, Default, Hash, PartialEq, Eq, Clone)]
 struct ClassKey {
@@ -412,17 +387,26 @@ struct ColdTask {
     hold_until: i64,
 }
 
-/// What eligibility reads of an agent, in one small record.
+/// What eligibility and a release read of an agent, in one cache line.
 #[derive(Debug)]
+#[repr(align(64))]
 struct HotAgent {
+    id: AgentId,
+    /// The activity seq at which the agent was last registered as free.
+    filed: u64,
+    /// Languages with an id below 64.
+    langs: u64,
     cap: [u16; 3],
     loads: [u16; 3],
+    team: u32,
     blocks: bool,
     online: bool,
     standby: bool,
-    team: u32,
-    langs: IdSet,
+    /// Whether the agent speaks languages with higher ids (`ColdAgent::more_langs`).
+    more_langs: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<HotAgent>() == 64);
 
 impl HotAgent {
     /// Whether there is a free slot for medium `m` (see [`crate::policy`]).
@@ -441,13 +425,11 @@ struct ColdAgent {
     /// (skill id, level), sorted by skill id.
     skills: Vec<(u32, u8)>,
     bits: Vec<u64>,
-    /// Tasks held, in the order they were given.
-    tasks: Vec<(u32, ConversationId)>,
+    /// Languages with an id of 64 or more.
+    more_langs: Vec<u32>,
     /// Tasks waiting for this agent (sticky hold).
     held: Vec<u32>,
     missed: u32,
-    /// The activity seq at which the agent was last filed in the pools.
-    filed: u64,
 }
 
 impl ColdAgent {
@@ -700,12 +682,11 @@ impl SkillRouter {
         }
         for &a in &pending {
             let seq = self.seqs[a as usize];
-            let ag = &mut self.agents[a as usize];
-            if ag.filed == seq {
+            let hot = &mut self.hot_agents[a as usize];
+            if hot.filed == seq {
                 continue;
             }
-            ag.filed = seq;
-            let hot = &self.hot_agents[a as usize];
+            hot.filed = seq;
             if !hot.online {
                 continue;
             }
@@ -774,9 +755,12 @@ impl SkillRouter {
         }
         skills.sort_unstable();
         self.grow_slots();
-        let mut langs = IdSet::default();
+        let (mut langs, mut more_langs) = (0u64, Vec::new());
         for l in &agent.languages {
-            langs.insert(self.catalog.langs.id(l));
+            match self.catalog.langs.id(l) {
+                id @ 0..64 => langs |= 1 << id,
+                id => more_langs.push(id),
+            }
         }
         let team = agent
             .team
@@ -790,18 +774,30 @@ impl SkillRouter {
         hot.standby = self.policy.is_standby(&agent);
         hot.team = team;
         hot.langs = langs;
+        hot.more_langs = !more_langs.is_empty();
         let ag = &mut self.agents[a as usize];
         self.pool_live = self.pool_live + 3 * (skills.len() + 1) - 3 * (ag.skills.len() + 1);
         ag.bits = bits_of(&skills);
+        ag.more_langs = more_langs;
         ag.skills = skills;
         ag.agent = agent;
+    }
+
+    /// Whether agent `a` speaks language `lang`.
+    fn speaks(&self, a: u32, lang: u32) -> bool {
+        let hot = &self.hot_agents[a as usize];
+        if lang < 64 {
+            hot.langs >> lang & 1 == 1
+        } else {
+            hot.more_langs && self.agents[a as usize].more_langs.contains(&lang)
+        }
     }
 
     /// Whether agent `a`'s language and team meet class `c`.
     fn fits_lang_team(&self, a: u32, c: u32) -> bool {
         let ag = &self.hot_agents[a as usize];
         let class = &self.catalog.classes[c as usize];
-        (class.lang == NONE || ag.langs.contains(class.lang))
+        (class.lang == NONE || self.speaks(a, class.lang))
             && class
                 .key
                 .teams
@@ -885,9 +881,9 @@ impl SkillRouter {
 
     /// The slab index of agent `id`.
     fn agent_index(&self, id: AgentId) -> Option<u32> {
-        let agents = &self.agents;
+        let agents = &self.hot_agents;
         self.agent_ids
-            .get(id.as_uuid().as_u128(), |a| agents[a as usize].agent.id == id)
+            .get(id.as_uuid().as_u128(), |a| agents[a as usize].id == id)
     }
 
     /// The slab index of task `id` (queued, offered or assigned).
@@ -950,7 +946,7 @@ impl SkillRouter {
         let mut best = self.best_pooled(t).map(|a| (self.order(t, a), a));
         for i in 0..self.pending.len() {
             let a = self.pending[i];
-            if self.agents[a as usize].filed != self.seqs[a as usize] && self.eligible(t, a) {
+            if self.hot_agents[a as usize].filed != self.seqs[a as usize] && self.eligible(t, a) {
                 let o = self.order(t, a);
                 if best.is_none_or(|b| o < b.0) {
                     best = Some((o, a));
@@ -1032,7 +1028,7 @@ impl SkillRouter {
                         break;
                     }
                     if h.min <= level
-                        && (h.lang == NONE || hot.langs.contains(h.lang))
+                        && (h.lang == NONE || self.speaks(a, h.lang))
                         && (h.simple || self.fits(a, h.class))
                     {
                         best = Some((h.rank, h.seq, h.task));
@@ -1286,9 +1282,7 @@ impl SkillRouter {
         let medium = self.hot[t as usize].medium as usize;
         self.hot_agents[a as usize].loads[medium] += 1;
         let task = self.hot[t as usize].id;
-        let ag = &mut self.agents[a as usize];
-        ag.tasks.push((t, task));
-        let agent = ag.agent.id;
+        let agent = self.hot_agents[a as usize].id;
         self.touch(a);
         match self.policy.reservations {
             Some(r) => {
@@ -1312,10 +1306,6 @@ impl SkillRouter {
     fn unload(&mut self, t: u32, a: u32) {
         let medium = self.hot[t as usize].medium as usize;
         self.hot_agents[a as usize].loads[medium] -= 1;
-        let tasks = &mut self.agents[a as usize].tasks;
-        if let Some(i) = tasks.iter().position(|x| x.0 == t) {
-            tasks.remove(i);
-        }
     }
 
     /// Takes task `t` back from agent `a` (offer rejected or expired) and queues it again.
@@ -1597,22 +1587,24 @@ impl SyncRouter for SkillRouter {
                 self.pool_live += 3;
                 self.seqs.push(0);
                 self.hot_agents.push(HotAgent {
+                    id: agent.id,
+                    filed: u64::MAX,
+                    more_langs: false,
                     cap: [0; 3],
                     loads: [0; 3],
                     blocks: false,
                     online: false,
                     standby: false,
                     team: NONE,
-                    langs: IdSet::default(),
+                    langs: 0,
                 });
                 self.agents.push(ColdAgent {
                     agent: agent.clone(),
                     skills: Vec::new(),
                     bits: Vec::new(),
-                    tasks: Vec::new(),
+                    more_langs: Vec::new(),
                     held: Vec::new(),
                     missed: 0,
-                    filed: u64::MAX,
                 });
                 self.agent_ids.insert(agent.id.as_uuid().as_u128(), a);
                 a
@@ -1632,8 +1624,8 @@ impl SyncRouter for SkillRouter {
         let a = self
             .agent_index(agent)
             .ok_or_else(|| not_found("agent", agent))?;
-        let t = match self.agents[a as usize].tasks.iter().find(|x| x.1 == task) {
-            Some(&(t, _)) if self.hot[t as usize].state == State::Assigned(a) => t,
+        let t = match self.task_index(task) {
+            Some(t) if self.hot[t as usize].state == State::Assigned(a) => t,
             _ => return Err(not_assigned(agent, task)),
         };
         self.unload(t, a);
@@ -1680,12 +1672,18 @@ impl SyncRouter for SkillRouter {
             .collect();
         q.sort_by_key(|&t| (self.hot[t as usize].rank, self.hot[t as usize].seq));
         let queued: Vec<Task> = q.into_iter().map(|t| self.task(t)).collect();
+        let mut held: Vec<Vec<ConversationId>> = vec![Vec::new(); self.agents.len()];
+        for task in &self.hot {
+            if let State::Offered(a) | State::Assigned(a) = task.state {
+                held[a as usize].push(task.id);
+            }
+        }
         Snapshot::build(
             queued.iter(),
-            self.agents.iter().map(|a| AgentLoad {
+            self.agents.iter().zip(held).map(|(a, tasks)| AgentLoad {
                 agent: a.agent.id,
                 presence: a.agent.presence,
-                tasks: a.tasks.iter().map(|&(_, id)| id).collect(),
+                tasks,
             }),
         )
     }

@@ -127,7 +127,7 @@ pub struct AgentLoad {
     pub agent: AgentId,
     /// Presence.
     pub presence: cs_core::Presence,
-    /// Tasks the agent has now.
+    /// Tasks the agent has now, in id order.
     pub tasks: Vec<ConversationId>,
 }
 
@@ -141,7 +141,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// A snapshot of `queued` (in serving order) and of `agents` (id, presence, tasks).
+    /// A snapshot of `queued` (in serving order) and of `agents` (id, presence, tasks; the
+    /// tasks are put in id order).
     pub(crate) fn build<'a>(
         queued: impl Iterator<Item = &'a Task>,
         agents: impl Iterator<Item = AgentLoad>,
@@ -154,7 +155,12 @@ impl Snapshot {
                     position,
                 })
                 .collect(),
-            agents: agents.collect(),
+            agents: agents
+                .map(|mut a| {
+                    a.tasks.sort_unstable();
+                    a
+                })
+                .collect(),
         }
     }
 }
