@@ -455,7 +455,8 @@ const LEVELS: usize = 11;
 /// push touches one queue header and its tail.
 #[derive(Debug, Default)]
 struct Pools {
-    /// The queue of (index, load) at `index * stride + load`: (agent, seq), longest idle first.
+    /// The queue of (index, load) at [`Self::pos`]: (agent, seq), longest idle first. The
+    /// levels of one (skill, medium, load) sit side by side, as a probe reads them together.
     queues: Vec<VecDeque<(u32, u64)>>,
     /// Loads per index; widened when an agent with a higher load is filed.
     stride: usize,
@@ -467,6 +468,15 @@ struct Pools {
 }
 
 impl Pools {
+    /// Where the queue of (index, load) is, for `stride` loads per index.
+    fn pos_in(index: usize, load: usize, stride: usize) -> usize {
+        (index / LEVELS * stride + load) * LEVELS + index % LEVELS
+    }
+
+    fn pos(&self, index: usize, load: usize) -> usize {
+        Self::pos_in(index, load, self.stride)
+    }
+
     fn bit(load: usize) -> u64 {
         1 << load.min(63)
     }
@@ -478,7 +488,8 @@ impl Pools {
         }
         if self.occupied.len() < indexes {
             self.occupied.resize(indexes, 0);
-            self.queues.resize_with(indexes * self.stride, VecDeque::new);
+            self.queues
+                .resize_with(indexes * self.stride, VecDeque::new);
         }
     }
 
@@ -487,8 +498,12 @@ impl Pools {
         let stride = loads.next_power_of_two();
         let mut queues: Vec<VecDeque<(u32, u64)>> = Vec::new();
         queues.resize_with(self.occupied.len() * stride, VecDeque::new);
-        for (i, q) in self.queues.drain(..).enumerate() {
-            queues[i / self.stride * stride + i % self.stride] = q;
+        for index in 0..self.occupied.len() {
+            for load in 0..self.stride {
+                let pos = self.pos(index, load);
+                let q = std::mem::take(&mut self.queues[pos]);
+                queues[Self::pos_in(index, load, stride)] = q;
+            }
         }
         self.queues = queues;
         self.stride = stride;
@@ -498,13 +513,15 @@ impl Pools {
         if load >= self.stride {
             self.widen(load + 1);
         }
-        self.queues[index * self.stride + load].push_back(entry);
+        let pos = self.pos(index, load);
+        self.queues[pos].push_back(entry);
         self.occupied[index] |= Self::bit(load);
         self.entries += 1;
     }
 
     fn queue(&mut self, index: usize, load: usize) -> &mut VecDeque<(u32, u64)> {
-        &mut self.queues[index * self.stride + load]
+        let pos = self.pos(index, load);
+        &mut self.queues[pos]
     }
 
     /// The loads that may have entries at `index`, least first.
@@ -530,12 +547,15 @@ impl Pools {
     /// Drops every stale entry (`live` says which are not).
     fn compact(&mut self, live: impl Fn(u32, u64) -> bool) {
         let mut n = 0;
-        for (i, q) in self.queues.iter_mut().enumerate() {
-            q.retain(|&(a, s)| live(a, s));
-            n += q.len();
-            let (index, load) = (i / self.stride, i % self.stride);
-            if q.is_empty() && load < 63 {
-                self.occupied[index] &= !Self::bit(load);
+        for index in 0..self.occupied.len() {
+            for load in 0..self.stride {
+                let pos = self.pos(index, load);
+                let q = &mut self.queues[pos];
+                q.retain(|&(a, s)| live(a, s));
+                n += q.len();
+                if q.is_empty() && load < 63 {
+                    self.occupied[index] &= !Self::bit(load);
+                }
             }
         }
         self.entries = n;
@@ -737,8 +757,8 @@ impl SkillRouter {
     fn file(&mut self, a: u32, m: usize, seq: u64) {
         let load = self.hot_agents[a as usize].load() as usize;
         let ag = &self.agents[a as usize];
-        let slots =
-            std::iter::once((0usize, 0u8)).chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
+        let slots = std::iter::once((0usize, 0u8))
+            .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
         for (slot, level) in slots {
             self.pools
                 .push(Self::pool_index(slot, m, level), load, (a, seq));
@@ -872,7 +892,7 @@ impl SkillRouter {
             }
             return None;
         }
-        let q = &self.pools.queues[index * self.pools.stride + load];
+        let q = &self.pools.queues[self.pools.pos(index, load)];
         q.iter()
             .filter(|&&(a, s)| self.seqs[a as usize] == s)
             .find(|&&(a, _)| self.eligible_as(t, a, true))
@@ -1041,9 +1061,7 @@ impl SkillRouter {
                     }
                     for &t in &self.catalog.classes[c as usize].side {
                         let task = &self.hot[t as usize];
-                        if better(&best, task.rank, task.seq)
-                            && !self.is_excluded(t, a)
-                        {
+                        if better(&best, task.rank, task.seq) && !self.is_excluded(t, a) {
                             best = Some((task.rank, task.seq, t));
                         }
                     }
@@ -1130,9 +1148,7 @@ impl SkillRouter {
         } else if !task.excluded {
             let (rank, seq) = (task.rank, task.seq);
             let class = &mut self.catalog.classes[c as usize];
-            class
-                .heap
-                .push(Reverse((rank, seq, t, task.version)));
+            class.heap.push(Reverse((rank, seq, t, task.version)));
             if class.head.is_none_or(|h| (rank, seq) < h) {
                 self.refresh_head(c);
             }

@@ -357,7 +357,10 @@ fn standby_joining_by_time_before_a_new_task_is_in_order() {
     let mut task = Task::new(old, ChannelKind::WebChat, t0() - Duration::seconds(24));
     task.priority = Priority::Low;
     fast.enqueue(task, &mut out).unwrap();
-    assert!(out.is_empty(), "the pool is not active yet at the task's own time");
+    assert!(
+        out.is_empty(),
+        "the pool is not active yet at the task's own time"
+    );
     let mut task = Task::new(ConversationId::new(), ChannelKind::WebChat, t0());
     task.priority = Priority::Normal;
     fast.enqueue(task, &mut out).unwrap();
