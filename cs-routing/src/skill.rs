@@ -590,6 +590,8 @@ pub struct SkillRouter {
     heads: Vec<[Vec<Head>; 3]>,
     /// Classes with rejected tasks, by slot and medium.
     sided: Vec<[Vec<u32>; 3]>,
+    /// How many classes `sided` lists.
+    sided_classes: usize,
     hot_agents: Vec<HotAgent>,
     agents: Vec<ColdAgent>,
     /// Each agent's activity seq (smaller = idle longer); pool entries carry it.
@@ -632,6 +634,7 @@ impl SkillRouter {
             catalog: Catalog::default(),
             heads: Vec::new(),
             sided: Vec::new(),
+            sided_classes: 0,
             hot_agents: Vec::new(),
             agents: Vec::new(),
             seqs: Vec::new(),
@@ -722,6 +725,9 @@ impl SkillRouter {
         for m in 0..3 {
             // While tasks of a medium wait, its next task is near: file now, in the event
             // that freed the agent, rather than all at once in that task's.
+            if self.dirty[m].is_empty() {
+                continue;
+            }
             if self.queued_by_medium[m] > 0 {
                 self.drain(m);
             } else if self.dirty[m].len() > limit {
@@ -735,10 +741,14 @@ impl SkillRouter {
     /// registered (longest idle first). Pools of a medium no task has asked for since are left
     /// alone: an agent who takes and finishes work many times between two such tasks costs
     /// one entry here, not one per pool every time.
+    #[inline]
     fn drain(&mut self, m: usize) {
-        if self.dirty[m].is_empty() {
-            return;
+        if !self.dirty[m].is_empty() {
+            self.drain_now(m);
         }
+    }
+
+    fn drain_now(&mut self, m: usize) {
         let mut dirty = std::mem::take(&mut self.dirty[m]);
         for &(a, seq) in &dirty {
             if self.seqs[a as usize] == seq {
@@ -1036,13 +1046,23 @@ impl SkillRouter {
                 best = Some((task.rank, task.seq, t));
             }
         }
+        let mut media = [0usize; 3];
+        let mut n = 0;
+        for m in 0..3 {
+            if hot.room(m) {
+                media[n] = m;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return best;
+        }
+        let media = &media[..n];
+        let sided = self.sided_classes > 0;
         let slots = std::iter::once((0, u8::MAX))
             .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
         for (slot, level) in slots {
-            for m in 0..3 {
-                if !hot.room(m) {
-                    continue;
-                }
+            for &m in media {
                 for h in &self.heads[slot][m] {
                     if !better(&best, h.rank, h.seq) {
                         break;
@@ -1054,6 +1074,9 @@ impl SkillRouter {
                         best = Some((h.rank, h.seq, h.task));
                         break;
                     }
+                }
+                if !sided {
+                    continue;
                 }
                 for &c in &self.sided[slot][m] {
                     if !self.fits(a, c) {
@@ -1156,6 +1179,7 @@ impl SkillRouter {
             let class = &mut self.catalog.classes[c as usize];
             if class.side.is_empty() {
                 self.sided[class.slot][class.key.medium as usize].push(c);
+                self.sided_classes += 1;
             }
             class.side.push(t);
         }
@@ -1173,6 +1197,7 @@ impl SkillRouter {
             class.side.retain(|&x| x != t);
             if class.side.is_empty() {
                 self.sided[class.slot][class.key.medium as usize].retain(|&x| x != c);
+                self.sided_classes -= 1;
             }
         } else {
             // Its heap entry is now stale: dropped at once if it is the head, else when it
@@ -1396,10 +1421,14 @@ impl SkillRouter {
         }
     }
 
+    #[inline]
     fn standby_eval(&mut self, out: &mut Vec<Decision>) {
-        if self.policy.standby.is_none() {
-            return;
+        if self.policy.standby.is_some() {
+            self.standby_switch(out);
         }
+    }
+
+    fn standby_switch(&mut self, out: &mut Vec<Decision>) {
         loop {
             let oldest = self.oldest.first().map(|o| o.0);
             let active = self.policy.standby_active(self.queued, oldest, self.now);
@@ -1637,6 +1666,18 @@ impl SyncRouter for SkillRouter {
         task: ConversationId,
         out: &mut Vec<Decision>,
     ) -> Result<()> {
+        // Start both records' loads before either is needed (they are independent cache
+        // misses: overlapped, they cost about one).
+        let likely = (
+            self.agent_ids.likely(agent.as_uuid().as_u128()),
+            self.task_ids.likely(task.as_uuid().as_u128()),
+        );
+        if let (Some(a), Some(t)) = likely
+            && let (Some(ag), Some(tk)) =
+                (self.hot_agents.get(a as usize), self.hot.get(t as usize))
+        {
+            std::hint::black_box((ag.loads[0], tk.version));
+        }
         let a = self
             .agent_index(agent)
             .ok_or_else(|| not_found("agent", agent))?;
