@@ -64,22 +64,7 @@ impl IdIndex {
     /// a caller about to look up several ids reads their slab records early with it, so the
     /// memory accesses overlap instead of following one another.
     pub(crate) fn likely(&self, id: u128) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        let want = tag(hash(id));
-        let mask = self.mask();
-        let mut i = want as usize & mask;
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if s >> 32 == want {
-                return Some(s as u32);
-            }
-            i = (i + 1) & mask;
-        }
+        self.get(id, |_| true)
     }
 
     /// The position of `id`, if indexed.
