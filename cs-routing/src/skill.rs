@@ -563,8 +563,9 @@ impl Pools {
 }
 
 /// The fast router of the routing policy ([`crate::policy`]); it makes exactly the decisions of
-/// [`crate::NaiveRouter`] (a property test holds it to that) at a cost that does not grow with
-/// the queue or the number of agents.
+/// [`crate::NaiveRouter`] (a property test holds it to that) without scanning the queue or the
+/// agents: a decision reads a few short lists and records (its cost grows only as the router's
+/// memory outgrows the caches).
 ///
 /// - Each distinct requirement set (medium, skills with levels, language, teams) is interned into
 ///   a routing class with a heap of its waiting tasks by rank. Class heads are listed by primary
