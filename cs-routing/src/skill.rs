@@ -366,12 +366,14 @@ struct HotTask {
 // One record per cache line.
 const _: () = assert!(std::mem::size_of::<HotTask>() == 64);
 
+const _: () = assert!(std::mem::size_of::<ColdTask>() == 64);
+
 /// The rest of a task. Its requirements are those of its own routing class (`own`), so the
 /// caller's strings are freed at once, while still in cache, and the task is rebuilt from its
 /// class when someone asks for it.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct ColdTask {
-    id: ConversationId,
     /// Overflow rings applied.
     ring: u32,
     channel: ChannelKind,
@@ -379,8 +381,6 @@ struct ColdTask {
     tier: CustomerTier,
     preferred_agent: Option<AgentId>,
     enqueued_at: DateTime<Utc>,
-    /// `enqueued_at` in ms.
-    enqueued: i64,
     /// The routing class of the task's own requirements (ring 0).
     own: u32,
     /// When the sticky hold ends (ms).
@@ -1228,7 +1228,7 @@ impl SkillRouter {
         let names = &self.catalog;
         let key = &names.classes[cold.own as usize].key;
         Task {
-            id: cold.id,
+            id: self.hot[t as usize].id,
             channel: cold.channel,
             requirements: key
                 .reqs
@@ -1250,7 +1250,7 @@ impl SkillRouter {
 
     /// Puts `t` (already in the slab) into the queue at the current time.
     fn enter_queue(&mut self, t: u32) {
-        let enqueued = self.cold[t as usize].enqueued;
+        let enqueued = at_ms(self.cold[t as usize].enqueued_at);
         let ring = self.policy.ring_at(enqueued, self.now);
         self.cold[t as usize].ring = ring as u32;
         let class = self.class_of_task(t, ring);
@@ -1276,7 +1276,7 @@ impl SkillRouter {
         self.queued -= 1;
         self.queued_by_medium[self.hot[t as usize].medium as usize] -= 1;
         if self.policy.standby.is_some() {
-            let enqueued = self.cold[t as usize].enqueued;
+            let enqueued = at_ms(self.cold[t as usize].enqueued_at);
             self.oldest.remove(&(enqueued, self.hot[t as usize].seq));
         }
     }
@@ -1291,7 +1291,7 @@ impl SkillRouter {
         if self.policy.rings.is_empty() {
             return;
         }
-        let enqueued = self.cold[t as usize].enqueued;
+        let enqueued = at_ms(self.cold[t as usize].enqueued_at);
         if let Some(at) = self
             .policy
             .ring_time(enqueued, self.cold[t as usize].ring as usize)
@@ -1312,7 +1312,7 @@ impl SkillRouter {
             _ => {
                 task.state == State::Queued
                     && self.policy.ring_time(
-                        self.cold[t as usize].enqueued,
+                        at_ms(self.cold[t as usize].enqueued_at),
                         self.cold[t as usize].ring as usize,
                     ) == Some(at)
             }
@@ -1552,14 +1552,12 @@ impl SkillRouter {
             excluded: false,
         };
         let cold = ColdTask {
-            id: task.id,
             ring: 0,
             channel: task.channel,
             priority: task.priority,
             tier: task.tier,
             preferred_agent: task.preferred_agent,
             enqueued_at: task.enqueued_at,
-            enqueued: at_ms(task.enqueued_at),
             own,
             hold_until: hold.map_or(0, |h| h.1),
         };
