@@ -157,6 +157,8 @@ struct Catalog {
     text: Vec<u8>,
     /// A reused key for look-ups.
     scratch: ClassKey,
+    /// Whether some class has no skill requirement (slot 0).
+    slot0: bool,
 }
 
 /// The text of a task's own routing class, as [`text_of`] writes it, kept with the class so
@@ -289,6 +291,7 @@ impl Catalog {
         }
         let c = self.classes.len() as u32;
         let (slot, min) = key.reqs.first().map_or((0, 0), |r| (r.0 as usize + 1, r.1));
+        self.slot0 |= slot == 0;
         self.classes.push(Class {
             slot,
             min,
@@ -602,6 +605,9 @@ pub struct SkillRouter {
     pools: Pools,
     /// Pool entries that can be live at most (one per agent, medium and slot).
     pool_live: usize,
+    /// Whether agents are filed under slot 0 (tasks without skill requirements): only once
+    /// such a class exists.
+    slot0_filed: bool,
     /// Agents each task may no longer be offered to (it rejected or let an offer expire), by
     /// slab index; few tasks have any.
     excluded: FxMap<u32, Vec<u32>>,
@@ -641,6 +647,7 @@ impl SkillRouter {
             seqs: Vec::new(),
             agent_ids: IdIndex::default(),
             pools: Pools::default(),
+            slot0_filed: false,
             pool_live: 0,
             excluded: FxMap::default(),
             pending: Vec::new(),
@@ -667,13 +674,17 @@ impl SkillRouter {
         self.catalog.classes.len()
     }
 
-    /// Sizes the per-skill structures for every skill interned so far (plus the no-skill slot).
+    /// Sizes the per-skill structures for every skill interned so far (plus the no-skill slot),
+    /// and starts filing agents under slot 0 once a class needs it.
     fn grow_slots(&mut self) {
         let slots = self.catalog.skills.len() + 1;
         if self.heads.len() < slots {
             self.heads.resize_with(slots, Default::default);
             self.sided.resize_with(slots, Default::default);
             self.pools.grow(slots * 3 * LEVELS);
+        }
+        if self.catalog.slot0 && !self.slot0_filed {
+            self.file_slot0();
         }
     }
 
@@ -769,10 +780,38 @@ impl SkillRouter {
         let load = self.hot_agents[a as usize].load() as usize;
         let ag = &self.agents[a as usize];
         let slots = std::iter::once((0usize, 0u8))
+            .filter(|_| self.slot0_filed)
             .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
         for (slot, level) in slots {
             self.pools
                 .push(Self::pool_index(slot, m, level), load, (a, seq));
+        }
+    }
+
+    /// The first class without skill requirements exists: from now on agents are filed under
+    /// slot 0 too, starting with every agent filed so far, longest idle first (those still
+    /// registered are filed first, so all filed agents are known).
+    fn file_slot0(&mut self) {
+        for m in 0..3 {
+            self.drain(m);
+        }
+        self.slot0_filed = true;
+        let mut filed: Vec<(u64, u32)> = (0..self.hot_agents.len() as u32)
+            .filter(|&a| {
+                let hot = &self.hot_agents[a as usize];
+                hot.online && hot.filed == self.seqs[a as usize]
+            })
+            .map(|a| (self.seqs[a as usize], a))
+            .collect();
+        filed.sort_unstable();
+        for (seq, a) in filed {
+            let hot = &self.hot_agents[a as usize];
+            let load = hot.load() as usize;
+            for m in 0..3 {
+                if hot.room(m) {
+                    self.pools.push(Self::pool_index(0, m, 0), load, (a, seq));
+                }
+            }
         }
     }
 
