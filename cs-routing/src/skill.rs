@@ -1078,14 +1078,7 @@ impl SkillRouter {
         let better = |best: &Option<(i64, u64, u32)>, rank: i64, seq: u64| {
             best.is_none_or(|b| (rank, seq) < (b.0, b.1))
         };
-        let ag = &self.agents[a as usize];
         let hot = &self.hot_agents[a as usize];
-        for &t in &ag.held {
-            let task = &self.hot[t as usize];
-            if better(&best, task.rank, task.seq) && self.eligible(t, a) {
-                best = Some((task.rank, task.seq, t));
-            }
-        }
         let mut media = [0usize; 3];
         let mut n = 0;
         for m in 0..3 {
@@ -1095,9 +1088,18 @@ impl SkillRouter {
             }
         }
         if n == 0 {
-            return best;
+            // No room: nothing is eligible (an agent on a call finishing a chat stops here,
+            // without reading the rest of its record).
+            return None;
         }
         let media = &media[..n];
+        let ag = &self.agents[a as usize];
+        for &t in &ag.held {
+            let task = &self.hot[t as usize];
+            if better(&best, task.rank, task.seq) && self.eligible(t, a) {
+                best = Some((task.rank, task.seq, t));
+            }
+        }
         let sided = self.sided_classes > 0;
         let slots = std::iter::once((0, u8::MAX))
             .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
