@@ -963,6 +963,16 @@ impl SkillRouter {
             .get(id.as_uuid().as_u128(), |t| hot[t as usize].id == id)
     }
 
+    /// Whether queued task `t`'s class holds another live task in its heap. Then no free agent
+    /// can take `t`: any agent eligible for it would be eligible for that task too (same class,
+    /// no hold, no exclusions), and the queue was at its fixed point before `t` came.
+    fn class_has_other(&self, t: u32) -> bool {
+        let task = &self.hot[t as usize];
+        let class = &self.catalog.classes[task.class as usize];
+        let live = class.heap.len() - class.stale as usize;
+        live > usize::from(task.hold == NONE && !task.excluded)
+    }
+
     /// Whether agent `a` may no longer be offered task `t`.
     fn is_excluded(&self, t: u32, a: u32) -> bool {
         self.excluded.get(&t).is_some_and(|x| x.contains(&a))
@@ -1647,7 +1657,9 @@ impl SyncRouter for SkillRouter {
         let t = self.admit(task, own, hold);
         self.task_ids.insert(id.as_uuid().as_u128(), t);
         self.enter_queue(t);
-        self.dispatch(&[], &[t], out);
+        if !self.class_has_other(t) {
+            self.dispatch(&[], &[t], out);
+        }
         self.settle(out);
         Ok(())
     }
