@@ -1582,14 +1582,14 @@ impl SkillRouter {
 
     /// Stores a new task of routing class `own` (its own requirements) in the slab; returns
     /// its index.
-    fn admit(&mut self, task: Task, own: u32, hold: Option<(u32, i64)>) -> u32 {
+    fn admit(&mut self, task: &Task, own: u32, hold: Option<(u32, i64)>) -> u32 {
         self.task_seq += 1;
         let preferred = match task.preferred_agent {
             None => NONE,
             Some(p) => self.agent_index(p).unwrap_or(UNKNOWN),
         };
         let hot = HotTask {
-            rank: self.policy.rank(&task),
+            rank: self.policy.rank(task),
             seq: self.task_seq,
             state: State::Free,
             class: 0,
@@ -1654,7 +1654,7 @@ impl SyncRouter for SkillRouter {
             .map(|p| (p, until));
         let own = self.catalog.class_of(&self.policy, &task, 0);
         self.grow_slots();
-        let t = self.admit(task, own, hold);
+        let t = self.admit(&task, own, hold);
         self.task_ids.insert(id.as_uuid().as_u128(), t);
         self.enter_queue(t);
         if !self.class_has_other(t) {
@@ -1724,16 +1724,22 @@ impl SyncRouter for SkillRouter {
             self.agent_ids.likely(agent.as_uuid().as_u128()),
             self.task_ids.likely(task.as_uuid().as_u128()),
         );
-        if let (Some(a), Some(t)) = likely
-            && let (Some(ag), Some(tk)) =
-                (self.hot_agents.get(a as usize), self.hot.get(t as usize))
-        {
-            std::hint::black_box((ag.loads[0], tk.version));
-        }
-        let a = self
-            .agent_index(agent)
-            .ok_or_else(|| not_found("agent", agent))?;
-        let t = match self.task_index(task) {
+        let (ag, tk) = (
+            likely.0.and_then(|a| self.hot_agents.get(a as usize)),
+            likely.1.and_then(|t| self.hot.get(t as usize)),
+        );
+        // The likely positions are right unless two ids share a tag: check, else look up.
+        let a = match (likely.0, ag) {
+            (Some(a), Some(ag)) if ag.id == agent => a,
+            _ => self
+                .agent_index(agent)
+                .ok_or_else(|| not_found("agent", agent))?,
+        };
+        let t = match (likely.1, tk) {
+            (Some(t), Some(tk)) if tk.id == task => Some(t),
+            _ => self.task_index(task),
+        };
+        let t = match t {
             Some(t) if self.hot[t as usize].state == State::Assigned(a) => t,
             _ => return Err(not_assigned(agent, task)),
         };
