@@ -60,13 +60,6 @@ impl IdIndex {
         }
     }
 
-    /// The position in the first slot whose tag matches `id`'s (not checked against the slab):
-    /// a caller about to look up several ids reads their slab records early with it, so the
-    /// memory accesses overlap instead of following one another.
-    pub(crate) fn likely(&self, id: u128) -> Option<u32> {
-        self.get(id, |_| true)
-    }
-
     /// The position of `id`, if indexed.
     pub(crate) fn get(&self, id: u128, is: impl Fn(u32) -> bool) -> Option<u32> {
         self.find_slot(id, is).map(|i| self.slots[i] as u32)

@@ -218,11 +218,8 @@ impl Catalog {
             }
     }
 
-    /// The routing class of `task` after `ring` overflow rings.
-    fn class_of(&mut self, policy: &RoutingPolicy, task: &Task, ring: usize) -> u32 {
-        if ring > 0 {
-            return self.class_by_key(policy, task, ring);
-        }
+    /// The routing class of `task`'s own requirements (no overflow ring).
+    fn own_class(&mut self, policy: &RoutingPolicy, task: &Task) -> u32 {
         let mut text = std::mem::take(&mut self.text);
         text_of(task, &mut text);
         let mut h = FxHasher::default();
@@ -259,32 +256,25 @@ impl Catalog {
 
     /// The routing class of `task` after `ring` overflow rings, by interning its names.
     fn class_by_key(&mut self, policy: &RoutingPolicy, task: &Task, ring: usize) -> u32 {
+        // Only a class's first task gets here (the text look-up finds the rest): the relaxed
+        // copy `effective` builds costs nothing worth a second path for ring 0.
         let mut key = std::mem::take(&mut self.scratch);
         key.medium = medium_index(task.channel.medium()) as u8;
         key.reqs.clear();
-        if ring == 0 {
-            // The task's own requirements: no relaxed copy to build.
-            for r in &task.requirements {
-                key.reqs.push((self.skills.id(&r.skill), r.min_level));
-            }
-            key.lang = task.language.as_deref().map(|l| self.langs.id(l));
-            key.teams = task.team.as_deref().map(|t| vec![self.teams.id(t)]);
-        } else {
-            let eff = policy.effective(task, ring);
-            for r in &eff.reqs {
-                key.reqs.push((self.skills.id(&r.skill), r.min_level));
-            }
-            key.lang = eff.language.as_deref().map(|l| self.langs.id(l));
-            key.teams = match eff.teams {
-                Teams::Any => None,
-                Teams::OneOf(ts) => {
-                    let mut ids: Vec<u32> = ts.iter().map(|t| self.teams.id(t)).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    Some(ids)
-                }
-            };
+        let eff = policy.effective(task, ring);
+        for r in &eff.reqs {
+            key.reqs.push((self.skills.id(&r.skill), r.min_level));
         }
+        key.lang = eff.language.as_deref().map(|l| self.langs.id(l));
+        key.teams = match eff.teams {
+            Teams::Any => None,
+            Teams::OneOf(ts) => {
+                let mut ids: Vec<u32> = ts.iter().map(|t| self.teams.id(t)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids)
+            }
+        };
         if let Some(&c) = self.class_ids.get(&key) {
             self.scratch = key;
             return c;
@@ -620,7 +610,6 @@ pub struct SkillRouter {
     cold: Vec<ColdTask>,
     free_tasks: Vec<u32>,
     task_ids: IdIndex,
-    queued: usize,
     /// Waiting tasks by medium.
     queued_by_medium: [usize; 3],
     /// (enqueued ms, seq) of waiting tasks, kept only with a standby pool.
@@ -656,7 +645,6 @@ impl SkillRouter {
             cold: Vec::new(),
             free_tasks: Vec::new(),
             task_ids: IdIndex::default(),
-            queued: 0,
             queued_by_medium: [0; 3],
             oldest: BTreeSet::new(),
             timers: BinaryHeap::new(),
@@ -961,6 +949,11 @@ impl SkillRouter {
         let hot = &self.hot;
         self.task_ids
             .get(id.as_uuid().as_u128(), |t| hot[t as usize].id == id)
+    }
+
+    /// Waiting tasks.
+    fn queued(&self) -> usize {
+        self.queued_by_medium.iter().sum()
     }
 
     /// Whether queued task `t`'s class holds another live task in its heap. Then no free agent
@@ -1309,7 +1302,6 @@ impl SkillRouter {
         task.class = class;
         task.state = State::Queued;
         task.life = task.life.wrapping_add(1);
-        self.queued += 1;
         self.queued_by_medium[task.medium as usize] += 1;
         if self.policy.standby.is_some() {
             self.oldest.insert((enqueued, task.seq));
@@ -1324,7 +1316,6 @@ impl SkillRouter {
 
     fn leave_queue(&mut self, t: u32) {
         self.unplace(t);
-        self.queued -= 1;
         self.queued_by_medium[self.hot[t as usize].medium as usize] -= 1;
         if self.policy.standby.is_some() {
             let enqueued = at_ms(self.cold[t as usize].enqueued_at);
@@ -1483,7 +1474,7 @@ impl SkillRouter {
     fn standby_switch(&mut self, out: &mut Vec<Decision>) {
         loop {
             let oldest = self.oldest.first().map(|o| o.0);
-            let active = self.policy.standby_active(self.queued, oldest, self.now);
+            let active = self.policy.standby_active(self.queued(), oldest, self.now);
             if active == self.standby_active {
                 return;
             }
@@ -1640,7 +1631,7 @@ impl SyncRouter for SkillRouter {
         }
         let enqueued = at_ms(task.enqueued_at);
         self.advance(enqueued.max(self.now), out);
-        if !self.parked.remove(&id) && self.policy.bot_first(self.queued) {
+        if !self.parked.remove(&id) && self.policy.bot_first(self.queued()) {
             self.parked.insert(id);
             out.push(Decision::ToBot { task: id });
             self.flush();
@@ -1652,7 +1643,7 @@ impl SyncRouter for SkillRouter {
             .filter(|_| self.now < until)
             .and_then(|p| self.agent_index(p))
             .map(|p| (p, until));
-        let own = self.catalog.class_of(&self.policy, &task, 0);
+        let own = self.catalog.own_class(&self.policy, &task);
         self.grow_slots();
         let t = self.admit(&task, own, hold);
         self.task_ids.insert(id.as_uuid().as_u128(), t);
@@ -1718,28 +1709,10 @@ impl SyncRouter for SkillRouter {
         task: ConversationId,
         out: &mut Vec<Decision>,
     ) -> Result<()> {
-        // Start both records' loads before either is needed (they are independent cache
-        // misses: overlapped, they cost about one).
-        let likely = (
-            self.agent_ids.likely(agent.as_uuid().as_u128()),
-            self.task_ids.likely(task.as_uuid().as_u128()),
-        );
-        let (ag, tk) = (
-            likely.0.and_then(|a| self.hot_agents.get(a as usize)),
-            likely.1.and_then(|t| self.hot.get(t as usize)),
-        );
-        // The likely positions are right unless two ids share a tag: check, else look up.
-        let a = match (likely.0, ag) {
-            (Some(a), Some(ag)) if ag.id == agent => a,
-            _ => self
-                .agent_index(agent)
-                .ok_or_else(|| not_found("agent", agent))?,
-        };
-        let t = match (likely.1, tk) {
-            (Some(t), Some(tk)) if tk.id == task => Some(t),
-            _ => self.task_index(task),
-        };
-        let t = match t {
+        let a = self
+            .agent_index(agent)
+            .ok_or_else(|| not_found("agent", agent))?;
+        let t = match self.task_index(task) {
             Some(t) if self.hot[t as usize].state == State::Assigned(a) => t,
             _ => return Err(not_assigned(agent, task)),
         };
