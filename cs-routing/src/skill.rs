@@ -1787,3 +1787,102 @@ impl SyncRouter for SkillRouter {
         live.first().copied().map(from_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::SkillRequirement;
+
+    fn task(
+        channel: ChannelKind,
+        reqs: &[(&str, u8)],
+        lang: Option<&str>,
+        team: Option<&str>,
+    ) -> Task {
+        let mut t = Task::new(ConversationId::new(), channel, Utc::now());
+        t.requirements = reqs
+            .iter()
+            .map(|&(s, l)| SkillRequirement::new(s, l))
+            .collect();
+        t.language = lang.map(Into::into);
+        t.team = team.map(Into::into);
+        t
+    }
+
+    /// The check behind every class look-up (and the only one for texts too long to keep
+    /// inline) tells a class's own tasks from every near miss.
+    #[test]
+    fn a_class_is_recognised_only_by_its_own_requirements() {
+        let long = "after-sales-returns-and-refunds-for-oversized-furniture-north";
+        let policy = RoutingPolicy::default();
+        let mut catalog = Catalog::default();
+        let own = task(
+            ChannelKind::WebChat,
+            &[(long, 3), ("refunds", 1)],
+            Some("zh"),
+            Some("vip"),
+        );
+        let c = catalog.own_class(&policy, &own);
+        assert_eq!(
+            catalog.own_class(&policy, &own),
+            c,
+            "found again, not created"
+        );
+        assert!(catalog.is_class_of(c, &own));
+        let near_misses = [
+            task(
+                ChannelKind::Voice,
+                &[(long, 3), ("refunds", 1)],
+                Some("zh"),
+                Some("vip"),
+            ),
+            task(
+                ChannelKind::WebChat,
+                &[(long, 4), ("refunds", 1)],
+                Some("zh"),
+                Some("vip"),
+            ),
+            task(
+                ChannelKind::WebChat,
+                &[("refunds", 1), (long, 3)],
+                Some("zh"),
+                Some("vip"),
+            ),
+            task(ChannelKind::WebChat, &[(long, 3)], Some("zh"), Some("vip")),
+            task(
+                ChannelKind::WebChat,
+                &[(&long[..60], 3), ("refunds", 1)],
+                Some("zh"),
+                Some("vip"),
+            ),
+            task(
+                ChannelKind::WebChat,
+                &[(long, 3), ("refunds", 1)],
+                Some("en"),
+                Some("vip"),
+            ),
+            task(
+                ChannelKind::WebChat,
+                &[(long, 3), ("refunds", 1)],
+                None,
+                Some("vip"),
+            ),
+            task(
+                ChannelKind::WebChat,
+                &[(long, 3), ("refunds", 1)],
+                Some("zh"),
+                None,
+            ),
+            task(
+                ChannelKind::WebChat,
+                &[(long, 3), ("refunds", 1)],
+                Some("zh"),
+                Some("std"),
+            ),
+        ];
+        for other in &near_misses {
+            assert!(!catalog.is_class_of(c, other), "{other:?}");
+            assert_ne!(catalog.own_class(&policy, other), c, "{other:?}");
+        }
+    }
+}
