@@ -291,7 +291,10 @@ fn apply(r: &mut dyn SyncRouter, w: &World, op: &Op) -> (String, Vec<Decision>) 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    // 400 random streams by default; `PROPTEST_CASES=20000` for a longer hunt.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
+    ))]
 
     #[test]
     fn fast_router_matches_reference(policy in policy(), ops in ops()) {
