@@ -122,24 +122,37 @@ struct Class {
     key: ClassKey,
     /// Required skills as a bitset.
     bits: Vec<u64>,
-    /// Tasks with no exclusions: (rank, seq, task, version), lazily deleted.
-    heap: BinaryHeap<Reverse<(i64, u64, u32, u32)>>,
     /// Tasks some agent rejected (checked one by one).
     side: Vec<u32>,
-    /// Primary skill slot (0 = no requirement, else skill + 1).
-    slot: usize,
-    /// Lowest level of the primary skill (0 without one).
-    min: u8,
-    /// Language id or [`NONE`].
-    lang: u32,
-    /// Whether the primary skill and the language are the whole requirement.
-    simple: bool,
+    /// What queueing and dispatch read, in one cache line.
+    q: ClassQueue,
+}
+
+/// The part of a [`Class`] that every enqueue and assignment reads and writes, in one cache
+/// line (the whole class spans three).
+#[derive(Debug)]
+#[repr(align(64))]
+struct ClassQueue {
+    /// Tasks with no exclusions: (rank, seq, task, version), lazily deleted.
+    heap: BinaryHeap<Reverse<(i64, u64, u32, u32)>>,
     /// The live head of `heap` as registered in `heads`: (rank, seq).
     head: Option<(i64, u64)>,
     /// Entries of `heap` that are stale: while there are none, the top needs no check (and no
     /// look at its task).
     stale: u32,
+    /// Primary skill slot (0 = no requirement, else skill + 1).
+    slot: u32,
+    /// Language id or [`NONE`].
+    lang: u32,
+    /// The medium index (as in the key).
+    medium: u8,
+    /// Lowest level of the primary skill (0 without one).
+    min: u8,
+    /// Whether the primary skill and the language are the whole requirement.
+    simple: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<ClassQueue>() == 64);
 
 /// Everything interned: names and routing classes.
 #[derive(Debug, Default)]
@@ -283,15 +296,18 @@ impl Catalog {
         let (slot, min) = key.reqs.first().map_or((0, 0), |r| (r.0 as usize + 1, r.1));
         self.slot0 |= slot == 0;
         self.classes.push(Class {
-            slot,
-            min,
-            lang: key.lang.unwrap_or(NONE),
-            simple: key.reqs.len() <= 1 && key.teams.is_none(),
-            head: None,
-            stale: 0,
+            q: ClassQueue {
+                heap: BinaryHeap::new(),
+                head: None,
+                stale: 0,
+                slot: slot as u32,
+                lang: key.lang.unwrap_or(NONE),
+                medium: key.medium,
+                min,
+                simple: key.reqs.len() <= 1 && key.teams.is_none(),
+            },
             bits: bits_of(&key.reqs),
             key: key.clone(),
-            heap: BinaryHeap::new(),
             side: Vec::new(),
         });
         self.class_ids.insert(key, c);
@@ -855,7 +871,7 @@ impl SkillRouter {
     fn fits_lang_team(&self, a: u32, c: u32) -> bool {
         let ag = &self.hot_agents[a as usize];
         let class = &self.catalog.classes[c as usize];
-        (class.lang == NONE || self.speaks(a, class.lang))
+        (class.q.lang == NONE || self.speaks(a, class.q.lang))
             && class
                 .key
                 .teams
@@ -894,7 +910,7 @@ impl SkillRouter {
             && self.hot_agents[a as usize].room(task.medium as usize)
             && (task.hold == NONE || task.hold == a)
             && !(task.excluded && self.is_excluded(t, a))
-            && if pooled && self.catalog.classes[task.class as usize].simple {
+            && if pooled && self.catalog.classes[task.class as usize].q.simple {
                 self.fits_lang_team(a, task.class)
             } else {
                 self.fits(a, task.class)
@@ -962,7 +978,7 @@ impl SkillRouter {
     fn class_has_other(&self, t: u32) -> bool {
         let task = &self.hot[t as usize];
         let class = &self.catalog.classes[task.class as usize];
-        let live = class.heap.len() - class.stale as usize;
+        let live = class.q.heap.len() - class.q.stale as usize;
         live > usize::from(task.hold == NONE && !task.excluded)
     }
 
@@ -1033,7 +1049,12 @@ impl SkillRouter {
     fn best_pooled(&mut self, t: u32) -> Option<u32> {
         let task = &self.hot[t as usize];
         let class = &self.catalog.classes[task.class as usize];
-        let (m, slot, min, vip) = (task.medium as usize, class.slot, class.min, task.vip);
+        let (m, slot, min, vip) = (
+            task.medium as usize,
+            class.q.slot as usize,
+            class.q.min,
+            task.vip,
+        );
         self.drain(m);
         let first = Self::pool_index(slot, m, min);
         let last = Self::pool_index(slot, m, LEVELS as u8 - 1);
@@ -1145,17 +1166,18 @@ impl SkillRouter {
     fn refresh_head(&mut self, c: u32) {
         let top = self.class_top(c);
         let class = &mut self.catalog.classes[c as usize];
-        if class.head == top.map(|(r, s, _)| (r, s)) {
+        if class.q.head == top.map(|(r, s, _)| (r, s)) {
             return;
         }
-        let set = &mut self.heads[class.slot][class.key.medium as usize];
+        let set = &mut self.heads[class.q.slot as usize][class.q.medium as usize];
         let position = |set: &Vec<Head>, r: i64, s: u64| {
             set.binary_search_by(|h| (h.rank, h.seq).cmp(&(r, s)))
         };
         let old = class
+            .q
             .head
             .map(|(r, s)| position(set, r, s).expect("a registered head"));
-        class.head = top.map(|(r, s, _)| (r, s));
+        class.q.head = top.map(|(r, s, _)| (r, s));
         let Some((rank, seq, task)) = top else {
             if let Some(i) = old {
                 set.remove(i);
@@ -1167,9 +1189,9 @@ impl SkillRouter {
             seq,
             class: c,
             task,
-            lang: class.lang,
-            min: class.min,
-            simple: class.simple,
+            lang: class.q.lang,
+            min: class.q.min,
+            simple: class.q.simple,
         };
         let new = position(set, rank, seq).unwrap_err();
         match old {
@@ -1190,16 +1212,16 @@ impl SkillRouter {
     fn class_top(&mut self, c: u32) -> Option<(i64, u64, u32)> {
         let hot = &self.hot;
         let class = &mut self.catalog.classes[c as usize];
-        while let Some(&Reverse((rank, seq, t, v))) = class.heap.peek() {
-            if class.stale == 0 {
+        while let Some(&Reverse((rank, seq, t, v))) = class.q.heap.peek() {
+            if class.q.stale == 0 {
                 return Some((rank, seq, t));
             }
             let task = &hot[t as usize];
             if task.state == State::Queued && task.version == v && task.class == c {
                 return Some((rank, seq, t));
             }
-            class.heap.pop();
-            class.stale -= 1;
+            class.q.heap.pop();
+            class.q.stale -= 1;
         }
         None
     }
@@ -1216,14 +1238,14 @@ impl SkillRouter {
         } else if !task.excluded {
             let (rank, seq) = (task.rank, task.seq);
             let class = &mut self.catalog.classes[c as usize];
-            class.heap.push(Reverse((rank, seq, t, task.version)));
-            if class.head.is_none_or(|h| (rank, seq) < h) {
+            class.q.heap.push(Reverse((rank, seq, t, task.version)));
+            if class.q.head.is_none_or(|h| (rank, seq) < h) {
                 self.refresh_head(c);
             }
         } else {
             let class = &mut self.catalog.classes[c as usize];
             if class.side.is_empty() {
-                self.sided[class.slot][class.key.medium as usize].push(c);
+                self.sided[class.q.slot as usize][class.q.medium as usize].push(c);
                 self.sided_classes += 1;
             }
             class.side.push(t);
@@ -1241,15 +1263,15 @@ impl SkillRouter {
             let class = &mut self.catalog.classes[c as usize];
             class.side.retain(|&x| x != t);
             if class.side.is_empty() {
-                self.sided[class.slot][class.key.medium as usize].retain(|&x| x != c);
+                self.sided[class.q.slot as usize][class.q.medium as usize].retain(|&x| x != c);
                 self.sided_classes -= 1;
             }
         } else {
             // Its heap entry is now stale: dropped at once if it is the head, else when it
             // surfaces.
             let class = &mut self.catalog.classes[c as usize];
-            class.stale += 1;
-            if class.head == Some((task.rank, task.seq)) {
+            class.q.stale += 1;
+            if class.q.head == Some((task.rank, task.seq)) {
                 self.refresh_head(c);
             }
         }
