@@ -413,6 +413,8 @@ struct HotAgent {
     standby: bool,
     /// Whether the agent speaks languages with higher ids (`ColdAgent::more_langs`).
     more_langs: bool,
+    /// Whether tasks wait for this agent (`ColdAgent::held`).
+    holds: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<HotAgent>() == 64);
@@ -430,9 +432,9 @@ impl HotAgent {
 
 #[derive(Debug)]
 struct ColdAgent {
+    /// (skill id, level), sorted by skill id: the line a freed agent reads to look for work.
+    skills: SkillList,
     agent: Agent,
-    /// (skill id, level), sorted by skill id.
-    skills: Vec<(u32, u8)>,
     bits: Vec<u64>,
     /// Languages with an id of 64 or more.
     more_langs: Vec<u32>,
@@ -443,10 +445,68 @@ struct ColdAgent {
 
 impl ColdAgent {
     fn level(&self, skill: u32) -> Option<u8> {
-        self.skills
+        self.skills.level(skill)
+    }
+}
+
+/// An agent's (skill id, level) pairs, sorted by skill id, in one cache line for up to
+/// [`SkillList::INLINE`] skills (most agents); longer lists live on the heap.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct SkillList {
+    /// Inline pairs in use (0 when the list is on the heap).
+    len: u8,
+    ids: [u32; SkillList::INLINE],
+    levels: [u8; SkillList::INLINE],
+    /// The whole list, when it is longer than [`SkillList::INLINE`].
+    spilled: Vec<(u32, u8)>,
+}
+
+const _: () = assert!(std::mem::size_of::<SkillList>() == 64);
+
+impl SkillList {
+    const INLINE: usize = 7;
+
+    /// The list of sorted, distinct `(skill, level)` pairs.
+    fn new(sorted: Vec<(u32, u8)>) -> Self {
+        let mut list = Self::default();
+        if sorted.len() > Self::INLINE {
+            list.spilled = sorted;
+        } else {
+            for (i, &(s, l)) in sorted.iter().enumerate() {
+                list.ids[i] = s;
+                list.levels[i] = l;
+            }
+            list.len = sorted.len() as u8;
+        }
+        list
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.len) + self.spilled.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, u8)> + '_ {
+        let n = usize::from(self.len);
+        self.ids[..n]
+            .iter()
+            .copied()
+            .zip(self.levels[..n].iter().copied())
+            .chain(self.spilled.iter().copied())
+    }
+
+    fn level(&self, skill: u32) -> Option<u8> {
+        if self.spilled.is_empty() {
+            let n = usize::from(self.len);
+            return self.ids[..n]
+                .iter()
+                .position(|&s| s == skill)
+                .map(|i| self.levels[i]);
+        }
+        self.spilled
             .binary_search_by_key(&skill, |s| s.0)
             .ok()
-            .map(|i| self.skills[i].1)
+            .map(|i| self.spilled[i].1)
     }
 }
 
@@ -785,7 +845,7 @@ impl SkillRouter {
         let ag = &self.agents[a as usize];
         let slots = std::iter::once((0usize, 0u8))
             .filter(|_| self.slot0_filed)
-            .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
+            .chain(ag.skills.iter().map(|(s, l)| (s as usize + 1, l)));
         for (slot, level) in slots {
             self.pools
                 .push(Self::pool_index(slot, m, level), load, (a, seq));
@@ -853,7 +913,7 @@ impl SkillRouter {
         self.pool_live = self.pool_live + 3 * (skills.len() + 1) - 3 * (ag.skills.len() + 1);
         ag.bits = bits_of(&skills);
         ag.more_langs = more_langs;
-        ag.skills = skills;
+        ag.skills = SkillList::new(skills);
         ag.agent = agent;
     }
 
@@ -1118,15 +1178,17 @@ impl SkillRouter {
         }
         let media = &media[..n];
         let ag = &self.agents[a as usize];
-        for &t in &ag.held {
-            let task = &self.hot[t as usize];
-            if better(&best, task.rank, task.seq) && self.eligible(t, a) {
-                best = Some((task.rank, task.seq, t));
+        if hot.holds {
+            for &t in &ag.held {
+                let task = &self.hot[t as usize];
+                if better(&best, task.rank, task.seq) && self.eligible(t, a) {
+                    best = Some((task.rank, task.seq, t));
+                }
             }
         }
         let sided = self.sided_classes > 0;
-        let slots = std::iter::once((0, u8::MAX))
-            .chain(ag.skills.iter().map(|&(s, l)| (s as usize + 1, l)));
+        let slots =
+            std::iter::once((0, u8::MAX)).chain(ag.skills.iter().map(|(s, l)| (s as usize + 1, l)));
         for (slot, level) in slots {
             for &m in media {
                 for h in &self.heads[slot][m] {
@@ -1235,6 +1297,7 @@ impl SkillRouter {
         let c = task.class;
         if task.hold != NONE {
             self.agents[task.hold as usize].held.push(t);
+            self.hot_agents[task.hold as usize].holds = true;
         } else if !task.excluded {
             let (rank, seq) = (task.rank, task.seq);
             let class = &mut self.catalog.classes[c as usize];
@@ -1258,7 +1321,9 @@ impl SkillRouter {
         task.version = task.version.wrapping_add(1);
         let c = task.class;
         if task.hold != NONE {
-            self.agents[task.hold as usize].held.retain(|&x| x != t);
+            let held = &mut self.agents[task.hold as usize].held;
+            held.retain(|&x| x != t);
+            self.hot_agents[task.hold as usize].holds = !held.is_empty();
         } else if task.excluded {
             let class = &mut self.catalog.classes[c as usize];
             class.side.retain(|&x| x != t);
@@ -1705,12 +1770,13 @@ impl SyncRouter for SkillRouter {
                     blocks: false,
                     online: false,
                     standby: false,
+                    holds: false,
                     team: NONE,
                     langs: 0,
                 });
                 self.agents.push(ColdAgent {
                     agent: agent.clone(),
-                    skills: Vec::new(),
+                    skills: SkillList::default(),
                     bits: Vec::new(),
                     more_langs: Vec::new(),
                     held: Vec::new(),
