@@ -192,9 +192,9 @@ async fn insert_message(conn: &mut PgConnection, m: &Message) -> Result<Appended
 
 super::shared::shared_store_methods!(
     PostgresStore,
-    backend: "postgres",
     lock: " FOR UPDATE",
-    lock_message: " FOR UPDATE OF m"
+    lock_message: " FOR UPDATE OF m",
+    in_ids: " IN (SELECT jsonb_array_elements_text($4::jsonb))"
 );
 
 #[async_trait]

@@ -93,7 +93,8 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::invalid(e.to_string()))
 }
 
-fn known<T, R: SqlRow>(row: &R, col: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+/// Column `col` parsed by `parse`; a value it does not know is a corrupt row.
+pub(crate) fn known<T, R: SqlRow>(row: &R, col: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
     let s = row.text(col)?;
     parse(&s).ok_or_else(|| corrupt(R::BACKEND, format!("{col} = {s:?}")))
 }

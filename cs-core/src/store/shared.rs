@@ -1,17 +1,19 @@
 //! Conversation-store methods whose SQL is the same on SQLite and PostgreSQL (written with `$n`
-//! placeholders, which SQLite also reads), written once and stamped into each store's
-//! store as inherent methods the `ConversationStore` impls call (`async_trait` cannot see
-//! methods a macro adds to the trait impl itself). Each store provides `w()` (the pool that writes) and `r()` (the pool
+//! placeholders, which SQLite also reads), written once and stamped into each store as inherent
+//! methods the `ConversationStore` impls call (`async_trait` cannot see methods a macro adds to
+//! the trait impl itself). Each store provides `w()` (the pool that writes) and `r()` (the pool
 //! that reads); the macro's arguments supply the row locks PostgreSQL needs and SQLite's single
-//! writer makes unnecessary.
+//! writer makes unnecessary, and how each database reads a JSON array of ids as a set.
 
-/// Expands to the shared `ConversationStore` methods.
+/// Expands to the inherent `sql_*` methods behind the shared `ConversationStore` methods.
+///
+/// `in_ids` completes `column` into "column is one of the ids in the JSON array bound as `$4`".
 macro_rules! shared_store_methods {
-    ($store:ty, backend: $backend:literal, lock: $lock:literal, lock_message: $lock_message:literal) => {
+    ($store:ty, lock: $lock:literal, lock_message: $lock_message:literal, in_ids: $in_ids:literal) => {
         impl $store {
     pub(super) async fn sql_identities(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
         Ok(self
-            .identity_links(tenant, customer)
+            .sql_identity_links(tenant, customer)
             .await?
             .into_iter()
             .map(|l| l.identity)
@@ -210,31 +212,32 @@ macro_rules! shared_store_methods {
             .await
             .map_err(map_error)?;
         }
-        for c in &record.conversations {
-            let c = c.to_string();
-            sqlx::query(
-                "UPDATE cs_conversations SET customer = $1
-                 WHERE tenant = $2 AND id = $3 AND customer = $4",
-            )
-            .bind(&from)
-            .bind(t)
-            .bind(&c)
-            .bind(&into)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-            sqlx::query(
-                "UPDATE cs_messages SET customer = $1
-                 WHERE tenant = $2 AND conversation = $3 AND customer = $4",
-            )
-            .bind(&from)
-            .bind(t)
-            .bind(&c)
-            .bind(&into)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        }
+        // The moved conversations go back as one set, not one statement each.
+        let moved: Vec<String> = record.conversations.iter().map(|c| c.to_string()).collect();
+        let moved = to_json(&moved)?;
+        sqlx::query(concat!(
+            "UPDATE cs_conversations SET customer = $1 WHERE tenant = $2 AND customer = $3 AND id",
+            $in_ids
+        ))
+        .bind(&from)
+        .bind(t)
+        .bind(&into)
+        .bind(&moved)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(concat!(
+            "UPDATE cs_messages SET customer = $1
+             WHERE tenant = $2 AND customer = $3 AND conversation",
+            $in_ids
+        ))
+        .bind(&from)
+        .bind(t)
+        .bind(&into)
+        .bind(&moved)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
         sqlx::query("UPDATE cs_merges SET undone_at = $1 WHERE tenant = $2 AND id = $3")
             .bind(micros(at))
             .bind(t)
@@ -401,9 +404,7 @@ macro_rules! shared_store_methods {
             return Ok(None);
         };
         let id: MessageId = row.parse("id")?;
-        let old = row.text("status")?;
-        let old = DeliveryStatus::parse(&old)
-            .ok_or_else(|| super::rows::corrupt($backend, format!("status {old:?}")))?;
+        let old = super::rows::known(&row, "status", DeliveryStatus::parse)?;
         if status_advances(old, status) {
             sqlx::query("UPDATE cs_messages SET status = $1 WHERE tenant = $2 AND id = $3")
                 .bind(status.as_str())

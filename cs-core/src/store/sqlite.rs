@@ -211,7 +211,12 @@ impl SqliteStore {
     }
 }
 
-super::shared::shared_store_methods!(SqliteStore, backend: "sqlite", lock: "", lock_message: "");
+super::shared::shared_store_methods!(
+    SqliteStore,
+    lock: "",
+    lock_message: "",
+    in_ids: " IN (SELECT value FROM json_each($4))"
+);
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
