@@ -20,6 +20,114 @@ macro_rules! shared_store_methods {
             .collect())
     }
 
+    pub(super) async fn sql_customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
+        sqlx::query("SELECT * FROM cs_customers WHERE tenant = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.to_string())
+            .fetch_optional(self.r())
+            .await
+            .map_err(map_error)?
+            .map(|r| customer_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::not_found("customer", id))
+    }
+
+    pub(super) async fn sql_update_customer(&self, customer: &Customer) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE cs_customers SET display_name = $1, tier = $2, language = $3
+             WHERE tenant = $4 AND id = $5",
+        )
+        .bind(&customer.display_name)
+        .bind(customer.tier.as_str())
+        .bind(&customer.language)
+        .bind(customer.tenant.as_str())
+        .bind(customer.id.to_string())
+        .execute(self.w())
+        .await
+        .map_err(map_error)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("customer", customer.id));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn sql_conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Conversation> {
+        sqlx::query("SELECT * FROM cs_conversations WHERE tenant = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.to_string())
+            .fetch_optional(self.r())
+            .await
+            .map_err(map_error)?
+            .map(|r| conversation_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::not_found("conversation", id))
+    }
+
+    pub(super) async fn sql_append_outbound(&self, m: &Message, to: &Identity) -> Result<Appended> {
+        m.validate()?;
+        let mut tx = self.w().begin().await.map_err(map_error)?;
+        let appended = insert_message(&mut tx, m).await?;
+        if let Appended::Inserted(m) = &appended {
+            sqlx::query(
+                "INSERT INTO cs_outbox (tenant, message, conversation, to_kind, to_external_id,
+                    next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(m.tenant.as_str())
+            .bind(m.id.to_string())
+            .bind(m.conversation.to_string())
+            .bind(to.kind.as_str())
+            .bind(&to.external_id)
+            .bind(micros(m.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(appended)
+    }
+
+    pub(super) async fn sql_messages(&self, q: &MessageQuery) -> Result<Vec<Message>> {
+        let (col, key) = match q.scope {
+            MessageScope::Conversation(c) => ("conversation", c.to_string()),
+            MessageScope::Customer(c) => ("customer", c.to_string()),
+        };
+        let after = q.after.map(|a| a.to_string()).unwrap_or_default();
+        sqlx::query(&format!(
+            "SELECT * FROM cs_messages WHERE tenant = $1 AND {col} = $2 AND id > $3
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(q.tenant.as_str())
+        .bind(key)
+        .bind(after)
+        .bind(page(q.limit) as i64)
+        .fetch_all(self.r())
+        .await
+        .map_err(map_error)?
+        .iter()
+        .map(message_from_row)
+        .collect()
+    }
+
+    pub(super) async fn sql_set_delivery_status(
+        &self,
+        tenant: &TenantId,
+        message: MessageId,
+        status: DeliveryStatus,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE cs_messages SET status = $1 WHERE tenant = $2 AND id = $3")
+            .bind(status.as_str())
+            .bind(tenant.as_str())
+            .bind(message.to_string())
+            .execute(self.w())
+            .await
+            .map_err(map_error)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("message", message));
+        }
+        Ok(())
+    }
+
     pub(super) async fn sql_identity_links(
         &self,
         tenant: &TenantId,

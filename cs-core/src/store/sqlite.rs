@@ -343,34 +343,11 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
-        sqlx::query("SELECT * FROM cs_customers WHERE tenant = ? AND id = ?")
-            .bind(tenant.as_str())
-            .bind(id.to_string())
-            .fetch_optional(&self.pools.reader)
-            .await
-            .map_err(map_error)?
-            .map(|r| customer_from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::not_found("customer", id))
+        self.sql_customer(tenant, id).await
     }
 
     async fn update_customer(&self, customer: &Customer) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE cs_customers SET display_name = ?, tier = ?, language = ?
-             WHERE tenant = ? AND id = ?",
-        )
-        .bind(&customer.display_name)
-        .bind(customer.tier.as_str())
-        .bind(&customer.language)
-        .bind(customer.tenant.as_str())
-        .bind(customer.id.to_string())
-        .execute(&self.pools.writer)
-        .await
-        .map_err(map_error)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("customer", customer.id));
-        }
-        Ok(())
+        self.sql_update_customer(customer).await
     }
 
     async fn link_identity(
@@ -463,15 +440,7 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Conversation> {
-        sqlx::query("SELECT * FROM cs_conversations WHERE tenant = ? AND id = ?")
-            .bind(tenant.as_str())
-            .bind(id.to_string())
-            .fetch_optional(&self.pools.reader)
-            .await
-            .map_err(map_error)?
-            .map(|r| conversation_from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::not_found("conversation", id))
+        self.sql_conversation(tenant, id).await
     }
 
     async fn update_conversation(&self, c: &Conversation) -> Result<Conversation> {
@@ -565,27 +534,7 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn append_outbound(&self, m: &Message, to: &Identity) -> Result<Appended> {
-        m.validate()?;
-        let mut tx = self.pools.writer.begin().await.map_err(map_error)?;
-        let appended = insert_message(&mut tx, m).await?;
-        if let Appended::Inserted(m) = &appended {
-            sqlx::query(
-                "INSERT INTO cs_outbox (tenant, message, conversation, to_kind, to_external_id,
-                    next_attempt_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(m.tenant.as_str())
-            .bind(m.id.to_string())
-            .bind(m.conversation.to_string())
-            .bind(to.kind.as_str())
-            .bind(&to.external_id)
-            .bind(micros(m.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        }
-        tx.commit().await.map_err(map_error)?;
-        Ok(appended)
+        self.sql_append_outbound(m, to).await
     }
 
     async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
@@ -637,25 +586,7 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn messages(&self, q: &MessageQuery) -> Result<Vec<Message>> {
-        let (col, key) = match q.scope {
-            MessageScope::Conversation(c) => ("conversation", c.to_string()),
-            MessageScope::Customer(c) => ("customer", c.to_string()),
-        };
-        let after = q.after.map(|a| a.to_string()).unwrap_or_default();
-        sqlx::query(&format!(
-            "SELECT * FROM cs_messages WHERE tenant = ? AND {col} = ? AND id > ?
-             ORDER BY id LIMIT ?"
-        ))
-        .bind(q.tenant.as_str())
-        .bind(key)
-        .bind(after)
-        .bind(page(q.limit) as i64)
-        .fetch_all(&self.pools.reader)
-        .await
-        .map_err(map_error)?
-        .iter()
-        .map(message_from_row)
-        .collect()
+        self.sql_messages(q).await
     }
 
     async fn set_delivery_status(
@@ -664,16 +595,6 @@ impl ConversationStore for SqliteStore {
         message: MessageId,
         status: DeliveryStatus,
     ) -> Result<()> {
-        let done = sqlx::query("UPDATE cs_messages SET status = ? WHERE tenant = ? AND id = ?")
-            .bind(status.as_str())
-            .bind(tenant.as_str())
-            .bind(message.to_string())
-            .execute(&self.pools.writer)
-            .await
-            .map_err(map_error)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("message", message));
-        }
-        Ok(())
+        self.sql_set_delivery_status(tenant, message, status).await
     }
 }
