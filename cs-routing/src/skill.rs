@@ -293,14 +293,14 @@ impl Catalog {
             return c;
         }
         let c = self.classes.len() as u32;
-        let (slot, min) = key.reqs.first().map_or((0, 0), |r| (r.0 as usize + 1, r.1));
+        let (slot, min) = key.reqs.first().map_or((0, 0), |r| (r.0 + 1, r.1));
         self.slot0 |= slot == 0;
         self.classes.push(Class {
             q: ClassQueue {
                 heap: BinaryHeap::new(),
                 head: None,
                 stale: 0,
-                slot: slot as u32,
+                slot,
                 lang: key.lang.unwrap_or(NONE),
                 medium: key.medium,
                 min,
@@ -1895,6 +1895,24 @@ mod tests {
         t.language = lang.map(Into::into);
         t.team = team.map(Into::into);
         t
+    }
+
+    /// Short lists sit inline, long ones on the heap; both read back as given and answer level
+    /// look-ups alike (the property test's agents never have more than two skills).
+    #[test]
+    fn a_skill_list_reads_back_inline_and_spilled() {
+        for n in [0u32, 1, 6, 7, 8, 20] {
+            let pairs: Vec<(u32, u8)> = (0..n).map(|i| (i * 3 + 1, (i % 10) as u8 + 1)).collect();
+            let list = SkillList::new(pairs.clone());
+            assert_eq!(list.len(), pairs.len());
+            assert_eq!(list.spilled.is_empty(), pairs.len() <= SkillList::INLINE);
+            assert_eq!(list.iter().collect::<Vec<_>>(), pairs);
+            for &(s, l) in &pairs {
+                assert_eq!(list.level(s), Some(l), "skill {s} of {n}");
+                assert_eq!(list.level(s + 1), None, "skill {} of {n}", s + 1);
+            }
+            assert_eq!(list.level(0), None);
+        }
     }
 
     /// The check behind every class look-up (and the only one for texts too long to keep
