@@ -457,27 +457,27 @@ impl ConversationStore for MemoryStore {
         let start = query
             .after
             .map_or(MessageId::from_uuid(uuid::Uuid::nil()), |a| a);
-        if let MessageScope::Conversation(c) = query.scope {
-            let Some(ids) = inner.by_conversation.get(&(query.tenant.clone(), c)) else {
-                return Ok(Vec::new());
-            };
-            return Ok(ids
-                .range(start..)
-                .filter(|id| Some(**id) != query.after)
-                .take(page(query.limit))
-                .map(|id| inner.messages[&(query.tenant.clone(), *id)].clone())
-                .collect());
-        }
+        let customer = match query.scope {
+            // A conversation's messages through its index.
+            MessageScope::Conversation(c) => {
+                let Some(ids) = inner.by_conversation.get(&(query.tenant.clone(), c)) else {
+                    return Ok(Vec::new());
+                };
+                return Ok(ids
+                    .range(start..)
+                    .filter(|id| Some(**id) != query.after)
+                    .take(page(query.limit))
+                    .map(|id| inner.messages[&(query.tenant.clone(), *id)].clone())
+                    .collect());
+            }
+            MessageScope::Customer(c) => c,
+        };
         Ok(inner
             .messages
             .range((query.tenant.clone(), start)..)
             .map(|(_, m)| m)
             .take_while(|m| m.tenant == query.tenant)
-            .filter(|m| Some(m.id) != query.after)
-            .filter(|m| match query.scope {
-                MessageScope::Conversation(c) => m.conversation == c,
-                MessageScope::Customer(c) => m.customer == c,
-            })
+            .filter(|m| Some(m.id) != query.after && m.customer == customer)
             .take(page(query.limit))
             .cloned()
             .collect())
