@@ -104,11 +104,9 @@ pub async fn post_form(
     headers: &[(&str, String)],
     params: &[(&str, &str)],
 ) -> (u16, String) {
-    let body: String = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
     post(
         addr,
         path,
@@ -149,17 +147,6 @@ async fn post(
         rest.to_string()
     };
     (status, body)
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn dechunk(mut s: &str) -> String {
