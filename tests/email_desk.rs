@@ -5,58 +5,17 @@
 #![cfg(feature = "email")]
 
 mod common;
+#[path = "../cs-channels/tests/support/smtp_sink.rs"]
+mod smtp_sink;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Server, TempDir};
 use omnidesk::config::EmailConfig;
 use omnidesk::core::{ChannelKind, Identity};
+use smtp_sink::{SmtpSink, header};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-
-/// A minimal SMTP server that accepts everything and keeps each message's DATA.
-async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let keep = got.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let keep = keep.clone();
-            tokio::spawn(async move {
-                let (r, mut w) = stream.into_split();
-                let mut lines = BufReader::new(r).lines();
-                w.write_all(b"220 sink\r\n").await.ok();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "DATA" => {
-                            w.write_all(b"354 go on\r\n").await.ok();
-                            let mut data = String::new();
-                            while let Ok(Some(l)) = lines.next_line().await {
-                                if l == "." {
-                                    break;
-                                }
-                                data.push_str(&l);
-                                data.push('\n');
-                            }
-                            keep.lock().unwrap().push(data);
-                            b"250 kept\r\n"
-                        }
-                        "QUIT" => {
-                            w.write_all(b"221 bye\r\n").await.ok();
-                            break;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    w.write_all(reply).await.ok();
-                }
-            });
-        }
-    });
-    (port, got)
-}
 
 /// Sends one raw mail over SMTP, checking every reply code.
 async fn send_mail(port: u16, raw: &str) {
@@ -99,7 +58,7 @@ async fn send_mail(port: u16, raw: &str) {
 
 #[tokio::test]
 async fn mail_in_through_the_receiver_and_the_answer_out_through_the_relay() {
-    let (relay_port, sent) = smtp_sink().await;
+    let (sink, relay_port) = SmtpSink::start().await;
     let listen_port = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
@@ -122,14 +81,22 @@ async fn mail_in_through_the_receiver_and_the_answer_out_through_the_relay() {
     send_mail(listen_port, mail).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let answer = loop {
-        if let Some(m) = sent.lock().unwrap().first().cloned() {
+        if let Some(m) = sink.mails().first().cloned() {
             break m;
         }
         assert!(tokio::time::Instant::now() < deadline, "no answer went out");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(answer.contains("In-Reply-To: <m1@example.com>"), "{answer}");
-    assert!(answer.to_lowercase().contains("return"), "{answer}");
+    assert_eq!(answer.to, ["ann@example.com"]);
+    assert_eq!(
+        header(&answer.raw, "In-Reply-To").as_deref(),
+        Some("<m1@example.com>")
+    );
+    // The bundled FAQ's answer to a return question, in the body (not just the subject).
+    let raw = String::from_utf8_lossy(&answer.raw);
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = body.replace("=\r\n", "");
+    assert!(body.contains("within 7 days of delivery"), "{raw}");
 
     // The provider (or a sending server) delivers the same mail again: stored once.
     send_mail(listen_port, mail).await;
