@@ -391,7 +391,7 @@ impl Engine {
 
         // 1. Who is writing: a known identity, one that shares a proven key with a known
         // identity (the same phone number on SMS, WhatsApp and calls), or a new customer.
-        let resolved = match self.shared_key_owner(&msg.from).await? {
+        let resolved = match self.phone_customer(&msg.from).await? {
             Some(resolved) => resolved,
             None => {
                 self.inner
@@ -513,10 +513,11 @@ impl Engine {
         })
     }
 
-    /// A first contact from a phone number that the customer already used on another phone
-    /// channel (SMS, WhatsApp and calls all prove the number): links the new identity to that
-    /// customer, recording the shared key as the origin.
-    async fn shared_key_owner(
+    /// The customer of a phone identity: its own customer when it is known; on a first contact
+    /// from a number the customer already used on another phone channel (SMS, WhatsApp and
+    /// calls all prove the number), that customer, with the new identity linked and the shared
+    /// key recorded as the origin. `None` for other identities and new numbers.
+    async fn phone_customer(
         &self,
         identity: &Identity,
     ) -> Result<Option<cs_core::store::Resolved>> {
@@ -526,14 +527,12 @@ impl Engine {
             return Ok(None);
         }
         let tenant = &self.inner.tenant;
-        if self
-            .inner
-            .store
-            .find_customer(tenant, identity)
-            .await?
-            .is_some()
-        {
-            return Ok(None);
+        if let Some(customer) = self.inner.store.find_customer(tenant, identity).await? {
+            // Known already: what resolving it would return, without a second look-up.
+            return Ok(Some(cs_core::store::Resolved {
+                customer,
+                created: false,
+            }));
         }
         let digits: String = identity
             .external_id
@@ -553,25 +552,13 @@ impl Engine {
                     key: format!("phone:+{digits}"),
                 };
                 match self
-                    .inner
-                    .store
-                    .link_identity(
-                        tenant,
-                        customer.id,
-                        identity,
-                        &origin,
-                        self.inner.clock.now(),
-                    )
+                    .link_identity(customer.id, identity.clone(), origin)
                     .await
                 {
                     // Someone linked it meanwhile: resolve normally.
-                    Err(cs_core::Error::Conflict { .. }) => return Ok(None),
+                    Err(Error::Store(cs_core::Error::Conflict { .. })) => return Ok(None),
                     other => other?,
                 }
-                self.emit(DomainEvent::IdentityLinked {
-                    customer: customer.id,
-                    identity: identity.clone(),
-                });
                 return Ok(Some(cs_core::store::Resolved {
                     customer,
                     created: false,
