@@ -626,13 +626,13 @@ impl Engine {
         customer: &Customer,
         handoff: Handoff,
     ) -> Result<()> {
+        let note = handoff.note();
         self.emit(DomainEvent::HandoffRequested {
             conversation: conversation.id,
             reason: handoff.reason.to_string(),
-            summary: handoff.summary.clone(),
+            summary: note.clone(),
         });
-        self.store_internal(conversation, handoff_note(&handoff))
-            .await?;
+        self.store_internal(conversation, note).await?;
         let priority = handoff.priority.max(match customer.tier {
             cs_core::CustomerTier::Vip => Priority::High,
             _ => Priority::Low,
@@ -1531,32 +1531,6 @@ impl InboundHandler for Engine {
         }
         Ok(())
     }
-}
-
-/// What the agent reads first: why, what the bot understood, what it collected, how the
-/// customer feels, and the summary, so the customer never repeats themselves.
-fn handoff_note(h: &Handoff) -> String {
-    let mut note = format!("Handed over: {}.", h.reason);
-    if let Some(i) = &h.intent {
-        note.push_str(&format!(
-            " Intent: {} ({:.0}%).",
-            i.name,
-            i.confidence * 100.0
-        ));
-    }
-    if !h.slots.is_empty() {
-        let slots: Vec<String> = h.slots.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        note.push_str(&format!(" Details: {}.", slots.join(", ")));
-    }
-    if let Some(s) = &h.sentiment {
-        note.push_str(&format!(
-            " Sentiment: {:?}, {:?} ({:+.2}).",
-            s.polarity, s.emotion, s.score
-        ));
-    }
-    note.push(' ');
-    note.push_str(&h.summary);
-    note
 }
 
 /// The skills of a call the voice menu routed (a `call` event with a `skills` list).

@@ -49,8 +49,11 @@ async fn main() -> Result<(), cs_bot::Error> {
         }
         if let Some(h) = &reply.handoff {
             println!(
-                "          [HANDOFF {:?}, priority {:?}, skills {:?}]\n          [summary: {}]",
-                h.reason, h.priority, h.skills, h.summary
+                "          [HANDOFF {:?}, priority {:?}, skills {:?}]\n          [note: {}]",
+                h.reason,
+                h.priority,
+                h.skills,
+                h.note()
             );
         }
         Ok(())

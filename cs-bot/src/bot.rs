@@ -63,7 +63,8 @@ impl fmt::Display for HandoffReason {
 pub struct Handoff {
     /// Why.
     pub reason: HandoffReason,
-    /// A short summary of the conversation so far, for the agent.
+    /// A short summary of the conversation so far, for the agent (what the customer wrote; the
+    /// structured fields below are not repeated in it: [`Handoff::note`] puts them together).
     pub summary: String,
     /// Skills the agent needs (e.g. `refunds`).
     pub skills: Vec<String>,
@@ -89,6 +90,36 @@ impl Handoff {
             summary: summary.into(),
             ..Self::default()
         }
+    }
+
+    /// What the agent reads first, in one line: why, what the bot understood, what it collected,
+    /// how the customer feels, then the summary, so the customer never repeats themselves.
+    pub fn note(&self) -> String {
+        let mut note = format!("Handed over: {}.", self.reason);
+        if let Some(i) = &self.intent {
+            note.push_str(&format!(
+                " Intent: {} ({:.0}%).",
+                i.name,
+                i.confidence * 100.0
+            ));
+        }
+        if !self.slots.is_empty() {
+            let slots: Vec<String> = self.slots.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            note.push_str(&format!(" Details: {}.", slots.join(", ")));
+        }
+        if let Some(s) = &self.sentiment {
+            note.push_str(&format!(
+                " Sentiment: {} / {} ({:+.2}).",
+                s.polarity.as_str(),
+                s.emotion.as_str(),
+                s.score
+            ));
+        }
+        if !self.summary.is_empty() {
+            note.push(' ');
+            note.push_str(&self.summary);
+        }
+        note
     }
 }
 

@@ -471,25 +471,8 @@ impl IntentBot {
             .and_then(|i| self.faq.get(&i.name))
             .map(|e| e.skills.clone())
             .unwrap_or_default();
-        let mut summary = String::new();
-        if let Some(i) = &s.intent {
-            summary.push_str(&format!(
-                "Intent: {} ({:.0}%). ",
-                i.name,
-                i.confidence * 100.0
-            ));
-        }
-        if !s.slots.is_empty() {
-            let kv: Vec<String> = s.slots.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            summary.push_str(&format!("Slots: {}. ", kv.join(", ")));
-        }
-        summary.push_str(&format!(
-            "Sentiment: {} / {} ({:+.2}). Reason: {reason}. Customer: {}",
-            s.sentiment.polarity.as_str(),
-            s.sentiment.emotion.as_str(),
-            s.sentiment.score,
-            s.transcript.join(" / ")
-        ));
+        // The intent, slots and sentiment travel as fields ([`Handoff::note`] renders them).
+        let summary = format!("Customer wrote: {}", s.transcript.join(" / "));
         BotReply {
             messages: vec![self.cfg.templates.render(message_key, s.zh, &[])],
             intent: s.intent.clone(),

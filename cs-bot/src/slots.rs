@@ -36,12 +36,6 @@ impl Slots {
     pub(crate) fn remove(&mut self, key: &str) {
         self.0.remove(key);
     }
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter()
-    }
     pub(crate) fn to_map(&self) -> BTreeMap<String, String> {
         self.0.clone()
     }

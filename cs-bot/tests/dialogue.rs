@@ -160,10 +160,10 @@ async fn explicit_request_hands_over_with_intent_slots_and_summary() {
     assert!(text(&r).contains("无需重复"));
     let h = r.handoff.expect("handoff");
     assert_eq!(h.reason, HandoffReason::CustomerRequest);
-    assert_eq!(h.intent.unwrap().name, "logistics");
+    assert_eq!(h.intent.as_ref().unwrap().name, "logistics");
     assert_eq!(h.slots["order_id"], "20261111001");
     assert_eq!(h.skills, ["logistics"]);
-    assert!(h.summary.contains("order_id=20261111001"), "{}", h.summary);
+    assert!(h.note().contains("order_id=20261111001"), "{}", h.note());
     assert!(h.summary.contains("我的快递到哪了"), "{}", h.summary);
 }
 
