@@ -160,6 +160,7 @@ pub struct Config {
 /// [email]
 /// address = "support@shop.example"     # replies come from here; customers write here
 /// relay = "smtp.shop.example:587"      # outbound SMTP
+/// relay_tls = "starttls"               # "none" (default), "starttls" or "implicit" (feature tls)
 /// listen = "0.0.0.0:2525"              # inbound SMTP receiver for the address's domain
 /// # imap = { host = "imap.shop.example", port = 993, user = "support", password = "..." }
 /// ```
@@ -174,6 +175,10 @@ pub struct EmailConfig {
     pub address: String,
     /// Outbound SMTP relay as `host:port`.
     pub relay: String,
+    /// How the relay connection is secured: `none` (default, a relay on the same network),
+    /// `starttls` (submission port 587) or `implicit` (port 465); TLS needs the `tls` feature.
+    #[serde(default)]
+    pub relay_tls: cs_channels::email::SmtpTls,
     /// Relay user name.
     #[serde(default)]
     pub relay_user: Option<String>,
@@ -231,6 +236,7 @@ impl std::fmt::Debug for EmailConfig {
             .field("id", &self.id)
             .field("address", &self.address)
             .field("relay", &self.relay)
+            .field("relay_tls", &self.relay_tls)
             .field("relay_user", &self.relay_user)
             .field(
                 "relay_password",
@@ -491,5 +497,24 @@ mod tests {
         assert!(bad.agents[0].to_agent(&TenantId::default()).is_err());
         assert!(format!("{:?}", bad).contains("<redacted>"));
         assert!(!format!("{:?}", bad).contains("\"x\""));
+    }
+
+    #[cfg(feature = "email")]
+    #[test]
+    fn the_email_relay_takes_a_tls_mode() {
+        use cs_channels::email::SmtpTls;
+        let mail = |extra: &str| {
+            Config::from_toml(&format!(
+                "[email]\naddress = \"support@shop.example\"\nrelay = \"smtp.shop.example:587\"\n{extra}"
+            ))
+            .map(|c| c.email.expect("an email section").relay_tls)
+        };
+        assert_eq!(mail("").unwrap(), SmtpTls::None, "plain by default");
+        assert_eq!(mail("relay_tls = \"starttls\"").unwrap(), SmtpTls::StartTls);
+        assert_eq!(mail("relay_tls = \"implicit\"").unwrap(), SmtpTls::Implicit);
+        assert!(
+            mail("relay_tls = \"yes\"").is_err(),
+            "an unknown mode is refused"
+        );
     }
 }

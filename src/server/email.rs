@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub(crate) struct Mail {
     pub(crate) channel: Arc<EmailChannel>,
-    domain: String,
     listen: Option<String>,
     imap: Option<ImapConfig>,
 }
@@ -34,7 +33,7 @@ impl Mail {
     /// Builds the channel; threads are keyed under the service's secret.
     pub(crate) fn from_config(c: &EmailConfig, secret: &[u8]) -> Result<Self> {
         let (host, port) = host_port("relay", &c.relay)?;
-        let mut smtp = SmtpConfig::new(host, port);
+        let mut smtp = SmtpConfig::new(host, port).with_tls(c.relay_tls);
         if let (Some(u), Some(p)) = (&c.relay_user, &c.relay_password) {
             smtp = smtp.with_credentials(u.clone(), p.clone());
         }
@@ -46,14 +45,8 @@ impl Mail {
             ImapConfig::new(m.host.clone(), m.port, m.user.clone(), m.password.clone())
                 .with_tls(m.tls)
         });
-        let domain = c
-            .address
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-            .unwrap_or_default();
         Ok(Self {
             channel: Arc::new(channel),
-            domain,
             listen: c.listen.clone(),
             imap,
         })
@@ -74,10 +67,11 @@ impl Mail {
             let listener = TcpListener::bind(addr).await.map_err(|e| Error::Config {
                 reason: format!("cannot listen for mail on {addr}: {e}"),
             })?;
-            let receiver = SmtpReceiver::builder(self.domain.clone())
-                .with_domain(self.domain.clone())
+            let domain = self.channel.domain();
+            let receiver = SmtpReceiver::builder(domain)
+                .with_domain(domain)
                 .build(self.channel.clone(), handler.clone())?;
-            tracing::info!("SMTP receiver for {}: {addr}", self.domain);
+            tracing::info!("SMTP receiver for {domain}: {addr}");
             let until = stopped();
             tokio::spawn(async move {
                 if let Err(e) = receiver.serve(listener, until).await {
@@ -95,5 +89,32 @@ impl Mail {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(relay_tls: &str) -> EmailConfig {
+        toml::from_str(&format!(
+            "address = \"support@shop.example\"\nrelay = \"smtp.shop.example:587\"\nrelay_tls = \"{relay_tls}\"\n"
+        ))
+        .unwrap()
+    }
+
+    /// The configured mode reaches the relay transport: TLS is set up with the `tls` feature and
+    /// refused with a reason without it; plain needs nothing.
+    #[test]
+    fn the_relay_tls_mode_reaches_the_transport() {
+        let plain = Mail::from_config(&config("none"), &[7; 32]);
+        assert!(plain.is_ok(), "{:?}", plain.err());
+        let tls = Mail::from_config(&config("starttls"), &[7; 32]);
+        if cfg!(feature = "tls") {
+            assert!(tls.is_ok(), "{:?}", tls.err());
+        } else {
+            let e = tls.expect_err("TLS without the tls feature");
+            assert!(e.to_string().contains("TLS"), "{e}");
+        }
     }
 }

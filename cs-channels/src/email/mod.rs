@@ -314,6 +314,11 @@ impl EmailChannel {
         EmailChannelBuilder::new(id, support_address)
     }
 
+    /// The support address's domain, lower-cased (the domain the SMTP receiver accepts).
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
     /// The support address (`local@domain`).
     pub fn support_address(&self) -> String {
         format!("{}@{}", self.local, self.domain)

@@ -11,8 +11,10 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::error::{Error, Result};
 
-/// How the connection to the SMTP server is secured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How the connection to the SMTP server is secured. In configuration files: `"none"`,
+/// `"starttls"` or `"implicit"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum SmtpTls {
     /// Plain SMTP (a relay on the same host or network).
