@@ -275,15 +275,6 @@ impl Voice {
         &self.ivr
     }
 
-    fn verify(
-        &self,
-        uri: &http::Uri,
-        headers: &http::HeaderMap,
-        params: &[(String, String)],
-    ) -> Result<()> {
-        crate::sms::verify_request(&self.auth_token, &self.webhook_url, uri, headers, params)
-    }
-
     fn say(&self, text: &str, language: Option<&str>) -> String {
         let mut attrs = String::new();
         if let Some(v) = &self.voice {
@@ -357,7 +348,13 @@ impl Channel for Voice {
         }
         check_size(&request.body, MAX_BODY_BYTES)?;
         let params = form_pairs(&request.body);
-        self.verify(&request.uri, &request.headers, &params)?;
+        crate::sms::verify_request(
+            &self.auth_token,
+            &self.webhook_url,
+            &request.uri,
+            &request.headers,
+            &params,
+        )?;
         let call = param(&params, "CallSid")
             .filter(|s| {
                 !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric())
