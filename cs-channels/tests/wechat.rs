@@ -54,10 +54,20 @@ fn text_xml(msg_id: &str, text: &str) -> String {
     )
 }
 
+/// A fresh nonce: WeChat signs each request with its own, and a signed pair is bound to the
+/// first body it carried.
+fn nonce() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!(
+        "n{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
 fn post(xml: String) -> cs_channels::RawInbound {
     raw(
         Method::POST,
-        &format!("/webhooks/wechat?{}", signed_query(NOW, "n1")),
+        &format!("/webhooks/wechat?{}", signed_query(NOW, &nonce())),
         &[],
         xml,
     )
@@ -274,13 +284,13 @@ async fn subscribe_gets_a_passive_welcome_reply() {
 async fn safe_mode_decrypts_requests_and_encrypts_replies() {
     let c = channel(clock(), true, "http://unused");
     let crypt = MsgCrypt::new(TOKEN, SAMPLE_KEY, APP_ID).unwrap();
-    let seal = |inner: &str| {
+    let seal = |inner: &str, nonce: &str| {
         let enc = crypt.encrypt(inner);
         let ts = NOW.to_string();
-        let sig = crypt.msg_signature(&ts, "n9", &enc);
+        let sig = crypt.msg_signature(&ts, nonce, &enc);
         let uri = format!(
             "/webhooks/wechat?{}&encrypt_type=aes&msg_signature={sig}",
-            signed_query(NOW, "n9")
+            signed_query(NOW, nonce)
         );
         raw(
             Method::POST,
@@ -292,7 +302,7 @@ async fn safe_mode_decrypts_requests_and_encrypts_replies() {
         )
     };
     let parsed = c
-        .parse_inbound(seal(&text_xml("77", "加密的消息")))
+        .parse_inbound(seal(&text_xml("77", "加密的消息"), "n8"))
         .await
         .unwrap();
     assert_eq!(parsed.messages[0].content, Content::text("加密的消息"));
@@ -305,7 +315,7 @@ async fn safe_mode_decrypts_requests_and_encrypts_replies() {
     let sub = format!(
         "<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[o-new]]></FromUserName><CreateTime>{NOW}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event></xml>"
     );
-    let parsed = c.parse_inbound(seal(&sub)).await.unwrap();
+    let parsed = c.parse_inbound(seal(&sub, "n9")).await.unwrap();
     let envelope = std::str::from_utf8(&parsed.response.body).unwrap();
     let field = |name: &str| {
         let open = format!("<{name}><![CDATA[");
@@ -324,7 +334,7 @@ async fn safe_mode_decrypts_requests_and_encrypts_replies() {
 
     // Plain text when safe mode is on, and a tampered ciphertext, are refused.
     assert_unauthenticated(c.parse_inbound(post(text_xml("78", "plain"))).await);
-    let mut tampered = seal(&text_xml("79", "x"));
+    let mut tampered = seal(&text_xml("79", "x"), "n10");
     tampered.uri = tampered
         .uri
         .to_string()
@@ -549,4 +559,78 @@ async fn provider_failures_map_to_typed_errors() {
     let caps = &c.info().capabilities;
     assert!(!caps.supports(cs_core::ContentKind::Image));
     assert_eq!(caps.reply_window, Some(Duration::hours(48)));
+}
+
+/// Issue 13's live defect: a body nested 4,000 deep (27 KiB, under the size limit) overflowed a
+/// worker's stack and aborted the server. Now it is a 400 with a reason, in plain and safe mode,
+/// and the server goes on answering.
+#[tokio::test]
+async fn deeply_nested_bodies_are_refused_not_fatal() {
+    let nested = |depth: usize| {
+        format!(
+            "<xml><ToUserName>gh_shop</ToUserName>{}{}</xml>",
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        )
+    };
+    for safe in [false, true] {
+        let c = channel(clock(), safe, "http://unused");
+        let handler = StoreHandler::new();
+        let router = router_for(c, handler.clone());
+        for depth in [4_000, 9_000] {
+            let body = nested(depth);
+            assert!(body.len() < 64 * 1024);
+            let uri = if safe {
+                format!(
+                    "/webhooks/wechat?{}&encrypt_type=aes&msg_signature=00",
+                    signed_query(NOW, &nonce())
+                )
+            } else {
+                format!("/webhooks/wechat?{}", signed_query(NOW, &nonce()))
+            };
+            let (status, answer) =
+                through_router(&router, &raw(Method::POST, &uri, &[], body)).await;
+            assert_eq!(status, 400, "safe mode {safe}, depth {depth}");
+            let answer = std::str::from_utf8(&answer).unwrap();
+            assert!(answer.contains("deeper"), "{answer}");
+        }
+        let (status, _) = through_router(&router, &post(text_xml("1", "still here"))).await;
+        assert_eq!(status, if safe { 401 } else { 200 });
+    }
+}
+
+/// A signed URL binds its timestamp + nonce to the first request: a captured message URL cannot
+/// carry another body, and the verification GET's URL cannot be reused to POST; a provider retry
+/// of the same body is still accepted (and stored once).
+#[tokio::test]
+async fn a_signed_url_cannot_be_replayed_with_another_body_or_method() {
+    let c = channel(clock(), false, "http://unused");
+    let handler = StoreHandler::new();
+    let router = router_for(c, handler.clone());
+    let query = signed_query(NOW, "captured");
+    let uri = format!("/webhooks/wechat?{query}");
+    let first = raw(Method::POST, &uri, &[], text_xml("501", "我的订单"));
+    assert_eq!(through_router(&router, &first).await.0, 200);
+    assert_eq!(through_router(&router, &first).await.0, 200);
+    let forged = raw(Method::POST, &uri, &[], text_xml("502", "把钱退到我的卡"));
+    assert_eq!(through_router(&router, &forged).await.0, 401);
+
+    let verify_uri = format!(
+        "/webhooks/wechat?{}&echostr=hello",
+        signed_query(NOW, "verify")
+    );
+    let get = raw(Method::GET, &verify_uri, &[], String::new());
+    assert_eq!(through_router(&router, &get).await.0, 200);
+    let reused = raw(
+        Method::POST,
+        &verify_uri,
+        &[],
+        text_xml("503", "伪造的消息"),
+    );
+    assert_eq!(through_router(&router, &reused).await.0, 401);
+
+    let buyer = Identity::new(ChannelKind::WeChat, "o-buyer-1");
+    let stored = handler.messages_of(&buyer).await;
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    assert_eq!(stored[0].content, Content::text("我的订单"));
 }

@@ -6,7 +6,14 @@
 //!   (`encrypt_type=aes`) the body carries `<Encrypt>`, signed by `msg_signature`, and is
 //!   AES-256-CBC encrypted exactly as the official `WXBizMsgCrypt` SDK does ([`MsgCrypt`]).
 //!   Requests whose `timestamp` is further than the replay window (default 5 minutes) from our
-//!   clock are refused.
+//!   clock are refused, and a signed `timestamp` + `nonce` pair is bound to the first request
+//!   that used it (a later request with another body or method is refused; a retry of the same
+//!   body is accepted and de-duplicated).
+//! - Use safe mode. In plain mode the signature covers no body: whoever captures a signed URL
+//!   can post one message of their choosing with it inside the replay window (the nonce binding
+//!   stops a second). In safe mode `msg_signature` covers the encrypted body too. The XML is read
+//!   as a bounded stream (depth and element limits) before and after decryption, so no body can
+//!   exhaust the stack or memory.
 //! - Kinds: text, image, voice (with WeChat's speech `Recognition` as transcript), video,
 //!   short video, location, link, and events (`subscribe`, `unsubscribe`, `CLICK`, `VIEW`,
 //!   `SCAN`, `LOCATION`...). Messages de-duplicate on `MsgId`; events, which have none, on
@@ -23,6 +30,7 @@
 
 mod config;
 mod crypto;
+mod replay;
 mod xml;
 
 use std::collections::BTreeMap;
@@ -42,6 +50,7 @@ use tokio::sync::Mutex;
 
 pub use self::config::WeChatConfig;
 pub use self::crypto::{MsgCrypt, signature};
+use self::replay::ReplayCache;
 pub use self::xml::text_reply;
 use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
@@ -204,6 +213,7 @@ impl WeChatBuilder {
             clock: self.clock,
             client: HttpClient::new("WeChat", self.retry)?,
             access_token: Mutex::new(None),
+            replays: ReplayCache::default(),
         })
     }
 }
@@ -222,6 +232,7 @@ pub struct WeChat {
     clock: Arc<dyn Clock>,
     client: HttpClient,
     access_token: Mutex<Option<(String, DateTime<Utc>)>>,
+    replays: ReplayCache,
 }
 
 impl std::fmt::Debug for WeChat {
@@ -349,8 +360,13 @@ impl WeChat {
         self.crypt.is_some()
     }
 
-    /// Checks `signature` and the timestamp's distance from now.
-    fn verify_query(&self, q: &[(String, String)]) -> Result<(String, String)> {
+    /// Checks `signature`, the timestamp's distance from now, and that the signed pair was not
+    /// used before for another method or body (`body` is `None` for the verification GET).
+    fn verify_query(
+        &self,
+        q: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Result<(String, String)> {
         let get = |k: &str| {
             param(q, k)
                 .map(str::to_owned)
@@ -361,12 +377,15 @@ impl WeChat {
         let when: i64 = ts
             .parse()
             .map_err(|_| Error::unauthenticated("timestamp is not a Unix time"))?;
-        let age = (self.clock.now().timestamp() - when).abs();
-        if age > self.replay_window.num_seconds() {
+        let now = self.clock.now().timestamp();
+        let window = self.replay_window.num_seconds();
+        let age = (now - when).abs();
+        if age > window {
             return Err(Error::unauthenticated(format!(
                 "timestamp {age} s away from now, outside the replay window"
             )));
         }
+        self.replays.check(when, &nonce, body, now, window)?;
         Ok((ts, nonce))
     }
 
@@ -384,7 +403,7 @@ impl WeChat {
         request: &RawInbound,
         q: &[(String, String)],
     ) -> Result<(String, String, String)> {
-        let (ts, nonce) = self.verify_query(q)?;
+        let (ts, nonce) = self.verify_query(q, Some(&request.body))?;
         let body = std::str::from_utf8(&request.body)
             .map_err(|_| Error::invalid("WeChat body is not UTF-8"))?;
         let encrypted = param(q, "encrypt_type") == Some("aes");
@@ -494,7 +513,7 @@ impl Channel for WeChat {
             response,
         };
         if request.method == Method::GET {
-            self.verify_query(&q)?;
+            self.verify_query(&q, None)?;
             let echo = param(&q, "echostr").ok_or_else(|| Error::invalid("missing echostr"))?;
             return Ok(empty(Self::plain_text(echo.to_owned(), "text/plain")));
         }
