@@ -1,0 +1,185 @@
+//! Building an engine from its parts.
+
+use super::*;
+
+/// Where the engine's tickets come from: a bare store, or a desk with SLA and escalation.
+#[derive(Debug)]
+enum TicketSource {
+    Store(Arc<dyn TicketStore>),
+    Desk(Arc<TicketDesk>),
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    tenant: TenantId,
+    store: Option<Arc<dyn ConversationStore>>,
+    router: Option<Arc<dyn Router>>,
+    bot: Option<Arc<dyn Bot>>,
+    tickets: Option<TicketSource>,
+    channels: Vec<Arc<dyn Channel>>,
+    agents: Vec<Agent>,
+    clock: Arc<dyn Clock>,
+    event_capacity: usize,
+    outbox: OutboxPolicy,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EngineBuilder {
+    /// A builder for the default tenant, with the system clock.
+    pub fn new() -> Self {
+        Self {
+            tenant: TenantId::default(),
+            store: None,
+            router: None,
+            bot: None,
+            tickets: None,
+            channels: Vec::new(),
+            agents: Vec::new(),
+            clock: Arc::new(SystemClock),
+            event_capacity: 4096,
+            outbox: OutboxPolicy::default(),
+        }
+    }
+
+    /// How the outbox retries deliveries (default [`OutboxPolicy::default`]).
+    pub fn with_outbox_policy(mut self, policy: OutboxPolicy) -> Self {
+        self.outbox = policy;
+        self
+    }
+
+    /// The tenant this engine serves.
+    pub fn with_tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Where conversations live (required).
+    pub fn with_store(mut self, store: Arc<dyn ConversationStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Who routes handed-over conversations to agents (default: [`cs_routing::SkillRouter`]
+    /// with the default [`cs_routing::RoutingPolicy`]).
+    pub fn with_router(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Who answers first (required).
+    pub fn with_bot(mut self, bot: Arc<dyn Bot>) -> Self {
+        self.bot = Some(bot);
+        self
+    }
+
+    /// Where tickets live, with no SLA policy or escalation rules (default: an in-memory
+    /// store). See [`EngineBuilder::with_ticket_desk`] for SLA and escalation.
+    pub fn with_tickets(mut self, tickets: Arc<dyn TicketStore>) -> Self {
+        self.tickets = Some(TicketSource::Store(tickets));
+        self
+    }
+
+    /// A ticket desk: its store, SLA policy, escalation chain and rules. Build it with the same
+    /// clock as the engine.
+    pub fn with_ticket_desk(mut self, desk: Arc<TicketDesk>) -> Self {
+        self.tickets = Some(TicketSource::Desk(desk));
+        self
+    }
+
+    /// Adds a channel; its id must be unique.
+    pub fn with_channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.channels.push(channel);
+        self
+    }
+
+    /// Registers an agent (signed out until [`Engine::sign_in`]).
+    pub fn with_agent(mut self, agent: Agent) -> Self {
+        self.agents.push(agent);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many events a slow subscriber may fall behind before it misses some (default 4096).
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(16);
+        self
+    }
+
+    /// Checks the parts and builds the engine. Conversations that were waiting for an agent or
+    /// were with one when the last process stopped are queued again (preferring the same agent),
+    /// since a new router knows nothing of them.
+    ///
+    /// # Errors
+    /// [`Error::Config`] without a store or bot, or with two channels of one id; store or router
+    /// errors while recovering queued conversations.
+    pub async fn build(self) -> Result<Engine> {
+        let store = self.store.ok_or_else(|| Error::Config {
+            reason: "the engine needs a conversation store".into(),
+        })?;
+        let bot = self.bot.ok_or_else(|| Error::Config {
+            reason: "the engine needs a bot".into(),
+        })?;
+        let mut channels = HashMap::new();
+        for c in self.channels {
+            let id = c.info().id.clone();
+            if channels.insert(id.clone(), c).is_some() {
+                return Err(Error::Config {
+                    reason: format!("two channels are named {id}"),
+                });
+            }
+        }
+        let mut agents = HashMap::new();
+        for mut a in self.agents {
+            a.presence = Presence::Offline;
+            a.tenant = self.tenant.clone();
+            agents.insert(a.id, a);
+        }
+        let (events, _) = broadcast::channel(self.event_capacity);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                tenant: self.tenant,
+                store,
+                router: self.router.unwrap_or_else(|| {
+                    Arc::new(cs_routing::Shared::new(cs_routing::SkillRouter::new(
+                        cs_routing::RoutingPolicy::default(),
+                    )))
+                }),
+                bot,
+                desk: match self.tickets {
+                    Some(TicketSource::Desk(d)) => d,
+                    Some(TicketSource::Store(s)) => {
+                        Arc::new(TicketDeskBuilder::new(s, self.clock.clone()).build()?)
+                    }
+                    None => Arc::new(
+                        TicketDeskBuilder::new(
+                            Arc::new(cs_tickets::MemoryTicketStore::new()),
+                            self.clock.clone(),
+                        )
+                        .build()?,
+                    ),
+                },
+                channels,
+                agents: RwLock::new(agents),
+                clock: self.clock,
+                outbox: self.outbox,
+                events,
+                locks: (0..LOCK_STRIPES)
+                    .map(|_| Arc::new(Mutex::new(())))
+                    .collect(),
+            }),
+        };
+        engine.requeue_after_restart().await?;
+        Ok(engine)
+    }
+}

@@ -1,0 +1,177 @@
+//! One customer across channels: identity resolution, links, merges.
+
+use super::*;
+
+impl Engine {
+    /// The customer of a phone identity: its own customer when it is known; on a first contact
+    /// from a number the customer already used on another phone channel (SMS, WhatsApp and
+    /// calls all prove the number), that customer, with the new identity linked and the shared
+    /// key recorded as the origin. `None` for other identities and new numbers.
+    pub(super) async fn phone_customer(
+        &self,
+        identity: &Identity,
+    ) -> Result<Option<cs_core::store::Resolved>> {
+        use cs_core::ChannelKind as K;
+        const PHONE_KINDS: [K; 3] = [K::Sms, K::WhatsApp, K::Voice];
+        if !PHONE_KINDS.contains(&identity.kind) {
+            return Ok(None);
+        }
+        let tenant = &self.inner.tenant;
+        if let Some(customer) = self.inner.store.find_customer(tenant, identity).await? {
+            // Known already: what resolving it would return, without a second look-up.
+            return Ok(Some(cs_core::store::Resolved {
+                customer,
+                created: false,
+            }));
+        }
+        let digits: String = identity
+            .external_id
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if digits.len() < 6 {
+            return Ok(None);
+        }
+        for kind in PHONE_KINDS.into_iter().filter(|k| *k != identity.kind) {
+            for external in [format!("+{digits}"), digits.clone()] {
+                let sibling = Identity::new(kind, external);
+                let Some(customer) = self.inner.store.find_customer(tenant, &sibling).await? else {
+                    continue;
+                };
+                let origin = LinkOrigin::SharedKey {
+                    key: format!("phone:+{digits}"),
+                };
+                match self
+                    .link_identity(customer.id, identity.clone(), origin)
+                    .await
+                {
+                    // Someone linked it meanwhile: resolve normally.
+                    Err(Error::Store(cs_core::Error::Conflict { .. })) => return Ok(None),
+                    other => other?,
+                }
+                return Ok(Some(cs_core::store::Resolved {
+                    customer,
+                    created: false,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Links another identity to a customer (the shop's login proves a WeChat user is also this
+    /// web visitor, an agent confirms an email address). The link records its origin.
+    ///
+    /// # Errors
+    /// [`cs_core::Error::Conflict`] when the identity belongs to another customer: merge them
+    /// with [`Engine::merge_customers`] instead.
+    pub async fn link_identity(
+        &self,
+        customer: cs_core::CustomerId,
+        identity: Identity,
+        origin: LinkOrigin,
+    ) -> Result<()> {
+        self.inner
+            .store
+            .link_identity(
+                &self.inner.tenant,
+                customer,
+                &identity,
+                &origin,
+                self.inner.clock.now(),
+            )
+            .await?;
+        self.emit(DomainEvent::IdentityLinked { customer, identity });
+        Ok(())
+    }
+
+    /// Merges customer `from` into `into`: identities, conversations and the whole history move
+    /// over, so the agent sees one customer. If both were in an active conversation, `from`'s is
+    /// resolved and taken out of the router's queue (or off its agent). Undo with
+    /// [`Engine::unmerge`].
+    ///
+    /// # Errors
+    /// As [`ConversationStore::merge_customers`].
+    pub async fn merge_customers(
+        &self,
+        into: cs_core::CustomerId,
+        from: cs_core::CustomerId,
+        by: LinkOrigin,
+    ) -> Result<Merge> {
+        let tenant = &self.inner.tenant;
+        let _a = self.lock_customer(into.min(from)).await;
+        let _b = if into == from {
+            None
+        } else {
+            Some(self.lock_customer(into.max(from)).await)
+        };
+        let active = |c| ConversationQuery {
+            tenant: tenant.clone(),
+            states: vec![
+                ConversationState::Bot,
+                ConversationState::Queued,
+                ConversationState::Assigned,
+            ],
+            assignee: None,
+            customer: Some(c),
+            limit: 1,
+        };
+        let into_active = self.inner.store.conversations(&active(into)).await?;
+        let from_active = self.inner.store.conversations(&active(from)).await?;
+        let merge = self
+            .inner
+            .store
+            .merge_customers(&MergeCustomers {
+                tenant: tenant.clone(),
+                into,
+                from,
+                by,
+                at: self.inner.clock.now(),
+            })
+            .await?;
+        if !into_active.is_empty()
+            && let Some(closed) = from_active.first()
+        {
+            match (closed.state, closed.assignee) {
+                (ConversationState::Queued, _) => {
+                    self.inner.router.cancel(closed.id).await?;
+                }
+                (ConversationState::Assigned, Some(agent)) => {
+                    if let Ok(decisions) = self.inner.router.release(agent, closed.id).await {
+                        self.apply(decisions).await;
+                    }
+                }
+                _ => {}
+            }
+            self.emit(DomainEvent::StateChanged {
+                conversation: closed.id,
+                from: closed.state,
+                to: ConversationState::Resolved,
+            });
+        }
+        self.emit(DomainEvent::CustomersMerged {
+            merge: merge.id,
+            into,
+            from,
+        });
+        Ok(merge)
+    }
+
+    /// Undoes a merge: both customers are separate again, each with their own identities and
+    /// history; nothing is lost.
+    ///
+    /// # Errors
+    /// As [`ConversationStore::unmerge`].
+    pub async fn unmerge(&self, merge: MergeId) -> Result<Merge> {
+        let undone = self
+            .inner
+            .store
+            .unmerge(&self.inner.tenant, merge, self.inner.clock.now())
+            .await?;
+        self.emit(DomainEvent::CustomersUnmerged {
+            merge,
+            into: undone.into,
+            from: undone.from,
+        });
+        Ok(undone)
+    }
+}

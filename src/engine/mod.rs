@@ -1,0 +1,178 @@
+//! The engine: where a customer message goes, step by step.
+//!
+//! ```text
+//! channel --InboundMessage--> Engine::handle_inbound
+//!   1. identity  -> customer          (ConversationStore::resolve_customer)
+//!   2. customer  -> active conversation (open_conversation; replies follow the last channel used)
+//!   3. store the message, once         (append_message de-duplicates provider retries)
+//!   4. conversation state decides:
+//!        bot      -> Bot::reply -> answers go out on the channel; a handoff queues it
+//!        queued   -> waits (the agent sees it when assigned)
+//!        assigned -> the agent sees it on the event stream
+//!   5. queued conversations go to the Router; its decisions assign agents
+//! agent --Engine::agent_reply--> stored -> Channel::send -> customer
+//! ```
+//!
+//! Every step emits a [`cs_core::Event`] on a broadcast stream ([`Engine::subscribe`]). Time comes
+//! from the engine's [`Clock`], so tests drive it without sleeping.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use cs_bot::{Bot, BotInput, Handoff};
+use cs_channels::{
+    Channel, Delivered, InboundHandler, InboundMessage, OutboundMessage, StatusUpdate,
+};
+use cs_core::store::{
+    ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, Merge,
+    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, ResolveCustomer,
+};
+use cs_core::{
+    Agent, AgentId, Author, ChannelId, Clock, Content, Conversation, ConversationId,
+    ConversationState, Customer, DeliveryStatus, Direction, DomainEvent, Event, Identity,
+    LinkOrigin, MergeId, Message, MessageId, Presence, Priority, Route, SystemClock, TenantId,
+};
+use cs_routing::{Decision, Router, SkillRequirement, Snapshot, Task};
+use cs_tickets::{
+    Actor, NewTicket, Ticket, TicketDesk, TicketDeskBuilder, TicketQuery, TicketStore,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
+
+use crate::error::{Error, Result};
+
+mod agents;
+mod bot;
+mod builder;
+mod identity;
+mod inbound;
+mod outbox;
+mod reading;
+mod recovery;
+mod routing;
+mod tickets;
+
+pub use builder::EngineBuilder;
+pub use outbox::OutboxPolicy;
+
+/// How many recent messages the bot sees.
+const BOT_HISTORY: usize = 20;
+/// How many times a conversation update is retried after losing a race.
+const UPDATE_RETRIES: usize = 5;
+/// Locks striped by customer: a customer's messages are handled one at a time, in order.
+const LOCK_STRIPES: usize = 256;
+
+/// The customer-service engine. Cheap to clone; all clones share one state.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tenant: TenantId,
+    store: Arc<dyn ConversationStore>,
+    router: Arc<dyn Router>,
+    bot: Arc<dyn Bot>,
+    desk: Arc<TicketDesk>,
+    channels: HashMap<ChannelId, Arc<dyn Channel>>,
+    agents: RwLock<HashMap<AgentId, Agent>>,
+    clock: Arc<dyn Clock>,
+    outbox: OutboxPolicy,
+    events: broadcast::Sender<Event>,
+    locks: Vec<Arc<Mutex<()>>>,
+}
+
+/// A customer as an agent sees them: profile, identities and whole history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CustomerView {
+    /// The profile.
+    pub customer: Customer,
+    /// Every channel identity.
+    pub identities: Vec<Identity>,
+    /// Every message across conversations and channels, oldest first.
+    pub history: Vec<Message>,
+}
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::new()
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.inner.tenant
+    }
+
+    /// The conversation store.
+    pub fn store(&self) -> &Arc<dyn ConversationStore> {
+        &self.inner.store
+    }
+
+    /// The ticket store.
+    pub fn tickets(&self) -> &Arc<dyn TicketStore> {
+        self.inner.desk.store()
+    }
+
+    /// The ticket desk (SLA, escalation, hand-over, customer lookup, CSAT).
+    pub fn ticket_desk(&self) -> &Arc<TicketDesk> {
+        &self.inner.desk
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// A configured channel.
+    pub fn channel(&self, id: &ChannelId) -> Option<&Arc<dyn Channel>> {
+        self.inner.channels.get(id)
+    }
+
+    /// Every event from now on. A subscriber that falls more than the event capacity behind
+    /// gets `RecvError::Lagged` and continues with newer events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    pub(super) fn emit(&self, kind: DomainEvent) {
+        let event = Event::new(self.inner.tenant.clone(), self.inner.clock.now(), kind);
+        tracing::debug!(event = ?event.kind, "event");
+        // No subscribers is fine.
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Takes the lock that serialises work on one customer's messages (FIFO).
+    pub(super) async fn lock_customer(&self, customer: cs_core::CustomerId) -> OwnedMutexGuard<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        customer.hash(&mut h);
+        self.inner.locks[(h.finish() as usize) % LOCK_STRIPES]
+            .clone()
+            .lock_owned()
+            .await
+    }
+
+    /// Re-reads and changes a conversation, retrying when another writer got there first.
+    pub(super) async fn update_conversation(
+        &self,
+        id: ConversationId,
+        change: impl Fn(&mut Conversation),
+    ) -> Result<Conversation> {
+        let mut attempt = 0;
+        loop {
+            let mut c = self
+                .inner
+                .store
+                .conversation(&self.inner.tenant, id)
+                .await?;
+            change(&mut c);
+            c.updated_at = self.inner.clock.now();
+            match self.inner.store.update_conversation(&c).await {
+                Err(cs_core::Error::Conflict { .. }) if attempt < UPDATE_RETRIES => attempt += 1,
+                other => return Ok(other?),
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Reading conversations, customers and histories.
+
+use super::*;
+
+impl Engine {
+    /// A conversation.
+    ///
+    /// # Errors
+    /// Store errors ([`cs_core::Error::NotFound`]).
+    pub async fn conversation(&self, id: ConversationId) -> Result<Conversation> {
+        Ok(self
+            .inner
+            .store
+            .conversation(&self.inner.tenant, id)
+            .await?)
+    }
+
+    /// The customer with identities and full history across channels and conversations.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn customer_view(&self, customer: cs_core::CustomerId) -> Result<CustomerView> {
+        let tenant = &self.inner.tenant;
+        let profile = self.inner.store.customer(tenant, customer).await?;
+        let identities = self.inner.store.identities(tenant, customer).await?;
+        let history = self
+            .page_all(MessageScope::Customer(customer), usize::MAX)
+            .await?;
+        Ok(CustomerView {
+            customer: profile,
+            identities,
+            history,
+        })
+    }
+
+    /// The last `n` messages of a conversation, oldest first.
+    pub(super) async fn recent_messages(
+        &self,
+        conversation: ConversationId,
+        n: usize,
+    ) -> Result<Vec<Message>> {
+        let all = self
+            .page_all(MessageScope::Conversation(conversation), usize::MAX)
+            .await?;
+        Ok(all[all.len().saturating_sub(n)..].to_vec())
+    }
+
+    /// Reads up to `max` messages of `scope`, page by page.
+    pub(super) async fn page_all(&self, scope: MessageScope, max: usize) -> Result<Vec<Message>> {
+        let mut out: Vec<Message> = Vec::new();
+        loop {
+            let page = self
+                .inner
+                .store
+                .messages(&MessageQuery {
+                    after: out.last().map(|m| m.id),
+                    ..MessageQuery::new(self.inner.tenant.clone(), scope, cs_core::store::MAX_PAGE)
+                })
+                .await?;
+            let done = page.len() < cs_core::store::MAX_PAGE;
+            out.extend(page);
+            if done || out.len() >= max {
+                out.truncate(max);
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Tickets opened from conversations.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn emit_ticket_event(&self, e: cs_tickets::TicketEvent) {
+        let detail = serde_json::to_value(&e.kind).unwrap_or_default();
+        let change = detail["type"].as_str().unwrap_or("changed").to_owned();
+        self.emit(DomainEvent::TicketUpdated {
+            ticket: e.ticket,
+            number: e.number,
+            change,
+            detail,
+        });
+    }
+
+    /// Opens a ticket from a conversation the agent has: linked to the conversation and the
+    /// customer, assigned to the agent, with the conversation so far as its description; the
+    /// customer is told the number to quote.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when the conversation is not the agent's; ticket store errors
+    /// ([`cs_tickets::Error::InvalidInput`] for an empty subject).
+    pub async fn open_ticket(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        subject: &str,
+        group: Option<String>,
+    ) -> Result<Ticket> {
+        let conv = self.own_conversation(agent, conversation).await?;
+        let transcript: Vec<String> = self
+            .recent_messages(conv.id, 20)
+            .await?
+            .iter()
+            .filter(|m| m.direction != Direction::Internal)
+            .map(|m| format!("{}: {}", m.author.role(), m.content.plain_text()))
+            .collect();
+        let mut new = NewTicket::new(
+            self.inner.tenant.clone(),
+            subject,
+            Actor::Agent { agent },
+            self.inner.clock.now(),
+        );
+        new.description = Some(transcript.join("\n")).filter(|d| !d.is_empty());
+        new.priority = conv.priority;
+        new.group = group.or_else(|| Some("service".into()));
+        new.assignee = Some(agent);
+        new.customer = Some(conv.customer);
+        new.conversation = Some(conv.id);
+        let ticket = self.inner.desk.store().create(new).await?;
+        self.emit(DomainEvent::TicketOpened {
+            ticket: ticket.id,
+            number: ticket.number,
+            conversation: Some(conv.id),
+        });
+        let n = ticket.number;
+        self.send_to_customer(
+            &conv,
+            Author::System,
+            Content::text(format!(
+                "已为您创建工单 #{n}，可随时询问“工单 {n} 进度” · Ticket #{n} opened; ask \"where is my ticket {n}\" any time."
+            )),
+            None,
+        )
+        .await?;
+        Ok(ticket)
+    }
+
+    /// A customer's tickets, newest first.
+    ///
+    /// # Errors
+    /// Ticket store errors.
+    pub async fn customer_tickets(&self, customer: cs_core::CustomerId) -> Result<Vec<Ticket>> {
+        Ok(self
+            .inner
+            .desk
+            .store()
+            .search(&TicketQuery {
+                tenant: self.inner.tenant.clone(),
+                customer: Some(customer),
+                limit: 50,
+                ..Default::default()
+            })
+            .await?)
+    }
+}
