@@ -155,6 +155,7 @@ async fn a_message_goes_through_identity_store_bot_and_out_with_events() {
             DomainEvent::MessageReceived { .. } => "message_received",
             DomainEvent::MessageSent { .. } => "message_sent",
             DomainEvent::BotAnswered { .. } => "bot_answered",
+            DomainEvent::SentimentScored { .. } => "sentiment_scored",
             _ => "other",
         })
         .collect();
@@ -164,6 +165,7 @@ async fn a_message_goes_through_identity_store_bot_and_out_with_events() {
             "customer_created",
             "conversation_opened",
             "message_received",
+            "sentiment_scored",
             "message_sent",
             "bot_answered"
         ]
@@ -691,18 +693,43 @@ async fn a_call_routed_by_the_voice_menu_skips_the_bot_and_needs_the_chosen_skil
     );
 }
 
+/// Issue 13: caller ID and SMS senders can be spoofed, so a call from the number a WhatsApp
+/// customer uses is a customer of its own: whoever answers it sees none of the WhatsApp
+/// history, until an agent merges the two.
 #[tokio::test]
-async fn the_same_phone_on_sms_and_whatsapp_is_one_customer_by_a_shared_key() {
+async fn a_spoofable_phone_number_never_joins_another_customer_by_itself() {
+    let (voice, _) = recording_channel("voice", ChannelKind::Voice);
     let (sms, _) = recording_channel("sms", ChannelKind::Sms);
     let (wa, _) = recording_channel("wa", ChannelKind::WhatsApp);
     let store = Arc::new(MemoryStore::new());
     let engine = faq_desk(store.clone())
+        .with_channel(Arc::new(voice))
         .with_channel(Arc::new(sms))
         .with_channel(Arc::new(wa))
         .build()
         .await
         .unwrap();
-    let first = engine
+    let owner = engine
+        .handle_inbound_and_wait(inbound(
+            "wa",
+            ChannelKind::WhatsApp,
+            "8613800138000",
+            "wamid.1",
+            "我的订单 SO-1001 地址是北京市朝阳区某某路 1 号",
+        ))
+        .await
+        .unwrap();
+    let spoofed_call = engine
+        .handle_inbound_and_wait(InboundMessage {
+            content: Content::Event {
+                name: "call".into(),
+                data: serde_json::json!({"call_sid": "CA1", "skills": []}),
+            },
+            ..inbound("voice", ChannelKind::Voice, "+8613800138000", "CA1", "")
+        })
+        .await
+        .unwrap();
+    let spoofed_sms = engine
         .handle_inbound_and_wait(inbound(
             "sms",
             ChannelKind::Sms,
@@ -712,46 +739,32 @@ async fn the_same_phone_on_sms_and_whatsapp_is_one_customer_by_a_shared_key() {
         ))
         .await
         .unwrap();
-    let second = engine
-        .handle_inbound_and_wait(inbound(
-            "wa",
-            ChannelKind::WhatsApp,
-            "8613800138000",
-            "wamid.1",
-            "when will my order ship",
-        ))
+    for other in [&spoofed_call, &spoofed_sms] {
+        assert_ne!(other.message.customer, owner.message.customer);
+        let view = engine.customer_view(other.message.customer).await.unwrap();
+        assert!(
+            view.history
+                .iter()
+                .all(|m| !m.content.plain_text().contains("SO-1001")),
+            "the owner's history is not shown with a spoofable identity"
+        );
+        assert!(
+            !view
+                .identities
+                .iter()
+                .any(|i| i.kind == ChannelKind::WhatsApp)
+        );
+    }
+    // An agent who checked it merges them explicitly: one customer, one history.
+    let agent = AgentId::new();
+    engine
+        .merge_customers(
+            owner.message.customer,
+            spoofed_sms.message.customer,
+            LinkOrigin::Agent { agent },
+        )
         .await
         .unwrap();
-    assert_eq!(
-        first.message.customer, second.message.customer,
-        "one customer"
-    );
-    let links = store
-        .identity_links(&TenantId::default(), first.message.customer)
-        .await
-        .unwrap();
-    let wa_link = links
-        .iter()
-        .find(|l| l.identity.kind == ChannelKind::WhatsApp)
-        .unwrap();
-    assert_eq!(
-        wa_link.origin,
-        LinkOrigin::SharedKey {
-            key: "phone:+8613800138000".into()
-        }
-    );
-    let other = engine
-        .handle_inbound_and_wait(inbound(
-            "wa",
-            ChannelKind::WhatsApp,
-            "4915112345678",
-            "wamid.2",
-            "hi",
-        ))
-        .await
-        .unwrap();
-    assert_ne!(
-        other.message.customer, first.message.customer,
-        "another number, another customer"
-    );
+    let view = engine.customer_view(owner.message.customer).await.unwrap();
+    assert!(view.identities.iter().any(|i| i.kind == ChannelKind::Sms));
 }

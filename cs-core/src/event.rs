@@ -47,6 +47,10 @@ impl Event {
             | E::HandoffRequested { conversation, .. }
             | E::Queued { conversation, .. }
             | E::AgentAssigned { conversation, .. }
+            | E::PriorityChanged { conversation, .. }
+            | E::Offered { conversation, .. }
+            | E::OfferClosed { conversation, .. }
+            | E::SentimentScored { conversation, .. }
             | E::DeliveryFailed { conversation, .. } => Some(*conversation),
             E::TicketOpened { conversation, .. } => *conversation,
             E::TicketUpdated { .. } => None,
@@ -147,6 +151,54 @@ pub enum DomainEvent {
         /// The conversation.
         conversation: ConversationId,
         /// Its priority.
+        priority: Priority,
+    },
+    /// A queued conversation's priority changed (the customer got angrier while waiting, a
+    /// supervisor raised it).
+    PriorityChanged {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Before.
+        from: Priority,
+        /// After.
+        to: Priority,
+        /// Why (`sentiment`, `supervisor`, ...).
+        reason: String,
+    },
+    /// A queued conversation was offered to an agent, who may accept or reject it until
+    /// `expires_at`; the agent's load counts it meanwhile.
+    Offered {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The agent.
+        agent: AgentId,
+        /// When the offer lapses.
+        expires_at: DateTime<Utc>,
+    },
+    /// An offer ended without an assignment: the agent rejected it or let it time out; the
+    /// conversation is back in the queue at its place.
+    OfferClosed {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The agent.
+        agent: AgentId,
+        /// `rejected` or `expired`.
+        outcome: String,
+    },
+    /// The sentiment of a customer message was measured (every text message, whoever owns the
+    /// conversation).
+    SentimentScored {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The message.
+        message: crate::id::MessageId,
+        /// From -1 (very negative) to 1 (very positive).
+        score: f32,
+        /// `negative`, `neutral` or `positive`.
+        polarity: String,
+        /// The dominant emotion (`calm`, `anger`, `anxiety`, `disappointment`, `joy`).
+        emotion: String,
+        /// The routing priority it asks for.
         priority: Priority,
     },
     /// A conversation was given to an agent.

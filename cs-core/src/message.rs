@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::ChannelKind;
+use crate::conversation::Conversation;
 use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MessageId, TenantId};
 
 /// Which way a message travels.
@@ -314,6 +315,110 @@ pub struct Message {
 }
 
 impl Message {
+    /// A customer's message in `conversation`, received on `channel` (of `kind`) at `at`;
+    /// `provider_message_id` de-duplicates provider retries.
+    pub fn inbound(
+        conversation: &Conversation,
+        channel: ChannelId,
+        kind: ChannelKind,
+        content: Content,
+        provider_message_id: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            conversation,
+            channel,
+            kind,
+            Direction::Inbound,
+            Author::Customer,
+            content,
+            at,
+        )
+        .with_provider_id(provider_message_id)
+        .with_status(DeliveryStatus::Delivered)
+    }
+
+    /// A message from `author` to the customer of `conversation`, through its reply route,
+    /// pending delivery; `channel_kind` is the route channel's kind.
+    pub fn outbound(
+        conversation: &Conversation,
+        channel_kind: ChannelKind,
+        author: Author,
+        content: Content,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let channel = conversation.route.channel.clone();
+        Self::new(
+            conversation,
+            channel,
+            channel_kind,
+            Direction::Outbound,
+            author,
+            content,
+            at,
+        )
+    }
+
+    /// A note in `conversation` that only agents see.
+    pub fn internal(
+        conversation: &Conversation,
+        author: Author,
+        content: Content,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let (channel, kind) = (
+            conversation.route.channel.clone(),
+            conversation.route.identity.kind,
+        );
+        Self::new(
+            conversation,
+            channel,
+            kind,
+            Direction::Internal,
+            author,
+            content,
+            at,
+        )
+        .with_status(DeliveryStatus::Delivered)
+    }
+
+    fn new(
+        conversation: &Conversation,
+        channel: ChannelId,
+        channel_kind: ChannelKind,
+        direction: Direction,
+        author: Author,
+        content: Content,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: MessageId::new(),
+            tenant: conversation.tenant.clone(),
+            conversation: conversation.id,
+            customer: conversation.customer,
+            channel,
+            channel_kind,
+            direction,
+            author,
+            content,
+            provider_message_id: None,
+            status: DeliveryStatus::Pending,
+            created_at: at,
+        }
+    }
+
+    /// The same message with the provider's (or the client's) id for it.
+    pub fn with_provider_id(mut self, id: Option<String>) -> Self {
+        self.provider_message_id = id;
+        self
+    }
+
+    /// The same message with another delivery status.
+    pub fn with_status(mut self, status: DeliveryStatus) -> Self {
+        self.status = status;
+        self
+    }
+
     /// Rejects messages that no store should accept.
     ///
     /// # Errors

@@ -142,6 +142,19 @@ impl BusinessCalendar {
         t.with_timezone(&self.tz).date_naive()
     }
 
+    /// Whether `at` falls inside business hours.
+    pub fn is_open(&self, at: DateTime<Utc>) -> bool {
+        self.intervals(self.local_date(at))
+            .iter()
+            .any(|&(s, e)| s <= at && at < e)
+    }
+
+    /// The first business instant at or after `at` (`at` itself while open), or `None` when
+    /// the calendar has none within ten years.
+    pub fn next_open(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.add(at, Duration::zero())
+    }
+
     /// Business time between `from` and `to` (zero when `to` is not after `from`).
     pub fn between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
         let mut total = Duration::zero();
@@ -689,6 +702,21 @@ mod tests {
             cal.between(cst(11, 13, 11, 0), cst(11, 16, 10, 0)),
             Duration::hours(11)
         );
+    }
+
+    #[test]
+    fn open_now_and_the_next_opening() {
+        let cal = shanghai();
+        assert!(cal.is_open(cst(11, 13, 11, 30)));
+        assert!(!cal.is_open(cst(11, 13, 12, 30)), "lunch");
+        assert!(!cal.is_open(cst(11, 13, 18, 0)), "the end is not open");
+        assert!(!cal.is_open(cst(10, 1, 10, 0)), "a holiday");
+        assert_eq!(
+            cal.next_open(cst(11, 13, 11, 30)),
+            Some(cst(11, 13, 11, 30))
+        );
+        assert_eq!(cal.next_open(cst(11, 13, 12, 30)), Some(cst(11, 13, 13, 0)));
+        assert_eq!(cal.next_open(cst(11, 14, 15, 0)), Some(cst(11, 16, 9, 0)));
     }
 
     #[test]

@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// An agent as the engine knows them: the profile, and since when they are signed out.
+#[derive(Debug, Clone)]
+pub(super) struct AgentEntry {
+    pub(super) profile: Agent,
+    /// Set while signed out and holding conversations that may go back to the queue.
+    pub(super) offline_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 impl Engine {
     /// Registers or updates an agent's profile (skills, capacity, team). Presence is kept.
     ///
@@ -9,17 +17,21 @@ impl Engine {
     /// Router errors for an invalid profile.
     pub async fn register_agent(&self, mut agent: Agent) -> Result<()> {
         agent.tenant = self.inner.tenant.clone();
-        let known = {
+        agent.presence = {
             let mut agents = self.inner.agents.write().unwrap_or_else(|e| e.into_inner());
-            let presence = agents.get(&agent.id).map(|a| a.presence);
-            agent.presence = presence.unwrap_or(Presence::Offline);
-            agents.insert(agent.id, agent.clone());
-            presence.is_some()
+            let entry = agents.entry(agent.id).or_insert_with(|| AgentEntry {
+                profile: agent.clone(),
+                offline_since: None,
+            });
+            let presence = entry.profile.presence;
+            entry.profile = Agent {
+                presence,
+                ..agent.clone()
+            };
+            presence
         };
-        if known {
-            let decisions = self.inner.router.upsert_agent(agent).await?;
-            self.apply(decisions).await;
-        }
+        let decisions = self.inner.router.upsert_agent(agent).await?;
+        self.apply(decisions).await;
         Ok(())
     }
 
@@ -30,7 +42,7 @@ impl Engine {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
-            .cloned()
+            .map(|e| e.profile.clone())
     }
 
     /// Every registered agent.
@@ -41,28 +53,50 @@ impl Engine {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .cloned()
+            .map(|e| e.profile.clone())
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
-    /// Sets an agent's presence; an agent going online takes waiting conversations.
+    /// Sets an agent's presence; an agent going online takes waiting conversations. An agent who
+    /// signs out keeps their conversations for the grace period
+    /// ([`crate::engine::DeskSettings::reclaim_after`]); after it they go back to the queue.
     ///
     /// # Errors
     /// [`Error::UnknownAgent`]; router errors.
     pub async fn set_presence(&self, agent: AgentId, presence: Presence) -> Result<()> {
+        let now = self.inner.clock.now();
         let profile = {
             let mut agents = self.inner.agents.write().unwrap_or_else(|e| e.into_inner());
             let a = agents
                 .get_mut(&agent)
                 .ok_or_else(|| Error::UnknownAgent(agent.to_string()))?;
-            a.presence = presence;
-            a.clone()
+            a.profile.presence = presence;
+            a.offline_since = (presence == Presence::Offline).then_some(now);
+            a.profile.clone()
         };
         self.emit(DomainEvent::AgentPresenceChanged { agent, presence });
         let decisions = self.inner.router.upsert_agent(profile).await?;
         self.apply(decisions).await;
+        Ok(())
+    }
+
+    /// The router set the agent away (they let too many offers lapse); they stay away until
+    /// they say otherwise.
+    pub(super) fn set_away_by_router(&self, agent: AgentId) -> Result<()> {
+        {
+            let mut agents = self.inner.agents.write().unwrap_or_else(|e| e.into_inner());
+            let a = agents
+                .get_mut(&agent)
+                .ok_or_else(|| Error::UnknownAgent(agent.to_string()))?;
+            a.profile.presence = Presence::Away;
+            a.offline_since = None;
+        }
+        self.emit(DomainEvent::AgentPresenceChanged {
+            agent,
+            presence: Presence::Away,
+        });
         Ok(())
     }
 
@@ -72,6 +106,84 @@ impl Engine {
     /// As [`Engine::set_presence`].
     pub async fn sign_in(&self, agent: AgentId) -> Result<()> {
         self.set_presence(agent, Presence::Online).await
+    }
+
+    /// An agent (or a supervisor for them) takes a waiting conversation out of turn: the human
+    /// choice overrides skills, language and team, never the agent's capacity or presence.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`]; router errors: [`cs_routing::Error::NotFound`] when the
+    /// conversation is not waiting, [`cs_routing::Error::Conflict`] when it is offered to
+    /// someone else or the agent has no room.
+    pub async fn take_from_queue(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+    ) -> Result<()> {
+        if self.agent(agent).is_none() {
+            return Err(Error::UnknownAgent(agent.to_string()));
+        }
+        let decisions = self.inner.router.pick(agent, conversation).await?;
+        self.apply(decisions).await;
+        Ok(())
+    }
+
+    /// Agents signed out for longer than the grace period lose their conversations to the
+    /// queue, each keeping the time it first started waiting.
+    pub(super) async fn requeue_absent_agents(&self) -> Result<()> {
+        let now = self.inner.clock.now();
+        let grace = self.inner.settings.reclaim_after;
+        let absent: Vec<AgentId> = {
+            let mut agents = self.inner.agents.write().unwrap_or_else(|e| e.into_inner());
+            agents
+                .values_mut()
+                .filter(|a| a.offline_since.is_some_and(|t| now - t >= grace))
+                .map(|a| {
+                    a.offline_since = None;
+                    a.profile.id
+                })
+                .collect()
+        };
+        for agent in absent {
+            for conversation in self.agent_conversations(agent).await? {
+                if let Err(e) = self.requeue_from(agent, &conversation).await {
+                    tracing::error!(error = %e, %agent, conversation = %conversation.id, "not re-queued");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a conversation from an agent and puts it back in the queue.
+    pub(super) async fn requeue_from(
+        &self,
+        agent: AgentId,
+        conversation: &Conversation,
+    ) -> Result<()> {
+        let _guard = self.lock_customer(conversation.customer).await;
+        let customer = self
+            .inner
+            .store
+            .customer(&self.inner.tenant, conversation.customer)
+            .await?;
+        let queued = self
+            .update_conversation(conversation.id, |c| {
+                c.state = ConversationState::Queued;
+                c.assignee = None;
+            })
+            .await?;
+        self.emit(DomainEvent::StateChanged {
+            conversation: conversation.id,
+            from: conversation.state,
+            to: ConversationState::Queued,
+        });
+        match self.inner.router.release(agent, conversation.id).await {
+            Ok(decisions) => self.apply(decisions).await,
+            Err(cs_routing::Error::Conflict { .. } | cs_routing::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.enqueue(&queued, &customer, Entry::Reclaim).await?;
+        Ok(())
     }
 
     /// Sends an agent's reply in a conversation assigned to them. `client_id` (the console's id
@@ -117,15 +229,7 @@ impl Engine {
             from: ConversationState::Assigned,
             to: ConversationState::Resolved,
         });
-        self.send_to_customer(
-            &resolved,
-            Author::System,
-            Content::text(
-                "会话已结束，感谢您的咨询 · This conversation has been resolved. Thank you!",
-            ),
-            None,
-        )
-        .await?;
+        self.notify(&resolved, Notice::Resolved, &[]).await?;
         match self.inner.router.release(agent, conversation).await {
             Ok(decisions) => self.apply(decisions).await,
             // The router may not know the task (assigned before a restart): nothing to free.

@@ -3,11 +3,14 @@
 use super::*;
 
 impl Engine {
+    /// The bot answers `message`; its hand-over (or its failure) queues the conversation.
+    /// `urgency` is what the message's sentiment asks for.
     pub(super) async fn run_bot(
         &self,
         conversation: &Conversation,
         customer: &Customer,
         message: &Message,
+        urgency: Option<Priority>,
     ) {
         let history = match self.recent_messages(conversation.id, BOT_HISTORY).await {
             Ok(h) => h,
@@ -51,20 +54,27 @@ impl Engine {
                 confidence: intent.confidence,
             });
         }
+        let urgency = urgency.max(reply.sentiment.map(|s| s.priority()));
         if let Some(handoff) = reply.handoff
-            && let Err(e) = self.hand_over(conversation, customer, handoff).await
+            && let Err(e) = self
+                .hand_over(conversation, customer, handoff, urgency)
+                .await
         {
             tracing::error!(error = %e, conversation = %conversation.id, "handoff failed");
         }
     }
 
     /// Queues a conversation for a human, leaving the bot's summary for the agent as an internal
-    /// note so the customer never repeats themselves.
+    /// note so the customer never repeats themselves. The task's priority is the highest of
+    /// what the bot asked, what the customer's sentiment asks and what their tier earns. When
+    /// nobody is at work (outside business hours, no agent online) the request also becomes a
+    /// ticket the customer can quote, and the conversation waits for the morning.
     pub(super) async fn hand_over(
         &self,
         conversation: &Conversation,
         customer: &Customer,
         handoff: Handoff,
+        urgency: Option<Priority>,
     ) -> Result<()> {
         let note = handoff.note();
         self.emit(DomainEvent::HandoffRequested {
@@ -72,16 +82,45 @@ impl Engine {
             reason: handoff.reason.to_string(),
             summary: note.clone(),
         });
-        self.store_internal(conversation, note).await?;
-        let priority = handoff.priority.max(match customer.tier {
+        self.store_internal(conversation, Author::System, note.clone())
+            .await?;
+        let tier = match customer.tier {
             cs_core::CustomerTier::Vip => Priority::High,
             _ => Priority::Low,
-        });
+        };
+        let urgency = Some(handoff.priority.max(tier))
+            .max(urgency)
+            .max(handoff.sentiment.map(|s| s.priority()));
+        let queued = self
+            .mark_queued(conversation, urgency, Some(handoff.skills.clone()))
+            .await?;
+        if let Some(hours) = self.closed_now() {
+            self.leave_message(&queued, &handoff, &note, &hours).await?;
+            self.enqueue(&queued, customer, Entry::Handoff).await?;
+            return Ok(());
+        }
+        if self.enqueue(&queued, customer, Entry::Handoff).await? == Routed::Waiting {
+            self.announce_place(&queued).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a conversation in the queued state with its priority (never lowered) and skills.
+    pub(super) async fn mark_queued(
+        &self,
+        conversation: &Conversation,
+        priority: Option<Priority>,
+        skills: Option<Vec<String>>,
+    ) -> Result<Conversation> {
         let queued = self
             .update_conversation(conversation.id, |c| {
                 c.state = ConversationState::Queued;
-                c.priority = priority;
-                c.skills = handoff.skills.clone();
+                if let Some(p) = priority {
+                    c.priority = c.priority.max(p);
+                }
+                if let Some(s) = &skills {
+                    c.skills = s.clone();
+                }
             })
             .await?;
         self.emit(DomainEvent::StateChanged {
@@ -89,6 +128,90 @@ impl Engine {
             from: conversation.state,
             to: ConversationState::Queued,
         });
-        self.enqueue(&queued, customer, None).await
+        Ok(queued)
+    }
+
+    /// A queued conversation becomes more urgent (the customer got angrier while waiting): it
+    /// moves up in the queue, keeping the time it started waiting.
+    pub(super) async fn raise_priority(
+        &self,
+        conversation: &Conversation,
+        to: Priority,
+        reason: &str,
+    ) -> Result<()> {
+        let raised = self
+            .update_conversation(conversation.id, |c| c.priority = c.priority.max(to))
+            .await?;
+        if raised.priority == conversation.priority {
+            return Ok(());
+        }
+        self.emit(DomainEvent::PriorityChanged {
+            conversation: conversation.id,
+            from: conversation.priority,
+            to: raised.priority,
+            reason: reason.to_owned(),
+        });
+        let decisions = self
+            .inner
+            .router
+            .reprioritize(conversation.id, raised.priority)
+            .await;
+        match decisions {
+            Ok(d) => self.apply(d).await,
+            // Offered or assigned meanwhile: the new priority matters no more.
+            Err(cs_routing::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// The business hours' label when nobody is at work: outside the configured hours and no
+    /// agent online.
+    fn closed_now(&self) -> Option<String> {
+        let hours = self.inner.settings.hours.as_ref()?;
+        if hours.calendar.is_open(self.inner.clock.now()) {
+            return None;
+        }
+        let anyone = self
+            .inner
+            .agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|a| a.profile.presence == Presence::Online);
+        (!anyone).then(|| hours.label.clone())
+    }
+
+    /// Outside business hours: the request becomes a ticket (its SLA clock runs on business
+    /// time), and the customer learns its number and when agents are back.
+    async fn leave_message(
+        &self,
+        conversation: &Conversation,
+        handoff: &Handoff,
+        note: &str,
+        hours: &str,
+    ) -> Result<()> {
+        let subject = handoff
+            .summary
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("留言 · Message left after hours")
+            .chars()
+            .take(80)
+            .collect::<String>();
+        let group = handoff
+            .skills
+            .iter()
+            .find_map(|s| self.inner.settings.skill_teams.get(s).cloned());
+        let ticket = self
+            .create_ticket(conversation, &subject, Actor::System, None, group, note)
+            .await?;
+        let number = ticket.number.to_string();
+        self.notify(
+            conversation,
+            Notice::AfterHours,
+            &[("number", &number), ("hours", hours)],
+        )
+        .await
     }
 }

@@ -9,6 +9,49 @@ enum TicketSource {
     Desk(Arc<TicketDesk>),
 }
 
+/// Business hours of the human desk: outside them, with nobody online, a hand-over also becomes
+/// a ticket.
+#[derive(Debug, Clone)]
+pub struct BusinessHours {
+    /// When agents work.
+    pub calendar: cs_tickets::BusinessCalendar,
+    /// How the hours read to a customer (`09:00-22:00`).
+    pub label: String,
+}
+
+/// How the desk behaves around the router: reception, notices, business hours, teams and the
+/// grace an agent who signs out gets.
+#[derive(Debug, Clone)]
+pub struct DeskSettings {
+    /// Who receives a new conversation (default [`Reception::Bot`]).
+    pub reception: Reception,
+    /// What the engine says to customers (default: the built-in texts in both languages).
+    pub texts: Texts,
+    /// Business hours (default: none, always open).
+    pub hours: Option<BusinessHours>,
+    /// The team that serves each skill, for [`Task::team`] (default: none).
+    pub skill_teams: HashMap<String, String>,
+    /// How long an agent may stay signed out (a restart, a lost connection) before their
+    /// conversations go back to the queue (default 5 minutes).
+    pub reclaim_after: chrono::Duration,
+    /// Where each agent takes calls: `client:<identity>` (a browser or app client), a phone
+    /// number, or `sip:<uri>` (default: `client:<the agent's name in lower case>`).
+    pub voice_targets: HashMap<AgentId, String>,
+}
+
+impl Default for DeskSettings {
+    fn default() -> Self {
+        Self {
+            reception: Reception::Bot,
+            texts: Texts::default(),
+            hours: None,
+            skill_teams: HashMap::new(),
+            reclaim_after: chrono::Duration::minutes(5),
+            voice_targets: HashMap::new(),
+        }
+    }
+}
+
 /// Builds an [`Engine`].
 #[derive(Debug)]
 pub struct EngineBuilder {
@@ -22,6 +65,7 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     event_capacity: usize,
     outbox: OutboxPolicy,
+    settings: DeskSettings,
 }
 
 impl Default for EngineBuilder {
@@ -44,7 +88,14 @@ impl EngineBuilder {
             clock: Arc::new(SystemClock),
             event_capacity: 4096,
             outbox: OutboxPolicy::default(),
+            settings: DeskSettings::default(),
         }
+    }
+
+    /// How the desk behaves around the router (default [`DeskSettings::default`]).
+    pub fn with_settings(mut self, settings: DeskSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// How the outbox retries deliveries (default [`OutboxPolicy::default`]).
@@ -116,14 +167,14 @@ impl EngineBuilder {
         self
     }
 
-    /// Checks the parts and builds the engine. Conversations that were waiting for an agent or
-    /// were with one when the last process stopped are queued again (preferring the same agent),
-    /// since a new router knows nothing of them.
+    /// Checks the parts and builds the engine, then rebuilds the router from the store:
+    /// conversations agents hold stay theirs, waiting ones wait again at their place.
     ///
     /// # Errors
     /// [`Error::Config`] without a store or bot, or with two channels of one id; store or router
     /// errors while recovering queued conversations.
     pub async fn build(self) -> Result<Engine> {
+        self.settings.texts.validate()?;
         let store = self.store.ok_or_else(|| Error::Config {
             reason: "the engine needs a conversation store".into(),
         })?;
@@ -143,7 +194,13 @@ impl EngineBuilder {
         for mut a in self.agents {
             a.presence = Presence::Offline;
             a.tenant = self.tenant.clone();
-            agents.insert(a.id, a);
+            agents.insert(
+                a.id,
+                AgentEntry {
+                    profile: a,
+                    offline_since: None,
+                },
+            );
         }
         let (events, _) = broadcast::channel(self.event_capacity);
         let engine = Engine {
@@ -177,9 +234,12 @@ impl EngineBuilder {
                 locks: (0..LOCK_STRIPES)
                     .map(|_| Arc::new(Mutex::new(())))
                     .collect(),
+                settings: self.settings,
+                offers: std::sync::Mutex::default(),
+                pace: std::sync::Mutex::default(),
             }),
         };
-        engine.requeue_after_restart().await?;
+        engine.recover().await?;
         Ok(engine)
     }
 }

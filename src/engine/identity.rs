@@ -3,59 +3,35 @@
 use super::*;
 
 impl Engine {
-    /// The customer of a phone identity: its own customer when it is known; on a first contact
-    /// from a number the customer already used on another phone channel (SMS, WhatsApp and
-    /// calls all prove the number), that customer, with the new identity linked and the shared
-    /// key recorded as the origin. `None` for other identities and new numbers.
-    pub(super) async fn phone_customer(
+    /// The customer who owns the sender's identity, created on first contact.
+    ///
+    /// Identities are joined to an existing customer only by proof: a link the shop or an agent
+    /// made, or a merge. A phone number alone is no proof, since caller ID and SMS senders can be
+    /// spoofed: a call from a number a WhatsApp customer uses is a new customer until someone
+    /// confirms it is the same person.
+    pub(super) async fn resolve_sender(
         &self,
-        identity: &Identity,
-    ) -> Result<Option<cs_core::store::Resolved>> {
-        use cs_core::ChannelKind as K;
-        const PHONE_KINDS: [K; 3] = [K::Sms, K::WhatsApp, K::Voice];
-        if !PHONE_KINDS.contains(&identity.kind) {
-            return Ok(None);
+        msg: &InboundMessage,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Customer> {
+        let resolved = self
+            .inner
+            .store
+            .resolve_customer(&ResolveCustomer {
+                tenant: self.inner.tenant.clone(),
+                identity: msg.from.clone(),
+                display_name: msg.display_name.clone(),
+                language: msg.language.clone(),
+                at: now,
+            })
+            .await?;
+        if resolved.created {
+            self.emit(DomainEvent::CustomerCreated {
+                customer: resolved.customer.id,
+                identity: msg.from.clone(),
+            });
         }
-        let tenant = &self.inner.tenant;
-        if let Some(customer) = self.inner.store.find_customer(tenant, identity).await? {
-            // Known already: what resolving it would return, without a second look-up.
-            return Ok(Some(cs_core::store::Resolved {
-                customer,
-                created: false,
-            }));
-        }
-        let digits: String = identity
-            .external_id
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect();
-        if digits.len() < 6 {
-            return Ok(None);
-        }
-        for kind in PHONE_KINDS.into_iter().filter(|k| *k != identity.kind) {
-            for external in [format!("+{digits}"), digits.clone()] {
-                let sibling = Identity::new(kind, external);
-                let Some(customer) = self.inner.store.find_customer(tenant, &sibling).await? else {
-                    continue;
-                };
-                let origin = LinkOrigin::SharedKey {
-                    key: format!("phone:+{digits}"),
-                };
-                match self
-                    .link_identity(customer.id, identity.clone(), origin)
-                    .await
-                {
-                    // Someone linked it meanwhile: resolve normally.
-                    Err(Error::Store(cs_core::Error::Conflict { .. })) => return Ok(None),
-                    other => other?,
-                }
-                return Ok(Some(cs_core::store::Resolved {
-                    customer,
-                    created: false,
-                }));
-            }
-        }
-        Ok(None)
+        Ok(resolved.customer)
     }
 
     /// Links another identity to a customer (the shop's login proves a WeChat user is also this

@@ -1,6 +1,7 @@
 //! Stage 1: a customer message arrives. Resolve the sender, open the conversation, store the
 //! message once, dispatch it (bot, queue or agent).
 
+use super::voice::routed_call_skills;
 use super::*;
 
 impl Engine {
@@ -32,34 +33,11 @@ impl Engine {
             .channels
             .get(&msg.channel)
             .ok_or_else(|| Error::UnknownChannel(msg.channel.to_string()))?;
+        let kind = channel.info().kind;
         let now = self.inner.clock.now();
-        let tenant = self.inner.tenant.clone();
 
-        // 1. Who is writing: a known identity, one that shares a proven key with a known
-        // identity (the same phone number on SMS, WhatsApp and calls), or a new customer.
-        let resolved = match self.phone_customer(&msg.from).await? {
-            Some(resolved) => resolved,
-            None => {
-                self.inner
-                    .store
-                    .resolve_customer(&ResolveCustomer {
-                        tenant: tenant.clone(),
-                        identity: msg.from.clone(),
-                        display_name: msg.display_name.clone(),
-                        language: msg.language.clone(),
-                        at: now,
-                    })
-                    .await?
-            }
-        };
-        let customer = resolved.customer;
-        if resolved.created {
-            self.emit(DomainEvent::CustomerCreated {
-                customer: customer.id,
-                identity: msg.from.clone(),
-            });
-        }
-
+        // 1. Who is writing.
+        let customer = self.resolve_sender(&msg, now).await?;
         let guard = self.lock_customer(customer.id).await;
 
         // 2. Their active conversation; replies go back where they wrote last.
@@ -67,41 +45,17 @@ impl Engine {
             channel: msg.channel.clone(),
             identity: msg.from.clone(),
         };
-        let opened = self
-            .inner
-            .store
-            .open_conversation(&OpenConversation {
-                tenant: tenant.clone(),
-                customer: customer.id,
-                route: route.clone(),
-                priority: Priority::Normal,
-                at: now,
-            })
-            .await?;
-        let mut conversation = opened.conversation;
-        if opened.created {
-            self.emit(DomainEvent::ConversationOpened {
-                conversation: conversation.id,
-                customer: customer.id,
-                route: route.clone(),
-            });
-        }
+        let (mut conversation, opened) = self.open_conversation(&customer, &route, now).await?;
 
         // 3. Store it once.
-        let message = Message {
-            id: MessageId::new(),
-            tenant,
-            conversation: conversation.id,
-            customer: customer.id,
-            channel: msg.channel.clone(),
-            channel_kind: channel.info().kind,
-            direction: Direction::Inbound,
-            author: Author::Customer,
-            content: msg.content,
-            provider_message_id: msg.provider_message_id.clone(),
-            status: DeliveryStatus::Delivered,
-            created_at: now,
-        };
+        let message = Message::inbound(
+            &conversation,
+            msg.channel.clone(),
+            kind,
+            msg.content,
+            msg.provider_message_id.clone(),
+            now,
+        );
         let appended = self.inner.store.append_message(&message).await?;
         if appended.is_duplicate() {
             self.emit(DomainEvent::DuplicateIgnored {
@@ -113,6 +67,13 @@ impl Engine {
                 duplicate: true,
             });
         }
+        if opened {
+            self.emit(DomainEvent::ConversationOpened {
+                conversation: conversation.id,
+                customer: customer.id,
+                route: route.clone(),
+            });
+        }
         if conversation.route != route {
             conversation = self
                 .update_conversation(conversation.id, |c| c.route = route.clone())
@@ -122,41 +83,146 @@ impl Engine {
             message: message.clone(),
         });
 
-        // A call the IVR already routed goes straight to the queue it chose.
-        if conversation.state == ConversationState::Bot
-            && let Some(skills) = routed_call_skills(&message.content)
-        {
-            let mut handoff = Handoff::new(
-                cs_bot::HandoffReason::CustomerRequest,
-                "Phone call routed by the voice menu.",
-            );
-            handoff.skills = skills;
-            self.hand_over(&conversation, &customer, handoff).await?;
-            return Ok(Delivered {
-                message,
-                duplicate: false,
-            });
-        }
-
-        // 4. Who answers: the bot, while the conversation is with it. The customer's lock goes
-        // along, so their next message waits until this one is answered.
-        if conversation.state == ConversationState::Bot {
-            let engine = self.clone();
-            let stored = message.clone();
-            let answer = async move {
-                let _guard = guard;
-                engine.run_bot(&conversation, &customer, &stored).await;
-            };
-            if wait {
-                answer.await;
-            } else {
-                tokio::spawn(answer);
+        // 4. Dispatch: to the bot (the customer's lock goes along, so their next message waits
+        // until this one is answered), the queue, or the agent who has it.
+        let urgency = self.score_sentiment(&conversation, &message);
+        let customer = self.learn_language(customer, &message).await;
+        let engine = self.clone();
+        let stored = message.clone();
+        let dispatch = async move {
+            let _guard = guard;
+            if let Err(e) = engine
+                .dispatch(conversation, &customer, &stored, opened, urgency)
+                .await
+            {
+                tracing::error!(error = %e, message = %stored.id, "dispatch failed");
             }
+        };
+        if wait {
+            dispatch.await;
+        } else {
+            tokio::spawn(dispatch);
         }
         Ok(Delivered {
             message,
             duplicate: false,
         })
+    }
+
+    /// The customer's active conversation, opened when there is none (the bot has it first);
+    /// whether it was opened now.
+    async fn open_conversation(
+        &self,
+        customer: &Customer,
+        route: &Route,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Conversation, bool)> {
+        let opened = self
+            .inner
+            .store
+            .open_conversation(&OpenConversation {
+                tenant: self.inner.tenant.clone(),
+                customer: customer.id,
+                route: route.clone(),
+                priority: Priority::Normal,
+                at: now,
+            })
+            .await?;
+        Ok((opened.conversation, opened.created))
+    }
+
+    /// Who takes a stored customer message: the bot while it has the conversation (or a new
+    /// conversation the router gives it), the queue (a calmer or angrier customer re-ranks
+    /// their place), or the agent, who sees it on the event stream.
+    async fn dispatch(
+        &self,
+        conversation: Conversation,
+        customer: &Customer,
+        message: &Message,
+        opened: bool,
+        urgency: Option<Priority>,
+    ) -> Result<()> {
+        match conversation.state {
+            ConversationState::Bot => {
+                // A call the voice menu routed goes straight to the queue it chose.
+                if let Some(skills) = routed_call_skills(&message.content) {
+                    let mut handoff = Handoff::new(
+                        cs_bot::HandoffReason::CustomerRequest,
+                        "Phone call routed by the voice menu.",
+                    );
+                    handoff.skills = skills;
+                    return self
+                        .hand_over(&conversation, customer, handoff, urgency)
+                        .await;
+                }
+                if opened && self.inner.settings.reception == Reception::Router {
+                    let queued = self.mark_queued(&conversation, urgency, None).await?;
+                    match self.enqueue(&queued, customer, Entry::New).await? {
+                        Routed::ToBot => {}
+                        Routed::Taken => return Ok(()),
+                        Routed::Waiting => return self.announce_place(&queued).await,
+                    }
+                }
+                self.run_bot(&conversation, customer, message, urgency)
+                    .await;
+                Ok(())
+            }
+            ConversationState::Queued => match urgency {
+                Some(p) if p > conversation.priority => {
+                    self.raise_priority(&conversation, p, "sentiment").await
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Measures the sentiment of a customer's text and announces it; the priority it asks for
+    /// when it asks for more than normal.
+    fn score_sentiment(&self, conversation: &Conversation, message: &Message) -> Option<Priority> {
+        let Content::Text { text } = &message.content else {
+            return None;
+        };
+        let s = cs_bot::sentiment(text);
+        let priority = s.priority();
+        self.emit(DomainEvent::SentimentScored {
+            conversation: conversation.id,
+            message: message.id,
+            score: s.score,
+            polarity: s.polarity.as_str().to_owned(),
+            emotion: s.emotion.as_str().to_owned(),
+            priority,
+        });
+        (priority > Priority::Normal).then_some(priority)
+    }
+
+    /// A customer without a known language gets the one their first clear text is written in
+    /// (routing matches agents' languages, notices follow it).
+    async fn learn_language(&self, customer: Customer, message: &Message) -> Customer {
+        if customer.language.is_some() {
+            return customer;
+        }
+        let Content::Text { text } = &message.content else {
+            return customer;
+        };
+        // A clear sign only: Chinese characters, or a sentence of three words or more (not a
+        // "hi", an order number or an "ok").
+        let words = text
+            .split_whitespace()
+            .filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 2)
+            .count();
+        if Lang::of_text(text) != Lang::Zh && words < 3 {
+            return customer;
+        }
+        let mut updated = customer.clone();
+        updated.language = Some(Lang::of_text(text).tag().to_owned());
+        match self.inner.store.update_customer(&updated).await {
+            Ok(()) => updated,
+            Err(e) => {
+                tracing::warn!(error = %e, customer = %customer.id, "language not saved");
+                customer
+            }
+        }
     }
 }
 
@@ -201,20 +267,6 @@ impl InboundHandler for Engine {
             tracing::debug!(%channel, provider_id = %update.provider_message_id, "receipt for an unknown message");
         }
         Ok(())
-    }
-}
-
-/// The skills of a call the voice menu routed (a `call` event with a `skills` list).
-fn routed_call_skills(content: &Content) -> Option<Vec<String>> {
-    match content {
-        Content::Event { name, data } if name == "call" => Some(
-            data.get("skills")?
-                .as_array()?
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect(),
-        ),
-        _ => None,
     }
 }
 

@@ -31,8 +31,8 @@ use cs_core::store::{
 };
 use cs_core::{
     Agent, AgentId, Author, ChannelId, Clock, Content, Conversation, ConversationId,
-    ConversationState, Customer, DeliveryStatus, Direction, DomainEvent, Event, Identity,
-    LinkOrigin, MergeId, Message, MessageId, Presence, Priority, Route, SystemClock, TenantId,
+    ConversationState, Customer, Direction, DomainEvent, Event, Identity, LinkOrigin, MergeId,
+    Message, MessageId, Presence, Priority, Route, SystemClock, TenantId,
 };
 use cs_routing::{Decision, Router, SkillRequirement, Snapshot, Task};
 use cs_tickets::{
@@ -51,10 +51,16 @@ mod outbox;
 mod reading;
 mod recovery;
 mod routing;
+mod texts;
 mod tickets;
+mod voice;
 
-pub use builder::EngineBuilder;
+use agents::AgentEntry;
+pub use builder::{BusinessHours, DeskSettings, EngineBuilder};
 pub use outbox::OutboxPolicy;
+use routing::{Entry, Pace, Routed};
+pub use routing::{Offer, Reception};
+pub use texts::{Lang, Notice, Texts};
 
 /// How many recent messages the bot sees.
 const BOT_HISTORY: usize = 20;
@@ -77,11 +83,16 @@ struct Inner {
     bot: Arc<dyn Bot>,
     desk: Arc<TicketDesk>,
     channels: HashMap<ChannelId, Arc<dyn Channel>>,
-    agents: RwLock<HashMap<AgentId, Agent>>,
+    agents: RwLock<HashMap<AgentId, AgentEntry>>,
     clock: Arc<dyn Clock>,
     outbox: OutboxPolicy,
     events: broadcast::Sender<Event>,
     locks: Vec<Arc<Mutex<()>>>,
+    settings: DeskSettings,
+    /// Offers waiting for an agent's answer, by conversation.
+    offers: std::sync::Mutex<HashMap<ConversationId, Offer>>,
+    /// Recent assignments, for wait estimates.
+    pace: std::sync::Mutex<Pace>,
 }
 
 /// A customer as an agent sees them: profile, identities and whole history.

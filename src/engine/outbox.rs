@@ -51,20 +51,15 @@ impl Engine {
             .channels
             .get(&route.channel)
             .ok_or_else(|| Error::UnknownChannel(route.channel.to_string()))?;
-        let message = Message {
-            id: MessageId::new(),
-            tenant: self.inner.tenant.clone(),
-            conversation: conversation.id,
-            customer: conversation.customer,
-            channel: route.channel.clone(),
-            channel_kind: channel.info().kind,
-            direction: Direction::Outbound,
+        let info = channel.info();
+        let message = Message::outbound(
+            conversation,
+            info.kind,
             author,
-            content: channel.info().capabilities.adapt(content),
-            provider_message_id: client_id,
-            status: DeliveryStatus::Pending,
-            created_at: self.inner.clock.now(),
-        };
+            info.capabilities.adapt(content),
+            self.inner.clock.now(),
+        )
+        .with_provider_id(client_id);
         let appended = self
             .inner
             .store
@@ -204,26 +199,43 @@ impl Engine {
             .await?)
     }
 
+    /// Sends the customer one of the engine's own notices, worded in their language, when their
+    /// channel carries text (a phone call does not: nothing is sent, nothing dead-letters).
+    pub(super) async fn notify(
+        &self,
+        conversation: &Conversation,
+        notice: Notice,
+        values: &[(&str, &str)],
+    ) -> Result<()> {
+        let carries_text = self
+            .inner
+            .channels
+            .get(&conversation.route.channel)
+            .is_some_and(|c| c.info().capabilities.supports(cs_core::ContentKind::Text));
+        if !carries_text {
+            tracing::debug!(conversation = %conversation.id, ?notice, "the channel carries no text; notice skipped");
+            return Ok(());
+        }
+        let lang = self.language_of(conversation).await;
+        let text = self.inner.settings.texts.render(notice, lang, values);
+        self.send_to_customer(conversation, Author::System, Content::text(text), None)
+            .await?;
+        Ok(())
+    }
+
     /// Stores a note only agents see.
     pub(super) async fn store_internal(
         &self,
         conversation: &Conversation,
+        author: Author,
         text: String,
     ) -> Result<Message> {
-        let message = Message {
-            id: MessageId::new(),
-            tenant: self.inner.tenant.clone(),
-            conversation: conversation.id,
-            customer: conversation.customer,
-            channel: conversation.route.channel.clone(),
-            channel_kind: conversation.route.identity.kind,
-            direction: Direction::Internal,
-            author: Author::System,
-            content: Content::text(text),
-            provider_message_id: None,
-            status: DeliveryStatus::Delivered,
-            created_at: self.inner.clock.now(),
-        };
+        let message = Message::internal(
+            conversation,
+            author,
+            Content::text(text),
+            self.inner.clock.now(),
+        );
         self.inner.store.append_message(&message).await?;
         self.emit(DomainEvent::MessageSent {
             message: message.clone(),

@@ -33,6 +33,35 @@ impl Engine {
         })
     }
 
+    /// The language to speak to a conversation's customer in: their profile's, else the one
+    /// their latest text is written in, else Chinese.
+    pub(super) async fn language_of(&self, conversation: &Conversation) -> Lang {
+        let profile = self
+            .inner
+            .store
+            .customer(&self.inner.tenant, conversation.customer)
+            .await
+            .ok()
+            .and_then(|c| c.language)
+            .and_then(|l| Lang::from_tag(&l));
+        if let Some(lang) = profile {
+            return lang;
+        }
+        let recent = self
+            .recent_messages(conversation.id, 20)
+            .await
+            .unwrap_or_default();
+        recent
+            .iter()
+            .rev()
+            .filter(|m| m.direction == Direction::Inbound)
+            .find_map(|m| match &m.content {
+                Content::Text { text } => Some(Lang::of_text(text)),
+                _ => None,
+            })
+            .unwrap_or(Lang::Zh)
+    }
+
     /// The last `n` messages of a conversation, oldest first.
     pub(super) async fn recent_messages(
         &self,

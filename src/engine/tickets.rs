@@ -36,34 +36,50 @@ impl Engine {
             .filter(|m| m.direction != Direction::Internal)
             .map(|m| format!("{}: {}", m.author.role(), m.content.plain_text()))
             .collect();
+        let ticket = self
+            .create_ticket(
+                &conv,
+                subject,
+                Actor::Agent { agent },
+                Some(agent),
+                group,
+                &transcript.join("\n"),
+            )
+            .await?;
+        let number = ticket.number.to_string();
+        self.notify(&conv, Notice::TicketOpened, &[("number", &number)])
+            .await?;
+        Ok(ticket)
+    }
+
+    /// Opens a ticket linked to a conversation and its customer, and announces it.
+    pub(super) async fn create_ticket(
+        &self,
+        conversation: &Conversation,
+        subject: &str,
+        by: Actor,
+        assignee: Option<AgentId>,
+        group: Option<String>,
+        description: &str,
+    ) -> Result<Ticket> {
         let mut new = NewTicket::new(
             self.inner.tenant.clone(),
             subject,
-            Actor::Agent { agent },
+            by,
             self.inner.clock.now(),
         );
-        new.description = Some(transcript.join("\n")).filter(|d| !d.is_empty());
-        new.priority = conv.priority;
+        new.description = Some(description.to_owned()).filter(|d| !d.trim().is_empty());
+        new.priority = conversation.priority;
         new.group = group.or_else(|| Some("service".into()));
-        new.assignee = Some(agent);
-        new.customer = Some(conv.customer);
-        new.conversation = Some(conv.id);
+        new.assignee = assignee;
+        new.customer = Some(conversation.customer);
+        new.conversation = Some(conversation.id);
         let ticket = self.inner.desk.store().create(new).await?;
         self.emit(DomainEvent::TicketOpened {
             ticket: ticket.id,
             number: ticket.number,
-            conversation: Some(conv.id),
+            conversation: Some(conversation.id),
         });
-        let n = ticket.number;
-        self.send_to_customer(
-            &conv,
-            Author::System,
-            Content::text(format!(
-                "已为您创建工单 #{n}，可随时询问“工单 {n} 进度” · Ticket #{n} opened; ask \"where is my ticket {n}\" any time."
-            )),
-            None,
-        )
-        .await?;
         Ok(ticket)
     }
 

@@ -23,6 +23,13 @@ pub struct VoiceConfig {
     /// The text-to-speech voice name.
     #[serde(default)]
     pub voice: Option<String>,
+    /// The provider account's SID, so the engine can connect a routed call to the agent it
+    /// chose (REST call update); without it agents take calls from the provider's queue.
+    #[serde(default)]
+    pub account_sid: Option<String>,
+    /// The REST API base URL (default `https://api.twilio.com`).
+    #[serde(default)]
+    pub api_base_url: Option<String>,
 }
 
 impl std::fmt::Debug for VoiceConfig {
@@ -33,6 +40,8 @@ impl std::fmt::Debug for VoiceConfig {
             .field("webhook_url", &self.webhook_url)
             .field("menu", &self.menu)
             .field("voice", &self.voice)
+            .field("account_sid", &self.account_sid)
+            .field("api_base_url", &self.api_base_url)
             .finish()
     }
 }
@@ -50,6 +59,12 @@ impl VoiceConfig {
             .with_webhook_url(self.webhook_url);
         if let Some(v) = self.voice {
             b = b.with_voice(v);
+        }
+        if let Some(sid) = self.account_sid {
+            b = b.with_account_sid(sid);
+        }
+        if let Some(url) = self.api_base_url {
+            b = b.with_base_url(url);
         }
         Ok(b)
     }

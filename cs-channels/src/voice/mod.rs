@@ -13,8 +13,12 @@
 //! - A status callback with a final `CallStatus` (`completed`, `busy`, `no-answer`, `failed`,
 //!   `canceled`) forgets the call.
 //!
-//! Sending into a call is not something this channel does: the agent answers the queued call
-//! on the provider's side, so [`Channel::send`] reports [`Error::Unsupported`].
+//! The engine connects a routed call to the agent its router chose by sending the channel a
+//! [`CONNECT_EVENT`] (the call's sid and the agent's target: `client:alice`, `+8613800138000`
+//! or `sip:alice@pbx.example`): the channel redirects the live call with the provider's REST
+//! API (`POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json` with `Twiml=<Dial>...`), which
+//! takes the caller out of the `<Enqueue>` hold and rings the agent ([`dial_twiml`]). Text
+//! cannot be sent into a call: the channel carries call-control events only.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -47,7 +51,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cs_core::{ChannelId, ChannelKind, Clock, Content, Identity, SystemClock};
+use cs_core::{
+    ChannelId, ChannelKind, Clock, Content, ContentKind, DeliveryStatus, Identity, SystemClock,
+};
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -59,11 +65,39 @@ use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt,
 };
+use crate::client::{HttpClient, RetryPolicy, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{REDACTED, check_size, form_pairs, param, xml_escape};
 
 /// The name of the event a routed call lands as.
 pub const CALL_EVENT: &str = "call";
+
+/// The name of the event that connects a routed call to an agent: its data is
+/// `{"call_sid": .., "target": ..}` (see [`dial_twiml`] for the targets).
+pub const CONNECT_EVENT: &str = "connect";
+
+/// The TwiML that rings an agent: `client:<identity>` dials a browser or app client,
+/// `sip:<uri>` a SIP phone, anything else a phone number.
+///
+/// ```
+/// use cs_channels::voice::dial_twiml;
+/// assert_eq!(
+///     dial_twiml("client:alice"),
+///     r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial><Client>alice</Client></Dial></Response>"#
+/// );
+/// assert!(dial_twiml("+8613800138000").contains("<Number>+8613800138000</Number>"));
+/// assert!(dial_twiml("sip:a@pbx.example").contains("<Sip>sip:a@pbx.example</Sip>"));
+/// ```
+pub fn dial_twiml(target: &str) -> String {
+    let noun = if let Some(client) = target.strip_prefix("client:") {
+        format!("<Client>{}</Client>", xml_escape(client))
+    } else if target.starts_with("sip:") {
+        format!("<Sip>{}</Sip>", xml_escape(target))
+    } else {
+        format!("<Number>{}</Number>", xml_escape(target))
+    };
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial>{noun}</Dial></Response>"#)
+}
 
 /// The largest webhook body accepted (Twilio's voice forms are a few KiB).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -132,6 +166,9 @@ pub struct VoiceBuilder {
     clock: Arc<dyn Clock>,
     voice: Option<String>,
     connecting: String,
+    account_sid: Option<String>,
+    base_url: String,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for VoiceBuilder {
@@ -142,6 +179,8 @@ impl std::fmt::Debug for VoiceBuilder {
             .field("auth_token", &self.auth_token.as_ref().map(|_| REDACTED))
             .field("webhook_url", &self.webhook_url)
             .field("voice", &self.voice)
+            .field("account_sid", &self.account_sid)
+            .field("base_url", &self.base_url)
             .finish_non_exhaustive()
     }
 }
@@ -157,7 +196,29 @@ impl VoiceBuilder {
             clock: Arc::new(SystemClock),
             voice: None,
             connecting: "Please hold, connecting you to an agent.".into(),
+            account_sid: None,
+            base_url: "https://api.twilio.com".into(),
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// The provider account's SID: lets the engine connect routed calls to the agent it chose
+    /// (without it, agents take calls from the provider's queue themselves).
+    pub fn with_account_sid(mut self, sid: impl Into<String>) -> Self {
+        self.account_sid = Some(sid.into());
+        self
+    }
+
+    /// The REST API base URL (default `https://api.twilio.com`; tests point it at a mock).
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// How REST calls are retried.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// The IVR menus (required).
@@ -220,8 +281,8 @@ impl VoiceBuilder {
                 id: self.id,
                 kind: ChannelKind::Voice,
                 capabilities: Capabilities {
-                    // Nothing is sent into a call; agents answer it on the provider's side.
-                    content: Default::default(),
+                    // Nothing is said into a call; the engine only steers it (CONNECT_EVENT).
+                    content: [ContentKind::Event].into_iter().collect(),
                     typing: false,
                     read_receipts: false,
                     max_text_chars: None,
@@ -235,6 +296,9 @@ impl VoiceBuilder {
             clock: self.clock,
             voice: self.voice,
             connecting: self.connecting,
+            account_sid: self.account_sid.filter(|s| !s.is_empty()),
+            base_url: self.base_url,
+            client: HttpClient::new("voice", self.retry)?,
         })
     }
 }
@@ -248,6 +312,9 @@ pub struct Voice {
     clock: Arc<dyn Clock>,
     voice: Option<String>,
     connecting: String,
+    account_sid: Option<String>,
+    base_url: String,
+    client: HttpClient,
 }
 
 impl std::fmt::Debug for Voice {
@@ -432,9 +499,48 @@ impl Channel for Voice {
         })
     }
 
-    async fn send(&self, _message: &OutboundMessage) -> Result<SendReceipt> {
-        Err(Error::Unsupported {
-            reason: "messages cannot be sent into a call; the agent answers the queued call".into(),
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt> {
+        let data = match &message.message.content {
+            Content::Event { name, data } if name == CONNECT_EVENT => data,
+            other => {
+                return Err(Error::Unsupported {
+                    reason: format!(
+                        "a call carries no {:?} content; only the {CONNECT_EVENT} event steers it",
+                        other.kind()
+                    ),
+                });
+            }
+        };
+        let field = |k: &str| {
+            data.get(k)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::invalid(format!("{CONNECT_EVENT} event without {k}")))
+        };
+        let (call, target) = (field("call_sid")?, field("target")?);
+        if !call.bytes().all(|b| b.is_ascii_alphanumeric()) || call.len() > 64 {
+            return Err(Error::invalid("malformed call sid"));
+        }
+        let Some(sid) = &self.account_sid else {
+            return Err(Error::Unsupported {
+                reason: "the voice channel has no account SID to connect calls with".into(),
+            });
+        };
+        let url = join_url(
+            &self.base_url,
+            &format!("2010-04-01/Accounts/{sid}/Calls/{call}.json"),
+        );
+        let twiml = dial_twiml(target);
+        self.client
+            .execute(|http| {
+                http.post(&url)
+                    .basic_auth(sid, Some(&self.auth_token))
+                    .form(&[("Twiml", twiml.as_str())])
+            })
+            .await?;
+        Ok(SendReceipt {
+            provider_message_id: None,
+            status: DeliveryStatus::Sent,
         })
     }
 }
