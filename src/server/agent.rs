@@ -4,10 +4,14 @@
 //! Protocol (JSON text frames):
 //! - `POST /agent/login` with `{"name": .., "password": ..}` answers `{"token": .., "agent": ..}`.
 //! - `GET /agent/ws?token=..`: the server sends `welcome` (the agent, their conversations with
-//!   each customer's whole history, the queue), then `assigned`, `message`, `queue` and
-//!   `resolved` frames as things happen. The agent sends `{"type":"reply","conversation_id":..,
-//!   "client_id":..,"text":..}`, `{"type":"resolve","conversation_id":..}` and
-//!   `{"type":"presence","presence":"online"|"away"}`; refused frames get `error`.
+//!   each customer's whole history, the offers waiting for their answer, the queue), then
+//!   `assigned`, `offer` (a conversation offered until `expires_at`), `offer_closed`
+//!   (`rejected` or `expired`), `presence` (the router set the agent away after missed offers),
+//!   `message`, `queue` and `resolved` frames as things happen. The agent sends
+//!   `{"type":"reply","conversation_id":..,"client_id":..,"text":..}`,
+//!   `{"type":"resolve","conversation_id":..}`, `{"type":"accept"|"reject","conversation_id":..}`
+//!   (an offer), `{"type":"take","conversation_id":..}` (a queued conversation, out of turn)
+//!   and `{"type":"presence","presence":"online"|"away"}`; refused frames get `error`.
 //!   Connecting signs the agent in; closing the last socket signs them out (they keep their
 //!   conversations).
 
@@ -206,6 +210,17 @@ struct QueueItem {
     position: usize,
     priority: cs_core::Priority,
     since: chrono::DateTime<chrono::Utc>,
+    channel: cs_core::ChannelKind,
+    skills: Vec<String>,
+    language: Option<String>,
+    vip: bool,
+}
+
+/// An offer as the console shows it: the conversation, with its customer, until `expires_at`.
+#[derive(Debug, Serialize)]
+struct OfferView {
+    expires_at: chrono::DateTime<chrono::Utc>,
+    conversation: ConversationView,
 }
 
 #[derive(Debug, Serialize)]
@@ -214,10 +229,22 @@ enum ToAgent {
     Welcome {
         agent: Agent,
         conversations: Vec<ConversationView>,
+        offers: Vec<OfferView>,
         queue: Vec<QueueItem>,
     },
     Assigned {
         conversation: ConversationView,
+    },
+    Offer {
+        offer: OfferView,
+    },
+    OfferClosed {
+        conversation_id: ConversationId,
+        outcome: String,
+    },
+    Presence {
+        presence: Presence,
+        reason: Option<String>,
     },
     Message {
         conversation_id: ConversationId,
@@ -257,6 +284,15 @@ enum FromAgent {
     Presence {
         presence: Presence,
     },
+    Accept {
+        conversation_id: ConversationId,
+    },
+    Reject {
+        conversation_id: ConversationId,
+    },
+    Take {
+        conversation_id: ConversationId,
+    },
     OpenTicket {
         conversation_id: ConversationId,
         subject: String,
@@ -271,6 +307,18 @@ async fn view(engine: &Engine, conversation: Conversation) -> crate::Result<Conv
         conversation,
         customer,
         tickets,
+    })
+}
+
+async fn offer_view(
+    engine: &Engine,
+    conversation: ConversationId,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> crate::Result<OfferView> {
+    let c = engine.conversation(conversation).await?;
+    Ok(OfferView {
+        expires_at,
+        conversation: view(engine, c).await?,
     })
 }
 
@@ -326,6 +374,10 @@ async fn queue(engine: &Engine) -> Vec<QueueItem> {
                 position: q.position,
                 priority: q.task.priority,
                 since: q.task.enqueued_at,
+                channel: q.task.channel,
+                skills: q.task.requirements.into_iter().map(|r| r.skill).collect(),
+                language: q.task.language,
+                vip: q.task.tier == cs_core::CustomerTier::Vip,
             })
             .collect(),
         Err(e) => {
@@ -358,9 +410,16 @@ async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
     let Some(profile) = engine.agent(agent) else {
         return;
     };
+    let mut offers = Vec::new();
+    for o in engine.offers_for(agent) {
+        if let Ok(v) = offer_view(&engine, o.conversation, o.expires_at).await {
+            offers.push(v);
+        }
+    }
     let welcome = ToAgent::Welcome {
         agent: profile,
         conversations,
+        offers,
         queue: queue(&engine).await,
     };
     if tx.send(welcome).await.is_err() {
@@ -444,7 +503,46 @@ async fn forward(
             })
             .await?;
         }
-        DomainEvent::Queued { .. } => {
+        DomainEvent::Offered {
+            conversation,
+            agent: to,
+            expires_at,
+        } => {
+            if to == agent
+                && let Ok(offer) = offer_view(engine, conversation, expires_at).await
+            {
+                tx.send(ToAgent::Offer { offer }).await?;
+            }
+            tx.send(ToAgent::Queue {
+                queue: queue(engine).await,
+            })
+            .await?;
+        }
+        DomainEvent::OfferClosed {
+            conversation,
+            agent: to,
+            outcome,
+        } if to == agent => {
+            tx.send(ToAgent::OfferClosed {
+                conversation_id: conversation,
+                outcome,
+            })
+            .await?;
+        }
+        DomainEvent::AgentPresenceChanged {
+            agent: who,
+            presence,
+        } if who == agent => {
+            let reason = (presence == Presence::Away)
+                .then(|| "set away after offers went unanswered".to_owned())
+                .filter(|_| {
+                    engine
+                        .agent(agent)
+                        .is_some_and(|a| a.presence == Presence::Away)
+                });
+            tx.send(ToAgent::Presence { presence, reason }).await?;
+        }
+        DomainEvent::Queued { .. } | DomainEvent::PriorityChanged { .. } => {
             tx.send(ToAgent::Queue {
                 queue: queue(engine).await,
             })
@@ -512,6 +610,9 @@ async fn act(engine: &Engine, agent: AgentId, text: &str) -> Option<ToAgent> {
         }
         FromAgent::Resolve { conversation_id } => engine.resolve(agent, conversation_id).await,
         FromAgent::Presence { presence } => engine.set_presence(agent, presence).await,
+        FromAgent::Accept { conversation_id } => engine.accept_offer(agent, conversation_id).await,
+        FromAgent::Reject { conversation_id } => engine.reject_offer(agent, conversation_id).await,
+        FromAgent::Take { conversation_id } => engine.take_from_queue(agent, conversation_id).await,
         FromAgent::OpenTicket {
             conversation_id,
             subject,
@@ -527,6 +628,8 @@ async fn act(engine: &Engine, agent: AgentId, text: &str) -> Option<ToAgent> {
 fn error_frame(e: &crate::Error) -> ToAgent {
     let code = match e {
         crate::Error::Forbidden { .. } => "forbidden",
+        crate::Error::Router(cs_routing::Error::Conflict { .. })
+        | crate::Error::Router(cs_routing::Error::NotFound { .. }) => "conflict",
         crate::Error::InvalidInput { .. }
         | crate::Error::Tickets(cs_tickets::Error::InvalidInput { .. }) => "invalid_input",
         _ => "internal",
