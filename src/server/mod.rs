@@ -315,11 +315,20 @@ impl App {
         }
         let shutdown = until_stopped();
         let engine = self.engine.clone();
-        // Once a second: time-dependent routing (aging, overflow, time-outs) and outbox retries.
+        // Time-dependent routing (offers lapsing, sticky holds and overflow rings expiring,
+        // aging), agents who stayed away, SLA clocks and outbox retries: once a second, and
+        // at once when the router's next deadline comes sooner.
         let ticker = tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            let second = std::time::Duration::from_secs(1);
             loop {
-                every.tick().await;
+                let wait = match engine.next_deadline().await {
+                    Ok(Some(at)) => (at - engine.clock().now())
+                        .to_std()
+                        .unwrap_or_default()
+                        .clamp(std::time::Duration::from_millis(10), second),
+                    _ => second,
+                };
+                tokio::time::sleep(wait).await;
                 if let Err(e) = engine.tick().await {
                     tracing::warn!(error = %e, "routing tick failed");
                 }
