@@ -20,6 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use cs_bot::{DemoShop, IntentBot};
 use cs_channels::router::WebhookRouter;
 use cs_channels::{Channel, InboundHandler, WebChat};
@@ -335,6 +336,13 @@ impl App {
                 if let Err(e) = engine.flush_outbox().await {
                     tracing::warn!(error = %e, "outbox flush failed");
                 }
+            }
+        });
+        // Chat frames are small: without TCP_NODELAY every reply waits for the peer's delayed
+        // ACK (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
         });
         let result = axum::serve(
