@@ -141,7 +141,8 @@ pub struct Config {
     pub timezone: String,
     /// Business hours, every day, as `HH:MM-HH:MM` (default `09:00-22:00`).
     pub business_hours: String,
-    /// Demo agents (default: Alice and Bob).
+    /// Demo agents (default: Alice and Bob, who between them have every skill the bundled FAQ
+    /// hands over to).
     pub agents: Vec<AgentConfig>,
     /// Webhook channels mounted at `/webhooks/{id}` (default: none), e.g.
     /// `[[channels]] kind = "webhook"  id = "jd"  secret = "..."`; see
@@ -288,7 +289,9 @@ impl Default for Config {
                     password: "alice".into(),
                     skills: vec![
                         "after-sales:8".into(),
+                        "complaints:7".into(),
                         "logistics:6".into(),
+                        "orders:6".into(),
                         "presales:5".into(),
                     ],
                     languages: default_languages(),
@@ -298,7 +301,13 @@ impl Default for Config {
                 AgentConfig {
                     name: "Bob".into(),
                     password: "bob".into(),
-                    skills: vec!["presales:8".into(), "payment:6".into()],
+                    skills: vec![
+                        "presales:8".into(),
+                        "billing:7".into(),
+                        "account:6".into(),
+                        "marketing:6".into(),
+                        "orders:5".into(),
+                    ],
                     languages: vec!["en".into(), "zh".into()],
                     team: Some("service".into()),
                     chat_capacity: 4,

@@ -299,3 +299,57 @@ async fn the_whole_desk_runs_on_postgres() {
     );
     other.stop().await;
 }
+
+/// The default demo: a complaint, a billing question and an order question each reach Alice or
+/// Bob (the bundled FAQ's skills are all covered, and the overflow rings reach anyone with room
+/// after a short wait), and each customer is told who joined.
+#[tokio::test]
+async fn the_demo_desk_routes_every_faq_hand_over_to_an_agent() {
+    let dir = TempDir::new();
+    let server = Server::start(&dir.0).await;
+    let (mut alice, _) = agent(&server, "alice", "alice").await;
+    let (mut bob, _) = agent(&server, "bob", "bob").await;
+    let asks = [
+        ("我要投诉，快递员态度很差", None),
+        ("怎么开发票", Some("转人工")),
+        ("我的订单怎么样了", Some("转人工")),
+    ];
+    let mut shoppers = Vec::new();
+    for (i, (question, follow_up)) in asks.iter().enumerate() {
+        let (_t, mut shopper, _) = customer(&server, None).await;
+        shopper
+            .send_json(json!({"type": "message", "client_id": format!("q{i}"), "text": question}))
+            .await;
+        if let Some(f) = follow_up {
+            shopper.until(is_message_from("bot")).await;
+            shopper
+                .send_json(json!({"type": "message", "client_id": format!("h{i}"), "text": f}))
+                .await;
+        }
+        shoppers.push(shopper);
+    }
+    for shopper in &mut shoppers {
+        let joined = shopper
+            .until(|f| {
+                is_message_from("system")(f)
+                    && f["message"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("已接入"))
+            })
+            .await;
+        let who = joined["message"]["text"].as_str().unwrap();
+        assert!(who.starts_with("Alice") || who.starts_with("Bob"), "{who}");
+    }
+    let mut assigned = 0;
+    for console in [&mut alice, &mut bob] {
+        while let Ok(f) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), console.next_raw()).await
+        {
+            if f["type"] == "assigned" {
+                assigned += 1;
+            }
+        }
+    }
+    assert_eq!(assigned, 3, "every hand-over reached a console");
+    server.stop().await;
+}

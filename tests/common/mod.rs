@@ -202,6 +202,21 @@ impl Client {
         }
     }
 
+    /// The next JSON frame, however long it takes (wrap it in a time-out).
+    pub async fn next_raw(&mut self) -> Value {
+        loop {
+            let msg = self
+                .ws
+                .next()
+                .await
+                .expect("socket open")
+                .expect("frame ok");
+            if let WsMessage::Text(t) = msg {
+                return serde_json::from_str(t.as_str()).unwrap();
+            }
+        }
+    }
+
     /// Skips frames until one satisfies `pred` (panics after 10 s).
     pub async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         loop {
