@@ -149,6 +149,9 @@ pub struct Config {
     /// `cs_channels::router::ChannelConfig` for every kind and its settings.
     #[cfg(feature = "server")]
     pub channels: Vec<cs_channels::router::ChannelConfig>,
+    /// Limits on what strangers can send (feature `server`; see `server::limits::Limits`).
+    #[cfg(feature = "server")]
+    pub limits: crate::server::limits::Limits,
     /// The email channel (feature `email`; default: none).
     #[cfg(feature = "email")]
     pub email: Option<EmailConfig>,
@@ -315,6 +318,8 @@ impl Default for Config {
             ],
             #[cfg(feature = "server")]
             channels: Vec::new(),
+            #[cfg(feature = "server")]
+            limits: Default::default(),
             #[cfg(feature = "email")]
             email: None,
         }

@@ -57,6 +57,12 @@ pub enum Error {
         /// The window's length.
         window: chrono::Duration,
     },
+    /// The sender sent too much too fast: nothing was stored; try again after `retry_after`.
+    #[error("rate limited: try again in {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
     /// The engine behind the channel failed to take the message.
     #[error("handler failed: {source}")]
     Handler {
@@ -86,7 +92,7 @@ impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_temporary(&self) -> bool {
         match self {
-            Self::Unavailable { .. } => true,
+            Self::Unavailable { .. } | Self::RateLimited { .. } => true,
             Self::Handler { temporary, .. } => *temporary,
             _ => false,
         }
@@ -102,6 +108,7 @@ impl Error {
             Self::Unavailable { .. } => "unavailable",
             Self::Rejected { .. } => "rejected",
             Self::ReplyWindowClosed { .. } => "reply_window_closed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Handler { .. } => "internal",
         }
     }

@@ -69,6 +69,7 @@ pub fn status_for(error: &Error) -> StatusCode {
         Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
         Error::InvalidInput { .. } | Error::Unsupported { .. } => StatusCode::BAD_REQUEST,
         Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         e if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::{broadcast, mpsc};
 
+use super::limits::{self, Guard};
 use crate::engine::{CustomerView, Engine};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -131,19 +132,51 @@ impl AgentAuth {
 struct ConsoleState {
     engine: Engine,
     auth: Arc<AgentAuth>,
-    page: &'static str,
+    guard: Arc<Guard>,
 }
 
-/// The console's routes: `/` (the page), `/login`, `/ws`.
-pub fn router(engine: Engine, auth: Arc<AgentAuth>, page: &'static str) -> Router {
+/// The console's page, script and style.
+const PAGE: &str = include_str!("assets/agent.html");
+const SCRIPT: &str = include_str!("assets/agent.js");
+const STYLE: &str = include_str!("assets/agent.css");
+
+/// The console's routes: `/` (the page, its `console.js` and `console.css`), `/login` (limited
+/// per address and locked per name after repeated wrong passwords), `/ws` (only from the
+/// service's own pages or allowed origins).
+pub fn router(engine: Engine, auth: Arc<AgentAuth>, guard: Arc<Guard>) -> Router {
     Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
         .route(
-            "/",
-            get(|State(s): State<ConsoleState>| async move { Html(s.page) }),
+            "/console.js",
+            get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
         )
-        .route("/login", post(login))
-        .route("/ws", get(upgrade))
-        .with_state(ConsoleState { engine, auth, page })
+        .route(
+            "/console.css",
+            get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/login",
+            post(login).layer(axum::middleware::from_fn_with_state(
+                guard.clone(),
+                limits::limit_logins,
+            )),
+        )
+        .route(
+            "/ws",
+            get(upgrade).layer(axum::middleware::from_fn_with_state(
+                guard.clone(),
+                limits::check_origin,
+            )),
+        )
+        .with_state(ConsoleState {
+            engine,
+            auth,
+            guard,
+        })
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,7 +186,12 @@ struct LoginRequest {
 }
 
 async fn login(State(s): State<ConsoleState>, Json(req): Json<LoginRequest>) -> Response {
-    match s.auth.login(&req.name, &req.password) {
+    if let Some(wait) = s.guard.locked(&req.name) {
+        return limits::too_many(wait, "too many wrong passwords for this name");
+    }
+    let outcome = s.auth.login(&req.name, &req.password);
+    s.guard.record_login(&req.name, outcome.is_some());
+    match outcome {
         Some((id, token)) => {
             let agent = s.engine.agent(id);
             Json(serde_json::json!({"token": token, "agent": agent})).into_response()

@@ -13,11 +13,13 @@
 pub mod agent;
 #[cfg(feature = "email")]
 mod email;
+pub mod limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -32,6 +34,8 @@ use cs_tickets::{
     SlaTargets, SqliteTicketStoreBuilder, TicketDesk, TicketDeskBuilder, TicketStore,
 };
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::bridge::DeskTicketLookup;
 use crate::config::Config;
@@ -39,7 +43,12 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 
 const SHOP_HTML: &str = include_str!("assets/shop.html");
-const AGENT_HTML: &str = include_str!("assets/agent.html");
+
+/// Where a page may load from and connect to: only the service itself (scripts never inline),
+/// and no other site may frame it.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'self'";
 
 /// The id of the web chat channel the app configures.
 pub const WEBCHAT_ID: &str = "webchat";
@@ -157,6 +166,7 @@ pub struct App {
     #[cfg(feature = "email")]
     email: Option<email::Mail>,
     auth: Arc<agent::AgentAuth>,
+    guard: Arc<limits::Guard>,
     config: Config,
 }
 
@@ -228,6 +238,7 @@ impl App {
             #[cfg(feature = "email")]
             email: None,
             auth: Arc::new(auth),
+            guard: Arc::new(limits::Guard::new(config.limits.clone())),
             config,
         }
     }
@@ -259,22 +270,48 @@ impl App {
     /// # Errors
     /// [`Error::Channel`] when two webhook channels share an id.
     pub fn router(&self) -> Result<Router> {
-        let handler: Arc<dyn InboundHandler> = Arc::new(self.engine.clone());
+        let engine: Arc<dyn InboundHandler> = Arc::new(self.engine.clone());
+        let handler: Arc<dyn InboundHandler> =
+            Arc::new(limits::LimitedHandler::new(engine, self.guard.clone()));
         let webhooks = WebhookRouter::new(handler.clone())
             .with_channels(self.webhooks.iter().cloned())
             .build()?;
+        let guard = self.guard.clone();
+        let chat =
+            self.webchat
+                .clone()
+                .router(handler)
+                .layer(axum::middleware::from_fn_with_state(
+                    guard.clone(),
+                    guard_chat,
+                ));
+        let limits = guard.limits();
+        let header = |name, value: &'static str| {
+            SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+        };
         Ok(Router::new()
             .route("/", get(|| async { Html(SHOP_HTML) }))
             .route("/healthz", get(|| async { "ok" }))
-            .nest("/chat", self.webchat.clone().router(handler))
+            .nest("/chat", chat)
             .nest(
                 "/agent",
-                agent::router(self.engine.clone(), self.auth.clone(), AGENT_HTML),
+                agent::router(self.engine.clone(), self.auth.clone(), guard.clone()),
             )
             .merge(webhooks)
-            .fallback(|| async {
-                (axum::http::StatusCode::NOT_FOUND, "not found").into_response()
-            }))
+            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found").into_response() })
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(axum::middleware::from_fn(json_errors))
+                    .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+                    .layer(header(header::REFERRER_POLICY, "same-origin"))
+                    .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
+                    .layer(TimeoutLayer::with_status_code(
+                        axum::http::StatusCode::REQUEST_TIMEOUT,
+                        std::time::Duration::from_secs(limits.request_timeout_seconds.max(1)),
+                    ))
+                    .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes)),
+            ))
     }
 
     /// Binds the configured address.
@@ -373,4 +410,64 @@ impl App {
         })
         .await
     }
+}
+
+/// The widget's routes under the guard: new sessions are limited per address, sockets open only
+/// from the service's own pages or allowed origins.
+async fn guard_chat(
+    axum::extract::State(guard): axum::extract::State<Arc<limits::Guard>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    if path.ends_with("/session") {
+        limits::limit_sessions(axum::extract::State(guard), request, next).await
+    } else if path.ends_with("/ws") {
+        limits::check_origin(axum::extract::State(guard), request, next).await
+    } else {
+        next.run(request).await
+    }
+}
+
+/// Errors answered by a layer or a framework rejection (a time-out, a body over the limit, a
+/// malformed upgrade, an unknown path) come as the same JSON every handler answers with:
+/// `{"error": .., "reason": ..}`.
+async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let reason = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        t => t.to_owned(),
+    };
+    let code = match status.as_u16() {
+        400 => "invalid_input",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        408 => "timeout",
+        413 => "payload_too_large",
+        429 => "rate_limited",
+        _ => "internal",
+    };
+    let body = serde_json::json!({ "error": code, "reason": reason }).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }

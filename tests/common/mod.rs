@@ -125,6 +125,21 @@ async fn post(
     headers: &[(&str, String)],
     body: &str,
 ) -> (u16, String) {
+    let mut all = vec![("Content-Type", content_type.to_owned())];
+    all.extend(headers.iter().map(|(k, v)| (*k, v.clone())));
+    let (status, _, body) = http(addr, "POST", path, &all, body).await;
+    (status, body)
+}
+
+/// One HTTP/1.1 request over a fresh connection: the status, the head (lower-cased) and the
+/// (de-chunked) body text.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let extra: String = headers
         .iter()
@@ -132,12 +147,12 @@ async fn post(
         .collect();
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
+    let _ = s.read_to_end(&mut raw).await;
     let text = String::from_utf8_lossy(&raw);
     let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap();
@@ -146,7 +161,7 @@ async fn post(
     } else {
         rest.to_string()
     };
-    (status, body)
+    (status, head.to_lowercase(), body)
 }
 
 fn dechunk(mut s: &str) -> String {
