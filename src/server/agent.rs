@@ -7,7 +7,8 @@
 //!   each customer's whole history, the offers waiting for their answer, the queue), then
 //!   `assigned`, `offer` (a conversation offered until `expires_at`), `offer_closed`
 //!   (`rejected` or `expired`), `presence` (the router set the agent away after missed offers),
-//!   `message`, `queue` and `resolved` frames as things happen. The agent sends
+//!   `message`, `queue` and `resolved` frames as things happen. A console that falls behind the
+//!   event stream gets a fresh `welcome` from the store: it is never left with a gap. The agent sends
 //!   `{"type":"reply","conversation_id":..,"client_id":..,"text":..}`,
 //!   `{"type":"resolve","conversation_id":..}`, `{"type":"accept"|"reject","conversation_id":..}`
 //!   (an offer), `{"type":"take","conversation_id":..}` (a queued conversation, out of turn)
@@ -438,29 +439,10 @@ async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
     }
 
     let mut mine: HashSet<ConversationId> = HashSet::new();
-    let mut conversations = Vec::new();
-    for c in engine.agent_conversations(agent).await.unwrap_or_default() {
-        mine.insert(c.id);
-        if let Ok(v) = view(&engine, c).await {
-            conversations.push(v);
-        }
-    }
-    let Some(profile) = engine.agent(agent) else {
+    let Some(first) = welcome(&engine, agent, &mut mine).await else {
         return;
     };
-    let mut offers = Vec::new();
-    for o in engine.offers_for(agent) {
-        if let Ok(v) = offer_view(&engine, o.conversation, o.expires_at).await {
-            offers.push(v);
-        }
-    }
-    let welcome = ToAgent::Welcome {
-        agent: profile,
-        conversations,
-        offers,
-        queue: queue(&engine).await,
-    };
-    if tx.send(welcome).await.is_err() {
+    if tx.send(first).await.is_err() {
         return;
     }
 
@@ -482,7 +464,14 @@ async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
                 let event = match event {
                     Ok(e) => e,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(%agent, missed = n, "console fell behind the event stream");
+                        // Never skip: the console is sent the whole desk again from the store.
+                        tracing::info!(%agent, missed = n, "console fell behind; resynchronising");
+                        let Some(frame) = welcome(&engine, agent, &mut mine).await else {
+                            break;
+                        };
+                        if tx.send(frame).await.is_err() {
+                            break;
+                        }
                         continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
@@ -513,6 +502,37 @@ async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Everything the console shows, read from the store: the agent, their conversations with the
+/// customers' histories, the offers waiting for them, the queue. Sent when the console connects
+/// and again whenever it fell behind the event stream. `None` for an agent who is gone.
+async fn welcome(
+    engine: &Engine,
+    agent: AgentId,
+    mine: &mut HashSet<ConversationId>,
+) -> Option<ToAgent> {
+    mine.clear();
+    let mut conversations = Vec::new();
+    for c in engine.agent_conversations(agent).await.unwrap_or_default() {
+        mine.insert(c.id);
+        if let Ok(v) = view(engine, c).await {
+            conversations.push(v);
+        }
+    }
+    let profile = engine.agent(agent)?;
+    let mut offers = Vec::new();
+    for o in engine.offers_for(agent) {
+        if let Ok(v) = offer_view(engine, o.conversation, o.expires_at).await {
+            offers.push(v);
+        }
+    }
+    Some(ToAgent::Welcome {
+        agent: profile,
+        conversations,
+        offers,
+        queue: queue(engine).await,
+    })
 }
 
 /// Turns an engine event into console frames for this agent.
