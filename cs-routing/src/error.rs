@@ -1,5 +1,7 @@
 //! The routing error type.
 
+use cs_core::{AgentId, ConversationId};
+
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -39,5 +41,34 @@ impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_temporary(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// The agent or task `id` is unknown.
+pub(crate) fn not_found(what: &'static str, id: impl ToString) -> Error {
+    Error::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+/// Accepting or rejecting a task that is not offered to the agent.
+pub(crate) fn not_offered(agent: AgentId, task: ConversationId) -> Error {
+    Error::Conflict {
+        reason: format!("task {task} is not offered to agent {agent}"),
+    }
+}
+
+/// Enqueueing a task the router already has.
+pub(crate) fn duplicate(task: ConversationId) -> Error {
+    Error::Conflict {
+        reason: format!("task {task} is already queued or assigned"),
+    }
+}
+
+/// Releasing a task the agent does not hold.
+pub(crate) fn not_assigned(agent: AgentId, task: ConversationId) -> Error {
+    Error::Conflict {
+        reason: format!("task {task} is not assigned to agent {agent} (or awaits acceptance)"),
     }
 }

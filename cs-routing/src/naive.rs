@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 
-use crate::error::{Error, Result};
-use crate::policy::{Effective, RoutingPolicy, agent_order, at_ms, has_room, medium_index, ms};
+use crate::error::{Result, duplicate, not_assigned, not_found, not_offered};
+use crate::policy::{
+    Effective, RoutingPolicy, agent_order, at_ms, from_ms, has_room, medium_index, ms,
+    validate_agent, validate_task,
+};
 use crate::router::SyncRouter;
-use crate::simple::{validate_agent, validate_task};
 use crate::task::{AgentLoad, Decision, Snapshot, Task};
 
 /// The reference implementation of the routing policy ([`crate::policy`]): every decision is a
@@ -322,35 +324,6 @@ impl NaiveRouter {
             return Err(not_offered(agent, task));
         }
         Ok(())
-    }
-}
-
-pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-pub(crate) fn not_found(what: &'static str, id: impl ToString) -> Error {
-    Error::NotFound {
-        what,
-        id: id.to_string(),
-    }
-}
-
-pub(crate) fn not_offered(agent: AgentId, task: ConversationId) -> Error {
-    Error::Conflict {
-        reason: format!("task {task} is not offered to agent {agent}"),
-    }
-}
-
-pub(crate) fn duplicate(task: ConversationId) -> Error {
-    Error::Conflict {
-        reason: format!("task {task} is already queued or assigned"),
-    }
-}
-
-pub(crate) fn not_assigned(agent: AgentId, task: ConversationId) -> Error {
-    Error::Conflict {
-        reason: format!("task {task} is not assigned to agent {agent} (or awaits acceptance)"),
     }
 }
 

@@ -249,6 +249,11 @@ pub(crate) fn at_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// The time of `ms` milliseconds since the epoch (the latest representable time beyond it).
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Index of a medium (0 chat, 1 email, 2 voice).
 pub(crate) const fn medium_index(m: Medium) -> usize {
     match m {
@@ -268,6 +273,36 @@ pub(crate) fn has_room(cap: &Capacity, loads: &[u16; 3], medium: Medium) -> bool
         return false;
     }
     !(cap.voice_blocks_others && medium != Medium::Voice && loads[2] > 0)
+}
+
+/// Checks a task's requirements: named skills at levels 1-10.
+pub(crate) fn validate_task(task: &Task) -> Result<()> {
+    for r in &task.requirements {
+        if r.skill.is_empty() || !(1..=10).contains(&r.min_level) {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "requirement {:?} at level {} (skills need a name and a level of 1-10)",
+                    r.skill, r.min_level
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks an agent's skills: named, at levels 1-10.
+pub(crate) fn validate_agent(agent: &Agent) -> Result<()> {
+    for s in &agent.skills {
+        if s.name.is_empty() || !(1..=10).contains(&s.level) {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "agent {} skill {:?} at level {} (skills need a name and a level of 1-10)",
+                    agent.name, s.name, s.level
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Which teams a task accepts.

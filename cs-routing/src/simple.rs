@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 
 use crate::error::{Error, Result};
+use crate::policy::{validate_agent, validate_task};
 use crate::router::Router;
 use crate::task::{AgentLoad, Decision, QueuedTask, Snapshot, Task};
 
@@ -107,34 +108,6 @@ impl State {
                 .iter()
                 .any(|s| s.tasks.iter().any(|(t, _)| *t == id))
     }
-}
-
-pub(crate) fn validate_task(task: &Task) -> Result<()> {
-    for r in &task.requirements {
-        if r.skill.is_empty() || !(1..=10).contains(&r.min_level) {
-            return Err(Error::InvalidInput {
-                reason: format!(
-                    "requirement {:?} at level {} (skills need a name and a level of 1-10)",
-                    r.skill, r.min_level
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_agent(agent: &Agent) -> Result<()> {
-    for s in &agent.skills {
-        if s.name.is_empty() || !(1..=10).contains(&s.level) {
-            return Err(Error::InvalidInput {
-                reason: format!(
-                    "agent {} skill {:?} at level {} (skills need a name and a level of 1-10)",
-                    agent.name, s.name, s.level
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]

@@ -8,12 +8,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ChannelKind, ConversationId, CustomerTier, Presence, Priority};
 
-use crate::error::Result;
+use crate::error::{Result, duplicate, not_assigned, not_found, not_offered};
 use crate::index::IdIndex;
-use crate::naive::{duplicate, from_ms, not_assigned, not_found, not_offered};
-use crate::policy::{RoutingPolicy, Teams, at_ms, medium_index, ms};
+use crate::policy::{
+    RoutingPolicy, Teams, at_ms, from_ms, medium_index, ms, validate_agent, validate_task,
+};
 use crate::router::SyncRouter;
-use crate::simple::{validate_agent, validate_task};
 use crate::task::{AgentLoad, Decision, SkillRequirement, Snapshot, Task};
 
 /// A small multiplicative hasher for ids and interned keys (the std SipHash costs more than a
