@@ -482,6 +482,9 @@ impl Checker {
 
     /// Records `release(agent, task)` and its decisions.
     pub fn on_release(&mut self, agent: AgentId, task: ConversationId, decisions: &[Decision]) {
+        if let Some((_, _, expires)) = self.offered.remove(&task) {
+            self.boundary(expires, false);
+        }
         self.release_load(agent, task);
         self.bump(agent);
         self.apply(decisions, true);

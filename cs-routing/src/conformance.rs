@@ -70,7 +70,21 @@ pub async fn run_policy(make: &dyn Fn(RoutingPolicy) -> Box<dyn Router>) {
     .await;
     offers_accept_reject_expire(make(policy().with_reservations(secs(30), 2).done()).as_ref())
         .await;
+    release_withdraws_an_offer(make(policy().with_reservations(secs(30), 1).done()).as_ref()).await;
     bot_first_then_queue(make(policy().with_bot_first(BotFirst::Always).done()).as_ref()).await;
+    last_ring_reaches_any_agent(
+        make(
+            policy()
+                .with_ring(OverflowRing::new(
+                    secs(45),
+                    [Relax::AnySkill, Relax::AnyLanguage, Relax::AnyTeam],
+                ))
+                .done(),
+        )
+        .as_ref(),
+    )
+    .await;
+    requeued_task_keeps_its_place(default().as_ref()).await;
     keeps_full_policy_under_load(
         make(
             policy()
@@ -623,10 +637,6 @@ async fn offers_accept_reject_expire(r: &dyn Router) {
         r.next_deadline().await.unwrap(),
         Some(t0() + Duration::seconds(30))
     );
-    assert!(matches!(
-        r.release(ann.id, t1.id).await,
-        Err(Error::Conflict { .. })
-    ));
     let d = r.accept(ann.id, t1.id).await.unwrap();
     assert_eq!(assigned(&d), [(t1.id, ann.id)]);
     assert!(matches!(
@@ -682,7 +692,9 @@ async fn offers_accept_reject_expire(r: &dyn Router) {
     );
 }
 
-async fn bot_first_then_queue(r: &dyn Router) {
+/// Bot-first reception: a new task goes to the bot; when it comes back (the router remembers
+/// it, or [`Task::skip_bot`] says so, as after a restart) it is queued.
+pub async fn bot_first_then_queue(r: &dyn Router) {
     let t = task(0);
     let d = r.enqueue(t.clone()).await.unwrap();
     assert_eq!(d, [Decision::ToBot { task: t.id }]);
@@ -690,4 +702,130 @@ async fn bot_first_then_queue(r: &dyn Router) {
     let d = r.enqueue(t.clone()).await.unwrap();
     assert!(d.is_empty(), "handed over by the bot: queued");
     assert_eq!(r.snapshot().await.unwrap().queued.len(), 1);
+    let mut back = task(1);
+    back.skip_bot = true;
+    assert!(
+        r.enqueue(back.clone()).await.unwrap().is_empty(),
+        "a task the bot has seen (before a restart) is queued at once"
+    );
+    assert_eq!(r.snapshot().await.unwrap().queued.len(), 2);
+}
+
+/// Releasing a task still offered withdraws the offer (the customer left before the agent
+/// accepted): the slot is free at once, nothing expires later and no offer was missed.
+pub async fn release_withdraws_an_offer(r: &dyn Router) {
+    let ann = agent("ann", 1, &[]);
+    r.upsert_agent(ann.clone()).await.unwrap();
+    let t1 = task(0);
+    let t2 = task(1);
+    assert_eq!(
+        offered(&r.enqueue(t1.clone()).await.unwrap()),
+        [(t1.id, ann.id)]
+    );
+    assert!(
+        r.enqueue(t2.clone()).await.unwrap().is_empty(),
+        "ann is full"
+    );
+    let d = r.release(ann.id, t1.id).await.unwrap();
+    assert_eq!(
+        offered(&d),
+        [(t2.id, ann.id)],
+        "the withdrawn offer frees ann for the next task"
+    );
+    assert!(matches!(
+        r.accept(ann.id, t1.id).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        assigned(&r.accept(ann.id, t2.id).await.unwrap()),
+        [(t2.id, ann.id)]
+    );
+    assert_eq!(
+        r.next_deadline().await.unwrap(),
+        None,
+        "nothing left to expire"
+    );
+    assert!(
+        r.tick(t0() + Duration::seconds(120))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let snap = r.snapshot().await.unwrap();
+    assert_eq!(snap.agents[0].presence, Presence::Online);
+    assert_eq!(snap.agents[0].tasks, [t2.id]);
+}
+
+/// An overflow ring of [`Relax::AnySkill`], [`Relax::AnyLanguage`] and [`Relax::AnyTeam`]
+/// gives a task nobody online can serve to any agent with a free slot, once it has waited.
+pub async fn last_ring_reaches_any_agent(r: &dyn Router) {
+    let mut alice = agent("alice", 1, &[("faq", 5)]);
+    alice.languages = vec!["zh".into()];
+    r.upsert_agent(alice.clone()).await.unwrap();
+    let mut complaint = task(0);
+    complaint.requirements = vec![SkillRequirement::new("complaints", 1)];
+    complaint.language = Some("fr".into());
+    complaint.team = Some("escalations".into());
+    assert!(
+        r.enqueue(complaint.clone()).await.unwrap().is_empty(),
+        "nobody has the skill, the language or the team"
+    );
+    assert_eq!(
+        r.next_deadline().await.unwrap(),
+        Some(t0() + Duration::seconds(45))
+    );
+    assert!(
+        r.tick(t0() + Duration::seconds(44))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let d = r.tick(t0() + Duration::seconds(45)).await.unwrap();
+    assert_eq!(
+        assigned(&d),
+        [(complaint.id, alice.id)],
+        "after the ring's wait, any agent with room"
+    );
+    let mut second = complaint.clone();
+    second.id = ConversationId::new();
+    second.enqueued_at = t0() + Duration::seconds(10);
+    r.enqueue(second.clone()).await.unwrap();
+    assert!(
+        r.tick(t0() + Duration::seconds(100))
+            .await
+            .unwrap()
+            .is_empty(),
+        "relaxed, but never past capacity: alice has one chat slot"
+    );
+    let d = r.release(alice.id, complaint.id).await.unwrap();
+    assert_eq!(assigned(&d), [(second.id, alice.id)]);
+}
+
+/// A task queued again with its original `enqueued_at` (after a restart, a hand-over) keeps its
+/// place although the router's clock is later: it goes before tasks that came after it.
+pub async fn requeued_task_keeps_its_place(r: &dyn Router) {
+    let later = task(600);
+    r.enqueue(later.clone()).await.unwrap();
+    r.tick(t0() + Duration::seconds(700)).await.unwrap();
+    let original = task(0);
+    assert!(r.enqueue(original.clone()).await.unwrap().is_empty());
+    let order: Vec<_> = r
+        .snapshot()
+        .await
+        .unwrap()
+        .queued
+        .iter()
+        .map(|q| (q.task.id, q.task.enqueued_at))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (original.id, original.enqueued_at),
+            (later.id, later.enqueued_at)
+        ],
+        "the older task first, its time unchanged"
+    );
+    let a = agent("ann", 1, &[]);
+    let d = r.upsert_agent(a.clone()).await.unwrap();
+    assert_eq!(assigned(&d), [(original.id, a.id)]);
 }

@@ -69,6 +69,6 @@ pub(crate) fn duplicate(task: ConversationId) -> Error {
 /// Releasing a task the agent does not hold.
 pub(crate) fn not_assigned(agent: AgentId, task: ConversationId) -> Error {
     Error::Conflict {
-        reason: format!("task {task} is not assigned to agent {agent} (or awaits acceptance)"),
+        reason: format!("task {task} is neither assigned nor offered to agent {agent}"),
     }
 }

@@ -336,7 +336,8 @@ impl SyncRouter for NaiveRouter {
         }
         let enqueued = at_ms(task.enqueued_at);
         self.advance(enqueued.max(self.now), out);
-        if !self.parked.remove(&id) && self.policy.bot_first(self.queue.len()) {
+        let handed_over = self.parked.remove(&id) || task.skip_bot;
+        if !handed_over && self.policy.bot_first(self.queue.len()) {
             self.parked.insert(id);
             out.push(Decision::ToBot { task: id });
             return Ok(());
@@ -399,13 +400,11 @@ impl SyncRouter for NaiveRouter {
         let a = self
             .agent_pos(agent)
             .ok_or_else(|| not_found("agent", agent))?;
-        let offered = self.offers.contains_key(&task);
         let Some(i) = self.agents[a].held.iter().position(|(t, _)| *t == task) else {
             return Err(not_assigned(agent, task));
         };
-        if offered {
-            return Err(not_assigned(agent, task));
-        }
+        // A pending offer is withdrawn (the customer left before the agent accepted).
+        self.offers.remove(&task);
         let seq = self.next_seq();
         self.holders.remove(&task);
         self.agents[a].held.remove(i);

@@ -48,6 +48,10 @@ pub enum Relax {
     DropSkill(String),
     /// Keeps only the first (primary) required skill.
     PrimaryOnly,
+    /// Drops every skill requirement. With [`Relax::AnyLanguage`] and [`Relax::AnyTeam`] the
+    /// task reaches any online agent with a free slot for its medium (the last ring of a desk
+    /// where no conversation may be stranded).
+    AnySkill,
     /// Drops the language requirement.
     AnyLanguage,
     /// Also accepts agents of this (backup) team.
@@ -394,6 +398,7 @@ impl RoutingPolicy {
                     }
                     Relax::DropSkill(s) => e.reqs.retain(|q| &q.skill != s),
                     Relax::PrimaryOnly => e.reqs.truncate(1),
+                    Relax::AnySkill => e.reqs.clear(),
                     Relax::AnyLanguage => e.language = None,
                     Relax::AddTeam(t) => {
                         if let Teams::OneOf(ts) = &mut e.teams

@@ -40,11 +40,13 @@ pub trait Router: Send + Sync + Debug + 'static {
     async fn upsert_agent(&self, agent: Agent) -> Result<Vec<Decision>>;
 
     /// The agent is done with a task (resolved, transferred, abandoned): frees the capacity and
-    /// returns the decisions that follow.
+    /// returns the decisions that follow. A task still offered to the agent is withdrawn the
+    /// same way (the customer left before the agent accepted): no [`Decision::OfferExpired`],
+    /// and it does not count as a missed offer.
     ///
     /// # Errors
     /// [`crate::Error::NotFound`] for an unknown agent; [`crate::Error::Conflict`] when the task
-    /// is not the agent's.
+    /// is neither assigned nor offered to the agent.
     async fn release(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>>;
 
     /// Time has passed: applies whatever depends on it (aging, overflow, time-outs) and returns

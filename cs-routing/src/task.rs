@@ -44,8 +44,16 @@ pub struct Task {
     /// The team that should serve it (e.g. `after-sales`), if any; overflow rings may widen it.
     #[serde(default)]
     pub team: Option<String>,
-    /// When it entered the queue (by the engine's clock).
+    /// When it entered the queue (by the engine's clock). A task queued again (after a bot
+    /// hand-over, a restart, a withdrawn assignment) keeps its original time, and with it its
+    /// place: its rank and overflow rings follow this time, not the router's clock.
     pub enqueued_at: DateTime<Utc>,
+    /// Whether bot-first reception is skipped: the bot has already talked with the customer (a
+    /// hand-over from the bot, a conversation queued again after a restart). Routers also
+    /// remember the tasks they sent to the bot ([`Decision::ToBot`]) and queue those directly
+    /// when they come back, but only for as long as the router lives.
+    #[serde(default)]
+    pub skip_bot: bool,
 }
 
 impl Task {
@@ -61,6 +69,7 @@ impl Task {
             preferred_agent: None,
             team: None,
             enqueued_at: at,
+            skip_bot: false,
         }
     }
 }
@@ -104,7 +113,8 @@ pub enum Decision {
         agent: AgentId,
     },
     /// Bot-first reception: the bot talks to the customer first; the task is not queued. Enqueue
-    /// it again (with its original `enqueued_at` to keep its place) when the bot hands over.
+    /// it again (with its original `enqueued_at` to keep its place, and [`Task::skip_bot`] set,
+    /// which a router restarted in between needs) when the bot hands over.
     ToBot {
         /// The task.
         task: ConversationId,

@@ -41,6 +41,7 @@ enum Op {
         preferred: Option<usize>,
         back: u64,
         dt: u64,
+        skip_bot: bool,
     },
     Cancel(usize),
     /// Release the n-th held task (or a random pair when `wrong`).
@@ -94,10 +95,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => upsert(0..5usize),
         4 => (
             (0..14usize, reqs, prop::option::of(0..2usize), prop::option::of(0..2usize)),
-            (any::<bool>(), 0..4u8, any::<bool>(), prop::option::of(0..5usize), 0..30u64, 0..8u64)
+            (any::<bool>(), 0..4u8, any::<bool>(), prop::option::of(0..5usize), 0..30u64, 0..8u64),
+            prop::bool::weighted(0.2),
         )
-            .prop_map(|((task, skills, lang, team), (voice, priority, vip, preferred, back, dt))| {
-                Op::Enqueue { task, skills, lang, team, voice, priority, vip, preferred, back, dt }
+            .prop_map(|((task, skills, lang, team), (voice, priority, vip, preferred, back, dt), skip_bot)| {
+                Op::Enqueue { task, skills, lang, team, voice, priority, vip, preferred, back, dt, skip_bot }
             }),
         1 => (0..14usize).prop_map(Op::Cancel),
         3 => (0..8usize, prop::bool::weighted(0.1)).prop_map(|(n, w)| Op::Release(n, w)),
@@ -112,7 +114,7 @@ fn policy() -> impl Strategy<Value = RoutingPolicy> {
         prop::sample::select(vec![5u64, 300]),
         0..2u8,
         prop::sample::select(vec![0u64, 12]),
-        0..3usize,
+        0..4usize,
         prop::option::of(1..4usize),
         any::<bool>(),
         any::<bool>(),
@@ -132,6 +134,12 @@ fn policy() -> impl Strategy<Value = RoutingPolicy> {
                 b = b.with_ring(OverflowRing::new(
                     StdDuration::from_secs(25),
                     [Relax::PrimaryOnly, Relax::AnyLanguage, Relax::AnyTeam],
+                ));
+            }
+            if rings >= 3 {
+                b = b.with_ring(OverflowRing::new(
+                    StdDuration::from_secs(40),
+                    [Relax::AnySkill],
                 ));
             }
             if let Some(depth) = standby {
@@ -242,6 +250,7 @@ fn apply(r: &mut dyn SyncRouter, w: &World, op: &Op) -> (String, Vec<Decision>) 
             vip,
             preferred,
             back,
+            skip_bot,
             ..
         } => {
             let mut t = Task::new(
@@ -266,6 +275,7 @@ fn apply(r: &mut dyn SyncRouter, w: &World, op: &Op) -> (String, Vec<Decision>) 
                 t.tier = CustomerTier::Vip;
             }
             t.preferred_agent = preferred.map(|p| w.agents[p]);
+            t.skip_bot = *skip_bot;
             r.enqueue(t, &mut out)
         }
         Op::Cancel(t) => r.cancel(w.tasks[*t]).map(|b| cancelled = Some(b)),

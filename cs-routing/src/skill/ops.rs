@@ -35,7 +35,8 @@ impl SyncRouter for SkillRouter {
         }
         let enqueued = at_ms(task.enqueued_at);
         self.advance(enqueued.max(self.now), out);
-        if !self.parked.remove(&id) && self.policy.bot_first(self.queued()) {
+        let handed_over = self.parked.remove(&id) || task.skip_bot;
+        if !handed_over && self.policy.bot_first(self.queued()) {
             self.parked.insert(id);
             out.push(Decision::ToBot { task: id });
             self.flush();
@@ -118,7 +119,10 @@ impl SyncRouter for SkillRouter {
             .agent_index(agent)
             .ok_or_else(|| not_found("agent", agent))?;
         let t = match self.task_index(task) {
-            Some(t) if self.hot[t as usize].state == State::Assigned(a) => t,
+            // An offer is withdrawn (the customer left before the agent accepted).
+            Some(t) if matches!(self.hot[t as usize].state, State::Assigned(x) | State::Offered(x) if x == a) => {
+                t
+            }
             _ => return Err(not_assigned(agent, task)),
         };
         self.unload(t, a);

@@ -168,6 +168,7 @@ impl SkillRouter {
                 .and_then(|ts| ts.first())
                 .map(|&t| names.teams.name(t).to_owned()),
             enqueued_at: cold.enqueued_at,
+            skip_bot: cold.skip_bot,
         }
     }
 
@@ -290,6 +291,7 @@ impl SkillRouter {
             enqueued_at: task.enqueued_at,
             own,
             hold_until: hold.map_or(0, |h| h.1),
+            skip_bot: task.skip_bot,
         };
         match self.free_tasks.pop() {
             Some(t) => {

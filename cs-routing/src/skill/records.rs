@@ -56,6 +56,8 @@ pub(super) struct ColdTask {
     pub(super) own: u32,
     /// When the sticky hold ends (ms).
     pub(super) hold_until: i64,
+    /// [`Task::skip_bot`](crate::Task::skip_bot).
+    pub(super) skip_bot: bool,
 }
 
 /// What eligibility and a release read of an agent, in one cache line.
