@@ -5,13 +5,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 
-use crate::error::{Result, duplicate, not_assigned, not_found, not_offered};
+use crate::error::{
+    Result, duplicate, no_room, not_assigned, not_found, not_offered, not_online, not_queued, taken,
+};
 use crate::policy::{
     Effective, RoutingPolicy, agent_order, at_ms, from_ms, has_room, medium_index, ms,
-    validate_agent, validate_task,
+    placeholder_agent, validate_agent, validate_task,
 };
 use crate::router::SyncRouter;
-use crate::task::{AgentLoad, Decision, Snapshot, Task};
+use crate::task::{AgentLoad, Decision, Reprioritize, Snapshot, Task};
 
 /// The reference implementation of the routing policy ([`crate::policy`]): every decision is a
 /// linear scan over all tasks and agents, so it is easy to check by reading. The property tests
@@ -444,6 +446,92 @@ impl SyncRouter for NaiveRouter {
 
     fn tick(&mut self, now: DateTime<Utc>, out: &mut Vec<Decision>) -> Result<()> {
         self.advance(at_ms(now).max(self.now), out);
+        Ok(())
+    }
+
+    fn reprioritize(
+        &mut self,
+        task: ConversationId,
+        change: Reprioritize,
+        out: &mut Vec<Decision>,
+    ) -> Result<()> {
+        let Some(mut t) = self.take(task) else {
+            return Err(not_queued(task));
+        };
+        change.apply(&mut t.task);
+        t.rank = self.policy.rank(&t.task);
+        self.push(t);
+        self.dispatch(&[], &[task], out);
+        self.standby_eval(out);
+        Ok(())
+    }
+
+    fn pick(
+        &mut self,
+        agent: AgentId,
+        task: ConversationId,
+        out: &mut Vec<Decision>,
+    ) -> Result<()> {
+        let a = self
+            .agent_pos(agent)
+            .ok_or_else(|| not_found("agent", agent))?;
+        if let Some(offer) = self.offers.get(&task) {
+            if offer.agent == agent {
+                return self.accept(agent, task, out);
+            }
+            return Err(taken(task));
+        }
+        if self.holders.contains_key(&task) {
+            return Err(taken(task));
+        }
+        let Some(key) = self.queued_ids.get(&task) else {
+            return Err(not_queued(task));
+        };
+        let medium = self.queue[key].task.channel.medium();
+        let slot = &self.agents[a];
+        if slot.agent.presence != Presence::Online {
+            return Err(not_online(agent));
+        }
+        if !has_room(&slot.agent.capacity, &slot.loads(), medium) {
+            return Err(no_room(agent, task));
+        }
+        self.take(task);
+        let seq = self.next_seq();
+        let slot = &mut self.agents[a];
+        slot.held.push((task, medium));
+        slot.seq = seq;
+        slot.missed = 0;
+        self.holders.insert(task, agent);
+        out.push(Decision::Assigned { task, agent });
+        self.standby_eval(out);
+        Ok(())
+    }
+
+    fn restore(&mut self, agent: AgentId, task: Task) -> Result<()> {
+        validate_task(&task)?;
+        let id = task.id;
+        if self.queued_ids.contains_key(&id) || self.holders.contains_key(&id) {
+            return Err(duplicate(id));
+        }
+        let a = match self.agent_pos(agent) {
+            Some(a) => a,
+            None => {
+                self.agent_index.insert(agent, self.agents.len());
+                self.agents.push(NAgent {
+                    agent: placeholder_agent(agent),
+                    held: Vec::new(),
+                    seq: 0,
+                    missed: 0,
+                });
+                self.agents.len() - 1
+            }
+        };
+        self.parked.remove(&id);
+        let seq = self.next_seq();
+        let slot = &mut self.agents[a];
+        slot.held.push((id, task.channel.medium()));
+        slot.seq = seq;
+        self.holders.insert(id, agent);
         Ok(())
     }
 

@@ -30,7 +30,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cs_core::{Agent, Capacity, CustomerTier, Medium, Presence, Priority};
+use cs_core::{Agent, AgentId, Capacity, CustomerTier, Medium, Presence, Priority, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -309,6 +309,26 @@ pub(crate) fn validate_agent(agent: &Agent) -> Result<()> {
     Ok(())
 }
 
+/// A placeholder for an agent a task is restored to before the router knows the agent: offline,
+/// without skills or capacity, until [`crate::Router::upsert_agent`] gives the real profile.
+pub(crate) fn placeholder_agent(id: AgentId) -> Agent {
+    Agent {
+        id,
+        tenant: TenantId::default(),
+        name: String::new(),
+        skills: Vec::new(),
+        languages: Vec::new(),
+        team: None,
+        capacity: Capacity {
+            chat: 0,
+            email: 0,
+            voice: 0,
+            voice_blocks_others: false,
+        },
+        presence: Presence::Offline,
+    }
+}
+
 /// Which teams a task accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Teams {
@@ -345,13 +365,18 @@ impl Effective {
 impl RoutingPolicy {
     /// The task's band: priority plus the VIP bonus.
     pub fn band(&self, task: &Task) -> u8 {
-        let p = match task.priority {
+        self.band_of(task.priority, task.tier)
+    }
+
+    /// The band of a task of `priority` from a customer of `tier`.
+    pub fn band_of(&self, priority: Priority, tier: CustomerTier) -> u8 {
+        let p = match priority {
             Priority::Low => 0,
             Priority::Normal => 1,
             Priority::High => 2,
             Priority::Urgent => 3,
         };
-        p + if task.tier == CustomerTier::Vip {
+        p + if tier == CustomerTier::Vip {
             self.vip_bonus
         } else {
             0
@@ -360,7 +385,12 @@ impl RoutingPolicy {
 
     /// The task's rank in milliseconds: smaller is served first (see the module docs).
     pub fn rank(&self, task: &Task) -> i64 {
-        at_ms(task.enqueued_at) - i64::from(self.band(task)) * ms(self.aging_step)
+        self.rank_of(at_ms(task.enqueued_at), task.priority, task.tier)
+    }
+
+    /// The rank of a task enqueued at `enqueued` (ms) with `priority`, from a `tier` customer.
+    pub(crate) fn rank_of(&self, enqueued: i64, priority: Priority, tier: CustomerTier) -> i64 {
+        enqueued - i64::from(self.band_of(priority, tier)) * ms(self.aging_step)
     }
 
     /// How many rings apply to a task enqueued at `enqueued` (ms) at time `now` (ms).

@@ -74,6 +74,49 @@ impl Task {
     }
 }
 
+/// What [`crate::Router::reprioritize`] changes of a queued task: its priority and, when given,
+/// its customer's tier. `Priority::High.into()` changes the priority alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Reprioritize {
+    /// The new priority.
+    pub priority: Priority,
+    /// The new tier, or `None` to keep the task's.
+    #[serde(default)]
+    pub tier: Option<CustomerTier>,
+}
+
+impl Reprioritize {
+    /// Changes the priority to `priority`, keeping the tier.
+    pub fn to(priority: Priority) -> Self {
+        Self {
+            priority,
+            tier: None,
+        }
+    }
+
+    /// Also changes the customer's tier (which moves the band by the policy's VIP bonus and
+    /// decides whether the most proficient agent is chosen).
+    pub fn with_tier(mut self, tier: CustomerTier) -> Self {
+        self.tier = Some(tier);
+        self
+    }
+
+    /// Applies the change to `task`.
+    pub(crate) fn apply(self, task: &mut Task) {
+        task.priority = self.priority;
+        if let Some(tier) = self.tier {
+            task.tier = tier;
+        }
+    }
+}
+
+impl From<Priority> for Reprioritize {
+    fn from(priority: Priority) -> Self {
+        Self::to(priority)
+    }
+}
+
 /// A routing decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
