@@ -59,7 +59,7 @@ const UNKNOWN: u32 = u32::MAX - 1;
 /// - Offers, sticky holds and overflow rings are timers in one heap, fired by
 ///   [`crate::Router::tick`].
 ///
-/// It is a single-writer state machine ([`SyncRouter`], `&mut self`): wrap it in
+/// It is a single-writer state machine ([`crate::SyncRouter`], `&mut self`): wrap it in
 /// [`crate::Shared`] for an [`crate::Router`], and run one per tenant (shard) to use more cores.
 #[derive(Debug)]
 pub struct SkillRouter {
