@@ -501,7 +501,13 @@ impl Checker {
         let until = at_ms(task.enqueued_at).saturating_add(ms(self.policy.sticky_wait));
         let hold = task
             .preferred_agent
-            .filter(|p| self.now < until && self.agents.contains_key(p))
+            .filter(|p| {
+                self.now < until
+                    && self
+                        .agents
+                        .get(p)
+                        .is_some_and(|a| a.agent.presence != Presence::Offline)
+            })
             .map(|p| (p, until));
         self.queue(CTask {
             task: task.clone(),
@@ -536,6 +542,20 @@ impl Checker {
             }
         }
         self.bump(agent.id);
+        if agent.presence == Presence::Offline {
+            let mut ends = Vec::new();
+            for t in self.queued.values_mut() {
+                if let Some((p, until)) = t.hold
+                    && p == agent.id
+                {
+                    t.hold = None;
+                    ends.push(until);
+                }
+            }
+            for until in ends {
+                self.boundary(until, false);
+            }
+        }
         self.apply(decisions, true);
     }
 

@@ -48,6 +48,8 @@ pub async fn run_policy(make: &dyn Fn(RoutingPolicy) -> Box<dyn Router>) {
     aging_lets_old_tasks_pass(make(policy().with_aging_step(secs(10)).done()).as_ref()).await;
     sticky_agent_waits_then_falls_back(make(policy().with_sticky_wait(secs(60)).done()).as_ref())
         .await;
+    sticky_hold_needs_a_signed_in_agent(make(policy().with_sticky_wait(secs(60)).done()).as_ref())
+        .await;
     rings_relax_requirements(
         make(
             policy()
@@ -1166,4 +1168,44 @@ pub async fn pick_overrides_holds_and_offers(r: &dyn Router) {
         "bob changes his mind"
     );
     assert_eq!(r.next_deadline().await.unwrap(), None);
+}
+
+/// Policy routers with a 60 s sticky wait: a task waits only for a preferred agent who is signed
+/// in, and stops waiting when they sign out.
+pub async fn sticky_hold_needs_a_signed_in_agent(r: &dyn Router) {
+    let mut ann = agent("ann", 1, &[]);
+    let bob = agent("bob", 1, &[]);
+    r.upsert_agent(ann.clone()).await.unwrap();
+    r.upsert_agent(bob.clone()).await.unwrap();
+    let busy = task(0);
+    assert_eq!(
+        assigned(&r.enqueue(busy.clone()).await.unwrap()),
+        [(busy.id, ann.id)]
+    );
+    let mut back = task(1);
+    back.preferred_agent = Some(ann.id);
+    assert!(
+        r.enqueue(back.clone()).await.unwrap().is_empty(),
+        "waits for ann"
+    );
+    ann.presence = Presence::Offline;
+    let d = r.upsert_agent(ann.clone()).await.unwrap();
+    assert_eq!(
+        assigned(&d),
+        [(back.id, bob.id)],
+        "ann signed out: bob takes her customer at once"
+    );
+    let mut again = task(2);
+    again.preferred_agent = Some(ann.id);
+    assert!(
+        r.enqueue(again.clone()).await.unwrap().is_empty(),
+        "bob is full"
+    );
+    assert_eq!(
+        r.next_deadline().await.unwrap(),
+        None,
+        "no wait for an agent who is offline"
+    );
+    let d = r.release(bob.id, back.id).await.unwrap();
+    assert_eq!(assigned(&d), [(again.id, bob.id)]);
 }

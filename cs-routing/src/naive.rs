@@ -106,6 +106,12 @@ impl NaiveRouter {
         self.agent_index.get(&id).copied()
     }
 
+    /// Whether agent `id` is known and signed in (online or away), so a task may wait for them.
+    fn signed_in(&self, id: AgentId) -> bool {
+        self.agent_pos(id)
+            .is_some_and(|a| self.agents[a].agent.presence != Presence::Offline)
+    }
+
     fn push(&mut self, t: NTask) {
         let key = (t.rank, t.seq);
         self.queued_ids.insert(t.task.id, key);
@@ -348,7 +354,7 @@ impl SyncRouter for NaiveRouter {
         let until = enqueued.saturating_add(ms(self.policy.sticky_wait));
         let hold = task
             .preferred_agent
-            .filter(|p| self.now < until && self.agent_pos(*p).is_some())
+            .filter(|p| self.now < until && self.signed_in(*p))
             .map(|p| (p, until));
         let ring = self.policy.ring_at(enqueued, self.now);
         self.push(NTask {
@@ -388,7 +394,17 @@ impl SyncRouter for NaiveRouter {
                 });
             }
         }
-        self.dispatch(&[id], &[], out);
+        // Tasks waiting for an agent who signs out stop waiting.
+        let mut released = Vec::new();
+        if !self.signed_in(id) {
+            for t in self.queue.values_mut() {
+                if t.hold.is_some_and(|(p, _)| p == id) {
+                    t.hold = None;
+                    released.push(t.task.id);
+                }
+            }
+        }
+        self.dispatch(&[id], &released, out);
         self.standby_eval(out);
         Ok(())
     }

@@ -7,7 +7,10 @@
 //!   blocks chats and emails when the capacity says so), has every required skill at the task's
 //!   current minimum level, speaks the task's language (when it has one), belongs to the task's
 //!   team (when it has one), has not rejected or let an offer of this task time out, and, while
-//!   the task waits for its preferred agent (sticky hold), is that agent.
+//!   the task waits for its preferred agent (sticky hold), is that agent. A task waits for its
+//!   preferred agent for [`RoutingPolicy::sticky_wait`] after its `enqueued_at`, and only while
+//!   that agent is signed in (online or away): a task for an agent who is offline does not wait,
+//!   and signing out ends the waits for the agent at once.
 //! - **Order of tasks (aging).** A task's *band* is its priority (low 0, normal 1, high 2,
 //!   urgent 3) plus [`RoutingPolicy::vip_bonus`] for VIP customers. Tasks are served by the
 //!   smallest *rank* `enqueued_at - band x aging_step`, which is the same as the largest score

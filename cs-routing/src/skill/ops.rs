@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 
 use chrono::{DateTime, Utc};
-use cs_core::{Agent, AgentId, ConversationId, CustomerTier};
+use cs_core::{Agent, AgentId, ConversationId, CustomerTier, Presence};
 
 use super::records::{ColdAgent, HotAgent, SkillList, State};
 use super::timers::HOLD_END;
@@ -81,6 +81,7 @@ impl SyncRouter for SkillRouter {
             .preferred_agent
             .filter(|_| self.now < until)
             .and_then(|p| self.agent_index(p))
+            .filter(|&p| self.agents[p as usize].agent.presence != Presence::Offline)
             .map(|p| (p, until));
         let own = self.catalog.own_class(&self.policy, &task);
         self.grow_slots();
@@ -111,7 +112,21 @@ impl SyncRouter for SkillRouter {
             Some(a) => a,
             None => self.add_agent(agent.id),
         };
+        let signed_out = agent.presence == Presence::Offline;
         self.set_profile(a, agent);
+        if signed_out && self.hot_agents[a as usize].holds {
+            // Tasks waiting for an agent who signs out stop waiting.
+            let held = self.agents[a as usize].held.clone();
+            for &t in &held {
+                self.unplace(t);
+                self.hot[t as usize].hold = NONE;
+                self.place(t);
+            }
+            self.touch(a);
+            self.dispatch(&[a], &held, out);
+            self.settle(out);
+            return Ok(());
+        }
         self.touch_and_dispatch(a, out);
         Ok(())
     }
