@@ -763,7 +763,7 @@ impl<R: SyncRouter> SyncRouter for Checked<R> {
         self.router.snapshot()
     }
 
-    fn next_deadline(&self) -> Option<DateTime<Utc>> {
+    fn next_deadline(&mut self) -> Option<DateTime<Utc>> {
         self.router.next_deadline()
     }
 }

@@ -562,7 +562,7 @@ impl SyncRouter for NaiveRouter {
         )
     }
 
-    fn next_deadline(&self) -> Option<DateTime<Utc>> {
+    fn next_deadline(&mut self) -> Option<DateTime<Utc>> {
         self.timers().iter().map(|t| t.0).min().map(from_ms)
     }
 }

@@ -227,7 +227,9 @@ pub trait SyncRouter: Send + Debug + 'static {
     /// See [`Router::snapshot`].
     fn snapshot(&self) -> Snapshot;
     /// See [`Router::next_deadline`].
-    fn next_deadline(&self) -> Option<DateTime<Utc>>;
+    ///
+    /// Takes `&mut self` so a router can drop bookkeeping of time-outs that no longer apply.
+    fn next_deadline(&mut self) -> Option<DateTime<Utc>>;
 }
 
 /// A [`SyncRouter`] behind a mutex: one writer at a time, usable as `Arc<dyn Router>`.

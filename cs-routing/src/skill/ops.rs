@@ -305,14 +305,15 @@ impl SyncRouter for SkillRouter {
         )
     }
 
-    fn next_deadline(&self) -> Option<DateTime<Utc>> {
-        let mut live: Vec<i64> = self
-            .timers
-            .iter()
-            .filter(|Reverse(t)| self.timer_live(t))
-            .map(|Reverse(t)| t.0)
-            .collect();
-        live.sort_unstable();
-        live.first().copied().map(from_ms)
+    fn next_deadline(&mut self) -> Option<DateTime<Utc>> {
+        // Timers are deleted lazily: drop the dead ones on top (each once), so the call costs
+        // O(log n) amortised instead of a scan of every timer.
+        while let Some(Reverse(top)) = self.timers.peek() {
+            if self.timer_live(top) {
+                return Some(from_ms(top.0));
+            }
+            self.timers.pop();
+        }
+        None
     }
 }
