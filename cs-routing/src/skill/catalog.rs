@@ -163,8 +163,9 @@ impl Catalog {
             }
     }
 
-    /// The routing class of `task`'s own requirements (no overflow ring).
-    #[inline]
+    /// The routing class of `task`'s own requirements (no overflow ring). Always inlined: it is
+    /// most of an enqueue, and a second caller (restore) would otherwise make it a call.
+    #[inline(always)]
     pub(super) fn own_class(&mut self, policy: &RoutingPolicy, task: &Task) -> u32 {
         let mut text = std::mem::take(&mut self.text);
         text_of(task, &mut text);

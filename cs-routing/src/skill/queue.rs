@@ -261,7 +261,8 @@ impl SkillRouter {
     }
 
     /// Stores a new task of routing class `own` (its own requirements) in the slab; returns
-    /// its index.
+    /// its index. Always inlined into enqueue (restore calls it too).
+    #[inline(always)]
     pub(super) fn admit(&mut self, task: &Task, own: u32, hold: Option<(u32, i64)>) -> u32 {
         self.task_seq += 1;
         let preferred = match task.preferred_agent {

@@ -29,10 +29,14 @@ impl SkillRouter {
     }
 
     /// Schedules task `t`'s next overflow ring, if it has one.
+    #[inline]
     pub(super) fn schedule_ring(&mut self, t: u32) {
-        if self.policy.rings.is_empty() {
-            return;
+        if !self.policy.rings.is_empty() {
+            self.schedule_ring_now(t);
         }
+    }
+
+    fn schedule_ring_now(&mut self, t: u32) {
         let enqueued = at_ms(self.cold[t as usize].enqueued_at);
         if let Some(at) = self
             .policy
