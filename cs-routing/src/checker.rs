@@ -11,6 +11,11 @@
 //!   longest idle) was passed over;
 //! - **no idling**: after each event, no waiting task has an eligible agent with a free slot.
 //!
+//! A task an agent picks ([`crate::Router::pick`]) is checked only for what a person cannot
+//! override: the agent is online and has a free slot for its medium, and the task was waiting.
+//! Its skills, order and choice of agent are the person's call, not a violation. A restored
+//! assignment ([`crate::Router::restore`]) only counts in the agent's load.
+//!
 //! Order and agent-choice checks cost a scan of the queue or the agents, the idle check a scan of
 //! both, so [`Checker::with_sample`] runs them on every n-th decision/event in benchmarks. Time
 //! spent inside an event that crosses an overflow, hold or offer deadline is not modelled, so
@@ -28,9 +33,10 @@ use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 use crate::error::Result;
 use crate::policy::{
     Effective, MEDIA, RoutingPolicy, agent_order, at_ms, has_room, medium_index, ms,
+    placeholder_agent,
 };
 use crate::router::SyncRouter;
-use crate::task::{Decision, Snapshot, Task};
+use crate::task::{Decision, Reprioritize, Snapshot, Task};
 
 /// What rule a decision broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -303,6 +309,43 @@ impl Checker {
         }
     }
 
+    /// A task the agent picked: only presence, capacity and that it waited are checked.
+    fn give_picked(&mut self, task: ConversationId, agent: AgentId) {
+        self.decisions += 1;
+        let Some(t) = self.unqueue(task) else {
+            self.violation(
+                ViolationKind::NotWaiting,
+                format!("task {task} picked by {agent} was not waiting"),
+            );
+            return;
+        };
+        let Some(a) = self.agents.get_mut(&agent) else {
+            self.violation(
+                ViolationKind::Ineligible,
+                format!("task {task} picked by unknown agent {agent}"),
+            );
+            return;
+        };
+        let medium = t.task.channel.medium();
+        let room = has_room(&a.agent.capacity, &a.loads, medium);
+        let online = a.agent.presence == Presence::Online;
+        a.loads[medium_index(medium)] += 1;
+        a.given += 1;
+        self.bump(agent);
+        self.media.insert(task, medium_index(medium));
+        if !room {
+            self.violation(
+                ViolationKind::Capacity,
+                format!("agent {agent} over capacity picking task {task}"),
+            );
+        } else if !online {
+            self.violation(
+                ViolationKind::Ineligible,
+                format!("agent {agent} picked task {task} while not online"),
+            );
+        }
+    }
+
     fn check_order(&self, t: &CTask, a: &CAgent) -> Vec<Violation> {
         let mut found = Vec::new();
         let better = self
@@ -364,8 +407,24 @@ impl Checker {
     }
 
     fn apply(&mut self, decisions: &[Decision], check: bool) {
+        self.apply_picked(decisions, check, None);
+    }
+
+    /// [`Self::apply`], with the assignment of a task an agent picked: `(task, agent)`.
+    fn apply_picked(
+        &mut self,
+        decisions: &[Decision],
+        check: bool,
+        mut picked: Option<(ConversationId, AgentId)>,
+    ) {
         for d in decisions {
             match d {
+                Decision::Assigned { task, agent }
+                    if picked == Some((*task, *agent)) && !self.offered.contains_key(task) =>
+                {
+                    picked = None;
+                    self.give_picked(*task, *agent);
+                }
                 Decision::Assigned { task, agent } => {
                     if self.offered.get(task).is_some_and(|o| o.1 == *agent) {
                         let (_, _, expires) = self.offered.remove(task).expect("checked");
@@ -442,7 +501,13 @@ impl Checker {
         let until = at_ms(task.enqueued_at).saturating_add(ms(self.policy.sticky_wait));
         let hold = task
             .preferred_agent
-            .filter(|p| self.now < until && self.agents.contains_key(p))
+            .filter(|p| {
+                self.now < until
+                    && self
+                        .agents
+                        .get(p)
+                        .is_some_and(|a| a.agent.presence != Presence::Offline)
+            })
             .map(|p| (p, until));
         self.queue(CTask {
             task: task.clone(),
@@ -477,11 +542,28 @@ impl Checker {
             }
         }
         self.bump(agent.id);
+        if agent.presence == Presence::Offline {
+            let mut ends = Vec::new();
+            for t in self.queued.values_mut() {
+                if let Some((p, until)) = t.hold
+                    && p == agent.id
+                {
+                    t.hold = None;
+                    ends.push(until);
+                }
+            }
+            for until in ends {
+                self.boundary(until, false);
+            }
+        }
         self.apply(decisions, true);
     }
 
     /// Records `release(agent, task)` and its decisions.
     pub fn on_release(&mut self, agent: AgentId, task: ConversationId, decisions: &[Decision]) {
+        if let Some((_, _, expires)) = self.offered.remove(&task) {
+            self.boundary(expires, false);
+        }
         self.release_load(agent, task);
         self.bump(agent);
         self.apply(decisions, true);
@@ -504,6 +586,47 @@ impl Checker {
     pub fn on_reject(&mut self, agent: AgentId, task: ConversationId, decisions: &[Decision]) {
         self.requeue(task, agent);
         self.apply(decisions, true);
+    }
+
+    /// Records `reprioritize(task, change)` and its decisions.
+    pub fn on_reprioritize(
+        &mut self,
+        task: ConversationId,
+        change: Reprioritize,
+        decisions: &[Decision],
+    ) {
+        if let Some(t) = self.queued.get_mut(&task) {
+            change.apply(&mut t.task);
+            t.rank = self.policy.rank(&t.task);
+        }
+        self.apply(decisions, true);
+    }
+
+    /// Records `pick(agent, task)` and its decisions.
+    pub fn on_pick(&mut self, agent: AgentId, task: ConversationId, decisions: &[Decision]) {
+        self.apply_picked(decisions, true, Some((task, agent)));
+    }
+
+    /// Records `restore(agent, task)`.
+    pub fn on_restore(&mut self, agent: AgentId, task: &Task) {
+        if !self.agents.contains_key(&agent) {
+            self.sign_in.push(agent);
+            self.agents.insert(
+                agent,
+                CAgent {
+                    agent: placeholder_agent(agent),
+                    loads: [0; 3],
+                    seq: 0,
+                    given: 0,
+                },
+            );
+        }
+        let m = medium_index(task.channel.medium());
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.loads[m] += 1;
+        }
+        self.media.insert(task.id, m);
+        self.bump(agent);
     }
 
     /// Records `tick(now)` and its decisions.
@@ -605,11 +728,42 @@ impl<R: SyncRouter> SyncRouter for Checked<R> {
         Ok(())
     }
 
+    fn reprioritize(
+        &mut self,
+        task: ConversationId,
+        change: Reprioritize,
+        out: &mut Vec<Decision>,
+    ) -> Result<()> {
+        let start = out.len();
+        self.router.reprioritize(task, change, out)?;
+        self.checker.on_reprioritize(task, change, &out[start..]);
+        Ok(())
+    }
+
+    fn pick(
+        &mut self,
+        agent: AgentId,
+        task: ConversationId,
+        out: &mut Vec<Decision>,
+    ) -> Result<()> {
+        let start = out.len();
+        self.router.pick(agent, task, out)?;
+        self.checker.on_pick(agent, task, &out[start..]);
+        Ok(())
+    }
+
+    fn restore(&mut self, agent: AgentId, task: Task) -> Result<()> {
+        let copy = task.clone();
+        self.router.restore(agent, task)?;
+        self.checker.on_restore(agent, &copy);
+        Ok(())
+    }
+
     fn snapshot(&self) -> Snapshot {
         self.router.snapshot()
     }
 
-    fn next_deadline(&self) -> Option<DateTime<Utc>> {
+    fn next_deadline(&mut self) -> Option<DateTime<Utc>> {
         self.router.next_deadline()
     }
 }

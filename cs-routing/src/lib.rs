@@ -22,4 +22,4 @@ pub use policy::{
 pub use router::{Router, Shared, SyncRouter};
 pub use simple::SimpleRouter;
 pub use skill::SkillRouter;
-pub use task::{AgentLoad, Decision, QueuedTask, SkillRequirement, Snapshot, Task};
+pub use task::{AgentLoad, Decision, QueuedTask, Reprioritize, SkillRequirement, Snapshot, Task};

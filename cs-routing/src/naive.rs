@@ -5,11 +5,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 
-use crate::error::{Error, Result};
-use crate::policy::{Effective, RoutingPolicy, agent_order, at_ms, has_room, medium_index, ms};
+use crate::error::{
+    Result, duplicate, no_room, not_assigned, not_found, not_offered, not_online, not_queued, taken,
+};
+use crate::policy::{
+    Effective, RoutingPolicy, agent_order, at_ms, from_ms, has_room, medium_index, ms,
+    placeholder_agent, validate_agent, validate_task,
+};
 use crate::router::SyncRouter;
-use crate::simple::{validate_agent, validate_task};
-use crate::task::{AgentLoad, Decision, Snapshot, Task};
+use crate::task::{AgentLoad, Decision, Reprioritize, Snapshot, Task};
 
 /// The reference implementation of the routing policy ([`crate::policy`]): every decision is a
 /// linear scan over all tasks and agents, so it is easy to check by reading. The property tests
@@ -100,6 +104,12 @@ impl NaiveRouter {
 
     fn agent_pos(&self, id: AgentId) -> Option<usize> {
         self.agent_index.get(&id).copied()
+    }
+
+    /// Whether agent `id` is known and signed in (online or away), so a task may wait for them.
+    fn signed_in(&self, id: AgentId) -> bool {
+        self.agent_pos(id)
+            .is_some_and(|a| self.agents[a].agent.presence != Presence::Offline)
     }
 
     fn push(&mut self, t: NTask) {
@@ -325,35 +335,6 @@ impl NaiveRouter {
     }
 }
 
-pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-pub(crate) fn not_found(what: &'static str, id: impl ToString) -> Error {
-    Error::NotFound {
-        what,
-        id: id.to_string(),
-    }
-}
-
-pub(crate) fn not_offered(agent: AgentId, task: ConversationId) -> Error {
-    Error::Conflict {
-        reason: format!("task {task} is not offered to agent {agent}"),
-    }
-}
-
-pub(crate) fn duplicate(task: ConversationId) -> Error {
-    Error::Conflict {
-        reason: format!("task {task} is already queued or assigned"),
-    }
-}
-
-pub(crate) fn not_assigned(agent: AgentId, task: ConversationId) -> Error {
-    Error::Conflict {
-        reason: format!("task {task} is not assigned to agent {agent} (or awaits acceptance)"),
-    }
-}
-
 impl SyncRouter for NaiveRouter {
     fn enqueue(&mut self, task: Task, out: &mut Vec<Decision>) -> Result<()> {
         validate_task(&task)?;
@@ -363,7 +344,8 @@ impl SyncRouter for NaiveRouter {
         }
         let enqueued = at_ms(task.enqueued_at);
         self.advance(enqueued.max(self.now), out);
-        if !self.parked.remove(&id) && self.policy.bot_first(self.queue.len()) {
+        let handed_over = self.parked.remove(&id) || task.skip_bot;
+        if !handed_over && self.policy.bot_first(self.queue.len()) {
             self.parked.insert(id);
             out.push(Decision::ToBot { task: id });
             return Ok(());
@@ -372,7 +354,7 @@ impl SyncRouter for NaiveRouter {
         let until = enqueued.saturating_add(ms(self.policy.sticky_wait));
         let hold = task
             .preferred_agent
-            .filter(|p| self.now < until && self.agent_pos(*p).is_some())
+            .filter(|p| self.now < until && self.signed_in(*p))
             .map(|p| (p, until));
         let ring = self.policy.ring_at(enqueued, self.now);
         self.push(NTask {
@@ -412,7 +394,17 @@ impl SyncRouter for NaiveRouter {
                 });
             }
         }
-        self.dispatch(&[id], &[], out);
+        // Tasks waiting for an agent who signs out stop waiting.
+        let mut released = Vec::new();
+        if !self.signed_in(id) {
+            for t in self.queue.values_mut() {
+                if t.hold.is_some_and(|(p, _)| p == id) {
+                    t.hold = None;
+                    released.push(t.task.id);
+                }
+            }
+        }
+        self.dispatch(&[id], &released, out);
         self.standby_eval(out);
         Ok(())
     }
@@ -426,13 +418,11 @@ impl SyncRouter for NaiveRouter {
         let a = self
             .agent_pos(agent)
             .ok_or_else(|| not_found("agent", agent))?;
-        let offered = self.offers.contains_key(&task);
         let Some(i) = self.agents[a].held.iter().position(|(t, _)| *t == task) else {
             return Err(not_assigned(agent, task));
         };
-        if offered {
-            return Err(not_assigned(agent, task));
-        }
+        // A pending offer is withdrawn (the customer left before the agent accepted).
+        self.offers.remove(&task);
         let seq = self.next_seq();
         self.holders.remove(&task);
         self.agents[a].held.remove(i);
@@ -475,6 +465,92 @@ impl SyncRouter for NaiveRouter {
         Ok(())
     }
 
+    fn reprioritize(
+        &mut self,
+        task: ConversationId,
+        change: Reprioritize,
+        out: &mut Vec<Decision>,
+    ) -> Result<()> {
+        let Some(mut t) = self.take(task) else {
+            return Err(not_queued(task));
+        };
+        change.apply(&mut t.task);
+        t.rank = self.policy.rank(&t.task);
+        self.push(t);
+        self.dispatch(&[], &[task], out);
+        self.standby_eval(out);
+        Ok(())
+    }
+
+    fn pick(
+        &mut self,
+        agent: AgentId,
+        task: ConversationId,
+        out: &mut Vec<Decision>,
+    ) -> Result<()> {
+        let a = self
+            .agent_pos(agent)
+            .ok_or_else(|| not_found("agent", agent))?;
+        if let Some(offer) = self.offers.get(&task) {
+            if offer.agent == agent {
+                return self.accept(agent, task, out);
+            }
+            return Err(taken(task));
+        }
+        if self.holders.contains_key(&task) {
+            return Err(taken(task));
+        }
+        let Some(key) = self.queued_ids.get(&task) else {
+            return Err(not_queued(task));
+        };
+        let medium = self.queue[key].task.channel.medium();
+        let slot = &self.agents[a];
+        if slot.agent.presence != Presence::Online {
+            return Err(not_online(agent));
+        }
+        if !has_room(&slot.agent.capacity, &slot.loads(), medium) {
+            return Err(no_room(agent, task));
+        }
+        self.take(task);
+        let seq = self.next_seq();
+        let slot = &mut self.agents[a];
+        slot.held.push((task, medium));
+        slot.seq = seq;
+        slot.missed = 0;
+        self.holders.insert(task, agent);
+        out.push(Decision::Assigned { task, agent });
+        self.standby_eval(out);
+        Ok(())
+    }
+
+    fn restore(&mut self, agent: AgentId, task: Task) -> Result<()> {
+        validate_task(&task)?;
+        let id = task.id;
+        if self.queued_ids.contains_key(&id) || self.holders.contains_key(&id) {
+            return Err(duplicate(id));
+        }
+        let a = match self.agent_pos(agent) {
+            Some(a) => a,
+            None => {
+                self.agent_index.insert(agent, self.agents.len());
+                self.agents.push(NAgent {
+                    agent: placeholder_agent(agent),
+                    held: Vec::new(),
+                    seq: 0,
+                    missed: 0,
+                });
+                self.agents.len() - 1
+            }
+        };
+        self.parked.remove(&id);
+        let seq = self.next_seq();
+        let slot = &mut self.agents[a];
+        slot.held.push((id, task.channel.medium()));
+        slot.seq = seq;
+        self.holders.insert(id, agent);
+        Ok(())
+    }
+
     fn snapshot(&self) -> Snapshot {
         Snapshot::build(
             self.queue.values().map(|t| &t.task),
@@ -486,7 +562,7 @@ impl SyncRouter for NaiveRouter {
         )
     }
 
-    fn next_deadline(&self) -> Option<DateTime<Utc>> {
+    fn next_deadline(&mut self) -> Option<DateTime<Utc>> {
         self.timers().iter().map(|t| t.0).min().map(from_ms)
     }
 }

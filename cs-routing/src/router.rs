@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ConversationId};
 
 use crate::error::Result;
-use crate::task::{Decision, Snapshot, Task};
+use crate::task::{Decision, Reprioritize, Snapshot, Task};
 
 /// Decides which agent gets which task.
 ///
@@ -40,11 +40,13 @@ pub trait Router: Send + Sync + Debug + 'static {
     async fn upsert_agent(&self, agent: Agent) -> Result<Vec<Decision>>;
 
     /// The agent is done with a task (resolved, transferred, abandoned): frees the capacity and
-    /// returns the decisions that follow.
+    /// returns the decisions that follow. A task still offered to the agent is withdrawn the
+    /// same way (the customer left before the agent accepted): no [`Decision::OfferExpired`],
+    /// and it does not count as a missed offer.
     ///
     /// # Errors
     /// [`crate::Error::NotFound`] for an unknown agent; [`crate::Error::Conflict`] when the task
-    /// is not the agent's.
+    /// is neither assigned nor offered to the agent.
     async fn release(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>>;
 
     /// Time has passed: applies whatever depends on it (aging, overflow, time-outs) and returns
@@ -53,6 +55,55 @@ pub trait Router: Send + Sync + Debug + 'static {
     /// # Errors
     /// Implementation failures only.
     async fn tick(&self, now: DateTime<Utc>) -> Result<Vec<Decision>>;
+
+    /// Changes a queued task's priority (and, when given, its customer's tier): a customer who
+    /// gets angrier while waiting moves up. The task keeps its `enqueued_at`, so its new rank
+    /// follows the policy's aging formula with the new band (see [`crate::policy`]), and keeps
+    /// its overflow rings, sticky hold and exclusions. Returns the decisions that follow (under
+    /// the policy of this crate none: a task's rank never decides whether someone may take it,
+    /// only who goes first when an agent frees up).
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] when the task is not waiting in the queue (unknown, with the
+    /// bot, offered or assigned).
+    async fn reprioritize(
+        &self,
+        task: ConversationId,
+        change: Reprioritize,
+    ) -> Result<Vec<Decision>>;
+
+    /// An agent (or a supervisor on the agent's behalf) takes a queued task out of turn. The
+    /// person overrides what routing would decide: the task's skills, levels, language and team,
+    /// a sticky hold for another agent, the agent's own earlier rejection, the standby gate and
+    /// the queue's order. Never capacity: the agent must be online with a free slot for the
+    /// task's medium. The task is assigned at once, even under reservations
+    /// ([`Decision::Assigned`], then whatever follows); a task offered to this very agent is
+    /// accepted ([`Router::accept`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] for an unknown agent, or a task that is not queued (unknown,
+    /// with the bot); [`crate::Error::Conflict`] when the task is assigned, or offered to another
+    /// agent, or the agent is not online or has no free slot for its medium.
+    async fn pick(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>>;
+
+    /// Restores an assignment the router does not know, without deciding anything: at start-up
+    /// the engine rebuilds the router from its store and leaves every conversation with the
+    /// agent who holds it. The agent's load counts the task for its medium (even past the
+    /// agent's capacity), the task is assigned ([`Router::release`] frees it), and the router's
+    /// clock does not move. An agent the router does not know yet is registered offline, without
+    /// skills or capacity, until [`Router::upsert_agent`] brings the real profile (and the
+    /// tasks stay counted).
+    ///
+    /// Start-up order: restore every held conversation first, then enqueue the waiting ones
+    /// with their original `enqueued_at` (they keep their place; set [`Task::skip_bot`] for
+    /// those the bot has seen), then upsert agents as they come online. Restoring after an
+    /// agent is online is allowed but may leave them with more work than a fresh router would
+    /// have given them.
+    ///
+    /// # Errors
+    /// [`crate::Error::Conflict`] when the router already has the task (queued, offered or
+    /// assigned); [`crate::Error::InvalidInput`] for an invalid requirement.
+    async fn restore(&self, agent: AgentId, task: Task) -> Result<()>;
 
     /// The queue and every agent's load.
     ///
@@ -183,10 +234,33 @@ pub trait SyncRouter: Send + Debug + 'static {
     /// # Errors
     /// See [`Router::tick`].
     fn tick(&mut self, now: DateTime<Utc>, out: &mut Vec<Decision>) -> Result<()>;
+    /// See [`Router::reprioritize`].
+    ///
+    /// # Errors
+    /// See [`Router::reprioritize`].
+    fn reprioritize(
+        &mut self,
+        task: ConversationId,
+        change: Reprioritize,
+        out: &mut Vec<Decision>,
+    ) -> Result<()>;
+    /// See [`Router::pick`].
+    ///
+    /// # Errors
+    /// See [`Router::pick`].
+    fn pick(&mut self, agent: AgentId, task: ConversationId, out: &mut Vec<Decision>)
+    -> Result<()>;
+    /// See [`Router::restore`].
+    ///
+    /// # Errors
+    /// See [`Router::restore`].
+    fn restore(&mut self, agent: AgentId, task: Task) -> Result<()>;
     /// See [`Router::snapshot`].
     fn snapshot(&self) -> Snapshot;
     /// See [`Router::next_deadline`].
-    fn next_deadline(&self) -> Option<DateTime<Utc>>;
+    ///
+    /// Takes `&mut self` so a router can drop bookkeeping of time-outs that no longer apply.
+    fn next_deadline(&mut self) -> Option<DateTime<Utc>>;
 }
 
 /// A [`SyncRouter`] behind a mutex: one writer at a time, usable as `Arc<dyn Router>`.
@@ -242,6 +316,22 @@ impl<R: SyncRouter> Router for Shared<R> {
 
     async fn tick(&self, now: DateTime<Utc>) -> Result<Vec<Decision>> {
         self.run(|r, out| r.tick(now, out))
+    }
+
+    async fn reprioritize(
+        &self,
+        task: ConversationId,
+        change: Reprioritize,
+    ) -> Result<Vec<Decision>> {
+        self.run(|r, out| r.reprioritize(task, change, out))
+    }
+
+    async fn pick(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>> {
+        self.run(|r, out| r.pick(agent, task, out))
+    }
+
+    async fn restore(&self, agent: AgentId, task: Task) -> Result<()> {
+        self.lock().restore(agent, task)
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {

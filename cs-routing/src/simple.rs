@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, duplicate, no_room, not_online, not_queued, taken};
+use crate::policy::{has_room, medium_index, placeholder_agent, validate_agent, validate_task};
 use crate::router::Router;
-use crate::task::{AgentLoad, Decision, QueuedTask, Snapshot, Task};
+use crate::task::{AgentLoad, Decision, QueuedTask, Reprioritize, Snapshot, Task};
 
 /// Gives each task, highest priority first and oldest first within a priority, to the first
 /// online agent (in sign-in order) that has every required skill at the required level, speaks
@@ -38,6 +39,14 @@ struct AgentSlot {
 impl AgentSlot {
     fn load(&self, medium: Medium) -> u16 {
         self.tasks.iter().filter(|(_, m)| *m == medium).count() as u16
+    }
+
+    fn loads(&self) -> [u16; 3] {
+        let mut l = [0u16; 3];
+        for (_, m) in &self.tasks {
+            l[medium_index(*m)] += 1;
+        }
+        l
     }
 
     fn can_take(&self, task: &Task) -> bool {
@@ -109,34 +118,6 @@ impl State {
     }
 }
 
-pub(crate) fn validate_task(task: &Task) -> Result<()> {
-    for r in &task.requirements {
-        if r.skill.is_empty() || !(1..=10).contains(&r.min_level) {
-            return Err(Error::InvalidInput {
-                reason: format!(
-                    "requirement {:?} at level {} (skills need a name and a level of 1-10)",
-                    r.skill, r.min_level
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_agent(agent: &Agent) -> Result<()> {
-    for s in &agent.skills {
-        if s.name.is_empty() || !(1..=10).contains(&s.level) {
-            return Err(Error::InvalidInput {
-                reason: format!(
-                    "agent {} skill {:?} at level {} (skills need a name and a level of 1-10)",
-                    agent.name, s.name, s.level
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Router for SimpleRouter {
     async fn enqueue(&self, task: Task) -> Result<Vec<Decision>> {
@@ -194,6 +175,79 @@ impl Router for SimpleRouter {
 
     async fn tick(&self, _now: DateTime<Utc>) -> Result<Vec<Decision>> {
         Ok(self.lock().dispatch())
+    }
+
+    async fn reprioritize(
+        &self,
+        task: ConversationId,
+        change: Reprioritize,
+    ) -> Result<Vec<Decision>> {
+        let mut st = self.lock();
+        let t = st
+            .queue
+            .iter_mut()
+            .find(|t| t.id == task)
+            .ok_or_else(|| not_queued(task))?;
+        change.apply(t);
+        st.sort_queue();
+        Ok(st.dispatch())
+    }
+
+    async fn pick(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>> {
+        let mut st = self.lock();
+        let a = st
+            .agents
+            .iter()
+            .position(|s| s.agent.id == agent)
+            .ok_or_else(|| Error::NotFound {
+                what: "agent",
+                id: agent.to_string(),
+            })?;
+        if st
+            .agents
+            .iter()
+            .any(|s| s.tasks.iter().any(|(t, _)| *t == task))
+        {
+            return Err(taken(task));
+        }
+        let i = st
+            .queue
+            .iter()
+            .position(|t| t.id == task)
+            .ok_or_else(|| not_queued(task))?;
+        let medium = st.queue[i].channel.medium();
+        let slot = &st.agents[a];
+        if slot.agent.presence != Presence::Online {
+            return Err(not_online(agent));
+        }
+        if !has_room(&slot.agent.capacity, &slot.loads(), medium) {
+            return Err(no_room(agent, task));
+        }
+        st.queue.remove(i);
+        st.agents[a].tasks.push((task, medium));
+        let mut decisions = vec![Decision::Assigned { task, agent }];
+        decisions.extend(st.dispatch());
+        Ok(decisions)
+    }
+
+    async fn restore(&self, agent: AgentId, task: Task) -> Result<()> {
+        validate_task(&task)?;
+        let mut st = self.lock();
+        if st.knows_task(task.id) {
+            return Err(duplicate(task.id));
+        }
+        let a = match st.agents.iter().position(|s| s.agent.id == agent) {
+            Some(a) => a,
+            None => {
+                st.agents.push(AgentSlot {
+                    agent: placeholder_agent(agent),
+                    tasks: Vec::new(),
+                });
+                st.agents.len() - 1
+            }
+        };
+        st.agents[a].tasks.push((task.id, task.channel.medium()));
+        Ok(())
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {

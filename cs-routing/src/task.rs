@@ -44,8 +44,16 @@ pub struct Task {
     /// The team that should serve it (e.g. `after-sales`), if any; overflow rings may widen it.
     #[serde(default)]
     pub team: Option<String>,
-    /// When it entered the queue (by the engine's clock).
+    /// When it entered the queue (by the engine's clock). A task queued again (after a bot
+    /// hand-over, a restart, a withdrawn assignment) keeps its original time, and with it its
+    /// place: its rank and overflow rings follow this time, not the router's clock.
     pub enqueued_at: DateTime<Utc>,
+    /// Whether bot-first reception is skipped: the bot has already talked with the customer (a
+    /// hand-over from the bot, a conversation queued again after a restart). Routers also
+    /// remember the tasks they sent to the bot ([`Decision::ToBot`]) and queue those directly
+    /// when they come back, but only for as long as the router lives.
+    #[serde(default)]
+    pub skip_bot: bool,
 }
 
 impl Task {
@@ -61,7 +69,51 @@ impl Task {
             preferred_agent: None,
             team: None,
             enqueued_at: at,
+            skip_bot: false,
         }
+    }
+}
+
+/// What [`crate::Router::reprioritize`] changes of a queued task: its priority and, when given,
+/// its customer's tier. `Priority::High.into()` changes the priority alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Reprioritize {
+    /// The new priority.
+    pub priority: Priority,
+    /// The new tier, or `None` to keep the task's.
+    #[serde(default)]
+    pub tier: Option<CustomerTier>,
+}
+
+impl Reprioritize {
+    /// Changes the priority to `priority`, keeping the tier.
+    pub fn to(priority: Priority) -> Self {
+        Self {
+            priority,
+            tier: None,
+        }
+    }
+
+    /// Also changes the customer's tier (which moves the band by the policy's VIP bonus and
+    /// decides whether the most proficient agent is chosen).
+    pub fn with_tier(mut self, tier: CustomerTier) -> Self {
+        self.tier = Some(tier);
+        self
+    }
+
+    /// Applies the change to `task`.
+    pub(crate) fn apply(self, task: &mut Task) {
+        task.priority = self.priority;
+        if let Some(tier) = self.tier {
+            task.tier = tier;
+        }
+    }
+}
+
+impl From<Priority> for Reprioritize {
+    fn from(priority: Priority) -> Self {
+        Self::to(priority)
     }
 }
 
@@ -104,7 +156,8 @@ pub enum Decision {
         agent: AgentId,
     },
     /// Bot-first reception: the bot talks to the customer first; the task is not queued. Enqueue
-    /// it again (with its original `enqueued_at` to keep its place) when the bot hands over.
+    /// it again (with its original `enqueued_at` to keep its place, and [`Task::skip_bot`] set,
+    /// which a router restarted in between needs) when the bot hands over.
     ToBot {
         /// The task.
         task: ConversationId,

@@ -10,7 +10,7 @@ use cs_core::{
 };
 use cs_routing::checker::Checked;
 use cs_routing::{
-    BotFirst, Checker, Decision, NaiveRouter, OverflowRing, Relax, RoutingPolicy,
+    BotFirst, Checker, Decision, NaiveRouter, OverflowRing, Relax, Reprioritize, RoutingPolicy,
     RoutingPolicyBuilder, SkillRequirement, SkillRouter, StandbyPool, SyncRouter, Task,
 };
 use proptest::prelude::*;
@@ -18,6 +18,9 @@ use proptest::prelude::*;
 const SKILLS: [&str; 3] = ["refunds", "logistics", "presale"];
 const LANGS: [&str; 2] = ["zh", "en"];
 const TEAMS: [&str; 3] = ["after-sales", "logistics", "standby"];
+/// Agent ids in a stream: the first five sign in at the start, the last only later (or is
+/// restored to before it does).
+const AGENTS: usize = 6;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -41,6 +44,7 @@ enum Op {
         preferred: Option<usize>,
         back: u64,
         dt: u64,
+        skip_bot: bool,
     },
     Cancel(usize),
     /// Release the n-th held task (or a random pair when `wrong`).
@@ -48,6 +52,25 @@ enum Op {
     Accept(usize),
     Reject(usize),
     Tick(u64),
+    /// Re-prioritise the n-th queued task (or any task when `any`); `tier`: keep, standard, VIP.
+    Reprioritize {
+        n: usize,
+        any: bool,
+        priority: u8,
+        tier: Option<bool>,
+    },
+    /// `agent` picks the n-th queued task (or any task when `any`).
+    Pick {
+        agent: usize,
+        n: usize,
+        any: bool,
+    },
+    /// Restore `task` to `agent` (agent 5 is not signed in at first).
+    Restore {
+        agent: usize,
+        task: usize,
+        voice: bool,
+    },
 }
 
 fn upsert(agent: impl Strategy<Value = usize>) -> impl Strategy<Value = Op> {
@@ -91,19 +114,26 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 fn op() -> impl Strategy<Value = Op> {
     let reqs = prop::collection::vec((0..3usize, 1..=10u8), 0..3);
     prop_oneof![
-        2 => upsert(0..5usize),
+        2 => upsert(0..AGENTS),
         4 => (
             (0..14usize, reqs, prop::option::of(0..2usize), prop::option::of(0..2usize)),
-            (any::<bool>(), 0..4u8, any::<bool>(), prop::option::of(0..5usize), 0..30u64, 0..8u64)
+            (any::<bool>(), 0..4u8, any::<bool>(), prop::option::of(0..5usize), 0..30u64, 0..8u64),
+            prop::bool::weighted(0.2),
         )
-            .prop_map(|((task, skills, lang, team), (voice, priority, vip, preferred, back, dt))| {
-                Op::Enqueue { task, skills, lang, team, voice, priority, vip, preferred, back, dt }
+            .prop_map(|((task, skills, lang, team), (voice, priority, vip, preferred, back, dt), skip_bot)| {
+                Op::Enqueue { task, skills, lang, team, voice, priority, vip, preferred, back, dt, skip_bot }
             }),
         1 => (0..14usize).prop_map(Op::Cancel),
         3 => (0..8usize, prop::bool::weighted(0.1)).prop_map(|(n, w)| Op::Release(n, w)),
         2 => (0..8usize).prop_map(Op::Accept),
         1 => (0..8usize).prop_map(Op::Reject),
         2 => (0..25u64).prop_map(Op::Tick),
+        2 => (0..8usize, prop::bool::weighted(0.15), 0..4u8, prop::option::of(any::<bool>()))
+            .prop_map(|(n, any, priority, tier)| Op::Reprioritize { n, any, priority, tier }),
+        2 => (0..AGENTS, 0..8usize, prop::bool::weighted(0.15))
+            .prop_map(|(agent, n, any)| Op::Pick { agent, n, any }),
+        1 => (0..AGENTS, 0..14usize, any::<bool>())
+            .prop_map(|(agent, task, voice)| Op::Restore { agent, task, voice }),
     ]
 }
 
@@ -112,7 +142,7 @@ fn policy() -> impl Strategy<Value = RoutingPolicy> {
         prop::sample::select(vec![5u64, 300]),
         0..2u8,
         prop::sample::select(vec![0u64, 12]),
-        0..3usize,
+        0..4usize,
         prop::option::of(1..4usize),
         any::<bool>(),
         any::<bool>(),
@@ -132,6 +162,12 @@ fn policy() -> impl Strategy<Value = RoutingPolicy> {
                 b = b.with_ring(OverflowRing::new(
                     StdDuration::from_secs(25),
                     [Relax::PrimaryOnly, Relax::AnyLanguage, Relax::AnyTeam],
+                ));
+            }
+            if rings >= 3 {
+                b = b.with_ring(OverflowRing::new(
+                    StdDuration::from_secs(40),
+                    [Relax::AnySkill],
                 ));
             }
             if let Some(depth) = standby {
@@ -161,6 +197,8 @@ struct World {
     now: DateTime<Utc>,
     /// (agent, task, accepted) from the decisions so far.
     held: Vec<(AgentId, ConversationId, bool)>,
+    /// Queued tasks, in serving order (from the reference router after each step).
+    queued: Vec<ConversationId>,
 }
 
 impl World {
@@ -175,6 +213,15 @@ impl World {
                 Decision::OfferExpired { task, .. } => self.held.retain(|h| h.1 != *task),
                 _ => {}
             }
+        }
+    }
+
+    /// The n-th queued task, or any task when `any` (or nothing is queued).
+    fn queued_or_any(&self, n: usize, any: bool) -> ConversationId {
+        if any || self.queued.is_empty() {
+            self.tasks[n % self.tasks.len()]
+        } else {
+            self.queued[n % self.queued.len()]
         }
     }
 
@@ -242,6 +289,7 @@ fn apply(r: &mut dyn SyncRouter, w: &World, op: &Op) -> (String, Vec<Decision>) 
             vip,
             preferred,
             back,
+            skip_bot,
             ..
         } => {
             let mut t = Task::new(
@@ -266,6 +314,7 @@ fn apply(r: &mut dyn SyncRouter, w: &World, op: &Op) -> (String, Vec<Decision>) 
                 t.tier = CustomerTier::Vip;
             }
             t.preferred_agent = preferred.map(|p| w.agents[p]);
+            t.skip_bot = *skip_bot;
             r.enqueue(t, &mut out)
         }
         Op::Cancel(t) => r.cancel(w.tasks[*t]).map(|b| cancelled = Some(b)),
@@ -282,6 +331,38 @@ fn apply(r: &mut dyn SyncRouter, w: &World, op: &Op) -> (String, Vec<Decision>) 
             None => r.reject(w.agents[n % 5], w.tasks[n % 14], &mut out),
         },
         Op::Tick(_) => r.tick(w.now, &mut out),
+        Op::Reprioritize {
+            n,
+            any,
+            priority,
+            tier,
+        } => {
+            let mut change = Reprioritize::to(
+                [
+                    Priority::Low,
+                    Priority::Normal,
+                    Priority::High,
+                    Priority::Urgent,
+                ][*priority as usize],
+            );
+            if let Some(vip) = tier {
+                change = change.with_tier(if *vip {
+                    CustomerTier::Vip
+                } else {
+                    CustomerTier::Standard
+                });
+            }
+            r.reprioritize(w.queued_or_any(*n, *any), change, &mut out)
+        }
+        Op::Pick { agent, n, any } => r.pick(w.agents[*agent], w.queued_or_any(*n, *any), &mut out),
+        Op::Restore { agent, task, voice } => {
+            let channel = if *voice {
+                ChannelKind::Voice
+            } else {
+                ChannelKind::WebChat
+            };
+            r.restore(w.agents[*agent], Task::new(w.tasks[*task], channel, w.now))
+        }
     };
     let outcome = match res {
         Ok(()) => format!("ok {cancelled:?}"),
@@ -299,10 +380,11 @@ proptest! {
     #[test]
     fn fast_router_matches_reference(policy in policy(), ops in ops()) {
         let mut w = World {
-            agents: (0..5).map(|_| AgentId::new()).collect(),
+            agents: (0..AGENTS).map(|_| AgentId::new()).collect(),
             tasks: (0..14).map(|_| ConversationId::new()).collect(),
             now: t0(),
             held: Vec::new(),
+            queued: Vec::new(),
         };
         let mut naive = NaiveRouter::new(policy.clone());
         let mut fast = Checked::new(SkillRouter::new(policy.clone()), Checker::new(policy));
@@ -319,6 +401,10 @@ proptest! {
             prop_assert_eq!(fast.snapshot(), naive.snapshot(), "snapshot after step {}", i);
             prop_assert_eq!(fast.next_deadline(), naive.next_deadline(), "deadline after step {}", i);
             w.note(&got.1);
+            if let (Op::Restore { agent, task, .. }, true) = (op, got.0.starts_with("ok")) {
+                w.held.push((w.agents[*agent], w.tasks[*task], true));
+            }
+            w.queued = naive.snapshot().queued.iter().map(|q| q.task.id).collect();
         }
         fast.checker.check_idle();
         prop_assert_eq!(fast.checker.violations(), &[][..]);

@@ -7,7 +7,10 @@
 //!   blocks chats and emails when the capacity says so), has every required skill at the task's
 //!   current minimum level, speaks the task's language (when it has one), belongs to the task's
 //!   team (when it has one), has not rejected or let an offer of this task time out, and, while
-//!   the task waits for its preferred agent (sticky hold), is that agent.
+//!   the task waits for its preferred agent (sticky hold), is that agent. A task waits for its
+//!   preferred agent for [`RoutingPolicy::sticky_wait`] after its `enqueued_at`, and only while
+//!   that agent is signed in (online or away): a task for an agent who is offline does not wait,
+//!   and signing out ends the waits for the agent at once.
 //! - **Order of tasks (aging).** A task's *band* is its priority (low 0, normal 1, high 2,
 //!   urgent 3) plus [`RoutingPolicy::vip_bonus`] for VIP customers. Tasks are served by the
 //!   smallest *rank* `enqueued_at - band x aging_step`, which is the same as the largest score
@@ -25,219 +28,33 @@
 //! - **Time.** A router's clock is the latest time it has been told: the `now` of
 //!   [`crate::Router::tick`] or the `enqueued_at` of a new task (never going back). Time-outs
 //!   (offers, sticky holds, overflow rings) fire in time order; those due at one instant are
-//!   applied together, then dispatch runs.
+//!   applied together, then dispatch runs. A task enqueued with an `enqueued_at` before the
+//!   clock (queued again after a hand-over or a restart) keeps its rank and gets the overflow
+//!   rings it has already waited for at once.
+//! - **Re-prioritising** ([`crate::Router::reprioritize`]) gives a queued task a new band; its
+//!   rank is computed again from its original `enqueued_at`, so it moves as if it had had the
+//!   new priority all along. Nothing else about it changes.
+//! - **Picking** ([`crate::Router::pick`]) is a person's decision: an online agent with a free
+//!   slot for the task's medium takes any queued task, whatever its requirements, place, hold
+//!   or the agent's own earlier rejection, and even while on standby. The task is assigned, not
+//!   offered; the pick counts as the agent's latest activity and clears their missed offers.
+//! - **Restoring** ([`crate::Router::restore`]) rebuilds an assignment at start-up: it counts
+//!   in the agent's load (as the agent's latest activity) and decides nothing.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cs_core::{Agent, Capacity, CustomerTier, Medium, Presence, Priority};
-use serde::{Deserialize, Serialize};
+use cs_core::{Agent, AgentId, Capacity, CustomerTier, Medium, Presence, Priority, TenantId};
 
 use crate::error::{Error, Result};
 use crate::task::{SkillRequirement, Task};
 
-/// One relaxation an overflow ring applies to a task's requirements. Every relaxation only widens
-/// the set of eligible agents.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Relax {
-    /// Lowers every minimum level by this much (never below 1).
-    LowerLevels(u8),
-    /// Drops the requirement on this skill.
-    DropSkill(String),
-    /// Keeps only the first (primary) required skill.
-    PrimaryOnly,
-    /// Drops the language requirement.
-    AnyLanguage,
-    /// Also accepts agents of this (backup) team.
-    AddTeam(String),
-    /// Accepts agents of any team.
-    AnyTeam,
-}
+pub mod duration;
+mod settings;
 
-/// An overflow ring: after a task has waited `after`, its requirements relax by `relax`. Rings
-/// are cumulative (ring 2 applies ring 1's relaxations too).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OverflowRing {
-    /// How long after enqueueing the ring applies.
-    pub after: Duration,
-    /// What it relaxes.
-    pub relax: Vec<Relax>,
-}
-
-impl OverflowRing {
-    /// A ring applying `relax` after `after`.
-    pub fn new(after: Duration, relax: impl IntoIterator<Item = Relax>) -> Self {
-        Self {
-            after,
-            relax: relax.into_iter().collect(),
-        }
-    }
-}
-
-/// An elastic pool: agents of `team` take new tasks only while the queue is deep or old.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StandbyPool {
-    /// The team whose agents are on standby.
-    pub team: String,
-    /// The pool joins when at least this many tasks wait...
-    pub depth: usize,
-    /// ...or when the oldest waiting task has waited this long.
-    pub oldest_wait: Duration,
-}
-
-/// Offers instead of direct assignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reservations {
-    /// How long an agent has to accept an offer.
-    pub offer_timeout: Duration,
-    /// After this many offers in a row time out, the agent is set away.
-    pub max_missed: u32,
-}
-
-/// Whether new tasks meet the bot first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum BotFirst {
-    /// Tasks go straight to the queue.
-    #[default]
-    Off,
-    /// Every new task goes to the bot first ([`crate::Decision::ToBot`]); the engine enqueues it
-    /// again when the bot hands over, and then it is queued.
-    Always,
-    /// A new task goes to the bot first when at least this many tasks already wait.
-    AboveDepth(usize),
-}
-
-/// The routing policy of [`crate::SkillRouter`] and [`crate::NaiveRouter`]. Build it with
-/// [`RoutingPolicyBuilder`]; the default assigns directly, without rings, holds or standby.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoutingPolicy {
-    /// How much waiting one priority band is worth (see the module docs).
-    pub aging_step: Duration,
-    /// Bands a VIP customer's task gains.
-    pub vip_bonus: u8,
-    /// How long a task waits for its preferred agent before any eligible agent may take it.
-    pub sticky_wait: Duration,
-    /// Overflow rings, by increasing `after`.
-    pub rings: Vec<OverflowRing>,
-    /// The standby pool, if any.
-    pub standby: Option<StandbyPool>,
-    /// Offers with accept/reject/time-out; `None` assigns directly.
-    pub reservations: Option<Reservations>,
-    /// Bot-first reception.
-    pub bot_first: BotFirst,
-}
-
-impl Default for RoutingPolicy {
-    fn default() -> Self {
-        Self {
-            aging_step: Duration::from_secs(300),
-            vip_bonus: 1,
-            sticky_wait: Duration::ZERO,
-            rings: Vec::new(),
-            standby: None,
-            reservations: None,
-            bot_first: BotFirst::Off,
-        }
-    }
-}
-
-/// Builds a [`RoutingPolicy`].
-#[derive(Debug, Clone, Default)]
-pub struct RoutingPolicyBuilder {
-    policy: RoutingPolicy,
-}
-
-impl RoutingPolicyBuilder {
-    /// Starts from the default policy.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How much waiting one priority band is worth (default 5 minutes).
-    pub fn with_aging_step(mut self, step: Duration) -> Self {
-        self.policy.aging_step = step;
-        self
-    }
-
-    /// Bands a VIP customer's task gains (default 1).
-    pub fn with_vip_bonus(mut self, bands: u8) -> Self {
-        self.policy.vip_bonus = bands;
-        self
-    }
-
-    /// How long a task waits for its preferred agent (default 0: the preferred agent is only
-    /// first choice when free at the moment).
-    pub fn with_sticky_wait(mut self, wait: Duration) -> Self {
-        self.policy.sticky_wait = wait;
-        self
-    }
-
-    /// Adds an overflow ring.
-    pub fn with_ring(mut self, ring: OverflowRing) -> Self {
-        self.policy.rings.push(ring);
-        self
-    }
-
-    /// Sets the standby pool.
-    pub fn with_standby(mut self, pool: StandbyPool) -> Self {
-        self.policy.standby = Some(pool);
-        self
-    }
-
-    /// Makes offers that time out after `offer_timeout`; an agent missing `max_missed` in a row
-    /// is set away.
-    pub fn with_reservations(mut self, offer_timeout: Duration, max_missed: u32) -> Self {
-        self.policy.reservations = Some(Reservations {
-            offer_timeout,
-            max_missed,
-        });
-        self
-    }
-
-    /// Bot-first reception.
-    pub fn with_bot_first(mut self, bot_first: BotFirst) -> Self {
-        self.policy.bot_first = bot_first;
-        self
-    }
-
-    /// Checks and returns the policy.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] when rings are not in strictly increasing order of `after`, a
-    /// duration does not fit in milliseconds, the offer time-out is zero or `max_missed` is 0.
-    pub fn build(self) -> Result<RoutingPolicy> {
-        let p = self.policy;
-        let invalid = |reason: &str| {
-            Err(Error::InvalidInput {
-                reason: reason.into(),
-            })
-        };
-        let mut last = None;
-        for ring in &p.rings {
-            if last.is_some_and(|l| ring.after <= l) {
-                return invalid("overflow rings must have strictly increasing `after`");
-            }
-            last = Some(ring.after);
-        }
-        let mut all = vec![p.aging_step, p.sticky_wait];
-        all.extend(p.rings.iter().map(|r| r.after));
-        all.extend(p.standby.iter().map(|s| s.oldest_wait));
-        if let Some(r) = p.reservations {
-            if r.offer_timeout.is_zero() || r.max_missed == 0 {
-                return invalid("offers need a time-out above 0 and max_missed of at least 1");
-            }
-            all.push(r.offer_timeout);
-        }
-        if all.iter().any(|d| d.as_millis() > (i64::MAX / 8) as u128) {
-            return invalid("durations must fit in milliseconds");
-        }
-        Ok(p)
-    }
-}
+pub use settings::{
+    BotFirst, OverflowRing, Relax, Reservations, RoutingPolicy, RoutingPolicyBuilder, StandbyPool,
+};
 
 /// Milliseconds of a duration (validated by the builder to fit).
 pub(crate) fn ms(d: Duration) -> i64 {
@@ -247,6 +64,11 @@ pub(crate) fn ms(d: Duration) -> i64 {
 /// Milliseconds since the epoch.
 pub(crate) fn at_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+/// The time of `ms` milliseconds since the epoch (the latest representable time beyond it).
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Index of a medium (0 chat, 1 email, 2 voice).
@@ -268,6 +90,56 @@ pub(crate) fn has_room(cap: &Capacity, loads: &[u16; 3], medium: Medium) -> bool
         return false;
     }
     !(cap.voice_blocks_others && medium != Medium::Voice && loads[2] > 0)
+}
+
+/// Checks a task's requirements: named skills at levels 1-10.
+pub(crate) fn validate_task(task: &Task) -> Result<()> {
+    for r in &task.requirements {
+        if r.skill.is_empty() || !(1..=10).contains(&r.min_level) {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "requirement {:?} at level {} (skills need a name and a level of 1-10)",
+                    r.skill, r.min_level
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks an agent's skills: named, at levels 1-10.
+pub(crate) fn validate_agent(agent: &Agent) -> Result<()> {
+    for s in &agent.skills {
+        if s.name.is_empty() || !(1..=10).contains(&s.level) {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "agent {} skill {:?} at level {} (skills need a name and a level of 1-10)",
+                    agent.name, s.name, s.level
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A placeholder for an agent a task is restored to before the router knows the agent: offline,
+/// without skills or capacity, until [`crate::Router::upsert_agent`] gives the real profile.
+pub(crate) fn placeholder_agent(id: AgentId) -> Agent {
+    Agent {
+        id,
+        tenant: TenantId::default(),
+        name: String::new(),
+        skills: Vec::new(),
+        languages: Vec::new(),
+        team: None,
+        capacity: Capacity {
+            chat: 0,
+            email: 0,
+            voice: 0,
+            voice_blocks_others: false,
+        },
+        presence: Presence::Offline,
+    }
 }
 
 /// Which teams a task accepts.
@@ -306,13 +178,18 @@ impl Effective {
 impl RoutingPolicy {
     /// The task's band: priority plus the VIP bonus.
     pub fn band(&self, task: &Task) -> u8 {
-        let p = match task.priority {
+        self.band_of(task.priority, task.tier)
+    }
+
+    /// The band of a task of `priority` from a customer of `tier`.
+    pub fn band_of(&self, priority: Priority, tier: CustomerTier) -> u8 {
+        let p = match priority {
             Priority::Low => 0,
             Priority::Normal => 1,
             Priority::High => 2,
             Priority::Urgent => 3,
         };
-        p + if task.tier == CustomerTier::Vip {
+        p + if tier == CustomerTier::Vip {
             self.vip_bonus
         } else {
             0
@@ -321,7 +198,12 @@ impl RoutingPolicy {
 
     /// The task's rank in milliseconds: smaller is served first (see the module docs).
     pub fn rank(&self, task: &Task) -> i64 {
-        at_ms(task.enqueued_at) - i64::from(self.band(task)) * ms(self.aging_step)
+        self.rank_of(at_ms(task.enqueued_at), task.priority, task.tier)
+    }
+
+    /// The rank of a task enqueued at `enqueued` (ms) with `priority`, from a `tier` customer.
+    pub(crate) fn rank_of(&self, enqueued: i64, priority: Priority, tier: CustomerTier) -> i64 {
+        enqueued - i64::from(self.band_of(priority, tier)) * ms(self.aging_step)
     }
 
     /// How many rings apply to a task enqueued at `enqueued` (ms) at time `now` (ms).
@@ -359,6 +241,7 @@ impl RoutingPolicy {
                     }
                     Relax::DropSkill(s) => e.reqs.retain(|q| &q.skill != s),
                     Relax::PrimaryOnly => e.reqs.truncate(1),
+                    Relax::AnySkill => e.reqs.clear(),
                     Relax::AnyLanguage => e.language = None,
                     Relax::AddTeam(t) => {
                         if let Teams::OneOf(ts) = &mut e.teams
