@@ -132,37 +132,6 @@ pub trait Router: Send + Sync + Debug + 'static {
         Err(no_offers())
     }
 
-    /// Interim (replaced by the router work in progress): re-prioritises a queued task.
-    ///
-    /// # Errors
-    /// [`crate::Error::InvalidInput`] until implemented.
-    async fn reprioritize(
-        &self,
-        task: ConversationId,
-        priority: cs_core::Priority,
-    ) -> Result<Vec<Decision>> {
-        let _ = (task, priority);
-        Err(no_offers())
-    }
-
-    /// Interim: an agent picks a queued task.
-    ///
-    /// # Errors
-    /// [`crate::Error::InvalidInput`] until implemented.
-    async fn pick(&self, agent: AgentId, task: ConversationId) -> Result<Vec<Decision>> {
-        let _ = (agent, task);
-        Err(no_offers())
-    }
-
-    /// Interim: restores an assignment at start-up.
-    ///
-    /// # Errors
-    /// [`crate::Error::InvalidInput`] until implemented.
-    async fn restore(&self, agent: AgentId, task: Task) -> Result<()> {
-        let _ = (agent, task);
-        Err(no_offers())
-    }
-
     /// The earliest time at which [`Router::tick`] has something to do (an offer, a sticky hold
     /// or an overflow ring expires), so the engine can sleep until then instead of polling.
     ///

@@ -154,7 +154,10 @@ impl Engine {
         let decisions = self
             .inner
             .router
-            .reprioritize(conversation.id, raised.priority)
+            .reprioritize(
+                conversation.id,
+                cs_routing::Reprioritize::to(raised.priority),
+            )
             .await;
         match decisions {
             Ok(d) => self.apply(d).await,

@@ -102,32 +102,28 @@ impl Engine {
         if entry == Entry::Reclaim {
             task.preferred_agent = None;
         }
+        // The bot has had its turn (or the customer is waiting for a human already).
+        task.skip_bot = entry != Entry::New;
         self.emit(DomainEvent::Queued {
             conversation: conversation.id,
             priority: conversation.priority,
         });
-        let mut decisions = self.inner.router.enqueue(task.clone()).await?;
+        let decisions = self.inner.router.enqueue(task).await?;
         if decisions
             .iter()
             .any(|d| matches!(d, Decision::ToBot { task } if *task == conversation.id))
         {
-            if entry == Entry::New {
-                self.apply(decisions).await;
-                self.update_conversation(conversation.id, |c| {
-                    c.state = ConversationState::Bot;
-                })
-                .await?;
-                self.emit(DomainEvent::StateChanged {
-                    conversation: conversation.id,
-                    from: ConversationState::Queued,
-                    to: ConversationState::Bot,
-                });
-                return Ok(Routed::ToBot);
-            }
-            // The bot has had its turn: the router parked the task, and takes it for good when
-            // it comes back.
             self.apply(decisions).await;
-            decisions = self.inner.router.enqueue(task).await?;
+            self.update_conversation(conversation.id, |c| {
+                c.state = ConversationState::Bot;
+            })
+            .await?;
+            self.emit(DomainEvent::StateChanged {
+                conversation: conversation.id,
+                from: ConversationState::Queued,
+                to: ConversationState::Bot,
+            });
+            return Ok(Routed::ToBot);
         }
         let taken = decisions.iter().any(|d| {
             matches!(d, Decision::Assigned { task, .. } | Decision::Offered { task, .. }
