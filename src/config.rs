@@ -13,12 +13,40 @@
 //! # secret = "..."                  # signs visitor and agent tokens; generated and kept
 //! #                                 # next to the database if absent
 //!
+//! timezone = "Asia/Shanghai"        # business hours: outside them, with nobody online, a
+//! business_hours = "09:00-22:00"    # hand-over also becomes a ticket
+//!
+//! [routing]                         # cs_routing::RoutingPolicy; the demo's default: rings
+//! sticky_wait = "2m"                # that reach any agent with room after 20 s
+//! [[routing.rings]]
+//! after = "30s"
+//! relax = [{ lower_levels = 2 }, "any_language"]
+//! [[routing.rings]]
+//! after = "2m"
+//! relax = ["any_skill", "any_team"]
+//! [routing.reservations]            # offers agents accept or reject (default: direct)
+//! offer_timeout = "30s"
+//! [routing.standby]                 # an elastic pool for sales days
+//! team = "standby"
+//!
+//! [desk]
+//! reception = "bot"                 # or "router": routing.bot_first decides
+//! reclaim_after = "5m"              # a signed-out agent's conversations go back after
+//! skill_teams = { complaints = "after-sales" }
+//!
+//! [texts.en]                        # reword what the desk tells customers
+//! joined = "{name} is here to help."
+//!
+//! [limits]                          # see server::limits::Limits
+//! messages_per_minute = 30
+//!
 //! [[agents]]
 //! name = "Alice"
 //! password = "alice"                # demo sign-in; put real auth in front in production
 //! skills = ["after-sales:8", "logistics:6"]
 //! languages = ["zh", "en"]
 //! chat_capacity = 4
+//! voice = "client:alice"            # where routed calls ring
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -49,6 +77,11 @@ pub struct AgentConfig {
     /// Concurrent chats.
     #[serde(default = "default_chat_capacity")]
     pub chat_capacity: u16,
+    /// Where the agent takes calls the voice menu routes to them: `client:<identity>` (a
+    /// browser or app client), a phone number, or `sip:<uri>` (default: `client:<name in lower
+    /// case>`).
+    #[serde(default)]
+    pub voice: Option<String>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -60,6 +93,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("languages", &self.languages)
             .field("team", &self.team)
             .field("chat_capacity", &self.chat_capacity)
+            .field("voice", &self.voice)
             .finish()
     }
 }
@@ -141,6 +175,17 @@ pub struct Config {
     pub timezone: String,
     /// Business hours, every day, as `HH:MM-HH:MM` (default `09:00-22:00`).
     pub business_hours: String,
+    /// How conversations are routed to agents (the [`cs_routing::RoutingPolicy`] as a `[routing]`
+    /// table). The demo default: conversations nobody with the skill can take reach any agent
+    /// with room after 20 seconds (levels and language relax after 10). A `[routing]` table
+    /// replaces the whole default; unset fields take the policy's own defaults (no rings).
+    pub routing: cs_routing::RoutingPolicy,
+    /// The desk around the router (`[desk]`): reception, the grace of signed-out agents, teams.
+    pub desk: DeskConfig,
+    /// What the desk says to customers, reworded per language (`[texts.zh]`, `[texts.en]`, keys
+    /// `joined`, `queued`, `queued_no_estimate`, `resolved`, `ticket_opened`, `after_hours`,
+    /// `transferred`).
+    pub texts: crate::engine::Texts,
     /// Demo agents (default: Alice and Bob, who between them have every skill the bundled FAQ
     /// hands over to).
     pub agents: Vec<AgentConfig>,
@@ -270,8 +315,59 @@ impl std::fmt::Debug for Config {
             .field("tenant", &self.tenant)
             .field("timezone", &self.timezone)
             .field("business_hours", &self.business_hours)
+            .field("routing", &self.routing)
+            .field("desk", &self.desk)
             .field("agents", &self.agents)
             .finish_non_exhaustive()
+    }
+}
+
+/// The demo's routing: direct assignment, and overflow rings so no conversation waits for ever
+/// for a skill nobody online has.
+fn demo_routing() -> cs_routing::RoutingPolicy {
+    use cs_routing::{OverflowRing, Relax};
+    use std::time::Duration;
+    cs_routing::RoutingPolicyBuilder::new()
+        .with_ring(OverflowRing::new(
+            Duration::from_secs(10),
+            [Relax::LowerLevels(4), Relax::AnyLanguage],
+        ))
+        .with_ring(OverflowRing::new(
+            Duration::from_secs(20),
+            [Relax::AnySkill, Relax::AnyTeam],
+        ))
+        .build()
+        .unwrap_or_default()
+}
+
+/// The desk around the router.
+///
+/// ```toml
+/// [desk]
+/// reception = "bot"           # "bot": the bot answers first (default); "router": new
+///                             # conversations are queued and routing.bot_first decides
+/// reclaim_after = "5m"        # a signed-out agent's conversations go back to the queue after
+/// skill_teams = { complaints = "after-sales" }   # the team that serves a skill
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeskConfig {
+    /// Who receives a new conversation (default `bot`).
+    pub reception: crate::engine::Reception,
+    /// How long a signed-out agent keeps their conversations (default 5 minutes).
+    #[serde(with = "cs_routing::policy::duration")]
+    pub reclaim_after: std::time::Duration,
+    /// The team that serves each skill (default none).
+    pub skill_teams: std::collections::HashMap<String, String>,
+}
+
+impl Default for DeskConfig {
+    fn default() -> Self {
+        Self {
+            reception: crate::engine::Reception::Bot,
+            reclaim_after: std::time::Duration::from_secs(300),
+            skill_teams: Default::default(),
+        }
     }
 }
 
@@ -286,6 +382,9 @@ impl Default for Config {
             tenant: TenantId::default(),
             timezone: "Asia/Shanghai".into(),
             business_hours: "09:00-22:00".into(),
+            routing: demo_routing(),
+            desk: DeskConfig::default(),
+            texts: crate::engine::Texts::default(),
             agents: vec![
                 AgentConfig {
                     name: "Alice".into(),
@@ -300,6 +399,7 @@ impl Default for Config {
                     languages: default_languages(),
                     team: Some("service".into()),
                     chat_capacity: 4,
+                    voice: None,
                 },
                 AgentConfig {
                     name: "Bob".into(),
@@ -314,6 +414,7 @@ impl Default for Config {
                     languages: vec!["en".into(), "zh".into()],
                     team: Some("service".into()),
                     chat_capacity: 4,
+                    voice: None,
                 },
             ],
             #[cfg(feature = "server")]
@@ -511,6 +612,74 @@ mod tests {
         assert!(bad.agents[0].to_agent(&TenantId::default()).is_err());
         assert!(format!("{:?}", bad).contains("<redacted>"));
         assert!(!format!("{:?}", bad).contains("\"x\""));
+    }
+
+    #[test]
+    fn routing_desk_and_texts_come_from_the_file() {
+        let c = Config::from_toml(
+            r#"
+[routing]
+sticky_wait = "2m"
+bot_first = { above_depth = 20 }
+[[routing.rings]]
+after = "45s"
+relax = ["any_skill", "any_team"]
+[routing.reservations]
+offer_timeout = "25s"
+
+[desk]
+reception = "router"
+reclaim_after = "90s"
+skill_teams = { complaints = "after-sales" }
+
+[texts.en]
+joined = "Hi, {name} here."
+
+[[agents]]
+name = "Li"
+password = "x"
+voice = "+8613800138000"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.routing.sticky_wait, std::time::Duration::from_secs(120));
+        assert_eq!(
+            c.routing.rings.len(),
+            1,
+            "a [routing] table replaces the demo's rings"
+        );
+        assert_eq!(
+            c.routing.reservations.map(|r| r.offer_timeout),
+            Some(std::time::Duration::from_secs(25))
+        );
+        assert_eq!(c.desk.reception, crate::engine::Reception::Router);
+        assert_eq!(c.desk.reclaim_after, std::time::Duration::from_secs(90));
+        assert_eq!(c.desk.skill_teams["complaints"], "after-sales");
+        assert_eq!(c.agents[0].voice.as_deref(), Some("+8613800138000"));
+        let text = c.texts.render(
+            crate::engine::Notice::Joined,
+            crate::engine::Lang::En,
+            &[("name", "Li")],
+        );
+        assert_eq!(text, "Hi, Li here.");
+
+        let demo = Config::default();
+        assert_eq!(
+            demo.routing.rings.len(),
+            2,
+            "the demo reaches anyone with room"
+        );
+        assert!(demo.routing.validate().is_ok());
+        for typo in [
+            "[routing]
+stiky_wait = \"2m\"\n",
+            "[desk]
+reclaim_after = \"soon\"\n",
+            "[texts.en]
+joinde = \"x\"\n",
+        ] {
+            assert!(Config::from_toml(typo).is_err(), "{typo}");
+        }
     }
 
     #[cfg(feature = "email")]

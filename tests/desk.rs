@@ -126,7 +126,7 @@ struct Desk {
 
 impl Desk {
     async fn new(
-        policy: RoutingPolicyBuilder,
+        policy: cs_routing::RoutingPolicy,
         agents: &[Agent],
         configure: impl FnOnce(EngineBuilder) -> EngineBuilder,
     ) -> Self {
@@ -141,9 +141,7 @@ impl Desk {
             .with_bot(bot.clone())
             .with_channel(chat.clone())
             .with_clock(clock.clone())
-            .with_router(Arc::new(Shared::new(SkillRouter::new(
-                policy.build().unwrap(),
-            ))));
+            .with_router(Arc::new(Shared::new(SkillRouter::new(policy))));
         for a in agents {
             builder = builder.with_agent(a.clone());
         }
@@ -196,8 +194,11 @@ impl Desk {
     }
 }
 
-fn offers() -> RoutingPolicyBuilder {
-    RoutingPolicyBuilder::new().with_reservations(StdDuration::from_secs(20), 2)
+fn offers() -> cs_routing::RoutingPolicy {
+    RoutingPolicyBuilder::new()
+        .with_reservations(StdDuration::from_secs(20), 2)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -312,7 +313,10 @@ async fn bot_first_reception_through_the_router() {
     // Human first while the queue is short: the bot never sees the first customer.
     let alice = agent("Alice", &[("after-sales", 5)], None);
     let desk = Desk::new(
-        RoutingPolicyBuilder::new().with_bot_first(BotFirst::AboveDepth(1)),
+        RoutingPolicyBuilder::new()
+            .with_bot_first(BotFirst::AboveDepth(1))
+            .build()
+            .unwrap(),
         std::slice::from_ref(&alice),
         |b| {
             b.with_settings(DeskSettings {
@@ -357,11 +361,14 @@ async fn the_standby_pool_joins_only_when_the_queue_is_deep() {
     let regular = agent("Regular", &[("after-sales", 5)], Some("service"));
     let standby = agent("Standby", &[("after-sales", 5)], Some("standby"));
     let desk = Desk::new(
-        RoutingPolicyBuilder::new().with_standby(StandbyPool {
-            team: "standby".into(),
-            depth: 3,
-            oldest_wait: StdDuration::from_secs(600),
-        }),
+        RoutingPolicyBuilder::new()
+            .with_standby(StandbyPool {
+                team: "standby".into(),
+                depth: 3,
+                oldest_wait: StdDuration::from_secs(600),
+            })
+            .build()
+            .unwrap(),
         &[regular.clone(), standby.clone()],
         |b| b,
     )
@@ -396,7 +403,10 @@ async fn a_returning_customer_waits_for_their_agent_within_the_sticky_wait_only(
     let alice = agent("Alice", &[("after-sales", 5)], None);
     let bob = agent("Bob", &[("after-sales", 5)], None);
     let desk = Desk::new(
-        RoutingPolicyBuilder::new().with_sticky_wait(StdDuration::from_secs(60)),
+        RoutingPolicyBuilder::new()
+            .with_sticky_wait(StdDuration::from_secs(60))
+            .build()
+            .unwrap(),
         &[alice.clone(), bob.clone()],
         |b| b,
     )
@@ -454,7 +464,7 @@ async fn after_hours_with_nobody_online_the_request_becomes_a_ticket() {
         .build()
         .unwrap();
     let desk = Desk::new(
-        RoutingPolicyBuilder::new(),
+        RoutingPolicyBuilder::new().build().unwrap(),
         std::slice::from_ref(&alice),
         |b| {
             b.with_settings(DeskSettings {
@@ -512,7 +522,7 @@ async fn queue_notices_give_an_honest_wait_once_the_pace_is_known() {
     let mut alice1 = alice.clone();
     alice1.capacity.chat = 1;
     let desk = Desk::new(
-        RoutingPolicyBuilder::new(),
+        RoutingPolicyBuilder::new().build().unwrap(),
         std::slice::from_ref(&alice1),
         |b| b,
     )
@@ -544,7 +554,7 @@ async fn queue_notices_give_an_honest_wait_once_the_pace_is_known() {
 async fn an_agent_takes_a_queued_conversation_out_of_turn() {
     let alice = agent("Alice", &[("billing", 5)], None);
     let desk = Desk::new(
-        RoutingPolicyBuilder::new(),
+        RoutingPolicyBuilder::new().build().unwrap(),
         std::slice::from_ref(&alice),
         |b| b,
     )
@@ -567,7 +577,7 @@ async fn an_agent_takes_a_queued_conversation_out_of_turn() {
 
 #[tokio::test]
 async fn an_angry_customer_moves_up_while_waiting() {
-    let desk = Desk::new(RoutingPolicyBuilder::new(), &[], |b| b).await;
+    let desk = Desk::new(RoutingPolicyBuilder::new().build().unwrap(), &[], |b| b).await;
     let calm = desk.customer_writes("v1", "我想退货").await;
     let later = desk.customer_writes("v2", "我想退货").await;
     let order = |q: cs_routing::Snapshot| q.queued.iter().map(|q| q.task.id).collect::<Vec<_>>();
@@ -583,4 +593,33 @@ async fn an_angry_customer_moves_up_while_waiting() {
         .task
         .enqueued_at;
     assert_eq!(since, queued_at, "the time it started waiting is kept");
+}
+
+/// The demo's default routing: a skill nobody online has reaches any agent with room once the
+/// overflow rings open (20 seconds), and not before.
+#[tokio::test]
+async fn with_the_demo_policy_no_conversation_is_stranded() {
+    let alice = agent("Alice", &[("logistics", 6)], None);
+    let mut bot_skill = Desk::new(
+        omnidesk::Config::default().routing,
+        std::slice::from_ref(&alice),
+        |b| b,
+    )
+    .await;
+    bot_skill.engine.sign_in(alice.id).await.unwrap();
+    // The bot hands over to "after-sales", which Alice lacks.
+    let c = bot_skill.customer_writes("v1", "我要退货").await;
+    assert_eq!(bot_skill.state(c).await.0, ConversationState::Queued);
+    bot_skill.pass(10).await;
+    assert_eq!(
+        bot_skill.state(c).await.0,
+        ConversationState::Queued,
+        "levels relaxed, not skills"
+    );
+    bot_skill.pass(10).await;
+    assert_eq!(
+        bot_skill.state(c).await,
+        (ConversationState::Assigned, Some(alice.id))
+    );
+    bot_skill.drain();
 }

@@ -133,6 +133,7 @@ fn is_cjk(c: char) -> bool {
 /// assert_eq!(texts.render(Notice::Joined, Lang::En, &[("name", "Alice")]), "Hi, Alice here!");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Texts {
     /// Chinese overrides.
     #[serde(default)]

@@ -39,7 +39,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::bridge::DeskTicketLookup;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{BusinessHours, DeskSettings, Engine};
 use crate::error::{Error, Result};
 
 const SHOP_HTML: &str = include_str!("assets/shop.html");
@@ -72,9 +72,9 @@ fn demo_bot(config: &Config, desk: Arc<TicketDesk>) -> Result<IntentBot> {
         .map_err(faq)
 }
 
-/// The SLA policy of the bundled desk: targets per priority on the configured business hours.
-fn sla_policy(config: &Config) -> Result<SlaPolicy> {
-    use chrono::{Duration, Weekday};
+/// The configured business hours, every day, in the configured time zone.
+fn business_calendar(config: &Config) -> Result<cs_tickets::BusinessCalendar> {
+    use chrono::Weekday;
     let tz: chrono_tz::Tz = config.timezone.parse().map_err(|_| Error::Config {
         reason: format!("unknown time zone {:?}", config.timezone),
     })?;
@@ -91,18 +91,26 @@ fn sla_policy(config: &Config) -> Result<SlaPolicy> {
     ] {
         calendar = calendar.with_period(day, start, end);
     }
+    Ok(calendar.build()?)
+}
+
+/// The SLA policy of the bundled desk: targets per priority on the configured business hours.
+fn sla_policy(config: &Config) -> Result<SlaPolicy> {
+    use chrono::Duration;
     let targets = |first: i64, next: i64, resolve: i64| SlaTargets {
         first_response: Some(Duration::minutes(first)),
         next_response: Some(Duration::minutes(next)),
         resolution: Some(Duration::minutes(resolve)),
     };
-    Ok(SlaPolicyBuilder::new("standard", calendar.build()?)
-        .with_targets(Priority::Low, targets(60, 120, 3 * 24 * 60))
-        .with_targets(Priority::Normal, targets(30, 60, 24 * 60))
-        .with_targets(Priority::High, targets(10, 30, 8 * 60))
-        .with_targets(Priority::Urgent, targets(5, 15, 4 * 60))
-        .with_warning_before(Duration::minutes(5))
-        .build()?)
+    Ok(
+        SlaPolicyBuilder::new("standard", business_calendar(config)?)
+            .with_targets(Priority::Low, targets(60, 120, 3 * 24 * 60))
+            .with_targets(Priority::Normal, targets(30, 60, 24 * 60))
+            .with_targets(Priority::High, targets(10, 30, 8 * 60))
+            .with_targets(Priority::Urgent, targets(5, 15, 4 * 60))
+            .with_warning_before(Duration::minutes(5))
+            .build()?,
+    )
 }
 
 /// Conversations and tickets in one database: the SQLite file by default, PostgreSQL when
@@ -209,12 +217,41 @@ impl App {
             webhooks.push(channel);
         }
         let mut auth = agent::AgentAuth::new(&secret);
+        let mut voice_targets = std::collections::HashMap::new();
         for a in &config.agents {
             let profile = a.to_agent(&config.tenant)?;
             auth.add(profile.id, &a.name, &a.password);
+            if let Some(target) = &a.voice {
+                voice_targets.insert(profile.id, target.clone());
+            }
             builder = builder.with_agent(profile);
         }
-        let engine = builder.with_ticket_desk(desk).build().await?;
+        config.routing.validate().map_err(|e| Error::Config {
+            reason: format!("routing: {e}"),
+        })?;
+        config.limits.validate()?;
+        let settings = DeskSettings {
+            reception: config.desk.reception,
+            texts: config.texts.clone(),
+            hours: Some(BusinessHours {
+                calendar: business_calendar(&config)?,
+                label: config.business_hours.clone(),
+            }),
+            skill_teams: config.desk.skill_teams.clone(),
+            reclaim_after: chrono::Duration::from_std(config.desk.reclaim_after).map_err(|_| {
+                Error::Config {
+                    reason: "desk.reclaim_after is too long".into(),
+                }
+            })?,
+            voice_targets,
+        };
+        let router = cs_routing::Shared::new(cs_routing::SkillRouter::new(config.routing.clone()));
+        let engine = builder
+            .with_router(Arc::new(router))
+            .with_settings(settings)
+            .with_ticket_desk(desk)
+            .build()
+            .await?;
         let mut app = Self::new(engine, webchat, auth, config);
         app.webhooks = webhooks;
         #[cfg(feature = "email")]
