@@ -237,6 +237,7 @@ impl EngineBuilder {
                 settings: self.settings,
                 offers: std::sync::Mutex::default(),
                 pace: std::sync::Mutex::default(),
+                snapshot: std::sync::Mutex::default(),
             }),
         };
         engine.recover().await?;

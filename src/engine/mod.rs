@@ -93,6 +93,8 @@ struct Inner {
     offers: std::sync::Mutex<HashMap<ConversationId, Offer>>,
     /// Recent assignments, for wait estimates.
     pace: std::sync::Mutex<Pace>,
+    /// The last router snapshot and when it was taken ([`Engine::queue_snapshot`]).
+    snapshot: std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>,
 }
 
 /// A customer as an agent sees them: profile, identities and whole history.

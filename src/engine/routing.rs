@@ -384,12 +384,40 @@ impl Engine {
         }
     }
 
-    /// The router's queue and agents' loads.
+    /// The router's queue and agents' loads, now.
     ///
     /// # Errors
     /// Router errors.
     pub async fn queue(&self) -> Result<Snapshot> {
         Ok(self.inner.router.snapshot().await?)
+    }
+
+    /// The router's queue and agents' loads as of at most `max_age` ago: one snapshot serves
+    /// every reader in the meantime (consoles, queue notices), so a deep queue on a busy day is
+    /// copied a few times a second, not once per event per reader.
+    ///
+    /// # Errors
+    /// Router errors.
+    pub async fn queue_snapshot(&self, max_age: std::time::Duration) -> Result<Arc<Snapshot>> {
+        {
+            let cached = self
+                .inner
+                .snapshot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some((at, snap)) = cached.as_ref()
+                && at.elapsed() <= max_age
+            {
+                return Ok(snap.clone());
+            }
+        }
+        let snap = Arc::new(self.inner.router.snapshot().await?);
+        *self
+            .inner
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), snap.clone()));
+        Ok(snap)
     }
 
     /// Lets time act: offers that lapse, sticky holds and overflow rings that expire, aging;

@@ -269,7 +269,7 @@ enum ToAgent {
         agent: Agent,
         conversations: Vec<ConversationView>,
         offers: Vec<OfferView>,
-        queue: Vec<QueueItem>,
+        queue: QueueView,
     },
     Assigned {
         conversation: ConversationView,
@@ -290,7 +290,7 @@ enum ToAgent {
         message: Message,
     },
     Queue {
-        queue: Vec<QueueItem>,
+        queue: QueueView,
     },
     Resolved {
         conversation_id: ConversationId,
@@ -403,25 +403,50 @@ async fn refresh_tickets(
     Ok(())
 }
 
-async fn queue(engine: &Engine) -> Vec<QueueItem> {
-    match engine.queue().await {
-        Ok(snap) => snap
-            .queued
-            .into_iter()
-            .map(|q| QueueItem {
-                conversation: q.task.id,
-                position: q.position,
-                priority: q.task.priority,
-                since: q.task.enqueued_at,
-                channel: q.task.channel,
-                skills: q.task.requirements.into_iter().map(|r| r.skill).collect(),
-                language: q.task.language,
-                vip: q.task.tier == cs_core::CustomerTier::Vip,
-            })
-            .collect(),
+/// The head of the queue a console shows, and its length.
+#[derive(Debug, Serialize)]
+struct QueueView {
+    total: usize,
+    items: Vec<QueueItem>,
+}
+
+/// How many waiting conversations a console lists (the rest are counted).
+const QUEUE_SHOWN: usize = 100;
+/// How stale a queue view may be: every console shares one snapshot of the router per
+/// interval, however many events arrive.
+const QUEUE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn queue(engine: &Engine) -> QueueView {
+    match engine.queue_snapshot(QUEUE_EVERY).await {
+        Ok(snap) => QueueView {
+            total: snap.queued.len(),
+            items: snap
+                .queued
+                .iter()
+                .take(QUEUE_SHOWN)
+                .map(|q| QueueItem {
+                    conversation: q.task.id,
+                    position: q.position,
+                    priority: q.task.priority,
+                    since: q.task.enqueued_at,
+                    channel: q.task.channel,
+                    skills: q
+                        .task
+                        .requirements
+                        .iter()
+                        .map(|r| r.skill.clone())
+                        .collect(),
+                    language: q.task.language.clone(),
+                    vip: q.task.tier == cs_core::CustomerTier::Vip,
+                })
+                .collect(),
+        },
         Err(e) => {
             tracing::warn!(error = %e, "queue snapshot failed");
-            Vec::new()
+            QueueView {
+                total: 0,
+                items: Vec::new(),
+            }
         }
     }
 }
@@ -458,6 +483,9 @@ async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
         let _ = sink.close().await;
     });
 
+    let mut queue_changed = false;
+    let mut queue_timer = tokio::time::interval(QUEUE_EVERY);
+    queue_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -476,7 +504,13 @@ async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
-                if forward(&engine, agent, &mut mine, event.kind, &tx).await.is_err() {
+                if forward(&engine, agent, &mut mine, event.kind, &tx, &mut queue_changed).await.is_err() {
+                    break;
+                }
+            }
+            _ = queue_timer.tick(), if queue_changed => {
+                queue_changed = false;
+                if tx.send(ToAgent::Queue { queue: queue(&engine).await }).await.is_err() {
                     break;
                 }
             }
@@ -535,13 +569,15 @@ async fn welcome(
     })
 }
 
-/// Turns an engine event into console frames for this agent.
+/// Turns an engine event into console frames for this agent; notes when the queue changed (the
+/// console sends it at most every [`QUEUE_EVERY`]).
 async fn forward(
     engine: &Engine,
     agent: AgentId,
     mine: &mut HashSet<ConversationId>,
     event: DomainEvent,
     tx: &mpsc::Sender<ToAgent>,
+    queue_changed: &mut bool,
 ) -> Result<(), mpsc::error::SendError<ToAgent>> {
     match event {
         DomainEvent::AgentAssigned {
@@ -556,10 +592,7 @@ async fn forward(
                     tx.send(ToAgent::Assigned { conversation: v }).await?;
                 }
             }
-            tx.send(ToAgent::Queue {
-                queue: queue(engine).await,
-            })
-            .await?;
+            *queue_changed = true;
         }
         DomainEvent::Offered {
             conversation,
@@ -571,10 +604,7 @@ async fn forward(
             {
                 tx.send(ToAgent::Offer { offer }).await?;
             }
-            tx.send(ToAgent::Queue {
-                queue: queue(engine).await,
-            })
-            .await?;
+            *queue_changed = true;
         }
         DomainEvent::OfferClosed {
             conversation,
@@ -600,11 +630,10 @@ async fn forward(
                 });
             tx.send(ToAgent::Presence { presence, reason }).await?;
         }
-        DomainEvent::Queued { .. } | DomainEvent::PriorityChanged { .. } => {
-            tx.send(ToAgent::Queue {
-                queue: queue(engine).await,
-            })
-            .await?;
+        DomainEvent::Queued { .. }
+        | DomainEvent::PriorityChanged { .. }
+        | DomainEvent::OfferClosed { .. } => {
+            *queue_changed = true;
         }
         DomainEvent::MessageReceived { message } | DomainEvent::MessageSent { message }
             if mine.contains(&message.conversation) =>

@@ -112,8 +112,9 @@
     if (!state.active) state.active = id;
   }
 
-  function renderQueue(q) {
-    $("qcount").textContent = q.length;
+  function renderQueue(view) {
+    var q = view.items || [];
+    $("qcount").textContent = view.total;
     $("queue").innerHTML = q.map(function (i) {
       var tags = [i.channel].concat(i.skills || []);
       if (i.language) tags.push(i.language);
