@@ -89,8 +89,8 @@ pub trait Router: Send + Sync + Debug + 'static {
     /// Restores an assignment the router does not know, without deciding anything: at start-up
     /// the engine rebuilds the router from its store and leaves every conversation with the
     /// agent who holds it. The agent's load counts the task for its medium (even past the
-    /// agent's capacity), the task is assigned ([`Router::release`] frees it), and the router's
-    /// clock does not move. An agent the router does not know yet is registered offline, without
+    /// agent's capacity) and as their latest activity (for longest idle), the task is assigned
+    /// ([`Router::release`] frees it), and the router's clock does not move. An agent the router does not know yet is registered offline, without
     /// skills or capacity, until [`Router::upsert_agent`] brings the real profile (and the
     /// tasks stay counted).
     ///
