@@ -28,6 +28,47 @@ pub struct FaqEntry {
     pub skills: Vec<String>,
 }
 
+/// A parsed knowledge file: FAQ entries and out-of-scope questions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Knowledge {
+    /// The entries, in file order.
+    pub entries: Vec<FaqEntry>,
+    /// Questions the bot is not meant to answer (the `Intent: oos` section): they train the
+    /// out-of-scope class and help choose the out-of-scope threshold.
+    pub out_of_scope: Vec<String>,
+}
+
+/// Parses a knowledge file ([`parse_faq`]'s format) with its out-of-scope section: an entry
+/// whose intent is `oos` (or `out_of_scope`) lists questions the bot should not answer, and
+/// needs no answer:
+///
+/// ```text
+/// Intent: oos
+/// Q: 今天天气怎么样
+/// Q: tell me a joke
+/// ```
+///
+/// # Errors
+/// As [`parse_faq`].
+pub fn parse_knowledge(text: &str) -> Result<Knowledge> {
+    let mut k = Knowledge::default();
+    let mut cur = Draft::default();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        if line.is_empty() {
+            cur.finish(line_no, &mut k)?;
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        cur.line(line, line_no)?;
+    }
+    cur.finish(text.lines().count() + 1, &mut k)?;
+    Ok(k)
+}
+
 /// Parses the knowledge file format:
 ///
 /// ```text
@@ -49,78 +90,7 @@ pub struct FaqEntry {
 /// [`Error::Knowledge`] with the line number for an entry without question or answer, or an
 /// unknown `Key:` line.
 pub fn parse_faq(text: &str) -> Result<Vec<FaqEntry>> {
-    let mut entries = Vec::new();
-    let mut cur = Draft::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = raw.trim();
-        if line.is_empty() {
-            cur.finish(line_no, &mut entries)?;
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        let (key, value) = match line.split_once(':') {
-            Some((k, v)) if k.len() <= 8 && !k.contains(' ') && !k.is_empty() => (k, v.trim()),
-            _ => ("", line),
-        };
-        match key {
-            "Q" => cur.questions.push(value.to_owned()),
-            "A" => {
-                cur.zh = Some(value.to_owned());
-                cur.en = Some(value.to_owned());
-                cur.last = Last::Both;
-            }
-            "A[zh]" => {
-                cur.zh = Some(value.to_owned());
-                cur.last = Last::Zh;
-            }
-            "A[en]" => {
-                cur.en = Some(value.to_owned());
-                cur.last = Last::En;
-            }
-            "Intent" => cur.intent = Some(value.to_owned()),
-            "Skills" => {
-                cur.skills = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-            }
-            "" => {
-                let cont = |a: &mut Option<String>| {
-                    if let Some(a) = a {
-                        a.push('\n');
-                        a.push_str(line);
-                    }
-                };
-                match cur.last {
-                    Last::Zh => cont(&mut cur.zh),
-                    Last::En => cont(&mut cur.en),
-                    Last::Both => {
-                        cont(&mut cur.zh);
-                        cont(&mut cur.en);
-                    }
-                    Last::None => {
-                        return Err(Error::Knowledge {
-                            line: line_no,
-                            reason: format!("expected Q:, A:, Intent: or Skills:, got {line:?}"),
-                        });
-                    }
-                }
-            }
-            other => {
-                return Err(Error::Knowledge {
-                    line: line_no,
-                    reason: format!("unknown key {other:?}"),
-                });
-            }
-        }
-    }
-    cur.finish(text.lines().count() + 1, &mut entries)?;
-    Ok(entries)
+    parse_knowledge(text).map(|k| k.entries)
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -143,11 +113,77 @@ struct Draft {
 }
 
 impl Draft {
-    fn finish(&mut self, line: usize, out: &mut Vec<FaqEntry>) -> Result<()> {
+    fn line(&mut self, line: &str, line_no: usize) -> Result<()> {
+        let (key, value) = match line.split_once(':') {
+            Some((k, v)) if k.len() <= 8 && !k.contains(' ') && !k.is_empty() => (k, v.trim()),
+            _ => ("", line),
+        };
+        match key {
+            "Q" => self.questions.push(value.to_owned()),
+            "A" => {
+                self.zh = Some(value.to_owned());
+                self.en = Some(value.to_owned());
+                self.last = Last::Both;
+            }
+            "A[zh]" => {
+                self.zh = Some(value.to_owned());
+                self.last = Last::Zh;
+            }
+            "A[en]" => {
+                self.en = Some(value.to_owned());
+                self.last = Last::En;
+            }
+            "Intent" => self.intent = Some(value.to_owned()),
+            "Skills" => {
+                self.skills = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            "" => {
+                let cont = |a: &mut Option<String>| {
+                    if let Some(a) = a {
+                        a.push('\n');
+                        a.push_str(line);
+                    }
+                };
+                match self.last {
+                    Last::Zh => cont(&mut self.zh),
+                    Last::En => cont(&mut self.en),
+                    Last::Both => {
+                        cont(&mut self.zh);
+                        cont(&mut self.en);
+                    }
+                    Last::None => {
+                        return Err(Error::Knowledge {
+                            line: line_no,
+                            reason: format!("expected Q:, A:, Intent: or Skills:, got {line:?}"),
+                        });
+                    }
+                }
+            }
+            other => {
+                return Err(Error::Knowledge {
+                    line: line_no,
+                    reason: format!("unknown key {other:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, line: usize, k: &mut Knowledge) -> Result<()> {
         let d = std::mem::take(self);
         if d.questions.is_empty() && d.zh.is_none() && d.en.is_none() && d.intent.is_none() {
             return Ok(());
         }
+        if matches!(d.intent.as_deref(), Some("oos" | "out_of_scope")) {
+            k.out_of_scope.extend(d.questions);
+            return Ok(());
+        }
+        let out = &mut k.entries;
         if d.questions.is_empty() {
             return Err(Error::Knowledge {
                 line,
