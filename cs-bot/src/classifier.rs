@@ -756,14 +756,20 @@ impl IntentClassifier {
         let x = self.vectorizer.transform(text);
         let mut p = vec![0.0f32; self.labels.len()];
         self.model.probabilities(&x, &mut p);
+        // A text without any known feature says nothing, whatever the bias prefers.
+        self.prediction_from(&p, !x.is_empty())
+    }
+
+    /// The prediction for these label probabilities (`known`: whether the text had any feature
+    /// the model knows, or another model vouches for it).
+    pub(crate) fn prediction_from(&self, p: &[f32], known: bool) -> Prediction {
         let mut idx: Vec<usize> = (0..p.len()).collect();
         let n = 3.min(idx.len());
         idx.select_nth_unstable_by(n - 1, |a, b| p[*b].total_cmp(&p[*a]));
         idx.truncate(n);
         idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
         let best = idx[0];
-        // A text without any known feature says nothing, whatever the bias prefers.
-        let confidence = if x.is_empty() { 0.0 } else { p[best] };
+        let confidence = if known { p[best] } else { 0.0 };
         Prediction {
             label: self.labels[best].clone(),
             confidence,
@@ -773,6 +779,14 @@ impl IntentClassifier {
                 .map(|&i| (self.labels[i].clone(), p[i]))
                 .collect(),
         }
+    }
+
+    /// The calibrated probability of every label (in [`IntentClassifier::labels`] order).
+    pub fn probabilities(&self, text: &str) -> Vec<f32> {
+        let x = self.vectorizer.transform(text);
+        let mut p = vec![0.0f32; self.labels.len()];
+        self.model.probabilities(&x, &mut p);
+        p
     }
 }
 

@@ -95,6 +95,8 @@ struct Settings {
     clarify_threshold: Option<f32>,
     unanswered: Option<Arc<UnansweredLog>>,
     menu_size: usize,
+    #[cfg(feature = "embeddings")]
+    hybrid: Option<Arc<crate::embed::HybridClassifier>>,
     max_failures: u8,
     session_ttl: Duration,
     clock: Arc<dyn Clock>,
@@ -139,6 +141,8 @@ impl IntentBotBuilder {
                 clarify_threshold: None,
                 unanswered: None,
                 menu_size: 5,
+                #[cfg(feature = "embeddings")]
+                hybrid: None,
                 max_failures: 2,
                 session_ttl: Duration::minutes(30),
                 clock: Arc::new(SystemClock),
@@ -245,6 +249,15 @@ impl IntentBotBuilder {
         self
     }
 
+    /// Classifies with this embedding-backed classifier (the sparse model mixed with
+    /// nearest neighbours over the team's embedding server, falling back to the sparse model
+    /// when the server is slow or down); its sparse model must know the same intents.
+    #[cfg(feature = "embeddings")]
+    pub fn with_hybrid(mut self, hybrid: Arc<crate::embed::HybridClassifier>) -> Self {
+        self.cfg.hybrid = Some(hybrid);
+        self
+    }
+
     /// How many topics the bot offers when it does not know the answer (default 5).
     pub fn with_menu_size(mut self, n: usize) -> Self {
         self.cfg.menu_size = n;
@@ -344,6 +357,14 @@ impl IntentBotBuilder {
         {
             return Err(Error::InvalidInput {
                 reason: format!("the trained classifier does not know intent {missing:?}"),
+            });
+        }
+        #[cfg(feature = "embeddings")]
+        if let Some(h) = &self.cfg.hybrid
+            && h.sparse().labels() != classifier.labels()
+        {
+            return Err(Error::InvalidInput {
+                reason: "the hybrid classifier knows other intents than the bot".into(),
             });
         }
         let faq_order: Vec<String> = self
@@ -659,6 +680,12 @@ impl IntentBot {
         if asks_for_human(text) {
             return Ok(self.handoff(s, HandoffReason::CustomerRequest, "handoff_request", input));
         }
+        #[cfg(feature = "embeddings")]
+        let prediction = match &self.cfg.hybrid {
+            Some(h) => h.predict(text).await.prediction,
+            None => self.classifier.predict(text),
+        };
+        #[cfg(not(feature = "embeddings"))]
         let prediction = self.classifier.predict(text);
         let confident = prediction.in_scope
             && prediction.confidence >= self.cfg.answer_threshold

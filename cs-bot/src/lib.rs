@@ -3,6 +3,8 @@
 mod bot;
 mod classifier;
 mod dialogue;
+#[cfg(feature = "embeddings")]
+mod embed;
 mod error;
 mod eval;
 mod faq;
@@ -26,6 +28,11 @@ pub use classifier::{
     parse_jsonl, read_examples,
 };
 pub use dialogue::{Action, HandoffReasonKind, IntentBot, IntentBotBuilder};
+#[cfg(feature = "embeddings")]
+pub use embed::{
+    Embedder, EmbeddingConfig, HybridClassifier, HybridConfig, HybridPrediction, OpenAiEmbedder,
+    OpenAiEmbedderBuilder,
+};
 pub use error::{Error, Result};
 pub use eval::{Evaluation, evaluate};
 pub use faq::{FaqBot, FaqEntry, Knowledge, asks_for_human, parse_faq, parse_knowledge};
