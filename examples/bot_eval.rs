@@ -141,7 +141,15 @@ fn line(train: usize, clf: &IntentClassifier, ev: &Evaluation, train_secs: f64) 
         "validation_accuracy": s.validation_accuracy,
         "held_out_in_scope_loss": s.held_out_in_scope_loss,
         "held_out_oos_recall": s.held_out_oos_recall,
-        "candidates": s.trials.len(),
+        "trials": s.trials.iter().map(|t| {
+            let f = &t.features;
+            format!(
+                "w{}-{} cl{}-{} cj{}-{}{} {:?}: {:.4}",
+                f.word.0, f.word.1, f.char_latin.0, f.char_latin.1, f.char_cjk.0, f.char_cjk.1,
+                if f.sublinear_tf { "" } else { " rawtf" },
+                t.model, t.accuracy
+            )
+        }).collect::<Vec<_>>(),
     });
     out.push_str(&format!(",\"chosen\":{chosen}}}"));
     out

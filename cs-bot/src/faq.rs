@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use cs_core::{ConversationId, Priority};
+use serde::{Deserialize, Serialize};
 
 use crate::bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
 use crate::error::{Error, Result};
@@ -14,7 +15,7 @@ use crate::sentiment::sentiment;
 use crate::text::{is_chinese, tokens};
 
 /// One knowledge entry: question variants and answers per language.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaqEntry {
     /// Intent name (defaults to the first question).
     pub intent: String,
@@ -25,17 +26,77 @@ pub struct FaqEntry {
     /// Answer for other questions (falls back to `answer_zh`).
     pub answer_en: Option<String>,
     /// Skills an agent needs if the customer is handed over about this.
+    #[serde(default)]
     pub skills: Vec<String>,
 }
 
 /// A parsed knowledge file: FAQ entries and out-of-scope questions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Knowledge {
     /// The entries, in file order.
     pub entries: Vec<FaqEntry>,
     /// Questions the bot is not meant to answer (the `Intent: oos` section): they train the
     /// out-of-scope class and help choose the out-of-scope threshold.
+    #[serde(default)]
     pub out_of_scope: Vec<String>,
+}
+
+impl Knowledge {
+    /// The knowledge in the file format [`parse_knowledge`] reads (to save edits).
+    ///
+    /// ```
+    /// use cs_bot::parse_knowledge;
+    /// let text = "Intent: hours\nQ: when are you open\nA[zh]: 9点到21点。\nA[en]: 9 to 21.\n\nIntent: oos\nQ: tell me a joke\n";
+    /// let k = parse_knowledge(text)?;
+    /// assert_eq!(parse_knowledge(&k.to_text())?, k);
+    /// # Ok::<(), cs_bot::Error>(())
+    /// ```
+    pub fn to_text(&self) -> String {
+        let one_line = |s: &str| s.replace(['\r', '\n'], " ");
+        let mut out = String::new();
+        for e in &self.entries {
+            out.push_str(&format!("Intent: {}\n", one_line(&e.intent)));
+            if !e.skills.is_empty() {
+                out.push_str(&format!("Skills: {}\n", e.skills.join(", ")));
+            }
+            for q in &e.questions {
+                out.push_str(&format!("Q: {}\n", one_line(q)));
+            }
+            let mut answer = |key: &str, a: &Option<String>| {
+                if let Some(a) = a {
+                    // Continuation lines carry the answer's line breaks.
+                    let mut lines = a.lines();
+                    out.push_str(&format!("{key}: {}\n", lines.next().unwrap_or_default()));
+                    for l in lines.map(str::trim).filter(|l| !l.is_empty()) {
+                        let looks_like_key = l.split_once(':').is_some_and(|(k, _)| {
+                            k.len() <= 8 && !k.contains(' ') && !k.is_empty()
+                        });
+                        if looks_like_key || l.starts_with('#') {
+                            // It would read as a key or a comment: keep it on the line before.
+                            out.pop();
+                            out.push(' ');
+                        }
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+            };
+            if e.answer_zh == e.answer_en {
+                answer("A", &e.answer_zh);
+            } else {
+                answer("A[zh]", &e.answer_zh);
+                answer("A[en]", &e.answer_en);
+            }
+            out.push('\n');
+        }
+        if !self.out_of_scope.is_empty() {
+            out.push_str("Intent: oos\n");
+            for q in &self.out_of_scope {
+                out.push_str(&format!("Q: {}\n", one_line(q)));
+            }
+        }
+        out
+    }
 }
 
 /// Parses a knowledge file ([`parse_faq`]'s format) with its out-of-scope section: an entry
