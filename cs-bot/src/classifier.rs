@@ -305,7 +305,7 @@ pub struct Selection {
 /// By default it chooses its hyper-parameters from the training data alone
 /// ([`ClassifierBuilder::with_search`]): features (word and character n-gram ranges, term
 /// weighting), the SVM's cost `C` and loss, each candidate trained on part of the lines and
-/// scored on a stratified held-out part (5 folds below 2,000 lines, one held-out fifth above);
+/// scored on a stratified held-out part (5 folds below 2,000 lines, two held-out fifths above);
 /// the confidence calibration and the out-of-scope threshold come from the same held-out
 /// scores. Lines labelled [`OUT_OF_SCOPE`] are trained as a class of their own and help choose
 /// the threshold.
