@@ -1,6 +1,6 @@
-//! Bot latency: intent prediction of the omnidesk classifier against the classical TF-IDF +
-//! logistic-regression baseline (same training data, same run), a full dialogue turn, and
-//! sentiment.
+//! Bot latency: intent prediction of the omnidesk classifier (hyper-parameters chosen from the
+//! training data) against the classical TF-IDF + logistic-regression baseline (same training
+//! data, same run), loading a saved model, a full dialogue turn, and sentiment.
 //!
 //! ```text
 //! cargo bench --bench bot
@@ -82,6 +82,15 @@ fn benches(c: &mut Criterion) {
         let base = ClassifierBuilder::baseline().train(&train).unwrap();
         let queries: Vec<String> = test.into_iter().take(500).map(|e| e.text).collect();
         bench_predict(c, "banking77", &ours, &base, &queries);
+        // Loading a saved model instead of retraining at start.
+        let mut bytes = Vec::new();
+        ours.save(&mut bytes).unwrap();
+        let mut g = c.benchmark_group("bot_model/banking77");
+        g.sample_size(10);
+        g.bench_function("load_saved", |b| {
+            b.iter(|| black_box(IntentClassifier::load(bytes.as_slice()).unwrap()))
+        });
+        g.finish();
     }
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -11,9 +11,10 @@ use chrono::{DateTime, Duration, Utc};
 use cs_core::{Clock, ConversationId, Priority, SystemClock};
 
 use crate::bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
-use crate::classifier::{ClassifierBuilder, Example, IntentClassifier, Prediction};
+use crate::classifier::{ClassifierBuilder, Example, IntentClassifier, OUT_OF_SCOPE, Prediction};
 use crate::error::{Error, Result};
-use crate::faq::{FaqEntry, asks_for_human, parse_faq};
+use crate::faq::{FaqEntry, Knowledge, asks_for_human, parse_knowledge};
+use crate::knowledge::UnansweredLog;
 use crate::sentiment::{Sentiment, sentiment};
 use crate::shop::{OrderService, ReturnKind, ReturnRequest, TicketLookup};
 use crate::slots::{Slots, extract};
@@ -76,7 +77,10 @@ fn default_actions() -> HashMap<String, Action> {
 pub struct IntentBotBuilder {
     faq: Vec<FaqEntry>,
     examples: Vec<Example>,
+    out_of_scope: Vec<String>,
     classifier: ClassifierBuilder,
+    trained: Option<IntentClassifier>,
+    cache: Option<std::path::PathBuf>,
     cfg: Settings,
 }
 
@@ -87,7 +91,12 @@ struct Settings {
     tickets: Option<Arc<dyn TicketLookup>>,
     actions: HashMap<String, Action>,
     answer_threshold: f32,
-    clarify_threshold: f32,
+    /// `None`: the classifier's threshold, chosen from data.
+    clarify_threshold: Option<f32>,
+    unanswered: Option<Arc<UnansweredLog>>,
+    menu_size: usize,
+    #[cfg(feature = "embeddings")]
+    hybrid: Option<Arc<crate::embed::HybridClassifier>>,
     max_failures: u8,
     session_ttl: Duration,
     clock: Arc<dyn Clock>,
@@ -99,6 +108,9 @@ impl fmt::Debug for IntentBotBuilder {
         f.debug_struct("IntentBotBuilder")
             .field("faq", &self.faq.len())
             .field("examples", &self.examples.len())
+            .field("out_of_scope", &self.out_of_scope.len())
+            .field("trained", &self.trained.is_some())
+            .field("cache", &self.cache)
             .field("classifier", &self.classifier)
             .field("cfg", &self.cfg)
             .finish()
@@ -117,13 +129,20 @@ impl IntentBotBuilder {
         Self {
             faq: Vec::new(),
             examples: Vec::new(),
+            out_of_scope: Vec::new(),
             classifier: ClassifierBuilder::new(),
+            trained: None,
+            cache: None,
             cfg: Settings {
                 orders: None,
                 tickets: None,
                 actions: default_actions(),
                 answer_threshold: 0.5,
-                clarify_threshold: 0.2,
+                clarify_threshold: None,
+                unanswered: None,
+                menu_size: 5,
+                #[cfg(feature = "embeddings")]
+                hybrid: None,
                 max_failures: 2,
                 session_ttl: Duration::minutes(30),
                 clock: Arc::new(SystemClock),
@@ -138,18 +157,19 @@ impl IntentBotBuilder {
         self
     }
 
-    /// Adds FAQ entries from knowledge-file text ([`parse_faq`]).
+    /// Adds FAQ entries and the out-of-scope section from knowledge-file text
+    /// ([`parse_knowledge`]).
     ///
     /// # Errors
-    /// As [`parse_faq`].
+    /// As [`parse_faq`](crate::parse_faq).
     pub fn with_faq_text(self, text: &str) -> Result<Self> {
-        Ok(self.with_faq(parse_faq(text)?))
+        Ok(self.with_knowledge(parse_knowledge(text)?))
     }
 
     /// Adds FAQ entries from a knowledge file.
     ///
     /// # Errors
-    /// [`Error::Io`]; as [`parse_faq`].
+    /// [`Error::Io`]; as [`parse_faq`](crate::parse_faq).
     pub fn with_faq_file(self, path: impl AsRef<Path>) -> Result<Self> {
         self.with_faq_text(&std::fs::read_to_string(path)?)
     }
@@ -186,9 +206,61 @@ impl IntentBotBuilder {
         self
     }
 
-    /// Confidence below which the bot has no idea (default 0.2).
+    /// Confidence below which a message is out of scope (the bot says it does not know and
+    /// offers its menu or a human). By default the classifier chooses it from held-out training
+    /// lines (see [`crate::Threshold::Auto`]); this fixes it.
     pub fn with_clarify_threshold(mut self, t: f32) -> Self {
-        self.cfg.clarify_threshold = t;
+        self.cfg.clarify_threshold = Some(t);
+        self
+    }
+
+    /// Records the questions the bot could not answer here (for supervisors to turn into new
+    /// entries: [`UnansweredLog::clusters`]).
+    pub fn with_unanswered(mut self, log: Arc<UnansweredLog>) -> Self {
+        self.cfg.unanswered = Some(log);
+        self
+    }
+
+    /// Out-of-scope questions (a knowledge file's `Intent: oos` section): trained as a class of
+    /// their own, so the bot says it does not know instead of answering the nearest entry.
+    pub fn with_out_of_scope(mut self, questions: Vec<String>) -> Self {
+        self.out_of_scope.extend(questions);
+        self
+    }
+
+    /// FAQ entries and out-of-scope questions of a parsed knowledge file.
+    pub fn with_knowledge(self, knowledge: Knowledge) -> Self {
+        self.with_faq(knowledge.entries)
+            .with_out_of_scope(knowledge.out_of_scope)
+    }
+
+    /// Uses this trained classifier instead of training one (a model saved with
+    /// [`IntentClassifier::save_file`]); its labels must cover the FAQ intents.
+    pub fn with_trained(mut self, classifier: IntentClassifier) -> Self {
+        self.trained = Some(classifier);
+        self
+    }
+
+    /// Loads the classifier from `path` when it was trained on the same lines with the same
+    /// settings, otherwise trains and saves it there: a large knowledge file trains once, not
+    /// at every start.
+    pub fn with_model_cache(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.cache = Some(path.into());
+        self
+    }
+
+    /// Classifies with this embedding-backed classifier (the sparse model mixed with
+    /// nearest neighbours over the team's embedding server, falling back to the sparse model
+    /// when the server is slow or down); its sparse model must know the same intents.
+    #[cfg(feature = "embeddings")]
+    pub fn with_hybrid(mut self, hybrid: Arc<crate::embed::HybridClassifier>) -> Self {
+        self.cfg.hybrid = Some(hybrid);
+        self
+    }
+
+    /// How many topics the bot offers when it does not know the answer (default 5).
+    pub fn with_menu_size(mut self, n: usize) -> Self {
+        self.cfg.menu_size = n;
         self
     }
 
@@ -231,20 +303,16 @@ impl IntentBotBuilder {
     /// [`Error::InvalidInput`] for thresholds out of order, an action intent whose service is
     /// missing, or fewer than two intents.
     pub fn build(self) -> Result<IntentBot> {
-        if !(0.0 <= self.cfg.clarify_threshold
-            && self.cfg.clarify_threshold <= self.cfg.answer_threshold
+        let clarify = self.cfg.clarify_threshold.unwrap_or(0.0);
+        if !(0.0 <= clarify
+            && clarify <= self.cfg.answer_threshold
             && self.cfg.answer_threshold <= 1.0)
         {
             return Err(Error::InvalidInput {
                 reason: "need 0 <= clarify_threshold <= answer_threshold <= 1".into(),
             });
         }
-        let mut training: Vec<Example> = self
-            .faq
-            .iter()
-            .flat_map(|e| e.questions.iter().map(|q| Example::new(q, &e.intent)))
-            .collect();
-        training.extend(self.examples.iter().cloned());
+        let training = self.training_lines();
         let labels: std::collections::BTreeSet<&str> =
             training.iter().map(|e| e.label.as_str()).collect();
         for l in &labels {
@@ -262,11 +330,52 @@ impl IntentBotBuilder {
                 _ => {}
             }
         }
-        let classifier = self
-            .classifier
-            .clone()
-            .with_threshold(self.cfg.clarify_threshold)
-            .train(&training)?;
+        let mut builder = self.classifier.clone();
+        if let Some(t) = self.cfg.clarify_threshold {
+            builder = builder.with_threshold(t);
+        }
+        let digest = training_digest(&training, &builder);
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|p| IntentClassifier::load_file(p).ok())
+            .filter(|c| c.selection().training_digest.as_deref() == Some(digest.as_str()));
+        let classifier = match (self.trained, cached) {
+            (Some(c), _) | (None, Some(c)) => c,
+            (None, None) => {
+                let mut c = builder.train(&training)?;
+                c.selection.training_digest = Some(digest);
+                if let Some(path) = &self.cache {
+                    c.save_file(path)?;
+                }
+                c
+            }
+        };
+        if let Some(missing) = labels
+            .iter()
+            .find(|l| !classifier.labels().iter().any(|k| k == *l))
+        {
+            return Err(Error::InvalidInput {
+                reason: format!("the trained classifier does not know intent {missing:?}"),
+            });
+        }
+        #[cfg(feature = "embeddings")]
+        if let Some(h) = &self.cfg.hybrid
+            && h.sparse().labels() != classifier.labels()
+        {
+            return Err(Error::InvalidInput {
+                reason: "the hybrid classifier knows other intents than the bot".into(),
+            });
+        }
+        let faq_order: Vec<String> = self
+            .faq
+            .iter()
+            .filter(|e| {
+                !matches!(self.cfg.actions.get(&e.intent), Some(Action::Handoff(_)))
+                    && !SOCIAL.contains(&e.intent.as_str())
+            })
+            .map(|e| e.intent.clone())
+            .collect();
         let faq = self
             .faq
             .into_iter()
@@ -275,10 +384,49 @@ impl IntentBotBuilder {
         Ok(IntentBot {
             classifier,
             faq,
+            faq_order,
             cfg: self.cfg,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Arc::new(Mutex::new(HashMap::new())),
         })
     }
+
+    /// The labelled lines the classifier trains on: FAQ questions, extra examples, and the
+    /// out-of-scope questions under [`OUT_OF_SCOPE`].
+    pub fn training_lines(&self) -> Vec<Example> {
+        let mut training: Vec<Example> = self
+            .faq
+            .iter()
+            .flat_map(|e| e.questions.iter().map(|q| Example::new(q, &e.intent)))
+            .collect();
+        training.extend(self.examples.iter().cloned());
+        training.extend(
+            self.out_of_scope
+                .iter()
+                .map(|q| Example::new(q, OUT_OF_SCOPE)),
+        );
+        training
+    }
+}
+
+/// A fingerprint of the training lines and the classifier settings (FNV-1a, hex), so a saved
+/// model is reused only for the same knowledge.
+fn training_digest(lines: &[Example], builder: &ClassifierBuilder) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for x in b {
+            h ^= u64::from(*x);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(&crate::MODEL_FORMAT_VERSION.to_le_bytes());
+    eat(format!("{builder:?}").as_bytes());
+    for e in lines {
+        eat(e.label.as_bytes());
+        eat(&[0]);
+        eat(e.text.as_bytes());
+        eat(&[1]);
+    }
+    format!("{h:016x}")
 }
 
 /// What the bot waits for.
@@ -331,8 +479,10 @@ impl Session {
 pub struct IntentBot {
     classifier: IntentClassifier,
     faq: HashMap<String, FaqEntry>,
+    /// Intents of the FAQ entries in knowledge-file order (the menu).
+    faq_order: Vec<String>,
     cfg: Settings,
-    sessions: Mutex<HashMap<ConversationId, Session>>,
+    sessions: Arc<Mutex<HashMap<ConversationId, Session>>>,
 }
 
 impl fmt::Debug for IntentBot {
@@ -341,10 +491,13 @@ impl fmt::Debug for IntentBot {
             .field("intents", &self.classifier.labels().len())
             .field("faq", &self.faq.len())
             .field("answer_threshold", &self.cfg.answer_threshold)
-            .field("clarify_threshold", &self.cfg.clarify_threshold)
+            .field("threshold", &self.classifier.threshold())
             .finish_non_exhaustive()
     }
 }
+
+/// Intents that are small talk, not topics to offer in the menu.
+const SOCIAL: &[&str] = &["greeting", "thanks", "goodbye", "bye", "chitchat"];
 
 /// Short messages that say something is wrong without saying what.
 const VAGUE_EN: &[&str] = &[
@@ -421,6 +574,11 @@ impl IntentBot {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(conv, s);
+    }
+
+    /// Serves the conversations of `other` (dialogue state carries over a model swap).
+    pub(crate) fn share_sessions(&mut self, other: &IntentBot) {
+        self.sessions = other.sessions.clone();
     }
 
     /// Forgets a conversation's dialogue state (after a hand-over or when it closes).
@@ -522,8 +680,16 @@ impl IntentBot {
         if asks_for_human(text) {
             return Ok(self.handoff(s, HandoffReason::CustomerRequest, "handoff_request", input));
         }
+        #[cfg(feature = "embeddings")]
+        let prediction = match &self.cfg.hybrid {
+            Some(h) => h.predict(text).await.prediction,
+            None => self.classifier.predict(text),
+        };
+        #[cfg(not(feature = "embeddings"))]
         let prediction = self.classifier.predict(text);
-        let confident = prediction.confidence >= self.cfg.answer_threshold && !is_vague(text);
+        let confident = prediction.in_scope
+            && prediction.confidence >= self.cfg.answer_threshold
+            && !is_vague(text);
         if now_sent.is_upset() {
             // An angry complaint is a complaint (the complaints team, urgent priority).
             if confident
@@ -581,7 +747,7 @@ impl IntentBot {
             }
             Some(Pending::Clarify { candidates }) => {
                 let picked = pick_choice(text, &candidates).or_else(|| {
-                    (confident || prediction.confidence >= self.cfg.clarify_threshold)
+                    (confident || prediction.in_scope)
                         .then(|| prediction.label.clone())
                         .filter(|l| candidates.contains(l) || confident)
                 });
@@ -606,18 +772,39 @@ impl IntentBot {
                 .handle_intent(s, &prediction.label, prediction.confidence, input)
                 .await;
         }
-        if prediction.confidence >= self.cfg.clarify_threshold || is_vague(text) {
+        if prediction.in_scope || is_vague(text) {
             return Ok(self.clarify(s, &prediction, input));
+        }
+        // Out of scope: say so and offer the menu or a human, never the nearest entry.
+        if let Some(log) = &self.cfg.unanswered {
+            log.record(&input.tenant, text, self.cfg.clock.now());
         }
         s.failures += 1;
         if s.failures >= self.cfg.max_failures {
             return Ok(self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input));
         }
+        let menu = self.menu(s.zh);
         Ok(self.reply(
             s,
-            vec![self.cfg.templates.render("rephrase", s.zh, &[])],
+            vec![
+                self.cfg
+                    .templates
+                    .render("out_of_scope", s.zh, &[("menu", &menu)]),
+            ],
             input,
         ))
+    }
+
+    /// The topics offered when the bot does not know: the first FAQ entries of the knowledge
+    /// file, one per line.
+    fn menu(&self, zh: bool) -> String {
+        let mut intents: Vec<&String> = self.faq_order.iter().collect();
+        intents.truncate(self.cfg.menu_size);
+        intents
+            .iter()
+            .map(|i| format!("- {}", self.title(i, zh)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn fail(&self, s: &mut Session, pending: Pending, key: &str, input: &BotInput) -> BotReply {

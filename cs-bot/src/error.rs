@@ -21,6 +21,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// What the call names does not exist.
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
     /// A backing service (a model server, the shop) is out of reach; retry later.
     #[error("unavailable: {reason}")]
     Unavailable {

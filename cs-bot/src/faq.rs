@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use cs_core::{ConversationId, Priority};
+use serde::{Deserialize, Serialize};
 
 use crate::bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
 use crate::error::{Error, Result};
@@ -14,7 +15,7 @@ use crate::sentiment::sentiment;
 use crate::text::{is_chinese, tokens};
 
 /// One knowledge entry: question variants and answers per language.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaqEntry {
     /// Intent name (defaults to the first question).
     pub intent: String,
@@ -25,7 +26,108 @@ pub struct FaqEntry {
     /// Answer for other questions (falls back to `answer_zh`).
     pub answer_en: Option<String>,
     /// Skills an agent needs if the customer is handed over about this.
+    #[serde(default)]
     pub skills: Vec<String>,
+}
+
+/// A parsed knowledge file: FAQ entries and out-of-scope questions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Knowledge {
+    /// The entries, in file order.
+    pub entries: Vec<FaqEntry>,
+    /// Questions the bot is not meant to answer (the `Intent: oos` section): they train the
+    /// out-of-scope class and help choose the out-of-scope threshold.
+    #[serde(default)]
+    pub out_of_scope: Vec<String>,
+}
+
+impl Knowledge {
+    /// The knowledge in the file format [`parse_knowledge`] reads (to save edits).
+    ///
+    /// ```
+    /// use cs_bot::parse_knowledge;
+    /// let text = "Intent: hours\nQ: when are you open\nA[zh]: 9点到21点。\nA[en]: 9 to 21.\n\nIntent: oos\nQ: tell me a joke\n";
+    /// let k = parse_knowledge(text)?;
+    /// assert_eq!(parse_knowledge(&k.to_text())?, k);
+    /// # Ok::<(), cs_bot::Error>(())
+    /// ```
+    pub fn to_text(&self) -> String {
+        let one_line = |s: &str| s.replace(['\r', '\n'], " ");
+        let mut out = String::new();
+        for e in &self.entries {
+            out.push_str(&format!("Intent: {}\n", one_line(&e.intent)));
+            if !e.skills.is_empty() {
+                out.push_str(&format!("Skills: {}\n", e.skills.join(", ")));
+            }
+            for q in &e.questions {
+                out.push_str(&format!("Q: {}\n", one_line(q)));
+            }
+            let mut answer = |key: &str, a: &Option<String>| {
+                if let Some(a) = a {
+                    // Continuation lines carry the answer's line breaks.
+                    let mut lines = a.lines();
+                    out.push_str(&format!("{key}: {}\n", lines.next().unwrap_or_default()));
+                    for l in lines.map(str::trim).filter(|l| !l.is_empty()) {
+                        let looks_like_key = l.split_once(':').is_some_and(|(k, _)| {
+                            k.len() <= 8 && !k.contains(' ') && !k.is_empty()
+                        });
+                        if looks_like_key || l.starts_with('#') {
+                            // It would read as a key or a comment: keep it on the line before.
+                            out.pop();
+                            out.push(' ');
+                        }
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+            };
+            if e.answer_zh == e.answer_en {
+                answer("A", &e.answer_zh);
+            } else {
+                answer("A[zh]", &e.answer_zh);
+                answer("A[en]", &e.answer_en);
+            }
+            out.push('\n');
+        }
+        if !self.out_of_scope.is_empty() {
+            out.push_str("Intent: oos\n");
+            for q in &self.out_of_scope {
+                out.push_str(&format!("Q: {}\n", one_line(q)));
+            }
+        }
+        out
+    }
+}
+
+/// Parses a knowledge file ([`parse_faq`]'s format) with its out-of-scope section: an entry
+/// whose intent is `oos` (or `out_of_scope`) lists questions the bot should not answer, and
+/// needs no answer:
+///
+/// ```text
+/// Intent: oos
+/// Q: 今天天气怎么样
+/// Q: tell me a joke
+/// ```
+///
+/// # Errors
+/// As [`parse_faq`].
+pub fn parse_knowledge(text: &str) -> Result<Knowledge> {
+    let mut k = Knowledge::default();
+    let mut cur = Draft::default();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        if line.is_empty() {
+            cur.finish(line_no, &mut k)?;
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        cur.line(line, line_no)?;
+    }
+    cur.finish(text.lines().count() + 1, &mut k)?;
+    Ok(k)
 }
 
 /// Parses the knowledge file format:
@@ -49,78 +151,7 @@ pub struct FaqEntry {
 /// [`Error::Knowledge`] with the line number for an entry without question or answer, or an
 /// unknown `Key:` line.
 pub fn parse_faq(text: &str) -> Result<Vec<FaqEntry>> {
-    let mut entries = Vec::new();
-    let mut cur = Draft::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = raw.trim();
-        if line.is_empty() {
-            cur.finish(line_no, &mut entries)?;
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        let (key, value) = match line.split_once(':') {
-            Some((k, v)) if k.len() <= 8 && !k.contains(' ') && !k.is_empty() => (k, v.trim()),
-            _ => ("", line),
-        };
-        match key {
-            "Q" => cur.questions.push(value.to_owned()),
-            "A" => {
-                cur.zh = Some(value.to_owned());
-                cur.en = Some(value.to_owned());
-                cur.last = Last::Both;
-            }
-            "A[zh]" => {
-                cur.zh = Some(value.to_owned());
-                cur.last = Last::Zh;
-            }
-            "A[en]" => {
-                cur.en = Some(value.to_owned());
-                cur.last = Last::En;
-            }
-            "Intent" => cur.intent = Some(value.to_owned()),
-            "Skills" => {
-                cur.skills = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-            }
-            "" => {
-                let cont = |a: &mut Option<String>| {
-                    if let Some(a) = a {
-                        a.push('\n');
-                        a.push_str(line);
-                    }
-                };
-                match cur.last {
-                    Last::Zh => cont(&mut cur.zh),
-                    Last::En => cont(&mut cur.en),
-                    Last::Both => {
-                        cont(&mut cur.zh);
-                        cont(&mut cur.en);
-                    }
-                    Last::None => {
-                        return Err(Error::Knowledge {
-                            line: line_no,
-                            reason: format!("expected Q:, A:, Intent: or Skills:, got {line:?}"),
-                        });
-                    }
-                }
-            }
-            other => {
-                return Err(Error::Knowledge {
-                    line: line_no,
-                    reason: format!("unknown key {other:?}"),
-                });
-            }
-        }
-    }
-    cur.finish(text.lines().count() + 1, &mut entries)?;
-    Ok(entries)
+    parse_knowledge(text).map(|k| k.entries)
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -143,11 +174,77 @@ struct Draft {
 }
 
 impl Draft {
-    fn finish(&mut self, line: usize, out: &mut Vec<FaqEntry>) -> Result<()> {
+    fn line(&mut self, line: &str, line_no: usize) -> Result<()> {
+        let (key, value) = match line.split_once(':') {
+            Some((k, v)) if k.len() <= 8 && !k.contains(' ') && !k.is_empty() => (k, v.trim()),
+            _ => ("", line),
+        };
+        match key {
+            "Q" => self.questions.push(value.to_owned()),
+            "A" => {
+                self.zh = Some(value.to_owned());
+                self.en = Some(value.to_owned());
+                self.last = Last::Both;
+            }
+            "A[zh]" => {
+                self.zh = Some(value.to_owned());
+                self.last = Last::Zh;
+            }
+            "A[en]" => {
+                self.en = Some(value.to_owned());
+                self.last = Last::En;
+            }
+            "Intent" => self.intent = Some(value.to_owned()),
+            "Skills" => {
+                self.skills = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            "" => {
+                let cont = |a: &mut Option<String>| {
+                    if let Some(a) = a {
+                        a.push('\n');
+                        a.push_str(line);
+                    }
+                };
+                match self.last {
+                    Last::Zh => cont(&mut self.zh),
+                    Last::En => cont(&mut self.en),
+                    Last::Both => {
+                        cont(&mut self.zh);
+                        cont(&mut self.en);
+                    }
+                    Last::None => {
+                        return Err(Error::Knowledge {
+                            line: line_no,
+                            reason: format!("expected Q:, A:, Intent: or Skills:, got {line:?}"),
+                        });
+                    }
+                }
+            }
+            other => {
+                return Err(Error::Knowledge {
+                    line: line_no,
+                    reason: format!("unknown key {other:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, line: usize, k: &mut Knowledge) -> Result<()> {
         let d = std::mem::take(self);
         if d.questions.is_empty() && d.zh.is_none() && d.en.is_none() && d.intent.is_none() {
             return Ok(());
         }
+        if matches!(d.intent.as_deref(), Some("oos" | "out_of_scope")) {
+            k.out_of_scope.extend(d.questions);
+            return Ok(());
+        }
+        let out = &mut k.entries;
         if d.questions.is_empty() {
             return Err(Error::Knowledge {
                 line,

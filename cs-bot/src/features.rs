@@ -14,6 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use jieba_rs::Jieba;
+use serde::{Deserialize, Serialize};
 
 use crate::text::is_cjk;
 
@@ -23,43 +24,79 @@ pub(crate) fn jieba() -> &'static Jieba {
     JIEBA.get_or_init(Jieba::new)
 }
 
-/// Which features the vectoriser extracts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FeatureConfig {
+/// Which text features the vectoriser extracts and how it weighs them (part of the
+/// hyper-parameters [`crate::ClassifierBuilder`] chooses from the training data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FeatureConfig {
     /// Word n-gram sizes, inclusive (`(1, 2)`: unigrams and bigrams). `(0, 0)` turns them off.
-    pub(crate) word: (u8, u8),
-    /// Character n-gram sizes inside English words, inclusive.
-    pub(crate) char_latin: (u8, u8),
+    pub word: (u8, u8),
+    /// Character n-gram sizes inside English words (padded with a space), inclusive.
+    pub char_latin: (u8, u8),
     /// Character n-gram sizes over Chinese runs, inclusive.
-    pub(crate) char_cjk: (u8, u8),
+    pub char_cjk: (u8, u8),
     /// Segment Chinese runs into words with jieba (otherwise every character is a word).
-    pub(crate) segment: bool,
+    pub segment: bool,
     /// Minimum document frequency of a feature to enter the vocabulary.
-    pub(crate) min_df: u32,
+    pub min_df: u32,
     /// Normalise word and character features separately, so each group carries half the
     /// weight of the vector whatever the number of its features.
-    pub(crate) group_norm: bool,
+    pub group_norm: bool,
+    /// Term frequency as `1 + ln(tf)` (otherwise the raw count).
+    pub sublinear_tf: bool,
+    /// Multiply by the inverse document frequency (otherwise every feature weighs 1).
+    pub idf: bool,
 }
 
 impl FeatureConfig {
-    /// The full feature set of the intent classifier.
-    pub(crate) const RICH: Self = Self {
+    /// The full feature set of the intent classifier (the first wave's fixed choice).
+    pub const RICH: Self = Self {
         word: (1, 2),
         char_latin: (3, 5),
         char_cjk: (1, 3),
         segment: true,
         min_df: 1,
         group_norm: true,
+        sublinear_tf: true,
+        idf: true,
     };
     /// The classical baseline: word unigrams only (Chinese segmented with jieba).
-    pub(crate) const WORDS: Self = Self {
+    pub const WORDS: Self = Self {
         word: (1, 1),
         char_latin: (0, 0),
         char_cjk: (0, 0),
         segment: true,
         min_df: 1,
         group_norm: false,
+        sublinear_tf: true,
+        idf: true,
     };
+
+    /// These features with other word n-gram sizes.
+    pub fn with_word(mut self, lo: u8, hi: u8) -> Self {
+        self.word = (lo, hi);
+        self
+    }
+
+    /// These features with other character n-gram sizes (English words, Chinese runs).
+    pub fn with_chars(mut self, latin: (u8, u8), cjk: (u8, u8)) -> Self {
+        self.char_latin = latin;
+        self.char_cjk = cjk;
+        self
+    }
+
+    /// These features with another term weighting.
+    pub fn with_weighting(mut self, sublinear_tf: bool, idf: bool) -> Self {
+        self.sublinear_tf = sublinear_tf;
+        self.idf = idf;
+        self
+    }
+
+    /// These features with another minimum document frequency.
+    pub fn with_min_df(mut self, min_df: u32) -> Self {
+        self.min_df = min_df.max(1);
+        self
+    }
 }
 
 /// A hasher for keys that already are good 64-bit hashes.
@@ -278,33 +315,78 @@ pub(crate) struct Vectorizer {
     idf: Vec<f32>,
 }
 
+/// A text's hashed features with their counts, sorted by hash.
+pub(crate) type Counted = Vec<(u64, f32)>;
+
+/// The hashed, counted features of `text` under `cfg`.
+pub(crate) fn counted(text: &str, cfg: &FeatureConfig) -> Counted {
+    let mut buf = Vec::with_capacity(256);
+    hashed_features(text, cfg, &mut buf);
+    count(&mut buf)
+}
+
 impl Vectorizer {
     /// Learns the vocabulary and IDF weights from `texts`, and returns the TF-IDF rows.
     pub(crate) fn fit_transform(cfg: FeatureConfig, texts: &[&str]) -> (Self, Vec<Sparse>) {
+        let docs: Vec<Counted> = texts.iter().map(|t| counted(t, &cfg)).collect();
+        let refs: Vec<&Counted> = docs.iter().collect();
+        let me = Self::fit_counted(cfg, &refs);
+        let rows = docs.iter().map(|d| me.weigh(d)).collect();
+        (me, rows)
+    }
+
+    /// Learns the vocabulary and IDF weights from texts already hashed under `cfg`.
+    pub(crate) fn fit_counted(cfg: FeatureConfig, docs: &[&Counted]) -> Self {
         let mut df: IdMap<u32> = IdMap::default();
-        let mut docs: Vec<Vec<(u64, f32)>> = Vec::with_capacity(texts.len());
-        let mut buf = Vec::new();
-        for t in texts {
-            buf.clear();
-            hashed_features(t, &cfg, &mut buf);
-            let counted = count(&mut buf);
-            for (h, _) in &counted {
+        for d in docs {
+            for (h, _) in d.iter() {
                 *df.entry(*h).or_default() += 1;
             }
-            docs.push(counted);
         }
-        let n = texts.len() as f32;
-        let mut vocab: IdMap<u32> = IdMap::default();
-        let mut idf = Vec::new();
+        let n = docs.len() as f32;
         let mut keys: Vec<(u64, u32)> = df.into_iter().filter(|(_, d)| *d >= cfg.min_df).collect();
         keys.sort_unstable();
+        let mut vocab: IdMap<u32> = IdMap::default();
+        vocab.reserve(keys.len());
+        let mut idf = Vec::with_capacity(keys.len());
         for (h, d) in keys {
             vocab.insert(h, idf.len() as u32);
-            idf.push(((1.0 + n) / (1.0 + d as f32)).ln() + 1.0);
+            idf.push(if cfg.idf {
+                ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0
+            } else {
+                1.0
+            });
         }
-        let me = Self { cfg, vocab, idf };
-        let rows = docs.into_iter().map(|d| me.weigh(&d)).collect();
-        (me, rows)
+        Self { cfg, vocab, idf }
+    }
+
+    /// Rebuilds a vectoriser from its parts ([`Vectorizer::keys`] in column order).
+    pub(crate) fn from_parts(cfg: FeatureConfig, keys: &[u64], idf: Vec<f32>) -> Self {
+        let mut vocab: IdMap<u32> = IdMap::default();
+        vocab.reserve(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            vocab.insert(*k, i as u32);
+        }
+        Self { cfg, vocab, idf }
+    }
+
+    /// The feature hashes in column order.
+    pub(crate) fn keys(&self) -> Vec<u64> {
+        let mut k = vec![0u64; self.idf.len()];
+        for (h, c) in &self.vocab {
+            k[*c as usize] = *h;
+        }
+        k
+    }
+
+    /// The IDF weight of every column.
+    pub(crate) fn idf(&self) -> &[f32] {
+        &self.idf
+    }
+
+    /// The TF-IDF row of a text hashed under this vectoriser's configuration.
+    pub(crate) fn transform_counted(&self, d: &Counted) -> Sparse {
+        self.weigh(d)
     }
 
     /// Number of columns.
@@ -326,7 +408,12 @@ impl Vectorizer {
             .iter()
             .filter_map(|(h, tf)| {
                 self.vocab.get(h).map(|&col| {
-                    let v = (1.0 + tf.ln()) * self.idf[col as usize];
+                    let tf = if self.cfg.sublinear_tf {
+                        1.0 + tf.ln()
+                    } else {
+                        *tf
+                    };
+                    let v = tf * self.idf[col as usize];
                     let g = usize::from(self.cfg.group_norm && h & CHAR_BIT != 0);
                     norms[g] += v * v;
                     (col, v, g)

@@ -3,13 +3,18 @@
 mod bot;
 mod classifier;
 mod dialogue;
+#[cfg(feature = "embeddings")]
+mod embed;
 mod error;
 mod eval;
 mod faq;
 mod features;
+mod knowledge;
 mod linear;
 #[cfg(feature = "llm")]
 mod llm;
+mod persist;
+mod select;
 mod sentiment;
 mod shop;
 mod slots;
@@ -18,15 +23,24 @@ pub mod text;
 
 pub use bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
 pub use classifier::{
-    ClassifierBuilder, Example, Features, IntentClassifier, Model, Prediction, TrainProgress,
-    TrainStage, parse_csv, parse_jsonl, read_examples,
+    ClassifierBuilder, Example, Features, IntentClassifier, MAX_AUTO_THRESHOLD, Model,
+    OUT_OF_SCOPE, Prediction, Selection, Threshold, TrainProgress, TrainStage, Trial, parse_csv,
+    parse_jsonl, read_examples,
 };
 pub use dialogue::{Action, HandoffReasonKind, IntentBot, IntentBotBuilder};
+#[cfg(feature = "embeddings")]
+pub use embed::{
+    Embedder, EmbeddingConfig, HybridClassifier, HybridConfig, HybridPrediction, OpenAiEmbedder,
+    OpenAiEmbedderBuilder,
+};
 pub use error::{Error, Result};
 pub use eval::{Evaluation, evaluate};
-pub use faq::{FaqBot, FaqEntry, asks_for_human, parse_faq};
+pub use faq::{FaqBot, FaqEntry, Knowledge, asks_for_human, parse_faq, parse_knowledge};
+pub use features::FeatureConfig;
+pub use knowledge::{LiveBot, QuestionCluster, RetrainStatus, Unanswered, UnansweredLog};
 #[cfg(feature = "llm")]
 pub use llm::{HANDOFF_MARKER, LlmBot, LlmBotBuilder, LlmConfig};
+pub use persist::MODEL_FORMAT_VERSION;
 pub use sentiment::{Emotion, Polarity, Sentiment, sentiment};
 pub use shop::{
     DemoShop, Order, OrderService, OrderStatus, ReturnKind, ReturnReceipt, ReturnRequest,

@@ -19,6 +19,21 @@ pub(crate) struct LinearModel {
 }
 
 impl LinearModel {
+    /// A model from its parts (as [`LinearModel::weights`] returns them).
+    pub(crate) fn from_parts(classes: usize, dim: usize, w: Vec<f32>, scale: f32) -> Option<Self> {
+        (w.len() == (dim + 1) * classes).then_some(Self {
+            classes,
+            dim,
+            w,
+            scale,
+        })
+    }
+
+    /// The weights, feature-major, bias row last.
+    pub(crate) fn weights(&self) -> &[f32] {
+        &self.w
+    }
+
     /// Raw scores of one row, written to `out` (length = classes).
     pub(crate) fn scores(&self, x: &Sparse, out: &mut [f32]) {
         let k = self.classes;
@@ -81,15 +96,27 @@ fn dot(w: &[f32], x: &Sparse, bias: f32) -> f32 {
     x.iter().map(|&(f, v)| w[f as usize] * v).sum::<f32>() + bias
 }
 
-/// Trains a one-vs-rest linear SVM (squared hinge loss, L2 penalty `1/(2C)`), one binary problem
-/// per class, spread over the available cores. `progress` is called with the number of classes
-/// finished so far.
+/// The loss of the linear SVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Loss {
+    /// Squared hinge (L2-loss SVM): smooth, punishes large margins violations quadratically.
+    SquaredHinge,
+    /// Hinge (L1-loss SVM): a mislabelled line costs linearly, so it pulls less.
+    Hinge,
+}
+
+/// Trains a one-vs-rest linear SVM (L2 penalty `1/2 |w|^2`, loss weighted by `c`), one binary
+/// problem per class, spread over the available cores. `progress` is called with the number of
+/// classes finished so far. `warm` holds each class's dual variables from an earlier run on the
+/// same rows (with a smaller or equal `c`): training starts from them and updates them.
 pub(crate) fn train_svm(
     rows: &[Sparse],
     labels: &[u32],
     classes: usize,
     dim: usize,
-    c: f32,
+    (c, loss): (f32, Loss),
+    warm: Option<&mut Vec<Vec<f32>>>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> LinearModel {
     let next = AtomicUsize::new(0);
@@ -97,6 +124,14 @@ pub(crate) fn train_svm(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, classes.max(1));
+    let mut alphas: Vec<Vec<f32>> = match warm.as_deref() {
+        Some(a) if a.len() == classes => a.clone(),
+        _ => vec![Vec::new(); classes],
+    };
+    let slots: Vec<std::sync::Mutex<Vec<f32>>> = alphas
+        .iter_mut()
+        .map(|a| std::sync::Mutex::new(std::mem::take(a)))
+        .collect();
     let mut per_class: Vec<(usize, Vec<f32>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
@@ -107,7 +142,12 @@ pub(crate) fn train_svm(
                         if k >= classes {
                             break;
                         }
-                        out.push((k, binary_svm(rows, labels, k as u32, dim, c)));
+                        let mut alpha = slots[k].lock().unwrap_or_else(|e| e.into_inner());
+                        out.push((
+                            k,
+                            binary_svm(rows, labels, k as u32, dim, c, loss, &mut alpha),
+                        ));
+                        drop(alpha);
                         // Report under the lock so the counts arrive in order.
                         let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
                         *d += 1;
@@ -122,6 +162,12 @@ pub(crate) fn train_svm(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
+    if let Some(w) = warm {
+        *w = slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+    }
     per_class.sort_by_key(|(k, _)| *k);
     let mut w = vec![0.0f32; (dim + 1) * classes];
     for (k, wk) in per_class {
@@ -137,19 +183,45 @@ pub(crate) fn train_svm(
     }
 }
 
-/// Dual coordinate descent with shrinking for one class against the rest. Returns `dim + 1`
-/// weights, the last one the bias (a constant feature of value 1).
-fn binary_svm(rows: &[Sparse], labels: &[u32], class: u32, dim: usize, c: f32) -> Vec<f32> {
+/// Dual coordinate descent with shrinking for one class against the rest (Hsieh et al. 2008,
+/// the liblinear solver). Returns `dim + 1` weights, the last one the bias (a constant feature
+/// of value 1). `alpha` is the starting point (empty: zeros) and receives the solution.
+fn binary_svm(
+    rows: &[Sparse],
+    labels: &[u32],
+    class: u32,
+    dim: usize,
+    c: f32,
+    loss: Loss,
+    alpha: &mut Vec<f32>,
+) -> Vec<f32> {
     const EPS: f32 = 0.1;
     const MAX_ITER: usize = 200;
     let n = rows.len();
-    let diag = 0.5 / c;
+    let (diag, upper) = match loss {
+        Loss::SquaredHinge => (0.5 / c, f32::INFINITY),
+        Loss::Hinge => (0.0, c),
+    };
     let mut w = vec![0.0f32; dim + 1];
-    let mut alpha = vec![0.0f32; n];
     let y: Vec<f32> = labels
         .iter()
         .map(|&l| if l == class { 1.0 } else { -1.0 })
         .collect();
+    if alpha.len() == n {
+        for ((a, x), yi) in alpha.iter_mut().zip(rows).zip(&y) {
+            *a = a.min(upper);
+            if *a != 0.0 {
+                let d = *a * yi;
+                for &(f, v) in x {
+                    w[f as usize] += d * v;
+                }
+                w[dim] += d;
+            }
+        }
+    } else {
+        alpha.clear();
+        alpha.resize(n, 0.0);
+    }
     let qd: Vec<f32> = rows
         .iter()
         .map(|x| diag + 1.0 + x.iter().map(|(_, v)| v * v).sum::<f32>())
@@ -157,6 +229,7 @@ fn binary_svm(rows: &[Sparse], labels: &[u32], class: u32, dim: usize, c: f32) -
     let mut active: Vec<usize> = (0..n).collect();
     let mut rng = Rng::new(0x5eed ^ u64::from(class));
     let mut pg_max_old = f32::INFINITY;
+    let mut pg_min_old = f32::NEG_INFINITY;
     for _ in 0..MAX_ITER {
         let mut pg_max = f32::NEG_INFINITY;
         let mut pg_min = f32::INFINITY;
@@ -172,6 +245,12 @@ fn binary_svm(rows: &[Sparse], labels: &[u32], class: u32, dim: usize, c: f32) -
                     continue;
                 }
                 g.min(0.0)
+            } else if alpha[i] >= upper {
+                if g < pg_min_old {
+                    active.swap_remove(s);
+                    continue;
+                }
+                g.max(0.0)
             } else {
                 g
             };
@@ -179,7 +258,7 @@ fn binary_svm(rows: &[Sparse], labels: &[u32], class: u32, dim: usize, c: f32) -
             pg_min = pg_min.min(pg);
             if pg.abs() > 1e-12 {
                 let old = alpha[i];
-                alpha[i] = (old - g / qd[i]).max(0.0);
+                alpha[i] = (old - g / qd[i]).clamp(0.0, upper);
                 let d = (alpha[i] - old) * y[i];
                 for &(f, v) in x {
                     w[f as usize] += d * v;
@@ -194,9 +273,15 @@ fn binary_svm(rows: &[Sparse], labels: &[u32], class: u32, dim: usize, c: f32) -
             }
             active = (0..n).collect();
             pg_max_old = f32::INFINITY;
+            pg_min_old = f32::NEG_INFINITY;
             continue;
         }
         pg_max_old = if pg_max <= 0.0 { f32::INFINITY } else { pg_max };
+        pg_min_old = if pg_min >= 0.0 {
+            f32::NEG_INFINITY
+        } else {
+            pg_min
+        };
     }
     w
 }
@@ -325,7 +410,8 @@ mod tests {
         let (rows, labels) = toy();
         let none = |_: usize| {};
         for model in [
-            train_svm(&rows, &labels, 3, 8, 1.0, &none),
+            train_svm(&rows, &labels, 3, 8, (1.0, Loss::SquaredHinge), None, &none),
+            train_svm(&rows, &labels, 3, 8, (1.0, Loss::Hinge), None, &none),
             train_softmax(&rows, &labels, 3, 8, 20, 1e-4, &none),
         ] {
             let mut out = vec![0.0; 3];

@@ -87,6 +87,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Sorry, I didn't get that. Could you rephrase? Type \"agent\" to reach a person.",
     ),
     (
+        "out_of_scope",
+        "抱歉，这个问题我还不会回答。我可以帮您解答：\n{menu}\n您也可以换个说法，或回复“转人工”联系人工客服。",
+        "Sorry, I don't know the answer to that. I can help with:\n{menu}\nYou can rephrase, or type \"agent\" to reach a person.",
+    ),
+    (
         "handoff_request",
         "好的，正在为您转接人工客服，您之前提供的信息已同步给客服，无需重复。",
         "Sure, I'm connecting you to an agent. They'll see everything you've told me, so you won't need to repeat it.",
@@ -114,7 +119,7 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
 /// `{total}`), `logistics` (those and `{carrier}`, `{timeline}`), `return_started` (and
 /// `{return_id}`), `return_refused`, `ask_ticket`, `ticket_invalid`, `ticket_not_found`,
 /// `ticket_status` (`{ticket}`, `{subject}`, `{status}`, `{updated}`), `clarify` (`{options}`),
-/// `rephrase`, `handoff_request`, `handoff_complaint`, `handoff_upset`, `handoff_failure`.
+/// `rephrase`, `out_of_scope` (`{menu}`: the topics the bot can help with), `handoff_request`, `handoff_complaint`, `handoff_upset`, `handoff_failure`.
 #[derive(Debug, Clone)]
 pub struct Templates {
     map: HashMap<(&'static str, bool), String>,
