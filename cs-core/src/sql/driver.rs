@@ -11,8 +11,8 @@ use super::{Arg, Stmt};
 use crate::error::{Error, Result};
 
 /// What differs between the SQL databases the stores run on, as data: lock clauses, how a JSON
-/// array becomes an `IN` list, DDL of the migration records, and the one function that maps the
-/// driver's errors. Everything else (the statements themselves) is written once.
+/// array becomes an `IN` list, a time column's DDL, and what the database's own error codes
+/// mean. Everything else (the statements, the error mapping around those codes) is written once.
 ///
 /// Implemented for `sqlx::Sqlite` (feature `sqlite`) and `sqlx::Postgres` (feature `postgres`).
 pub trait Dialect: Database {
@@ -29,8 +29,9 @@ pub trait Dialect: Database {
     const SKIP_LOCKED: &'static str;
     /// Whether one call may carry several statements with arguments (fewer round trips).
     const MULTI_STATEMENT: bool;
-    /// Creates the table that records applied migrations, if missing.
-    const MIGRATIONS_TABLE: &'static str;
+    /// The type and default of a column that records when a row was written (the migration
+    /// records' `applied_at`).
+    const NOW_COLUMN: &'static str;
     /// A statement that serialises concurrent migrators until the transaction ends, where the
     /// database needs one (several processes starting at once).
     const MIGRATION_LOCK: Option<&'static str>;

@@ -17,7 +17,17 @@ pub async fn migrate<D: Driver>(pool: &Pool<D>, component: &str, list: &[Migrati
     if let Some(lock) = D::MIGRATION_LOCK {
         D::execute(&mut tx, Stmt::new(lock)).await?;
     }
-    D::execute_script(&mut tx, D::MIGRATIONS_TABLE).await?;
+    let records = format!(
+        "CREATE TABLE IF NOT EXISTS cs_schema_migrations (
+            component TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            name TEXT NOT NULL,
+            applied_at {},
+            PRIMARY KEY (component, version)
+        )",
+        D::NOW_COLUMN
+    );
+    D::execute_script(&mut tx, &records).await?;
     let applied = D::fetch_optional(
         &mut tx,
         Stmt::new(

@@ -5,8 +5,8 @@
 //!   SQLite also reads), built without a driver;
 //! - [`Driver`]: runs a [`Stmt`] on a connection of any database that has a [`Dialect`];
 //! - [`SqlRow`]: reads columns from any driver's row;
-//! - [`Dialect`]: what differs between databases (lock clauses, `IN` lists over a JSON array, the
-//!   migration records' DDL, error mapping), one small impl per database: `sqlx::Sqlite` in
+//! - [`Dialect`]: what differs between databases (lock clauses, `IN` lists over a JSON array, a
+//!   time column's DDL, the database's own error codes), one small impl per database: `sqlx::Sqlite` in
 //!   [`sqlite`] (feature `sqlite`), `sqlx::Postgres` in [`postgres`] (feature `postgres`), each
 //!   beside its pool set-up;
 //! - [`migrate`]: the schema-migration runner.

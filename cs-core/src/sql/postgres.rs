@@ -100,13 +100,7 @@ impl Dialect for Postgres {
     const FOR_SHARE: &'static str = " FOR SHARE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const MULTI_STATEMENT: bool = false;
-    const MIGRATIONS_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS cs_schema_migrations (
-        component TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        name TEXT NOT NULL,
-        applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (component, version)
-    )";
+    const NOW_COLUMN: &'static str = "TIMESTAMPTZ NOT NULL DEFAULT now()";
     // One lock for every component: migrations may create shared objects (extensions).
     const MIGRATION_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7253411906)");
 

@@ -82,13 +82,8 @@ impl Dialect for Sqlite {
     const FOR_SHARE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     const MULTI_STATEMENT: bool = true;
-    const MIGRATIONS_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS cs_schema_migrations (
-        component TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        name TEXT NOT NULL,
-        applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        PRIMARY KEY (component, version)
-    )";
+    const NOW_COLUMN: &'static str =
+        "TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
     const MIGRATION_LOCK: Option<&'static str> = None;
 
     fn json_list(n: usize) -> String {
