@@ -9,10 +9,10 @@ use cs_channels::{
     Capabilities, Channel, ChannelInfo, InboundMessage, OutboundMessage, Parsed, RawInbound,
     SendReceipt,
 };
-use cs_core::store::{ConversationStore, MemoryStore, MessageQuery, MessageScope};
+use cs_core::store::{ConversationLog, CustomerStore, MemoryStore, MessageQuery, MessageScope};
 use cs_core::{
     Agent, AgentId, Capacity, ChannelId, ChannelKind, Content, ConversationState, DeliveryStatus,
-    DomainEvent, Event, Identity, LinkOrigin, ManualClock, Presence, Skill, TenantId,
+    DomainEvent, Event, Identity, LinkOrigin, ManualClock, Presence, SharedKey, Skill, TenantId,
 };
 use omnidesk::Engine;
 use tokio::sync::broadcast;
@@ -692,7 +692,7 @@ async fn a_call_routed_by_the_voice_menu_skips_the_bot_and_needs_the_chosen_skil
 }
 
 #[tokio::test]
-async fn the_same_phone_on_sms_and_whatsapp_is_one_customer_by_a_shared_key() {
+async fn a_spoofable_number_is_not_joined_to_another_channels_customer_but_suggested() {
     let (sms, _) = recording_channel("sms", ChannelKind::Sms);
     let (wa, _) = recording_channel("wa", ChannelKind::WhatsApp);
     let store = Arc::new(MemoryStore::new());
@@ -704,16 +704,6 @@ async fn the_same_phone_on_sms_and_whatsapp_is_one_customer_by_a_shared_key() {
         .unwrap();
     let first = engine
         .handle_inbound_and_wait(inbound(
-            "sms",
-            ChannelKind::Sms,
-            "+8613800138000",
-            "SM1",
-            "多久发货",
-        ))
-        .await
-        .unwrap();
-    let second = engine
-        .handle_inbound_and_wait(inbound(
             "wa",
             ChannelKind::WhatsApp,
             "8613800138000",
@@ -722,36 +712,44 @@ async fn the_same_phone_on_sms_and_whatsapp_is_one_customer_by_a_shared_key() {
         ))
         .await
         .unwrap();
-    assert_eq!(
+    // An SMS sender (or caller ID) can be spoofed: its own customer, never the WhatsApp one's
+    // history; the store suggests the link for an agent (or a one-time code) to confirm.
+    let second = engine
+        .handle_inbound_and_wait(inbound(
+            "sms",
+            ChannelKind::Sms,
+            "+8613800138000",
+            "SM1",
+            "多久发货",
+        ))
+        .await
+        .unwrap();
+    assert_ne!(
         first.message.customer, second.message.customer,
-        "one customer"
+        "an unproven number joins nobody"
+    );
+    let suggested = store
+        .link_suggestions(&TenantId::default(), second.message.customer)
+        .await
+        .unwrap();
+    assert_eq!(suggested.len(), 1);
+    assert_eq!(suggested[0].candidate, first.message.customer);
+    assert_eq!(suggested[0].key, "phone:+8613800138000");
+    assert!(
+        suggested[0].candidate_proven,
+        "a code can go through WhatsApp"
     );
     let links = store
         .identity_links(&TenantId::default(), first.message.customer)
         .await
         .unwrap();
-    let wa_link = links
-        .iter()
-        .find(|l| l.identity.kind == ChannelKind::WhatsApp)
-        .unwrap();
     assert_eq!(
-        wa_link.origin,
-        LinkOrigin::SharedKey {
-            key: "phone:+8613800138000".into()
-        }
+        links.len(),
+        1,
+        "nothing was linked to the WhatsApp customer"
     );
-    let other = engine
-        .handle_inbound_and_wait(inbound(
-            "wa",
-            ChannelKind::WhatsApp,
-            "4915112345678",
-            "wamid.2",
-            "hi",
-        ))
-        .await
-        .unwrap();
-    assert_ne!(
-        other.message.customer, first.message.customer,
-        "another number, another customer"
+    assert_eq!(
+        links[0].shared_key,
+        Some(SharedKey::proven("phone:+8613800138000"))
     );
 }

@@ -2,62 +2,20 @@
 
 use super::*;
 
-impl Engine {
-    /// The customer of a phone identity: its own customer when it is known; on a first contact
-    /// from a number the customer already used on another phone channel (SMS, WhatsApp and
-    /// calls all prove the number), that customer, with the new identity linked and the shared
-    /// key recorded as the origin. `None` for other identities and new numbers.
-    pub(super) async fn phone_customer(
-        &self,
-        identity: &Identity,
-    ) -> Result<Option<cs_core::store::Resolved>> {
-        use cs_core::ChannelKind as K;
-        const PHONE_KINDS: [K; 3] = [K::Sms, K::WhatsApp, K::Voice];
-        if !PHONE_KINDS.contains(&identity.kind) {
-            return Ok(None);
-        }
-        let tenant = &self.inner.tenant;
-        if let Some(customer) = self.inner.store.find_customer(tenant, identity).await? {
-            // Known already: what resolving it would return, without a second look-up.
-            return Ok(Some(cs_core::store::Resolved {
-                customer,
-                created: false,
-            }));
-        }
-        let digits: String = identity
-            .external_id
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect();
-        if digits.len() < 6 {
-            return Ok(None);
-        }
-        for kind in PHONE_KINDS.into_iter().filter(|k| *k != identity.kind) {
-            for external in [format!("+{digits}"), digits.clone()] {
-                let sibling = Identity::new(kind, external);
-                let Some(customer) = self.inner.store.find_customer(tenant, &sibling).await? else {
-                    continue;
-                };
-                let origin = LinkOrigin::SharedKey {
-                    key: format!("phone:+{digits}"),
-                };
-                match self
-                    .link_identity(customer.id, identity.clone(), origin)
-                    .await
-                {
-                    // Someone linked it meanwhile: resolve normally.
-                    Err(Error::Store(cs_core::Error::Conflict { .. })) => return Ok(None),
-                    other => other?,
-                }
-                return Ok(Some(cs_core::store::Resolved {
-                    customer,
-                    created: false,
-                }));
-            }
-        }
-        Ok(None)
+/// The key a sender's identity shares with their identities on other channels: the phone number
+/// of SMS, WhatsApp and calls. Only WhatsApp proves it (Meta verified the number); an SMS sender
+/// or a caller ID can be spoofed, so they only claim it, and the store joins nothing on a claim
+/// (it suggests the link instead).
+pub(super) fn shared_key(identity: &Identity) -> Option<cs_core::SharedKey> {
+    use cs_core::ChannelKind as K;
+    match identity.kind {
+        K::WhatsApp => cs_core::SharedKey::phone(&identity.external_id, true),
+        K::Sms | K::Voice => cs_core::SharedKey::phone(&identity.external_id, false),
+        _ => None,
     }
+}
 
+impl Engine {
     /// Links another identity to a customer (the shop's login proves a WeChat user is also this
     /// web visitor, an agent confirms an email address). The link records its origin.
     ///
@@ -72,13 +30,13 @@ impl Engine {
     ) -> Result<()> {
         self.inner
             .store
-            .link_identity(
-                &self.inner.tenant,
+            .link_identity(&LinkIdentity::new(
+                self.inner.tenant.clone(),
                 customer,
-                &identity,
-                &origin,
+                identity.clone(),
+                origin,
                 self.inner.clock.now(),
-            )
+            ))
             .await?;
         self.emit(DomainEvent::IdentityLinked { customer, identity });
         Ok(())
@@ -90,7 +48,7 @@ impl Engine {
     /// [`Engine::unmerge`].
     ///
     /// # Errors
-    /// As [`ConversationStore::merge_customers`].
+    /// As [`cs_core::store::CustomerStore::merge_customers`].
     pub async fn merge_customers(
         &self,
         into: cs_core::CustomerId,
@@ -160,12 +118,16 @@ impl Engine {
     /// history; nothing is lost.
     ///
     /// # Errors
-    /// As [`ConversationStore::unmerge`].
+    /// As [`cs_core::store::CustomerStore::unmerge`].
     pub async fn unmerge(&self, merge: MergeId) -> Result<Merge> {
         let undone = self
             .inner
             .store
-            .unmerge(&self.inner.tenant, merge, self.inner.clock.now())
+            .unmerge(&Unmerge {
+                tenant: self.inner.tenant.clone(),
+                merge,
+                at: self.inner.clock.now(),
+            })
             .await?;
         self.emit(DomainEvent::CustomersUnmerged {
             merge,

@@ -35,26 +35,29 @@ impl Engine {
         let now = self.inner.clock.now();
         let tenant = self.inner.tenant.clone();
 
-        // 1. Who is writing: a known identity, one that shares a proven key with a known
-        // identity (the same phone number on SMS, WhatsApp and calls), or a new customer.
-        let resolved = match self.phone_customer(&msg.from).await? {
-            Some(resolved) => resolved,
-            None => {
-                self.inner
-                    .store
-                    .resolve_customer(&ResolveCustomer {
-                        tenant: tenant.clone(),
-                        identity: msg.from.clone(),
-                        display_name: msg.display_name.clone(),
-                        language: msg.language.clone(),
-                        at: now,
-                    })
-                    .await?
-            }
-        };
+        // 1. Who is writing: a known identity, a new one joining the customer of an identity
+        // that proves the same key (the store decides, in one step), or a new customer.
+        let resolved = self
+            .inner
+            .store
+            .resolve_customer(&ResolveCustomer {
+                tenant: tenant.clone(),
+                identity: msg.from.clone(),
+                display_name: msg.display_name.clone(),
+                language: msg.language.clone(),
+                shared_key: identity::shared_key(&msg.from),
+                at: now,
+            })
+            .await?;
         let customer = resolved.customer;
         if resolved.created {
             self.emit(DomainEvent::CustomerCreated {
+                customer: customer.id,
+                identity: msg.from.clone(),
+            });
+        }
+        if resolved.joined {
+            self.emit(DomainEvent::IdentityLinked {
                 customer: customer.id,
                 identity: msg.from.clone(),
             });
@@ -180,15 +183,14 @@ impl InboundHandler for Engine {
         else {
             return Ok(Vec::new());
         };
-        let all = self
-            .page_all(MessageScope::Customer(customer.id), usize::MAX)
-            .await
-            .map_err(channel_error)?;
-        let visible: Vec<Message> = all
-            .into_iter()
-            .filter(|m| m.direction != Direction::Internal)
-            .collect();
-        Ok(visible[visible.len().saturating_sub(limit)..].to_vec())
+        // The newest `limit` the customer can see, in one query.
+        let visible = MessageQuery::new(
+            self.inner.tenant.clone(),
+            MessageScope::Customer(customer.id),
+            limit,
+        )
+        .with_directions([Direction::Inbound, Direction::Outbound]);
+        Ok(self.inner.store.recent_messages(&visible).await?)
     }
 
     async fn status(&self, channel: &ChannelId, update: StatusUpdate) -> cs_channels::Result<()> {
