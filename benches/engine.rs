@@ -9,7 +9,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use omnidesk::Engine;
 use omnidesk::bot::FaqBot;
 use omnidesk::channels::{InboundMessage, WebChat};
-use omnidesk::core::store::{ConversationStore, MemoryStore, OpenConversation, ResolveCustomer};
+use omnidesk::core::store::{
+    ConversationLog, CustomerStore, MemoryStore, OpenConversation, ResolveCustomer,
+};
 use omnidesk::core::{
     Author, ChannelId, ChannelKind, Content, DeliveryStatus, Direction, Identity, Message,
     MessageId, Priority, Route, TenantId,
@@ -42,13 +44,11 @@ fn bench(c: &mut Criterion) {
         let identity = Identity::new(ChannelKind::WebChat, "bench-visitor");
         let conv = rt.block_on(async {
             let customer = store
-                .resolve_customer(&ResolveCustomer {
-                    tenant: tenant.clone(),
-                    identity: identity.clone(),
-                    display_name: None,
-                    language: None,
-                    at: chrono::Utc::now(),
-                })
+                .resolve_customer(&ResolveCustomer::new(
+                    tenant.clone(),
+                    identity.clone(),
+                    chrono::Utc::now(),
+                ))
                 .await
                 .unwrap()
                 .customer;

@@ -9,7 +9,7 @@ use cs_channels::{
     Capabilities, Channel, ChannelInfo, InboundMessage, OutboundMessage, Parsed, RawInbound,
     SendReceipt,
 };
-use cs_core::store::{ConversationStore, MemoryStore, MessageQuery, MessageScope};
+use cs_core::store::{ConversationLog, CustomerStore, MemoryStore, MessageQuery, MessageScope};
 use cs_core::{
     Agent, AgentId, Capacity, ChannelId, ChannelKind, Content, ConversationState, DeliveryStatus,
     DomainEvent, Event, Identity, LinkOrigin, ManualClock, Presence, Skill, TenantId,
@@ -755,6 +755,28 @@ async fn a_spoofable_phone_number_never_joins_another_customer_by_itself() {
                 .any(|i| i.kind == ChannelKind::WhatsApp)
         );
     }
+    // The store suggests the WhatsApp customer, for an agent (or a one-time code sent through
+    // WhatsApp, which proves the number) to confirm.
+    let suggested = store
+        .link_suggestions(&TenantId::default(), spoofed_sms.message.customer)
+        .await
+        .unwrap();
+    assert_eq!(
+        suggested.len(),
+        2,
+        "the WhatsApp customer and the caller: {suggested:?}"
+    );
+    let whatsapp = suggested
+        .iter()
+        .find(|s| s.candidate == owner.message.customer)
+        .unwrap();
+    assert_eq!(whatsapp.key, "phone:+8613800138000");
+    assert!(whatsapp.candidate_proven, "a code can go through WhatsApp");
+    let caller = suggested
+        .iter()
+        .find(|s| s.candidate == spoofed_call.message.customer)
+        .unwrap();
+    assert!(!caller.candidate_proven);
     // An agent who checked it merges them explicitly: one customer, one history.
     let agent = AgentId::new();
     engine

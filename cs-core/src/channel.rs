@@ -182,6 +182,57 @@ impl LinkOrigin {
     }
 }
 
+/// A key several identities can share: the same phone number on SMS, WhatsApp and calls, the same
+/// WeChat unionid across official accounts. It says whether the identity *proves* it or merely
+/// claims it: WhatsApp proves the number (Meta verified it), an SMS sender or a caller ID claims it
+/// (both can be spoofed). The store joins a new identity to an existing customer by a key only
+/// when both identities prove it; otherwise it suggests the link for someone to confirm.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SharedKey {
+    /// The key, with a prefix saying what it is: `phone:+8613800138000`, `unionid:o6_bmasd...`.
+    pub key: String,
+    /// Whether the identity proves the key rather than merely claims it.
+    pub proven: bool,
+}
+
+impl SharedKey {
+    /// A key the identity proves.
+    pub fn proven(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            proven: true,
+        }
+    }
+
+    /// A key the identity only claims.
+    pub fn claimed(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            proven: false,
+        }
+    }
+
+    /// The phone key of a number as a provider writes it (`+86 138-0013-8000`, `8613800138000`):
+    /// `phone:+` and its digits. `None` when it has fewer than six digits (a short code or not a
+    /// number at all).
+    ///
+    /// ```
+    /// use cs_core::SharedKey;
+    ///
+    /// let key = SharedKey::phone("8613800138000", true).unwrap();
+    /// assert_eq!(key.key, "phone:+8613800138000");
+    /// assert_eq!(SharedKey::phone("+86 138-0013-8000", false).unwrap().key, key.key);
+    /// assert!(SharedKey::phone("10086", false).is_none());
+    /// ```
+    pub fn phone(number: &str, proven: bool) -> Option<Self> {
+        let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+        (digits.len() >= 6).then(|| Self {
+            key: format!("phone:+{digits}"),
+            proven,
+        })
+    }
+}
+
 /// An identity with where its link came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityLink {
@@ -191,6 +242,20 @@ pub struct IdentityLink {
     pub origin: LinkOrigin,
     /// Since when.
     pub linked_at: chrono::DateTime<chrono::Utc>,
+    /// The key the identity shares with others (a phone number), when one is known.
+    #[serde(default)]
+    pub shared_key: Option<SharedKey>,
+    /// Whether the link is confirmed. Every link a store makes now is (a first contact, a key
+    /// both identities prove, an agent, the API, a merge); links that earlier versions made from
+    /// a key nobody proved (an SMS sender or caller ID joined to another channel's customer) are
+    /// not, until the identity is linked again explicitly. Do not show other channels' history
+    /// through an unconfirmed link.
+    #[serde(default = "confirmed")]
+    pub verified: bool,
+}
+
+fn confirmed() -> bool {
+    true
 }
 
 /// Where replies to a customer go: a configured channel instance and the identity on it.

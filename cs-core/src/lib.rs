@@ -15,7 +15,7 @@ pub mod sql;
 pub mod store;
 
 pub use agent::{Agent, Capacity, Presence, Skill};
-pub use channel::{ChannelKind, Identity, IdentityLink, LinkOrigin, Medium, Route};
+pub use channel::{ChannelKind, Identity, IdentityLink, LinkOrigin, Medium, Route, SharedKey};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conversation::{Conversation, ConversationState, Priority};
 pub use customer::{Customer, CustomerTier};
@@ -27,4 +27,4 @@ pub use id::{
 pub use message::{
     Author, CardButton, Content, ContentKind, DeliveryStatus, Direction, Message, RichCard,
 };
-pub use store::ConversationStore;
+pub use store::{ConversationLog, ConversationStore, CustomerStore, Outbox};

@@ -259,6 +259,15 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// Every status, from the first to the last.
+    pub const ALL: [DeliveryStatus; 5] = [
+        Self::Pending,
+        Self::Sent,
+        Self::Delivered,
+        Self::Read,
+        Self::Failed,
+    ];
+
     /// The stable lower-case name used in storage.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -272,15 +281,7 @@ impl DeliveryStatus {
 
     /// Parses [`DeliveryStatus::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Sent,
-            Self::Delivered,
-            Self::Read,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == s)
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
     }
 }
 

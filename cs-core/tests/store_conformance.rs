@@ -1,13 +1,13 @@
-//! Runs the conversation-store conformance suite against every backend in this crate.
-
-use std::sync::Arc;
+//! Runs the conversation-store conformance suite against every backend in this crate: memory,
+//! SQLite (a file and `:memory:`), and PostgreSQL when `CS_TEST_POSTGRES_URL` is set (in a schema
+//! of its own, so runs sharing the database never see each other's tables).
 
 use cs_core::conformance;
 use cs_core::store::MemoryStore;
 
 #[tokio::test]
 async fn memory_store_conforms() {
-    conformance::run(Arc::new(MemoryStore::new())).await;
+    conformance::run(&MemoryStore::new()).await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -17,7 +17,7 @@ async fn sqlite_file_store_conforms() {
     let store = cs_core::store::SqliteStore::open(dir.join("store.db"))
         .await
         .unwrap();
-    conformance::run(Arc::new(store)).await;
+    conformance::run(&store).await;
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -25,24 +25,22 @@ async fn sqlite_file_store_conforms() {
 #[tokio::test]
 async fn sqlite_memory_store_conforms() {
     let store = cs_core::store::SqliteStore::open(":memory:").await.unwrap();
-    conformance::run(Arc::new(store)).await;
+    conformance::run(&store).await;
 }
 
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_store_survives_reopen_and_refuses_newer_schema() {
-    use cs_core::store::{ConversationStore, ResolveCustomer};
+    use cs_core::store::{CustomerStore, ResolveCustomer};
     use cs_core::{ChannelKind, Identity, TenantId};
 
     let dir = std::env::temp_dir().join(format!("cs-core-test-{}", uuid::Uuid::new_v4()));
     let path = dir.join("reopen.db");
-    let req = ResolveCustomer {
-        tenant: TenantId::default(),
-        identity: Identity::new(ChannelKind::Sms, "+8613800138000"),
-        display_name: None,
-        language: None,
-        at: chrono::Utc::now(),
-    };
+    let req = ResolveCustomer::new(
+        TenantId::default(),
+        Identity::new(ChannelKind::Sms, "+8613800138000"),
+        chrono::Utc::now(),
+    );
     let id = {
         let store = cs_core::store::SqliteStore::open(&path).await.unwrap();
         store.resolve_customer(&req).await.unwrap().customer.id
@@ -68,12 +66,10 @@ async fn sqlite_store_survives_reopen_and_refuses_newer_schema() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_store_conforms() {
-    let Ok(url) = std::env::var("CS_TEST_POSTGRES_URL") else {
+    let Some(url) = conformance::postgres_url("cs_core_conformance").await else {
         eprintln!("skipping postgres_store_conforms: set CS_TEST_POSTGRES_URL to run it");
         return;
     };
-    conformance::run(Arc::new(
-        cs_core::store::PostgresStore::connect(&url).await.unwrap(),
-    ))
-    .await;
+    let store = cs_core::store::PostgresStore::connect(&url).await.unwrap();
+    conformance::run(&store).await;
 }

@@ -24,16 +24,16 @@ use crate::sla::{
 use crate::store::TicketStore;
 
 /// Runs every check against `store`.
-pub async fn run(store: Arc<dyn TicketStore>) {
-    numbers_are_sequential_per_tenant(store.as_ref()).await;
-    updates_are_versioned_and_audited(store.as_ref()).await;
-    concurrent_writers_never_lose_updates(store.clone()).await;
-    comments_and_reopen(store.as_ref()).await;
-    workflow_is_enforced(store.as_ref()).await;
-    search_filters(store.as_ref()).await;
-    concurrent_creates_get_distinct_numbers(store.clone()).await;
-    concurrent_comments_are_all_kept(store.clone()).await;
-    fields_attachments_and_csat(store.as_ref()).await;
+pub async fn run(store: &dyn TicketStore) {
+    numbers_are_sequential_per_tenant(store).await;
+    updates_are_versioned_and_audited(store).await;
+    concurrent_writers_never_lose_updates(store).await;
+    comments_and_reopen(store).await;
+    workflow_is_enforced(store).await;
+    search_filters(store).await;
+    concurrent_creates_get_distinct_numbers(store).await;
+    concurrent_comments_are_all_kept(store).await;
+    fields_attachments_and_csat(store).await;
 }
 
 const WRITERS: usize = 16;
@@ -56,7 +56,8 @@ fn agent() -> Actor {
     }
 }
 
-async fn numbers_are_sequential_per_tenant(store: &dyn TicketStore) {
+/// Ticket numbers run 1, 2, 3... per tenant and find the ticket.
+pub async fn numbers_are_sequential_per_tenant(store: &dyn TicketStore) {
     let (a, b) = (tenant(), tenant());
     for expected in 1..=3 {
         let t = store
@@ -96,7 +97,8 @@ async fn numbers_are_sequential_per_tenant(store: &dyn TicketStore) {
     ));
 }
 
-async fn updates_are_versioned_and_audited(store: &dyn TicketStore) {
+/// Updates name the version they read, bump it, and land in the audit trail.
+pub async fn updates_are_versioned_and_audited(store: &dyn TicketStore) {
     let t = tenant();
     let who = agent();
     let ticket = store
@@ -157,49 +159,43 @@ async fn updates_are_versioned_and_audited(store: &dyn TicketStore) {
     assert_eq!(audit[1].to.as_deref(), Some("open"));
 }
 
-async fn concurrent_writers_never_lose_updates(store: Arc<dyn TicketStore>) {
+/// Concurrent writers that re-read and retry on conflict never lose a change.
+pub async fn concurrent_writers_never_lose_updates(store: &dyn TicketStore) {
     let t = tenant();
     let ticket = store
         .create(NewTicket::new(t.clone(), "busy ticket", agent(), t0()))
         .await
         .unwrap();
     // 16 writers each add their own tag, re-reading and retrying on conflict.
-    let handles: Vec<_> = (0..WRITERS)
-        .map(|i| {
-            let store = store.clone();
-            let t = t.clone();
-            tokio::spawn(async move {
-                let mut conflicts = 0;
-                loop {
-                    let current = store.get(&t, ticket.id).await.unwrap();
-                    let r = store
-                        .update(UpdateTicket {
-                            tenant: t.clone(),
-                            id: ticket.id,
-                            expected_version: current.version,
-                            actor: Actor::System,
-                            at: t0(),
-                            patch: TicketPatch {
-                                add_tags: vec![format!("w{i}")],
-                                ..Default::default()
-                            },
-                        })
-                        .await;
-                    match r {
-                        Ok(_) => return conflicts,
-                        Err(Error::Conflict { .. }) => {
-                            conflicts += 1;
-                            tokio::task::yield_now().await;
-                        }
-                        Err(e) => panic!("unexpected error {e:?}"),
-                    }
+    let tenant = &t;
+    all_at_once(|i| async move {
+        let mut conflicts = 0;
+        loop {
+            let current = store.get(tenant, ticket.id).await.unwrap();
+            let r = store
+                .update(UpdateTicket {
+                    tenant: tenant.clone(),
+                    id: ticket.id,
+                    expected_version: current.version,
+                    actor: Actor::System,
+                    at: t0(),
+                    patch: TicketPatch {
+                        add_tags: vec![format!("w{i}")],
+                        ..Default::default()
+                    },
+                })
+                .await;
+            match r {
+                Ok(_) => return conflicts,
+                Err(Error::Conflict { .. }) => {
+                    conflicts += 1;
+                    tokio::task::yield_now().await;
                 }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.await.unwrap();
-    }
+                Err(e) => panic!("unexpected error {e:?}"),
+            }
+        }
+    })
+    .await;
     let done = store.get(&t, ticket.id).await.unwrap();
     assert_eq!(
         done.tags.len(),
@@ -221,7 +217,8 @@ async fn concurrent_writers_never_lose_updates(store: Arc<dyn TicketStore>) {
     assert_eq!(tag_audit, WRITERS, "every write is in the audit trail");
 }
 
-async fn comments_and_reopen(store: &dyn TicketStore) {
+/// Comments are kept in order; a customer reply reopens a solved ticket.
+pub async fn comments_and_reopen(store: &dyn TicketStore) {
     let t = tenant();
     let customer = CustomerId::new();
     let mut new = NewTicket::new(t.clone(), "refund", Actor::Customer { customer }, t0());
@@ -279,7 +276,8 @@ async fn comments_and_reopen(store: &dyn TicketStore) {
     ));
 }
 
-async fn workflow_is_enforced(store: &dyn TicketStore) {
+/// The status workflow refuses forbidden changes.
+pub async fn workflow_is_enforced(store: &dyn TicketStore) {
     let t = tenant();
     let ticket = store
         .create(NewTicket::new(t.clone(), "closing", agent(), t0()))
@@ -325,7 +323,8 @@ async fn workflow_is_enforced(store: &dyn TicketStore) {
     );
 }
 
-async fn search_filters(store: &dyn TicketStore) {
+/// Search filters by status, assignee, group, customer, tag and text, newest first.
+pub async fn search_filters(store: &dyn TicketStore) {
     let t = tenant();
     let ann = AgentId::new();
     let customer = CustomerId::new();
@@ -411,17 +410,14 @@ async fn search_filters(store: &dyn TicketStore) {
     );
 }
 
-/// Runs `f(0)` to `f(WRITERS - 1)` as concurrent tasks; their results, sorted.
+/// Runs `f(0)` to `f(WRITERS - 1)` at once (interleaved on this task; a SQL store gives each its
+/// own connection, so they race in the database); their results, sorted.
 async fn all_at_once<F, Fut>(f: F) -> Vec<u64>
 where
     F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = u64> + Send + 'static,
+    Fut: std::future::Future<Output = u64>,
 {
-    let handles: Vec<_> = (0..WRITERS).map(|i| tokio::spawn(f(i))).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.unwrap());
-    }
+    let mut out = futures::future::join_all((0..WRITERS).map(f)).await;
     out.sort_unstable();
     out
 }
@@ -485,17 +481,21 @@ fn status(s: TicketStatus) -> TicketPatch {
     }
 }
 
-async fn concurrent_creates_get_distinct_numbers(store: Arc<dyn TicketStore>) {
+/// Concurrent creates take distinct numbers without gaps.
+pub async fn concurrent_creates_get_distinct_numbers(store: &dyn TicketStore) {
     let t = tenant();
-    let numbers = all_at_once(|i| {
-        let (store, t) = (store.clone(), t.clone());
-        async move {
-            store
-                .create(NewTicket::new(t, format!("rush {i}"), agent(), t0()))
-                .await
-                .unwrap()
-                .number
-        }
+    let t = &t;
+    let numbers = all_at_once(|i| async move {
+        store
+            .create(NewTicket::new(
+                t.clone(),
+                format!("rush {i}"),
+                agent(),
+                t0(),
+            ))
+            .await
+            .unwrap()
+            .number
     })
     .await;
     assert_eq!(
@@ -505,16 +505,17 @@ async fn concurrent_creates_get_distinct_numbers(store: Arc<dyn TicketStore>) {
     );
 }
 
-async fn concurrent_comments_are_all_kept(store: Arc<dyn TicketStore>) {
+/// Concurrent comments are all kept, each with its own sequence number.
+pub async fn concurrent_comments_are_all_kept(store: &dyn TicketStore) {
     let t = tenant();
     let ticket = store
         .create(NewTicket::new(t.clone(), "many replies", agent(), t0()))
         .await
         .unwrap();
     let seqs = all_at_once(|i| {
-        let (store, t) = (store.clone(), t.clone());
+        let t = &t;
         async move {
-            let note = note(&t, ticket.id, agent(), &format!("note {i}"), t0());
+            let note = note(t, ticket.id, agent(), &format!("note {i}"), t0());
             store.add_comment(note).await.unwrap().seq
         }
     })
@@ -530,7 +531,8 @@ async fn concurrent_comments_are_all_kept(store: Arc<dyn TicketStore>) {
     );
 }
 
-async fn fields_attachments_and_csat(store: &dyn TicketStore) {
+/// Custom fields, attachments and the CSAT rating read back as written.
+pub async fn fields_attachments_and_csat(store: &dyn TicketStore) {
     let t = tenant();
     let customer = CustomerId::new();
     let mut new = NewTicket::new(
@@ -694,7 +696,8 @@ async fn search_sla(
         .collect()
 }
 
-async fn sla_counts_business_time(store: &dyn TicketStore) {
+/// SLA clocks count business time only and stop at the first response.
+pub async fn sla_counts_business_time(store: &dyn TicketStore) {
     let t = tenant();
     // Friday 17:00: one working hour left that day, then the weekend and Monday's holiday.
     let ticket = store
@@ -812,7 +815,8 @@ async fn sla_counts_business_time(store: &dyn TicketStore) {
     );
 }
 
-async fn sla_pauses_while_pending(store: &dyn TicketStore) {
+/// SLA clocks pause while the ticket waits on the customer.
+pub async fn sla_pauses_while_pending(store: &dyn TicketStore) {
     let t = tenant();
     let customer = CustomerId::new();
     let mut new = NewTicket::new(t.clone(), "size exchange", agent(), cst(13, 17, 0));
@@ -880,7 +884,8 @@ fn desk(store: Arc<dyn TicketStore>, clock: Arc<ManualClock>) -> TicketDesk {
         .unwrap()
 }
 
-async fn desk_escalates_on_breach(store: Arc<dyn TicketStore>) {
+/// The desk escalates a breached ticket along its chain (takes an owned store: the desk holds it).
+pub async fn desk_escalates_on_breach(store: Arc<dyn TicketStore>) {
     let t = tenant();
     let clock = Arc::new(ManualClock::new(cst(13, 17, 0)));
     let desk = desk(store.clone(), clock.clone());
@@ -956,7 +961,8 @@ async fn desk_escalates_on_breach(store: Arc<dyn TicketStore>) {
     );
 }
 
-async fn desk_hands_over_and_answers_customers(store: Arc<dyn TicketStore>) {
+/// The desk hands a conversation over as a ticket and answers customers' status questions (takes an owned store: the desk holds it).
+pub async fn desk_hands_over_and_answers_customers(store: Arc<dyn TicketStore>) {
     let t = tenant();
     let clock = Arc::new(ManualClock::new(cst(11, 10, 0)));
     let desk = desk(store.clone(), clock.clone());

@@ -1,5 +1,6 @@
 //! Every ticket store runs the same conformance suite: in memory, SQLite (a file and
-//! `:memory:`), and PostgreSQL when `CS_TEST_POSTGRES_URL` is set.
+//! `:memory:`), and PostgreSQL when `CS_TEST_POSTGRES_URL` is set (in a schema of its own, so
+//! runs of other builds sharing the database never see each other's tables).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use cs_tickets::{MemoryTicketStore, conformance};
 
 #[tokio::test]
 async fn memory_ticket_store_conforms() {
-    conformance::run(Arc::new(MemoryTicketStore::new())).await;
+    conformance::run(&MemoryTicketStore::new()).await;
     conformance::run_sla(Arc::new(
         MemoryTicketStore::new().with_sla(conformance::sla_policy()),
     ))
@@ -20,10 +21,7 @@ async fn sqlite_ticket_store_conforms() {
     use cs_tickets::SqliteTicketStoreBuilder;
     let dir = std::env::temp_dir().join(format!("cs-tickets-test-{}", uuid::Uuid::new_v4()));
     let path = dir.join("tickets.db");
-    conformance::run(Arc::new(
-        SqliteTicketStoreBuilder::new(&path).build().await.unwrap(),
-    ))
-    .await;
+    conformance::run(&SqliteTicketStoreBuilder::new(&path).build().await.unwrap()).await;
     // Reopening the same file with an SLA policy: migrations are already applied.
     let store = SqliteTicketStoreBuilder::new(&path)
         .with_sla(conformance::sla_policy())
@@ -43,16 +41,15 @@ async fn sqlite_memory_ticket_store_conforms() {
         .build()
         .await
         .unwrap();
-    let store = Arc::new(store);
-    conformance::run(store.clone()).await;
-    conformance::run_sla(store).await;
+    conformance::run(&store).await;
+    conformance::run_sla(Arc::new(store)).await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_ticket_store_conforms() {
     use cs_tickets::PostgresTicketStoreBuilder;
-    let Ok(url) = std::env::var("CS_TEST_POSTGRES_URL") else {
+    let Some(url) = cs_core::conformance::postgres_url("cs_tickets_conformance").await else {
         eprintln!("skipping postgres_ticket_store_conforms: set CS_TEST_POSTGRES_URL to run it");
         return;
     };
@@ -61,7 +58,6 @@ async fn postgres_ticket_store_conforms() {
         .build()
         .await
         .unwrap();
-    let store = Arc::new(store);
-    conformance::run(store.clone()).await;
-    conformance::run_sla(store).await;
+    conformance::run(&store).await;
+    conformance::run_sla(Arc::new(store)).await;
 }

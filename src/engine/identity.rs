@@ -2,13 +2,27 @@
 
 use super::*;
 
+/// The key a sender's identity shares with their identities on other channels: the phone number
+/// of SMS, WhatsApp and calls. Only WhatsApp proves it (Meta verified the number); an SMS sender
+/// or a caller ID can be spoofed, so they only claim it, and the store joins nothing on a claim
+/// (it suggests the link instead).
+pub(super) fn shared_key(identity: &Identity) -> Option<cs_core::SharedKey> {
+    use cs_core::ChannelKind as K;
+    match identity.kind {
+        K::WhatsApp => cs_core::SharedKey::phone(&identity.external_id, true),
+        K::Sms | K::Voice => cs_core::SharedKey::phone(&identity.external_id, false),
+        _ => None,
+    }
+}
+
 impl Engine {
     /// The customer who owns the sender's identity, created on first contact.
     ///
     /// Identities are joined to an existing customer only by proof: a link the shop or an agent
-    /// made, or a merge. A phone number alone is no proof, since caller ID and SMS senders can be
-    /// spoofed: a call from a number a WhatsApp customer uses is a new customer until someone
-    /// confirms it is the same person.
+    /// made, a merge, or a key both identities prove (the store decides, in one step). A phone
+    /// number alone is no proof, since caller ID and SMS senders can be spoofed: a call from a
+    /// number a WhatsApp customer uses is a new customer, with the WhatsApp customer suggested
+    /// as a possible match, until someone confirms it is the same person.
     pub(super) async fn resolve_sender(
         &self,
         msg: &InboundMessage,
@@ -22,11 +36,18 @@ impl Engine {
                 identity: msg.from.clone(),
                 display_name: msg.display_name.clone(),
                 language: msg.language.clone(),
+                shared_key: shared_key(&msg.from),
                 at: now,
             })
             .await?;
         if resolved.created {
             self.emit(DomainEvent::CustomerCreated {
+                customer: resolved.customer.id,
+                identity: msg.from.clone(),
+            });
+        }
+        if resolved.joined {
+            self.emit(DomainEvent::IdentityLinked {
                 customer: resolved.customer.id,
                 identity: msg.from.clone(),
             });
@@ -48,13 +69,13 @@ impl Engine {
     ) -> Result<()> {
         self.inner
             .store
-            .link_identity(
-                &self.inner.tenant,
+            .link_identity(&LinkIdentity::new(
+                self.inner.tenant.clone(),
                 customer,
-                &identity,
-                &origin,
+                identity.clone(),
+                origin,
                 self.inner.clock.now(),
-            )
+            ))
             .await?;
         self.emit(DomainEvent::IdentityLinked { customer, identity });
         Ok(())
@@ -66,7 +87,7 @@ impl Engine {
     /// [`Engine::unmerge`].
     ///
     /// # Errors
-    /// As [`ConversationStore::merge_customers`].
+    /// As [`cs_core::store::CustomerStore::merge_customers`].
     pub async fn merge_customers(
         &self,
         into: cs_core::CustomerId,
@@ -136,12 +157,16 @@ impl Engine {
     /// history; nothing is lost.
     ///
     /// # Errors
-    /// As [`ConversationStore::unmerge`].
+    /// As [`cs_core::store::CustomerStore::unmerge`].
     pub async fn unmerge(&self, merge: MergeId) -> Result<Merge> {
         let undone = self
             .inner
             .store
-            .unmerge(&self.inner.tenant, merge, self.inner.clock.now())
+            .unmerge(&Unmerge {
+                tenant: self.inner.tenant.clone(),
+                merge,
+                at: self.inner.clock.now(),
+            })
             .await?;
         self.emit(DomainEvent::CustomersUnmerged {
             merge,

@@ -246,15 +246,14 @@ impl InboundHandler for Engine {
         else {
             return Ok(Vec::new());
         };
-        let all = self
-            .page_all(MessageScope::Customer(customer.id), usize::MAX)
-            .await
-            .map_err(channel_error)?;
-        let visible: Vec<Message> = all
-            .into_iter()
-            .filter(|m| m.direction != Direction::Internal)
-            .collect();
-        Ok(visible[visible.len().saturating_sub(limit)..].to_vec())
+        // The newest `limit` the customer can see, in one query.
+        let visible = MessageQuery::new(
+            self.inner.tenant.clone(),
+            MessageScope::Customer(customer.id),
+            limit,
+        )
+        .with_directions([Direction::Inbound, Direction::Outbound]);
+        Ok(self.inner.store.recent_messages(&visible).await?)
     }
 
     async fn status(&self, channel: &ChannelId, update: StatusUpdate) -> cs_channels::Result<()> {

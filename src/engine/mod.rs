@@ -26,8 +26,10 @@ use cs_channels::{
     Channel, Delivered, InboundHandler, InboundMessage, OutboundMessage, StatusUpdate,
 };
 use cs_core::store::{
-    ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, Merge,
-    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, ResolveCustomer,
+    ClaimOutbound, Claimed, ConversationLogExt, ConversationQuery, ConversationStore,
+    CustomerStoreExt, DeadLetter, DeadLetterQuery, FinishOutbound, LinkIdentity, Merge,
+    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, Receipt,
+    ResolveCustomer, Unmerge,
 };
 use cs_core::{
     Agent, AgentId, Author, ChannelId, Clock, Content, Conversation, ConversationId,
@@ -64,8 +66,6 @@ pub use texts::{Lang, Notice, Texts};
 
 /// How many recent messages the bot sees.
 const BOT_HISTORY: usize = 20;
-/// How many times a conversation update is retried after losing a race.
-const UPDATE_RETRIES: usize = 5;
 /// Locks striped by customer: a customer's messages are handled one at a time, in order.
 const LOCK_STRIPES: usize = 256;
 
@@ -167,25 +167,17 @@ impl Engine {
             .await
     }
 
-    /// Re-reads and changes a conversation, retrying when another writer got there first.
+    /// Re-reads and changes a conversation, retrying when another writer got there first
+    /// ([`ConversationLogExt::update_conversation_with_retry`]).
     pub(super) async fn update_conversation(
         &self,
         id: ConversationId,
-        change: impl Fn(&mut Conversation),
+        change: impl FnMut(&mut Conversation) + Send,
     ) -> Result<Conversation> {
-        let mut attempt = 0;
-        loop {
-            let mut c = self
-                .inner
-                .store
-                .conversation(&self.inner.tenant, id)
-                .await?;
-            change(&mut c);
-            c.updated_at = self.inner.clock.now();
-            match self.inner.store.update_conversation(&c).await {
-                Err(cs_core::Error::Conflict { .. }) if attempt < UPDATE_RETRIES => attempt += 1,
-                other => return Ok(other?),
-            }
-        }
+        Ok(self
+            .inner
+            .store
+            .update_conversation_with_retry(&self.inner.tenant, id, self.inner.clock.now(), change)
+            .await?)
     }
 }

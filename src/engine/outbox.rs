@@ -152,11 +152,13 @@ impl Engine {
                 }
             }
         };
-        self.inner
-            .store
-            .finish_outbound(&message.tenant, message.id, &outcome)
-            .await?;
-        if let Outcome::Dead { error } = outcome {
+        let finish = FinishOutbound {
+            tenant: message.tenant.clone(),
+            message: message.id,
+            outcome,
+        };
+        self.inner.store.finish_outbound(&finish).await?;
+        if let Outcome::Dead { error } = finish.outcome {
             self.emit(DomainEvent::DeliveryFailed {
                 conversation: message.conversation,
                 message: message.id,
@@ -178,12 +180,12 @@ impl Engine {
         Ok(self
             .inner
             .store
-            .apply_receipt(
-                &self.inner.tenant,
-                channel,
-                &update.provider_message_id,
-                update.status,
-            )
+            .apply_receipt(&Receipt {
+                tenant: self.inner.tenant.clone(),
+                channel: channel.clone(),
+                provider_id: update.provider_message_id.clone(),
+                status: update.status,
+            })
             .await?)
     }
 
@@ -195,7 +197,7 @@ impl Engine {
         Ok(self
             .inner
             .store
-            .dead_letters(&self.inner.tenant, limit)
+            .dead_letters(&DeadLetterQuery::new(self.inner.tenant.clone(), limit))
             .await?)
     }
 

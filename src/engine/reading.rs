@@ -24,7 +24,13 @@ impl Engine {
         let profile = self.inner.store.customer(tenant, customer).await?;
         let identities = self.inner.store.identities(tenant, customer).await?;
         let history = self
-            .page_all(MessageScope::Customer(customer), usize::MAX)
+            .inner
+            .store
+            .page_all(&MessageQuery::new(
+                tenant.clone(),
+                MessageScope::Customer(customer),
+                cs_core::store::MAX_PAGE,
+            ))
             .await?;
         Ok(CustomerView {
             customer: profile,
@@ -62,36 +68,20 @@ impl Engine {
             .unwrap_or(Lang::Zh)
     }
 
-    /// The last `n` messages of a conversation, oldest first.
+    /// The last `n` messages of a conversation, oldest first (one newest-first query).
     pub(super) async fn recent_messages(
         &self,
         conversation: ConversationId,
         n: usize,
     ) -> Result<Vec<Message>> {
-        let all = self
-            .page_all(MessageScope::Conversation(conversation), usize::MAX)
-            .await?;
-        Ok(all[all.len().saturating_sub(n)..].to_vec())
-    }
-
-    /// Reads up to `max` messages of `scope`, page by page.
-    pub(super) async fn page_all(&self, scope: MessageScope, max: usize) -> Result<Vec<Message>> {
-        let mut out: Vec<Message> = Vec::new();
-        loop {
-            let page = self
-                .inner
-                .store
-                .messages(&MessageQuery {
-                    after: out.last().map(|m| m.id),
-                    ..MessageQuery::new(self.inner.tenant.clone(), scope, cs_core::store::MAX_PAGE)
-                })
-                .await?;
-            let done = page.len() < cs_core::store::MAX_PAGE;
-            out.extend(page);
-            if done || out.len() >= max {
-                out.truncate(max);
-                return Ok(out);
-            }
-        }
+        Ok(self
+            .inner
+            .store
+            .recent_messages(&MessageQuery::new(
+                self.inner.tenant.clone(),
+                MessageScope::Conversation(conversation),
+                n,
+            ))
+            .await?)
     }
 }

@@ -9,10 +9,12 @@ use axum::body::Body;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use cs_channels::{Channel, Delivered, InboundHandler, InboundMessage, RawInbound, StatusUpdate};
-use cs_core::store::{MessageQuery, MessageScope, OpenConversation, ResolveCustomer};
+use cs_core::store::{
+    ConversationLog, CustomerStore, MessageQuery, MessageScope, OpenConversation, ResolveCustomer,
+};
 use cs_core::{
-    Author, ChannelId, ConversationStore, DeliveryStatus, Direction, Identity, ManualClock,
-    Message, MessageId, Priority, Route, TenantId,
+    Author, ChannelId, DeliveryStatus, Direction, Identity, ManualClock, Message, MessageId,
+    Priority, Route, TenantId,
 };
 use http::{HeaderMap, Method, Request, Uri};
 use tower::ServiceExt;
@@ -77,6 +79,7 @@ impl InboundHandler for StoreHandler {
                 identity: m.from.clone(),
                 display_name: m.display_name.clone(),
                 language: m.language.clone(),
+                shared_key: None,
                 at,
             })
             .await?;

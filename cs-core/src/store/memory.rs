@@ -1,39 +1,43 @@
 //! The in-memory conversation store.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::customers::{new_customer, one_per_candidate};
+use super::log::new_conversation;
+use super::outbox::status_advances;
 use super::{
-    Appended, ClaimOutbound, Claimed, ConversationQuery, ConversationStore, DeadLetter, Merge,
-    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Opened, Outcome, ResolveCustomer,
-    Resolved, new_conversation, new_customer, page, status_advances,
+    Appended, ClaimOutbound, Claimed, ConversationLog, ConversationQuery, CustomerStore,
+    DeadLetter, DeadLetterQuery, FinishOutbound, LinkIdentity, LinkSuggestion, Merge,
+    MergeCustomers, MessageOrder, MessageQuery, MessageScope, OpenConversation, Opened, Outbox,
+    Outcome, Receipt, ResolveCustomer, Resolved, StatusChange, Unmerge, page,
 };
-use crate::channel::{Identity, IdentityLink, LinkOrigin};
+use crate::channel::{Identity, IdentityLink, LinkOrigin, SharedKey};
 use crate::conversation::{Conversation, ConversationState};
 use crate::customer::Customer;
 use crate::error::{Error, Result};
 use crate::id::{ChannelId, ConversationId, CustomerId, MergeId, MessageId, TenantId};
 use crate::message::{DeliveryStatus, Message};
 
-/// A [`ConversationStore`] in process memory: for tests, demos and single-process deployments
-/// that need no durability.
+/// A [`super::ConversationStore`] in process memory: for tests, demos and single-process
+/// deployments that need no durability.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use cs_core::store::{ConversationStore, MemoryStore, ResolveCustomer};
+/// use cs_core::store::{CustomerStore, MemoryStore, ResolveCustomer};
 /// use cs_core::{ChannelKind, Identity, TenantId};
 ///
 /// let store = MemoryStore::new();
-/// let req = ResolveCustomer {
-///     tenant: TenantId::default(),
-///     identity: Identity::new(ChannelKind::Email, "ann@example.com"),
-///     display_name: Some("Ann".into()),
-///     language: None,
-///     at: chrono::Utc::now(),
-/// };
+/// let req = ResolveCustomer::new(
+///     TenantId::default(),
+///     Identity::new(ChannelKind::Email, "ann@example.com"),
+///     chrono::Utc::now(),
+/// )
+/// .with_display_name("Ann");
 /// let first = store.resolve_customer(&req).await.unwrap();
 /// let again = store.resolve_customer(&req).await.unwrap();
 /// assert!(first.created && !again.created);
@@ -49,6 +53,8 @@ pub struct MemoryStore {
 struct Inner {
     customers: HashMap<(TenantId, CustomerId), Customer>,
     identities: HashMap<(TenantId, Identity), Link>,
+    /// The identities carrying each shared key.
+    by_key: HashMap<(TenantId, String), BTreeSet<Identity>>,
     merges: Vec<Merge>,
     conversations: HashMap<(TenantId, ConversationId), Conversation>,
     /// Every message, keyed by tenant and (time-ordered) id.
@@ -67,6 +73,20 @@ struct Link {
     customer: CustomerId,
     origin: LinkOrigin,
     at: DateTime<Utc>,
+    key: Option<SharedKey>,
+    verified: bool,
+}
+
+impl Link {
+    fn public(&self, identity: &Identity) -> IdentityLink {
+        IdentityLink {
+            identity: identity.clone(),
+            origin: self.origin.clone(),
+            linked_at: self.at,
+            shared_key: self.key.clone(),
+            verified: self.verified,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -100,35 +120,138 @@ impl Inner {
             .values()
             .find(|c| &c.tenant == tenant && c.customer == customer && c.state.is_active())
     }
+
+    /// Records (or replaces) the key an identity carries.
+    fn set_key(&mut self, tenant: &TenantId, identity: &Identity, key: Option<SharedKey>) {
+        let Some(link) = self.identities.get_mut(&(tenant.clone(), identity.clone())) else {
+            return;
+        };
+        let old = std::mem::replace(&mut link.key, key.clone());
+        if let Some(old) = old
+            && let Some(set) = self.by_key.get_mut(&(tenant.clone(), old.key))
+        {
+            set.remove(identity);
+        }
+        if let Some(new) = key {
+            self.by_key
+                .entry((tenant.clone(), new.key))
+                .or_default()
+                .insert(identity.clone());
+        }
+    }
+
+    fn insert_link(&mut self, tenant: &TenantId, identity: &Identity, link: Link) {
+        let key = link.key.clone();
+        self.identities.insert(
+            (tenant.clone(), identity.clone()),
+            Link { key: None, ..link },
+        );
+        self.set_key(tenant, identity, key);
+    }
+
+    /// The identities carrying `key`, oldest link first, with their links.
+    fn sharing(&self, tenant: &TenantId, key: &str) -> Vec<(Identity, Link)> {
+        let mut out: Vec<(Identity, Link)> = self
+            .by_key
+            .get(&(tenant.clone(), key.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                let link = self.identities.get(&(tenant.clone(), i.clone()))?;
+                Some((i.clone(), link.clone()))
+            })
+            .collect();
+        out.sort_by(|(a, la), (b, lb)| la.at.cmp(&lb.at).then_with(|| a.cmp(b)));
+        out
+    }
+
+    fn customer_of(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
+        self.customers
+            .get(&(tenant.clone(), id))
+            .cloned()
+            .ok_or_else(|| Error::not_found("customer", id))
+    }
+}
+
+fn suggestion(
+    key: &SharedKey,
+    customer: CustomerId,
+    identity: &Identity,
+    other: &(Identity, Link),
+) -> LinkSuggestion {
+    LinkSuggestion {
+        key: key.key.clone(),
+        customer,
+        identity: identity.clone(),
+        proven: key.proven,
+        candidate: other.1.customer,
+        candidate_identity: other.0.clone(),
+        candidate_proven: other.1.key.as_ref().is_some_and(|k| k.proven),
+    }
 }
 
 #[async_trait]
-impl ConversationStore for MemoryStore {
+impl CustomerStore for MemoryStore {
     async fn resolve_customer(&self, req: &ResolveCustomer) -> Result<Resolved> {
         let mut inner = self.lock();
-        let key = (req.tenant.clone(), req.identity.clone());
-        if let Some(link) = inner.identities.get(&key) {
-            let customer = inner.customers[&(req.tenant.clone(), link.customer)].clone();
-            return Ok(Resolved {
-                customer,
-                created: false,
-            });
+        let t = &req.tenant;
+        if let Some(link) = inner.identities.get(&(t.clone(), req.identity.clone())) {
+            let customer = inner.customer_of(t, link.customer)?;
+            if req.shared_key.is_some() && link.key != req.shared_key {
+                inner.set_key(t, &req.identity, req.shared_key.clone());
+            }
+            return Ok(Resolved::found(customer));
         }
-        let customer = new_customer(req);
-        inner.identities.insert(
-            key,
+        let sharing = match &req.shared_key {
+            Some(k) => inner.sharing(t, &k.key),
+            None => Vec::new(),
+        };
+        let proven_by = |l: &Link| l.key.as_ref().is_some_and(|k| k.proven);
+        let join = req
+            .shared_key
+            .as_ref()
+            .filter(|k| k.proven)
+            .and_then(|_| sharing.iter().find(|(_, l)| proven_by(l)))
+            .map(|(_, l)| l.customer);
+        let (customer, created, origin) = match (join, &req.shared_key) {
+            (Some(id), Some(k)) => (
+                inner.customer_of(t, id)?,
+                false,
+                LinkOrigin::SharedKey { key: k.key.clone() },
+            ),
+            _ => (new_customer(req), true, LinkOrigin::FirstContact),
+        };
+        if created {
+            inner
+                .customers
+                .insert((t.clone(), customer.id), customer.clone());
+        }
+        inner.insert_link(
+            t,
+            &req.identity,
             Link {
                 customer: customer.id,
-                origin: LinkOrigin::FirstContact,
+                origin,
                 at: req.at,
+                key: req.shared_key.clone(),
+                verified: true,
             },
         );
-        inner
-            .customers
-            .insert((req.tenant.clone(), customer.id), customer.clone());
+        let suggestions = match &req.shared_key {
+            Some(k) => one_per_candidate(
+                sharing
+                    .iter()
+                    .filter(|(_, l)| l.customer != customer.id)
+                    .map(|other| (other.1.at, suggestion(k, customer.id, &req.identity, other)))
+                    .collect(),
+            ),
+            None => Vec::new(),
+        };
         Ok(Resolved {
             customer,
-            created: true,
+            created,
+            joined: !created,
+            suggestions,
         })
     }
 
@@ -146,11 +269,7 @@ impl ConversationStore for MemoryStore {
     }
 
     async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
-        self.lock()
-            .customers
-            .get(&(tenant.clone(), id))
-            .cloned()
-            .ok_or_else(|| Error::not_found("customer", id))
+        self.lock().customer_of(tenant, id)
     }
 
     async fn update_customer(&self, customer: &Customer) -> Result<()> {
@@ -163,45 +282,40 @@ impl ConversationStore for MemoryStore {
         Ok(())
     }
 
-    async fn link_identity(
-        &self,
-        tenant: &TenantId,
-        customer: CustomerId,
-        identity: &Identity,
-        origin: &LinkOrigin,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
+    async fn link_identity(&self, req: &LinkIdentity) -> Result<()> {
         let mut inner = self.lock();
-        if !inner.customers.contains_key(&(tenant.clone(), customer)) {
-            return Err(Error::not_found("customer", customer));
+        let t = &req.tenant;
+        if !inner.customers.contains_key(&(t.clone(), req.customer)) {
+            return Err(Error::not_found("customer", req.customer));
         }
-        let key = (tenant.clone(), identity.clone());
-        match inner.identities.get(&key) {
-            Some(link) if link.customer == customer => Ok(()),
+        let key = (t.clone(), req.identity.clone());
+        match inner.identities.get_mut(&key) {
+            Some(link) if link.customer == req.customer => {
+                link.verified = true;
+                if req.shared_key.is_some() {
+                    inner.set_key(t, &req.identity, req.shared_key.clone());
+                }
+                Ok(())
+            }
             Some(_) => Err(Error::conflict(format!(
-                "identity {identity} belongs to another customer"
+                "identity {} belongs to another customer",
+                req.identity
             ))),
             None => {
-                inner.identities.insert(
-                    key,
+                inner.insert_link(
+                    t,
+                    &req.identity,
                     Link {
-                        customer,
-                        origin: origin.clone(),
-                        at,
+                        customer: req.customer,
+                        origin: req.origin.clone(),
+                        at: req.at,
+                        key: req.shared_key.clone(),
+                        verified: true,
                     },
                 );
                 Ok(())
             }
         }
-    }
-
-    async fn identities(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
-        Ok(self
-            .identity_links(tenant, customer)
-            .await?
-            .into_iter()
-            .map(|l| l.identity)
-            .collect())
     }
 
     async fn identity_links(
@@ -214,14 +328,34 @@ impl ConversationStore for MemoryStore {
             .identities
             .iter()
             .filter(|((t, _), l)| t == tenant && l.customer == customer)
-            .map(|((_, i), l)| IdentityLink {
-                identity: i.clone(),
-                origin: l.origin.clone(),
-                linked_at: l.at,
-            })
+            .map(|((_, i), l)| l.public(i))
             .collect();
         out.sort_by(|a, b| a.identity.cmp(&b.identity));
         Ok(out)
+    }
+
+    async fn link_suggestions(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> Result<Vec<LinkSuggestion>> {
+        let inner = self.lock();
+        let mut out: Vec<(DateTime<Utc>, LinkSuggestion)> = Vec::new();
+        for ((t, identity), link) in &inner.identities {
+            let Some(key) = link
+                .key
+                .as_ref()
+                .filter(|_| t == tenant && link.customer == customer)
+            else {
+                continue;
+            };
+            for other in inner.sharing(tenant, &key.key) {
+                if other.1.customer != customer {
+                    out.push((other.1.at, suggestion(key, customer, identity, &other)));
+                }
+            }
+        }
+        Ok(one_per_candidate(out))
     }
 
     async fn merge_customers(&self, req: &MergeCustomers) -> Result<Merge> {
@@ -246,11 +380,7 @@ impl ConversationStore for MemoryStore {
         let mut identities = Vec::new();
         for ((tt, identity), link) in inner.identities.iter_mut() {
             if tt == t && link.customer == req.from {
-                identities.push(IdentityLink {
-                    identity: identity.clone(),
-                    origin: link.origin.clone(),
-                    linked_at: link.at,
-                });
+                identities.push(link.public(identity));
                 link.customer = req.into;
                 link.origin = LinkOrigin::Merge { merge: id };
             }
@@ -293,8 +423,9 @@ impl ConversationStore for MemoryStore {
         Ok(merge)
     }
 
-    async fn unmerge(&self, tenant: &TenantId, merge: MergeId, at: DateTime<Utc>) -> Result<Merge> {
+    async fn unmerge(&self, req: &Unmerge) -> Result<Merge> {
         let mut inner = self.lock();
+        let (tenant, merge) = (&req.tenant, req.merge);
         let record = inner
             .merges
             .iter()
@@ -333,7 +464,7 @@ impl ConversationStore for MemoryStore {
             .iter_mut()
             .find(|m| &m.tenant == tenant && m.id == merge)
             .expect("found above");
-        slot.undone_at = Some(at);
+        slot.undone_at = Some(req.at);
         Ok(slot.clone())
     }
 
@@ -346,7 +477,10 @@ impl ConversationStore for MemoryStore {
             .cloned()
             .collect())
     }
+}
 
+#[async_trait]
+impl ConversationLog for MemoryStore {
     async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened> {
         let mut inner = self.lock();
         if !inner
@@ -454,35 +588,54 @@ impl ConversationStore for MemoryStore {
 
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
         let inner = self.lock();
-        let start = query
-            .after
-            .map_or(MessageId::from_uuid(uuid::Uuid::nil()), |a| a);
-        let customer = match query.scope {
+        let t = &query.tenant;
+        let lo = query.after.map_or(Bound::Unbounded, Bound::Excluded);
+        let hi = query.before.map_or(Bound::Unbounded, Bound::Excluded);
+        let limit = page(query.limit);
+        let newest_first = query.order == MessageOrder::NewestFirst;
+        let admitted = |m: &&Message| query.admits(m);
+        Ok(match query.scope {
             // A conversation's messages through its index.
             MessageScope::Conversation(c) => {
-                let Some(ids) = inner.by_conversation.get(&(query.tenant.clone(), c)) else {
+                let Some(ids) = inner.by_conversation.get(&(t.clone(), c)) else {
                     return Ok(Vec::new());
                 };
-                return Ok(ids
-                    .range(start..)
-                    .filter(|id| Some(**id) != query.after)
-                    .take(page(query.limit))
-                    .map(|id| inner.messages[&(query.tenant.clone(), *id)].clone())
-                    .collect());
+                let range = ids.range((lo, hi));
+                let ids: Box<dyn Iterator<Item = &MessageId>> = if newest_first {
+                    Box::new(range.rev())
+                } else {
+                    Box::new(range)
+                };
+                ids.map(|id| &inner.messages[&(t.clone(), *id)])
+                    .filter(admitted)
+                    .take(limit)
+                    .cloned()
+                    .collect()
             }
-            MessageScope::Customer(c) => c,
-        };
-        Ok(inner
-            .messages
-            .range((query.tenant.clone(), start)..)
-            .map(|(_, m)| m)
-            .take_while(|m| m.tenant == query.tenant)
-            .filter(|m| Some(m.id) != query.after && m.customer == customer)
-            .take(page(query.limit))
-            .cloned()
-            .collect())
+            MessageScope::Customer(customer) => {
+                let first = MessageId::from_uuid(uuid::Uuid::nil());
+                let last = MessageId::from_uuid(uuid::Uuid::max());
+                let range = inner
+                    .messages
+                    .range((t.clone(), first)..=(t.clone(), last))
+                    .map(|(_, m)| m);
+                let all: Box<dyn Iterator<Item = &Message>> = if newest_first {
+                    Box::new(range.rev())
+                } else {
+                    Box::new(range)
+                };
+                all.filter(|m| m.customer == customer)
+                    .filter(admitted)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            }
+        })
     }
+}
 
+#[async_trait]
+impl Outbox for MemoryStore {
     async fn append_outbound(&self, message: &Message, to: &Identity) -> Result<Appended> {
         let appended = self.append_message(message).await?;
         if let Appended::Inserted(m) = &appended {
@@ -503,7 +656,7 @@ impl ConversationStore for MemoryStore {
 
     async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
         let mut inner = self.lock();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut heads = Vec::new();
         for ((t, id), row) in &inner.outbox {
             if t != &req.tenant || row.dead || !seen.insert(row.conversation) {
@@ -533,18 +686,13 @@ impl ConversationStore for MemoryStore {
         Ok(out)
     }
 
-    async fn finish_outbound(
-        &self,
-        tenant: &TenantId,
-        message: MessageId,
-        outcome: &Outcome,
-    ) -> Result<()> {
+    async fn finish_outbound(&self, req: &FinishOutbound) -> Result<()> {
         let mut inner = self.lock();
-        let key = (tenant.clone(), message);
+        let key = (req.tenant.clone(), req.message);
         if inner.outbox.get(&key).is_none_or(|r| r.dead) {
-            return Err(Error::not_found("outbox message", message));
+            return Err(Error::not_found("outbox message", req.message));
         }
-        match outcome {
+        match &req.outcome {
             Outcome::Sent {
                 status,
                 provider_id,
@@ -559,7 +707,7 @@ impl ConversationStore for MemoryStore {
                 if let Some(pid) = provider_id {
                     inner
                         .receipts
-                        .insert((tenant.clone(), channel, pid.clone()), message);
+                        .insert((req.tenant.clone(), channel, pid.clone()), req.message);
                 }
             }
             Outcome::Retry { at, error } => {
@@ -581,13 +729,15 @@ impl ConversationStore for MemoryStore {
         Ok(())
     }
 
-    async fn dead_letters(&self, tenant: &TenantId, limit: usize) -> Result<Vec<DeadLetter>> {
+    async fn dead_letters(&self, query: &DeadLetterQuery) -> Result<Vec<DeadLetter>> {
         let inner = self.lock();
         Ok(inner
             .outbox
             .iter()
-            .filter(|((t, _), row)| t == tenant && row.dead)
-            .take(page(limit))
+            .filter(|((t, id), row)| {
+                t == &query.tenant && row.dead && query.after.is_none_or(|a| *id > a)
+            })
+            .take(page(query.limit))
             .map(|(key, row)| DeadLetter {
                 message: inner.messages[key].clone(),
                 attempts: row.attempts,
@@ -596,41 +746,35 @@ impl ConversationStore for MemoryStore {
             .collect())
     }
 
-    async fn apply_receipt(
-        &self,
-        tenant: &TenantId,
-        channel: &ChannelId,
-        provider_id: &str,
-        status: DeliveryStatus,
-    ) -> Result<Option<MessageId>> {
+    async fn apply_receipt(&self, receipt: &Receipt) -> Result<Option<MessageId>> {
         let mut inner = self.lock();
+        let t = &receipt.tenant;
         let Some(id) = inner
             .receipts
-            .get(&(tenant.clone(), channel.clone(), provider_id.to_owned()))
+            .get(&(
+                t.clone(),
+                receipt.channel.clone(),
+                receipt.provider_id.clone(),
+            ))
             .copied()
         else {
             return Ok(None);
         };
-        if let Some(m) = inner.messages.get_mut(&(tenant.clone(), id))
-            && status_advances(m.status, status)
+        if let Some(m) = inner.messages.get_mut(&(t.clone(), id))
+            && status_advances(m.status, receipt.status)
         {
-            m.status = status;
+            m.status = receipt.status;
         }
         Ok(Some(id))
     }
 
-    async fn set_delivery_status(
-        &self,
-        tenant: &TenantId,
-        message: MessageId,
-        status: DeliveryStatus,
-    ) -> Result<()> {
+    async fn set_delivery_status(&self, change: &StatusChange) -> Result<()> {
         let mut inner = self.lock();
         let m = inner
             .messages
-            .get_mut(&(tenant.clone(), message))
-            .ok_or_else(|| Error::not_found("message", message))?;
-        m.status = status;
+            .get_mut(&(change.tenant.clone(), change.message))
+            .ok_or_else(|| Error::not_found("message", change.message))?;
+        m.status = change.status;
         Ok(())
     }
 }

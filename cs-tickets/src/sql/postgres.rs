@@ -1,18 +1,19 @@
 //! The PostgreSQL ticket store (feature `postgres`): several processes share one database.
 
-use std::sync::Arc;
+use cs_core::sql::postgres::{PgConfig, connect};
+use cs_core::sql::{Arg, Migration};
+use sqlx::{PgPool, Postgres};
 
-use cs_core::sql::Migration;
-use cs_core::sql::postgres::{PgConfig, connect, map_error};
-use sqlx::PgPool;
-
-use super::{Arg, like_pattern};
+use super::{SqlTicketStore, TicketDialect, like_pattern};
 use crate::error::Result;
 use crate::sla::SlaPolicy;
 
+/// A [`crate::TicketStore`] in PostgreSQL.
+pub type PostgresTicketStore = SqlTicketStore<Postgres>;
+
 /// The schema, in order. Full-text search is a `pg_trgm` GIN index over the lower-cased
 /// `search_text` (substrings, so Chinese works without word segmentation).
-pub const MIGRATIONS: &[Migration] = &[Migration {
+const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "tickets, comments, audit trail, trigram index",
     sql: concat!(
@@ -24,23 +25,17 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     ),
 }];
 
-const COMPONENT: &str = "tickets";
-
-/// Applies pending ticket migrations (also run by [`PostgresTicketStoreBuilder::build`]).
-///
-/// # Errors
-/// [`crate::Error::InvalidInput`] when the database is newer than this build; driver errors.
-pub async fn migrate(pool: &PgPool) -> Result<()> {
-    Ok(cs_core::sql::postgres::migrate(pool, COMPONENT, MIGRATIONS).await?)
-}
-
 /// Full text: `LIKE` on the trigram-indexed text (PostgreSQL scans when the needle is shorter
 /// than a trigram).
-fn text_filter(n: usize, needle: &str) -> (String, Arg) {
-    (
-        format!("search_text LIKE ${n} ESCAPE '\\'"),
-        Arg::Text(like_pattern(needle)),
-    )
+impl TicketDialect for Postgres {
+    const MIGRATIONS: &'static [Migration] = MIGRATIONS;
+
+    fn text_filter(n: usize, needle: &str) -> (String, Arg) {
+        (
+            format!("search_text LIKE ${n} ESCAPE '\\'"),
+            Arg::Text(like_pattern(needle)),
+        )
+    }
 }
 
 /// Configures a [`PostgresTicketStore`].
@@ -89,24 +84,11 @@ impl PostgresTicketStoreBuilder {
             Some(p) => p,
             None => connect(&self.config).await?,
         };
-        migrate(&pool).await?;
-        Ok(PostgresTicketStore {
-            writer: pool.clone(),
-            reader: pool,
-            sla: self.sla.map(Arc::new),
-        })
+        SqlTicketStore::migrated(pool.clone(), pool, self.sla).await
     }
 }
 
-/// A [`crate::TicketStore`] in PostgreSQL.
-#[derive(Debug, Clone)]
-pub struct PostgresTicketStore {
-    writer: PgPool,
-    reader: PgPool,
-    sla: Option<Arc<SlaPolicy>>,
-}
-
-impl PostgresTicketStore {
+impl SqlTicketStore<Postgres> {
     /// Connects to `url` without SLA policy; see [`PostgresTicketStoreBuilder`].
     ///
     /// # Errors
@@ -120,12 +102,3 @@ impl PostgresTicketStore {
         &self.writer
     }
 }
-
-super::sql_ticket_store!(
-    PostgresTicketStore,
-    sqlx::Postgres,
-    "postgres",
-    map_error,
-    text_filter,
-    false
-);

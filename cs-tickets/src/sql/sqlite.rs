@@ -2,19 +2,21 @@
 //! same file as the conversation store.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use cs_core::sql::Migration;
-use cs_core::sql::sqlite::{Pools, connect, map_error};
-use sqlx::SqlitePool;
+use cs_core::sql::sqlite::{Pools, connect};
+use cs_core::sql::{Arg, Migration};
+use sqlx::{Sqlite, SqlitePool};
 
-use super::{Arg, like_pattern};
+use super::{SqlTicketStore, TicketDialect, like_pattern};
 use crate::error::Result;
 use crate::sla::SlaPolicy;
 
+/// A [`crate::TicketStore`] in SQLite (WAL mode; one writer, several readers).
+pub type SqliteTicketStore = SqlTicketStore<Sqlite>;
+
 /// The schema, in order. Full-text search is an FTS5 trigram index (substrings, so Chinese works
 /// without word segmentation) kept in step with `cs_tickets.search_text` by triggers.
-pub const MIGRATIONS: &[Migration] = &[Migration {
+const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "tickets, comments, audit trail, full-text index",
     sql: concat!(
@@ -42,29 +44,23 @@ END;
     ),
 }];
 
-const COMPONENT: &str = "tickets";
-
-/// Applies pending ticket migrations to `writer` (also run by [`SqliteTicketStoreBuilder::build`]).
-///
-/// # Errors
-/// [`crate::Error::InvalidInput`] when the database is newer than this build; driver errors.
-pub async fn migrate(writer: &SqlitePool) -> Result<()> {
-    Ok(cs_core::sql::sqlite::migrate(writer, COMPONENT, MIGRATIONS).await?)
-}
-
 /// Full text: the trigram index for three characters or more, a scan below that (a trigram
 /// index cannot answer shorter strings).
-fn text_filter(n: usize, needle: &str) -> (String, Arg) {
-    if needle.chars().count() >= 3 {
-        (
-            format!("rid IN (SELECT rowid FROM cs_ticket_fts WHERE cs_ticket_fts MATCH ${n})"),
-            Arg::Text(format!("\"{}\"", needle.replace('"', "\"\""))),
-        )
-    } else {
-        (
-            format!("search_text LIKE ${n} ESCAPE '\\'"),
-            Arg::Text(like_pattern(needle)),
-        )
+impl TicketDialect for Sqlite {
+    const MIGRATIONS: &'static [Migration] = MIGRATIONS;
+
+    fn text_filter(n: usize, needle: &str) -> (String, Arg) {
+        if needle.chars().count() >= 3 {
+            (
+                format!("rid IN (SELECT rowid FROM cs_ticket_fts WHERE cs_ticket_fts MATCH ${n})"),
+                Arg::Text(format!("\"{}\"", needle.replace('"', "\"\""))),
+            )
+        } else {
+            (
+                format!("search_text LIKE ${n} ESCAPE '\\'"),
+                Arg::Text(like_pattern(needle)),
+            )
+        }
     }
 }
 
@@ -126,24 +122,11 @@ impl SqliteTicketStoreBuilder {
             Source::Path(p) => connect(&p).await?,
             Source::Pools(p) => p,
         };
-        migrate(&pools.writer).await?;
-        Ok(SqliteTicketStore {
-            writer: pools.writer,
-            reader: pools.reader,
-            sla: self.sla.map(Arc::new),
-        })
+        SqlTicketStore::migrated(pools.writer, pools.reader, self.sla).await
     }
 }
 
-/// A [`crate::TicketStore`] in SQLite (WAL mode; one writer, several readers).
-#[derive(Debug, Clone)]
-pub struct SqliteTicketStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    sla: Option<Arc<SlaPolicy>>,
-}
-
-impl SqliteTicketStore {
+impl SqlTicketStore<Sqlite> {
     /// Opens the store at `path` without SLA policy; see [`SqliteTicketStoreBuilder`].
     ///
     /// # Errors
@@ -157,12 +140,3 @@ impl SqliteTicketStore {
         &self.writer
     }
 }
-
-super::sql_ticket_store!(
-    SqliteTicketStore,
-    sqlx::Sqlite,
-    "sqlite",
-    map_error,
-    text_filter,
-    true
-);

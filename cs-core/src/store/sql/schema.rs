@@ -1,6 +1,6 @@
 //! The conversation schema, shared by the SQL stores: the same statements run on SQLite and
 //! PostgreSQL (SQLite reads `BIGINT` as an integer column). Timestamps are microseconds since the
-//! Unix epoch; ids are UUID text (UUIDv7 text sorts in creation order).
+//! Unix epoch; ids are UUID text (UUIDv7 text sorts in creation order); flags are `BIGINT` 0 or 1.
 
 use crate::sql::Migration;
 
@@ -119,6 +119,35 @@ CREATE TABLE cs_merges (
 );
 CREATE INDEX cs_merges_into ON cs_merges (tenant, into_customer);
 CREATE INDEX cs_merges_from ON cs_merges (tenant, from_customer);
+"#,
+    },
+    Migration {
+        version: 4,
+        name: "shared keys of identities, and whether a link is verified",
+        // Columns with defaults, so a database of an earlier version keeps working; then what
+        // earlier versions knew is carried over:
+        // - a link made by a shared key has the origin's key;
+        // - a phone identity's number is its key (only numbers written as digits with an optional
+        //   leading `+`, six digits or more: the engine's `SharedKey::phone` of them);
+        // - WhatsApp proves its number (Meta verified it); an SMS sender or a caller ID does not;
+        // - a shared-key link made from an SMS sender or a caller ID (the identity's own, or the
+        //   customer's identity it was matched with) is not verified: those can be spoofed.
+        sql: r#"
+ALTER TABLE cs_identities ADD COLUMN shared_key TEXT;
+ALTER TABLE cs_identities ADD COLUMN key_proven BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cs_identities ADD COLUMN verified BIGINT NOT NULL DEFAULT 1;
+UPDATE cs_identities SET shared_key = substr(origin, 12) WHERE origin LIKE 'shared_key:%';
+UPDATE cs_identities SET shared_key = 'phone:+' || ltrim(external_id, '+')
+WHERE shared_key IS NULL AND kind IN ('sms', 'voice', 'whats_app')
+  AND ltrim(external_id, '+0123456789') = '' AND length(ltrim(external_id, '+')) >= 6;
+UPDATE cs_identities SET key_proven = 1 WHERE kind = 'whats_app' AND shared_key LIKE 'phone:%';
+UPDATE cs_identities SET verified = 0
+WHERE origin LIKE 'shared_key:%' AND (kind IN ('sms', 'voice') OR EXISTS (
+    SELECT 1 FROM cs_identities o
+    WHERE o.tenant = cs_identities.tenant AND o.customer = cs_identities.customer
+      AND o.shared_key = cs_identities.shared_key AND o.kind IN ('sms', 'voice')));
+CREATE INDEX cs_identities_shared_key ON cs_identities (tenant, shared_key)
+    WHERE shared_key IS NOT NULL;
 "#,
     },
 ];

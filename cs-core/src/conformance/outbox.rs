@@ -1,0 +1,238 @@
+//! Checks of [`crate::store::Outbox`].
+
+use chrono::Duration;
+
+use super::{claim, conversation, customer, outbound, status_of, t0, tenant, web};
+use crate::error::Error;
+use crate::id::{ChannelId, MessageId, TenantId};
+use crate::message::DeliveryStatus;
+use crate::store::{
+    ClaimOutbound, ConversationStore, DeadLetterQuery, FinishOutbound, MessageQuery, MessageScope,
+    Outcome, Receipt,
+};
+
+/// The outbox hands out one message per conversation in order, retries, dead-letters and never queues a duplicate.
+pub async fn outbox_orders_retries_and_dead_letters(store: &dyn ConversationStore) {
+    let t = tenant();
+    let ann = customer(store, &t, "ann").await;
+    let bob = customer(store, &t, "bob").await;
+    let ca = conversation(store, &t, &ann).await;
+    let cb = conversation(store, &t, &bob).await;
+    let a1 = outbound(&ca, "a1", t0());
+    let a2 = outbound(&ca, "a2", t0());
+    let b1 = outbound(&cb, "b1", t0());
+    for m in [&a1, &a2, &b1] {
+        assert!(
+            !store
+                .append_outbound(m, &web("v1"))
+                .await
+                .unwrap()
+                .is_duplicate()
+        );
+    }
+    let stored = store
+        .messages(&MessageQuery::new(
+            t.clone(),
+            MessageScope::Conversation(ca.id),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        2,
+        "outbound messages are stored before any send"
+    );
+
+    // One head per conversation, oldest first; claimed messages are not handed out twice.
+    let first = store.claim_outbound(&claim(&t, t0())).await.unwrap();
+    let ids: Vec<MessageId> = first.iter().map(|c| c.message.id).collect();
+    assert_eq!(ids, [a1.id, b1.id], "a2 waits behind a1");
+    assert_eq!(first[0].attempts, 0);
+    assert_eq!(
+        first[0].to,
+        web("v1"),
+        "the recipient is kept with the entry"
+    );
+    assert!(
+        store
+            .claim_outbound(&claim(&t, t0()))
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased messages are not claimed again"
+    );
+
+    // a1 fails temporarily: it stays at the head, a2 still waits.
+    store
+        .finish_outbound(&finish(
+            &t,
+            a1.id,
+            Outcome::Retry {
+                at: t0() + Duration::seconds(10),
+                error: "503".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    store
+        .finish_outbound(&finish(
+            &t,
+            b1.id,
+            Outcome::Sent {
+                status: DeliveryStatus::Sent,
+                provider_id: Some("prov-b1".into()),
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_outbound(&claim(&t, t0() + Duration::seconds(5)))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is due before the retry time"
+    );
+    let retry = store
+        .claim_outbound(&claim(&t, t0() + Duration::seconds(10)))
+        .await
+        .unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].message.id, a1.id);
+    assert_eq!(retry[0].attempts, 1, "the failed attempt was counted");
+
+    // a1 fails for good: it becomes a dead letter and a2 moves up.
+    store
+        .finish_outbound(&finish(
+            &t,
+            a1.id,
+            Outcome::Dead {
+                error: "400 invalid recipient".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let next = store
+        .claim_outbound(&claim(&t, t0() + Duration::seconds(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|c| c.message.id).collect::<Vec<_>>(),
+        [a2.id]
+    );
+    let dead = store
+        .dead_letters(&DeadLetterQuery::new(t.clone(), 10))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.id, a1.id);
+    assert_eq!(dead[0].message.status, DeliveryStatus::Failed);
+    assert_eq!(dead[0].attempts, 2);
+    assert!(dead[0].error.contains("invalid recipient"));
+    assert!(matches!(
+        store
+            .finish_outbound(&finish(
+                &t,
+                a1.id,
+                Outcome::Dead {
+                    error: "again".into()
+                }
+            ))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // A retried send of the same outbound message (same provider id) is not queued twice.
+    let mut keyed = outbound(&cb, "keyed", t0());
+    keyed.provider_message_id = Some("agent:x1".into());
+    assert!(
+        !store
+            .append_outbound(&keyed, &web("v1"))
+            .await
+            .unwrap()
+            .is_duplicate()
+    );
+    let mut again = outbound(&cb, "keyed", t0());
+    again.provider_message_id = Some("agent:x1".into());
+    assert!(
+        store
+            .append_outbound(&again, &web("v1"))
+            .await
+            .unwrap()
+            .is_duplicate()
+    );
+    let due: Vec<MessageId> = store
+        .claim_outbound(&ClaimOutbound {
+            conversation: Some(cb.id),
+            ..claim(&t, t0() + Duration::minutes(1))
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.message.id)
+        .collect();
+    assert_eq!(
+        due,
+        [keyed.id],
+        "one outbox entry, filtered by conversation"
+    );
+}
+
+/// Provider receipts move a message's status forward only.
+pub async fn receipts_move_status_forward(store: &dyn ConversationStore) {
+    let t = tenant();
+    let ann = customer(store, &t, "ann").await;
+    let c = conversation(store, &t, &ann).await;
+    let m = outbound(&c, "hello", t0());
+    store.append_outbound(&m, &web("v1")).await.unwrap();
+    store.claim_outbound(&claim(&t, t0())).await.unwrap();
+    store
+        .finish_outbound(&finish(
+            &t,
+            m.id,
+            Outcome::Sent {
+                status: DeliveryStatus::Sent,
+                provider_id: Some("wamid.1".into()),
+            },
+        ))
+        .await
+        .unwrap();
+    let receipt = |provider_id: &str, status| Receipt {
+        tenant: t.clone(),
+        channel: ChannelId::new("webchat").unwrap(),
+        provider_id: provider_id.into(),
+        status,
+    };
+    assert_eq!(status_of(store, &t, c.id).await, DeliveryStatus::Sent);
+    let hit = store
+        .apply_receipt(&receipt("wamid.1", DeliveryStatus::Read))
+        .await
+        .unwrap();
+    assert_eq!(hit, Some(m.id));
+    assert_eq!(status_of(store, &t, c.id).await, DeliveryStatus::Read);
+    store
+        .apply_receipt(&receipt("wamid.1", DeliveryStatus::Delivered))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(store, &t, c.id).await,
+        DeliveryStatus::Read,
+        "a late receipt does not go back"
+    );
+    assert_eq!(
+        store
+            .apply_receipt(&receipt("unknown", DeliveryStatus::Read))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+fn finish(t: &TenantId, message: MessageId, outcome: Outcome) -> FinishOutbound {
+    FinishOutbound {
+        tenant: t.clone(),
+        message,
+        outcome,
+    }
+}

@@ -1,0 +1,195 @@
+//! [`ConversationLog`] in SQL: conversations and messages.
+
+use async_trait::async_trait;
+
+use super::rows::{conversation_from_row, message_from_row, to_json};
+use super::{SqlStore, insert_message, is_missing_parent};
+use crate::conversation::Conversation;
+use crate::error::{Error, Result};
+use crate::id::{ConversationId, CustomerId, TenantId};
+use crate::message::Message;
+use crate::sql::{Driver, Stmt, micros};
+use crate::store::log::new_conversation;
+use crate::store::{
+    Appended, ConversationLog, ConversationQuery, MessageOrder, MessageQuery, MessageScope,
+    OpenConversation, Opened, page,
+};
+
+/// The customer's active conversation.
+fn active_conversation(tenant: &TenantId, customer: CustomerId) -> Stmt {
+    Stmt::new(
+        "SELECT * FROM cs_conversations WHERE tenant = $1 AND customer = $2
+           AND state IN ('bot', 'queued', 'assigned')",
+    )
+    .bind(tenant.as_str())
+    .bind(customer.to_string())
+}
+
+fn conversation_by_id(tenant: &TenantId, id: ConversationId) -> Stmt {
+    Stmt::new("SELECT * FROM cs_conversations WHERE tenant = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+}
+
+#[async_trait]
+impl<D: Driver> ConversationLog for SqlStore<D> {
+    async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened> {
+        if let Some(row) = self
+            .read_one(active_conversation(&req.tenant, req.customer))
+            .await?
+        {
+            return Ok(Opened {
+                conversation: conversation_from_row(&row)?,
+                created: false,
+            });
+        }
+        let c = new_conversation(req);
+        let inserted = self
+            .write(
+                Stmt::new(
+                    "INSERT INTO cs_conversations (tenant, id, customer, route_channel, route_kind,
+                        route_external_id, state, priority, skills, assignee, created_at,
+                        updated_at, version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(c.tenant.as_str())
+                .bind(c.id.to_string())
+                .bind(c.customer.to_string())
+                .bind(c.route.channel.as_str())
+                .bind(c.route.identity.kind.as_str())
+                .bind(&c.route.identity.external_id)
+                .bind(c.state.as_str())
+                .bind(c.priority.as_str())
+                .bind(to_json(&c.skills)?)
+                .bind(c.assignee.map(|a| a.to_string()))
+                .bind(micros(c.created_at))
+                .bind(micros(c.updated_at)),
+            )
+            .await;
+        match inserted {
+            Ok(1) => Ok(Opened {
+                conversation: c,
+                created: true,
+            }),
+            // Someone else opened one between our read and our insert: theirs wins.
+            Ok(_) => {
+                let row = self
+                    .write_one(active_conversation(&req.tenant, req.customer))
+                    .await?
+                    .ok_or_else(|| Error::conflict("active conversation vanished while opening"))?;
+                Ok(Opened {
+                    conversation: conversation_from_row(&row)?,
+                    created: false,
+                })
+            }
+            Err(e) if is_missing_parent(&e) => Err(Error::not_found("customer", req.customer)),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Conversation> {
+        self.read_one(conversation_by_id(tenant, id))
+            .await?
+            .map(|r| conversation_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::not_found("conversation", id))
+    }
+
+    async fn update_conversation(&self, c: &Conversation) -> Result<Conversation> {
+        let read_version = i64::try_from(c.version).map_err(|e| Error::invalid(e.to_string()))?;
+        let updated = self
+            .write(
+                Stmt::new(
+                    "UPDATE cs_conversations SET route_channel = $1, route_kind = $2,
+                        route_external_id = $3, state = $4, priority = $5, skills = $6,
+                        assignee = $7, updated_at = $8, version = version + 1
+                     WHERE tenant = $9 AND id = $10 AND version = $11",
+                )
+                .bind(c.route.channel.as_str())
+                .bind(c.route.identity.kind.as_str())
+                .bind(&c.route.identity.external_id)
+                .bind(c.state.as_str())
+                .bind(c.priority.as_str())
+                .bind(to_json(&c.skills)?)
+                .bind(c.assignee.map(|a| a.to_string()))
+                .bind(micros(c.updated_at))
+                .bind(c.tenant.as_str())
+                .bind(c.id.to_string())
+                .bind(read_version),
+            )
+            .await?;
+        if updated == 0 {
+            let stored = self
+                .write_one(conversation_by_id(&c.tenant, c.id))
+                .await?
+                .map(|r| conversation_from_row(&r))
+                .transpose()?
+                .ok_or_else(|| Error::not_found("conversation", c.id))?;
+            return Err(Error::conflict(format!(
+                "conversation {} was changed (version {} now, {} read)",
+                c.id, stored.version, c.version
+            )));
+        }
+        let mut saved = c.clone();
+        saved.version += 1;
+        Ok(saved)
+    }
+
+    async fn conversations(&self, q: &ConversationQuery) -> Result<Vec<Conversation>> {
+        let mut sql = Stmt::new("SELECT * FROM cs_conversations WHERE tenant = ");
+        sql.push_bind(q.tenant.as_str());
+        if !q.states.is_empty() {
+            sql.push(" AND state ")
+                .push_in::<D>(q.states.iter().map(|s| s.as_str()));
+        }
+        if let Some(a) = q.assignee {
+            sql.push(" AND assignee = ").push_bind(a.to_string());
+        }
+        if let Some(c) = q.customer {
+            sql.push(" AND customer = ").push_bind(c.to_string());
+        }
+        sql.push(" ORDER BY updated_at DESC, id DESC LIMIT ")
+            .push_bind(page(q.limit) as i64);
+        self.read_all(sql)
+            .await?
+            .iter()
+            .map(conversation_from_row)
+            .collect()
+    }
+
+    async fn append_message(&self, m: &Message) -> Result<Appended> {
+        m.validate()?;
+        let mut conn = self.writer.acquire().await.map_err(D::map_error)?;
+        insert_message::<D>(&mut conn, m).await
+    }
+
+    async fn messages(&self, q: &MessageQuery) -> Result<Vec<Message>> {
+        let (column, key) = match q.scope {
+            MessageScope::Conversation(c) => (" AND conversation = ", c.to_string()),
+            MessageScope::Customer(c) => (" AND customer = ", c.to_string()),
+        };
+        let mut sql = Stmt::new("SELECT * FROM cs_messages WHERE tenant = ");
+        sql.push_bind(q.tenant.as_str()).push(column).push_bind(key);
+        if let Some(after) = q.after {
+            sql.push(" AND id > ").push_bind(after.to_string());
+        }
+        if let Some(before) = q.before {
+            sql.push(" AND id < ").push_bind(before.to_string());
+        }
+        if !q.directions.is_empty() {
+            sql.push(" AND direction ")
+                .push_in::<D>(q.directions.iter().map(|d| d.as_str()));
+        }
+        sql.push(match q.order {
+            MessageOrder::OldestFirst => " ORDER BY id LIMIT ",
+            MessageOrder::NewestFirst => " ORDER BY id DESC LIMIT ",
+        })
+        .push_bind(page(q.limit) as i64);
+        self.read_all(sql)
+            .await?
+            .iter()
+            .map(message_from_row)
+            .collect()
+    }
+}

@@ -1,0 +1,264 @@
+//! [`Outbox`] in SQL: outbound messages, claims, dead letters, receipts.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::rows::message_from_row;
+use super::{SqlStore, commit, insert_message};
+use crate::channel::Identity;
+use crate::error::{Error, Result};
+use crate::id::MessageId;
+use crate::message::{DeliveryStatus, Message};
+use crate::sql::{Driver, SqlRow, Stmt, micros};
+use crate::store::outbox::status_advances;
+use crate::store::{
+    Appended, ClaimOutbound, Claimed, DeadLetter, DeadLetterQuery, FinishOutbound, Outbox, Outcome,
+    Receipt, StatusChange, page,
+};
+
+/// Sets a message's status.
+fn set_status(tenant: &str, id: &str, status: DeliveryStatus) -> Stmt {
+    Stmt::new("UPDATE cs_messages SET status = $1 WHERE tenant = $2 AND id = $3")
+        .bind(status.as_str())
+        .bind(tenant)
+        .bind(id)
+}
+
+#[async_trait]
+impl<D: Driver> Outbox for SqlStore<D> {
+    async fn append_outbound(&self, m: &Message, to: &Identity) -> Result<Appended> {
+        m.validate()?;
+        let mut tx = self.begin().await?;
+        let appended = insert_message::<D>(&mut tx, m).await?;
+        if let Appended::Inserted(m) = &appended {
+            D::execute(
+                &mut tx,
+                Stmt::new(
+                    "INSERT INTO cs_outbox (tenant, message, conversation, to_kind,
+                        to_external_id, next_attempt_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(m.tenant.as_str())
+                .bind(m.id.to_string())
+                .bind(m.conversation.to_string())
+                .bind(to.kind.as_str())
+                .bind(&to.external_id)
+                .bind(micros(m.created_at)),
+            )
+            .await?;
+        }
+        commit(tx).await?;
+        Ok(appended)
+    }
+
+    async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
+        let t = req.tenant.as_str();
+        // The head of each conversation's queue that is due; SKIP LOCKED where several
+        // processes claim at once, so none gets a message another has.
+        let mut claim = Stmt::new(
+            "UPDATE cs_outbox SET next_attempt_at = $1
+             WHERE tenant = $2 AND message IN (
+                SELECT o.message FROM cs_outbox o
+                WHERE o.tenant = $2 AND o.dead = 0 AND o.next_attempt_at <= $3
+                  AND NOT EXISTS (
+                    SELECT 1 FROM cs_outbox p
+                    WHERE p.tenant = o.tenant AND p.conversation = o.conversation
+                      AND p.dead = 0 AND p.message < o.message)",
+        )
+        .bind(micros(req.lease_until))
+        .bind(t)
+        .bind(micros(req.now));
+        if let Some(c) = req.conversation {
+            claim
+                .push(" AND o.conversation = ")
+                .push_bind(c.to_string());
+        }
+        claim
+            .push(" ORDER BY o.message LIMIT ")
+            .push_bind(page(req.limit) as i64)
+            .push(D::SKIP_LOCKED)
+            .push(") RETURNING message, attempts, to_kind, to_external_id");
+        let claimed = self.write_all(claim).await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut heads = HashMap::with_capacity(claimed.len());
+        for row in &claimed {
+            let to = Identity {
+                kind: row.parse("to_kind")?,
+                external_id: row.text("to_external_id")?,
+            };
+            let attempts = u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX);
+            heads.insert(row.text("message")?, (to, attempts));
+        }
+        // The claimed messages in one read, not one each.
+        let mut read = Stmt::new("SELECT * FROM cs_messages WHERE tenant = ");
+        read.push_bind(t)
+            .push(" AND id ")
+            .push_in::<D>(heads.keys().cloned());
+        let mut out = Vec::with_capacity(heads.len());
+        for row in self.read_all(read).await? {
+            let message = message_from_row(&row)?;
+            if let Some((to, attempts)) = heads.remove(&message.id.to_string()) {
+                out.push(Claimed {
+                    message,
+                    to,
+                    attempts,
+                });
+            }
+        }
+        out.sort_by_key(|c| c.message.id);
+        Ok(out)
+    }
+
+    async fn finish_outbound(&self, req: &FinishOutbound) -> Result<()> {
+        let (t, id) = (req.tenant.as_str(), req.message.to_string());
+        let gone = || Error::not_found("outbox message", req.message);
+        if let Outcome::Retry { at, error } = &req.outcome {
+            let done = self
+                .write(
+                    Stmt::new(
+                        "UPDATE cs_outbox SET attempts = attempts + 1, next_attempt_at = $1,
+                            last_error = $2
+                         WHERE tenant = $3 AND message = $4 AND dead = 0",
+                    )
+                    .bind(micros(*at))
+                    .bind(error)
+                    .bind(t)
+                    .bind(id.as_str()),
+                )
+                .await?;
+            return if done == 0 { Err(gone()) } else { Ok(()) };
+        }
+        let mut tx = self.begin().await?;
+        match &req.outcome {
+            Outcome::Sent {
+                status,
+                provider_id,
+            } => {
+                let done = D::execute(
+                    &mut tx,
+                    Stmt::new(
+                        "DELETE FROM cs_outbox WHERE tenant = $1 AND message = $2 AND dead = 0",
+                    )
+                    .bind(t)
+                    .bind(id.as_str()),
+                )
+                .await?;
+                if done == 0 {
+                    return Err(gone());
+                }
+                D::execute(&mut tx, set_status(t, &id, *status)).await?;
+                if let Some(pid) = provider_id {
+                    D::execute(
+                        &mut tx,
+                        Stmt::new(
+                            "INSERT INTO cs_receipts (tenant, channel, provider_id, message)
+                             SELECT tenant, channel, $1, id FROM cs_messages
+                             WHERE tenant = $2 AND id = $3
+                             ON CONFLICT (tenant, channel, provider_id)
+                             DO UPDATE SET message = excluded.message",
+                        )
+                        .bind(pid)
+                        .bind(t)
+                        .bind(id.as_str()),
+                    )
+                    .await?;
+                }
+            }
+            Outcome::Dead { error } => {
+                let done = D::execute(
+                    &mut tx,
+                    Stmt::new(
+                        "UPDATE cs_outbox SET attempts = attempts + 1, dead = 1, last_error = $1
+                         WHERE tenant = $2 AND message = $3 AND dead = 0",
+                    )
+                    .bind(error)
+                    .bind(t)
+                    .bind(id.as_str()),
+                )
+                .await?;
+                if done == 0 {
+                    return Err(gone());
+                }
+                D::execute(&mut tx, set_status(t, &id, DeliveryStatus::Failed)).await?;
+            }
+            Outcome::Retry { .. } => unreachable!("handled above"),
+        }
+        commit(tx).await
+    }
+
+    async fn dead_letters(&self, q: &DeadLetterQuery) -> Result<Vec<DeadLetter>> {
+        let mut sql = Stmt::new(
+            "SELECT m.*, o.attempts AS outbox_attempts, o.last_error AS outbox_error
+             FROM cs_outbox o JOIN cs_messages m ON m.tenant = o.tenant AND m.id = o.message
+             WHERE o.dead = 1 AND o.tenant = ",
+        );
+        sql.push_bind(q.tenant.as_str());
+        if let Some(after) = q.after {
+            sql.push(" AND o.message > ").push_bind(after.to_string());
+        }
+        sql.push(" ORDER BY o.message LIMIT ")
+            .push_bind(page(q.limit) as i64);
+        self.read_all(sql)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    message: message_from_row(r)?,
+                    attempts: u32::try_from(r.int("outbox_attempts")?).unwrap_or(u32::MAX),
+                    error: r.opt_text("outbox_error")?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn apply_receipt(&self, receipt: &Receipt) -> Result<Option<MessageId>> {
+        let t = receipt.tenant.as_str();
+        let Some(row) = self
+            .read_one(
+                Stmt::new(
+                    "SELECT message FROM cs_receipts
+                     WHERE tenant = $1 AND channel = $2 AND provider_id = $3",
+                )
+                .bind(t)
+                .bind(receipt.channel.as_str())
+                .bind(receipt.provider_id.as_str()),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id: MessageId = row.parse("message")?;
+        // Statuses only move forward: the update applies only over the statuses the new one
+        // advances from, in one statement (no read-then-write race between two receipts).
+        let behind = DeliveryStatus::ALL
+            .into_iter()
+            .filter(|old| status_advances(*old, receipt.status))
+            .map(DeliveryStatus::as_str);
+        let mut update = Stmt::new(
+            "UPDATE cs_messages SET status = $1 WHERE tenant = $2 AND id = $3 AND status ",
+        )
+        .bind(receipt.status.as_str())
+        .bind(t)
+        .bind(id.to_string());
+        update.push_in::<D>(behind);
+        self.write(update).await?;
+        Ok(Some(id))
+    }
+
+    async fn set_delivery_status(&self, change: &StatusChange) -> Result<()> {
+        let done = self
+            .write(set_status(
+                change.tenant.as_str(),
+                &change.message.to_string(),
+                change.status,
+            ))
+            .await?;
+        if done == 0 {
+            return Err(Error::not_found("message", change.message));
+        }
+        Ok(())
+    }
+}
