@@ -497,7 +497,9 @@ struct AgentSeen {
     conversation_of: HashMap<String, String>,
     /// Customer message ids that arrived as live `message` frames.
     live: HashSet<String>,
-    /// Live frames for a message already received live.
+    /// Live frames for customer messages, over all consoles.
+    frames: u64,
+    /// Live frames for a message the same console had already received.
     duplicate_frames: u64,
     errors: HashMap<String, u64>,
 }
@@ -528,6 +530,8 @@ async fn run_agent(
 ) {
     let (mut sink, mut stream) = ws.split();
     let mut mine: HashSet<String> = HashSet::new();
+    // Several consoles of one agent each get every frame; a duplicate is one console's.
+    let mut on_this_console: HashSet<String> = HashSet::new();
     {
         let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
         for c in welcome["conversations"].as_array().into_iter().flatten() {
@@ -584,7 +588,9 @@ async fn run_agent(
                 {
                     live.agent_frames.fetch_add(1, Ordering::Relaxed);
                     s.conversation_of.insert(mid.to_owned(), conv.to_owned());
-                    if !s.live.insert(mid.to_owned()) {
+                    s.frames += 1;
+                    s.live.insert(mid.to_owned());
+                    if !on_this_console.insert(mid.to_owned()) {
                         s.duplicate_frames += 1;
                     }
                 }
@@ -636,8 +642,9 @@ pub(crate) struct Report {
     /// Of those, how many the consoles received (live or in an assigned conversation's history).
     pub(crate) agent_delivered: u64,
     pub(crate) agent_missing: u64,
-    /// Live console frames for customer messages.
+    /// Live console frames for customer messages (each console of an agent gets its own).
     pub(crate) agent_frames: u64,
+    /// Frames a console received twice for the same message.
     pub(crate) agent_duplicate_frames: u64,
     pub(crate) assigned_conversations: usize,
     pub(crate) unacked: u64,
@@ -917,7 +924,7 @@ pub(crate) async fn run(o: &Options) -> Result<Report, String> {
         agent_expected,
         agent_delivered,
         agent_missing: agent_expected - agent_delivered,
-        agent_frames: seen.live.len() as u64 + seen.duplicate_frames,
+        agent_frames: seen.frames,
         agent_duplicate_frames: seen.duplicate_frames,
         assigned_conversations: seen.assigned.len(),
         unacked: sum(|o| o.unacked),
