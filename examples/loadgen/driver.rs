@@ -144,13 +144,20 @@ impl Http {
         Self { addr, conn: None }
     }
 
-    /// POSTs `body`; retries once on a fresh connection if the kept one was closed.
+    /// POSTs `body`; retries once on a fresh connection if the kept one was closed. Each try
+    /// has 15 s.
     async fn post(&mut self, path: &str, body: &Value) -> Result<(u16, Value), String> {
-        match self.try_post(path, body).await {
-            Ok(r) => Ok(r),
-            Err(_) => {
+        let within = Duration::from_secs(15);
+        let timed_out = || format!("POST {path}: no answer within 15 s");
+        match tokio::time::timeout(within, self.try_post(path, body)).await {
+            Ok(Ok(r)) => Ok(r),
+            _ => {
                 self.conn = None;
-                self.try_post(path, body).await
+                let r = tokio::time::timeout(within, self.try_post(path, body)).await;
+                if r.is_err() {
+                    self.conn = None;
+                }
+                r.map_err(|_| timed_out())?
             }
         }
     }
@@ -255,17 +262,21 @@ pub(crate) async fn connect_visitor(
     Ok(ws)
 }
 
-/// Connects `n` visitors, `concurrency` at a time; failures are returned as errors.
+/// Connects `n` visitors, `concurrency` at a time; failures are returned as errors. Gives up
+/// on the rest after 50 failures in a row or at `deadline`.
 pub(crate) async fn connect_visitors(
     addr: SocketAddr,
     n: usize,
     concurrency: usize,
+    deadline: Instant,
 ) -> Vec<Result<Ws, String>> {
     let workers = concurrency.clamp(1, n.max(1));
     let next = Arc::new(AtomicU64::new(0));
+    let failing = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let next = next.clone();
+        let failing = failing.clone();
         tasks.push(tokio::spawn(async move {
             let mut http = Http::new(addr);
             let mut out = Vec::new();
@@ -274,7 +285,17 @@ pub(crate) async fn connect_visitors(
                 if i >= n {
                     break;
                 }
-                out.push((i, connect_visitor(&mut http, addr, None).await));
+                if failing.load(Ordering::Relaxed) >= 50 || Instant::now() >= deadline {
+                    out.push((i, Err("not tried: connecting was given up".to_owned())));
+                    continue;
+                }
+                let r = connect_visitor(&mut http, addr, None).await;
+                if r.is_ok() {
+                    failing.store(0, Ordering::Relaxed);
+                } else {
+                    failing.fetch_add(1, Ordering::Relaxed);
+                }
+                out.push((i, r));
             }
             out
         }));
@@ -307,10 +328,13 @@ async fn connect_agent(
         return Err(format!("login {name}: {status} {login}"));
     }
     let token = login["token"].as_str().ok_or("no agent token")?;
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/agent/ws?token={token}"))
-            .await
-            .map_err(|e| format!("console socket: {e}"))?;
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::connect_async(format!("ws://{addr}/agent/ws?token={token}")),
+    )
+    .await
+    .map_err(|_| "console socket: no upgrade within 30 s".to_owned())?
+    .map_err(|e| format!("console socket: {e}"))?;
     let welcome = read_json(&mut ws, Duration::from_secs(30)).await?;
     if welcome["type"] != "welcome" {
         return Err(format!("expected welcome, got {welcome}"));
@@ -753,15 +777,24 @@ pub(crate) async fn run(o: &Options) -> Result<Report, String> {
     }
 
     let t = Instant::now();
-    let conns = connect_visitors(o.addr, o.visitors, o.connect_concurrency).await;
+    let conns = connect_visitors(
+        o.addr,
+        o.visitors,
+        o.connect_concurrency,
+        Instant::now() + o.max_time,
+    )
+    .await;
     let mut visitors = Vec::new();
     let mut connect_errors: HashMap<String, u64> = HashMap::new();
     for c in conns {
         match c {
             Ok(v) => visitors.push(v),
             Err(e) => {
-                eprintln!("loadgen: visitor not connected: {e}");
-                *connect_errors.entry("connect_failed".into()).or_default() += 1;
+                let failed = connect_errors.entry("connect_failed".into()).or_default();
+                *failed += 1;
+                if *failed <= 5 {
+                    eprintln!("loadgen: visitor not connected: {e}");
+                }
             }
         }
     }
@@ -997,7 +1030,7 @@ pub(crate) async fn idle(o: &Options, n: usize) -> Result<IdleReport, String> {
     let rss = || o.server_pid.and_then(rss_mb);
     let before = rss();
     let t = Instant::now();
-    let conns = connect_visitors(o.addr, n, o.connect_concurrency).await;
+    let conns = connect_visitors(o.addr, n, o.connect_concurrency, t + o.max_time).await;
     let connect_s = round3(t.elapsed().as_secs_f64());
     let mut held = Vec::new();
     let mut failed = 0;

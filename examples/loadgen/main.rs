@@ -20,7 +20,8 @@
 //!   sends as soon as its previous message is acknowledged (closed loop)
 //! - `--handoff` each visitor's first message asks for a human, so agents receive the rest
 //! - `--agents M` console sockets, signed in as `--agent-names alice,bob` with
-//!   `--agent-passwords alice,bob` (names cycle; default: the demo desk's Alice and Bob)
+//!   `--agent-passwords alice,bob` (names cycle, and every console of one agent gets all of that
+//!   agent's frames; default: the demo desk's Alice and Bob)
 //! - `--server-pid PID` server CPU (from `/proc/PID/stat`) and resident memory
 //! - `--idle N` instead of sending: hold N idle visitor sockets, check that a new visitor is
 //!   still answered, and measure the server's memory per socket and after the sockets close
@@ -33,8 +34,9 @@
 //! message of a conversation a console holds reaches that console (`agent_expected`,
 //! `agent_delivered`, `agent_missing`). The exit status is 1 when a check fails.
 //!
-//! Thousands of sockets need as many file descriptors: the limit is checked before connecting
-//! (raise it with `ulimit -n 65536`; the server needs the same).
+//! Thousands of sockets need as many file descriptors: when the limit is too low loadgen raises
+//! its own with `prlimit` (util-linux) if it may, else stops and says to run `ulimit -n 65536`
+//! first. The server needs as many (start it from a shell with the same `ulimit -n`).
 
 mod driver;
 
@@ -130,6 +132,17 @@ async fn main() {
     };
     let o = args.options;
     let sockets = args.idle.unwrap_or(o.visitors) + o.agents.len() + o.connect_concurrency + 32;
+    if open_file_limit().is_some_and(|l| (l as usize) < sockets) {
+        // Raise our own soft limit (util-linux `prlimit`; up to the hard limit, or beyond as root).
+        let n = sockets.next_power_of_two();
+        let _ = std::process::Command::new("prlimit")
+            .args([
+                "--pid",
+                &std::process::id().to_string(),
+                &format!("--nofile={n}:{n}"),
+            ])
+            .status();
+    }
     if let Some(limit) = open_file_limit()
         && (limit as usize) < sockets
     {
