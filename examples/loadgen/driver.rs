@@ -62,6 +62,8 @@ pub(crate) struct Options {
     pub(crate) resolve_at_end: bool,
     /// The hard limit on the whole run.
     pub(crate) max_time: Duration,
+    /// After sending, wait (up to `drain`) until the consoles hold this many conversations.
+    pub(crate) expect_assigned: Option<usize>,
 }
 
 impl Options {
@@ -82,6 +84,7 @@ impl Options {
             progress: false,
             resolve_at_end: true,
             max_time: Duration::from_secs(600),
+            expect_assigned: None,
         }
     }
 
@@ -904,8 +907,12 @@ pub(crate) async fn run(o: &Options) -> Result<Report, String> {
             o.drain
         };
     loop {
-        let (e, d) = expected(&seen.lock().unwrap_or_else(|e| e.into_inner()));
-        if e == d || Instant::now() >= settle_until {
+        let ((e, d), assigned) = {
+            let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            (expected(&seen), seen.assigned.len())
+        };
+        let all_assigned = o.expect_assigned.is_none_or(|n| assigned >= n);
+        if (e == d && all_assigned) || Instant::now() >= settle_until {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
