@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
                     },
                     priority: Priority::Normal,
                     at: chrono::Utc::now(),
+                    unless_stored: None,
                 })
                 .await
                 .unwrap()

@@ -623,3 +623,161 @@ async fn with_the_demo_policy_no_conversation_is_stranded() {
     );
     bot_skill.drain();
 }
+
+/// Issue 11: a restart moves nothing. Conversations agents hold stay theirs (and count against
+/// their capacity), nobody is told again that an agent joined, waiting conversations keep the
+/// time they started waiting; an agent who does not come back within the grace period loses
+/// theirs to the queue, still with their original waiting time.
+#[tokio::test]
+async fn a_restart_moves_nothing_and_repeats_no_notice() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = clock();
+    let chat = Recorder::new("webchat", ChannelKind::WebChat);
+    let mut alice = agent("Alice", &[("after-sales", 5)], None);
+    alice.capacity.chat = 1;
+    let bob = agent("Bob", &[("after-sales", 5)], None);
+    let build = || {
+        Engine::builder()
+            .with_store(store.clone())
+            .with_bot(Arc::new(HandsOver {
+                skill: "after-sales".into(),
+                ..Default::default()
+            }))
+            .with_channel(chat.clone())
+            .with_clock(clock.clone())
+            .with_agent(alice.clone())
+            .with_agent(bob.clone())
+            .build()
+    };
+    let write = |visitor: &str, pid: &str| InboundMessage {
+        channel: ChannelId::new("webchat").unwrap(),
+        from: Identity::new(ChannelKind::WebChat, visitor),
+        provider_message_id: Some(pid.into()),
+        content: Content::text("我要退货"),
+        display_name: None,
+        language: None,
+        sent_at: None,
+    };
+    let first = build().await.unwrap();
+    first.sign_in(alice.id).await.unwrap();
+    let held = first
+        .handle_inbound_and_wait(write("v1", "a1"))
+        .await
+        .unwrap()
+        .message
+        .conversation;
+    let queued_at = clock.now();
+    let waiting = first
+        .handle_inbound_and_wait(write("v2", "b1"))
+        .await
+        .unwrap()
+        .message
+        .conversation;
+    assert_eq!(
+        first.conversation(held).await.unwrap().assignee,
+        Some(alice.id)
+    );
+    assert_eq!(
+        first.conversation(waiting).await.unwrap().state,
+        ConversationState::Queued
+    );
+    let joined = |chat: &Recorder| chat.texts().iter().filter(|t| t.contains("已接入")).count();
+    assert_eq!(joined(&chat), 1);
+    drop(first);
+
+    clock.advance(Duration::seconds(60));
+    let second = build().await.unwrap();
+    assert_eq!(
+        second.conversation(held).await.unwrap().assignee,
+        Some(alice.id),
+        "nothing moved"
+    );
+    let queue = second.queue().await.unwrap();
+    assert_eq!(queue.queued.len(), 1);
+    assert_eq!(queue.queued[0].task.id, waiting);
+    assert_eq!(
+        queue.queued[0].task.enqueued_at, queued_at,
+        "the wait keeps its origin"
+    );
+    // Alice comes back: she still has one conversation (her capacity), so the waiting one stays
+    // waiting; nobody is told again that she joined.
+    second.sign_in(alice.id).await.unwrap();
+    assert_eq!(
+        second.conversation(waiting).await.unwrap().state,
+        ConversationState::Queued
+    );
+    assert_eq!(joined(&chat), 1, "no notice repeats");
+    second.resolve(alice.id, held).await.unwrap();
+    assert_eq!(
+        second.conversation(waiting).await.unwrap().assignee,
+        Some(alice.id)
+    );
+    drop(second);
+
+    // Another restart; this time Alice stays away past the grace period: her conversation goes
+    // back to the queue with its original waiting time, and Bob takes it.
+    clock.advance(Duration::seconds(60));
+    let third = build().await.unwrap();
+    third.sign_in(bob.id).await.unwrap();
+    third.tick().await.unwrap();
+    assert_eq!(
+        third.conversation(waiting).await.unwrap().assignee,
+        Some(alice.id),
+        "within the grace"
+    );
+    clock.advance(Duration::minutes(5));
+    third.tick().await.unwrap();
+    let moved = third.conversation(waiting).await.unwrap();
+    assert_eq!(moved.assignee, Some(bob.id));
+    assert_eq!(moved.queued_at, Some(queued_at));
+}
+
+/// Issue 11: a provider retry that arrives after the conversation was resolved stores nothing
+/// and opens nothing.
+#[tokio::test]
+async fn a_retry_after_resolve_is_a_no_op() {
+    let alice = agent("Alice", &[("after-sales", 5)], None);
+    let desk = Desk::new(
+        RoutingPolicyBuilder::new().build().unwrap(),
+        std::slice::from_ref(&alice),
+        |b| b,
+    )
+    .await;
+    desk.engine.sign_in(alice.id).await.unwrap();
+    let c = desk.customer_writes("v1", "我要退货").await;
+    desk.engine.resolve(alice.id, c).await.unwrap();
+    let customer = desk.engine.conversation(c).await.unwrap().customer;
+    // The same provider message again ("v1:我要退货" is its id).
+    let again = desk
+        .engine
+        .handle_inbound_and_wait(InboundMessage {
+            channel: ChannelId::new("webchat").unwrap(),
+            from: Identity::new(ChannelKind::WebChat, "v1"),
+            provider_message_id: Some("v1:我要退货".into()),
+            content: Content::text("我要退货"),
+            display_name: None,
+            language: None,
+            sent_at: None,
+        })
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message.conversation, c);
+    let conversations = desk
+        .engine
+        .store()
+        .conversations(&cs_core::store::ConversationQuery {
+            tenant: TenantId::default(),
+            customer: Some(customer),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(conversations.len(), 1, "no empty conversation was opened");
+    assert_eq!(
+        *desk.bot.turns.lock().unwrap(),
+        1,
+        "nobody answered the retry"
+    );
+}

@@ -99,6 +99,7 @@ fn bench_store(
         },
         priority: Priority::Normal,
         at: Utc::now(),
+        unless_stored: None,
     };
     let conv = rt
         .block_on(store.open_conversation(&open))

@@ -120,6 +120,10 @@ pub struct Conversation {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// When it started waiting for an agent (kept while it waits, and when it goes back to the
+    /// queue from an agent who left), so its place and its wait survive a restart.
+    #[serde(default)]
+    pub queued_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version: incremented by every successful update.
     pub version: u64,
 }

@@ -112,8 +112,13 @@ impl Engine {
         priority: Option<Priority>,
         skills: Option<Vec<String>>,
     ) -> Result<Conversation> {
+        let now = self.inner.clock.now();
         let queued = self
             .update_conversation(conversation.id, |c| {
+                // A new wait starts now; a conversation already waiting keeps its place.
+                if c.state != ConversationState::Queued || c.queued_at.is_none() {
+                    c.queued_at = Some(now);
+                }
                 c.state = ConversationState::Queued;
                 if let Some(p) = priority {
                     c.priority = c.priority.max(p);

@@ -45,7 +45,17 @@ impl Engine {
             channel: msg.channel.clone(),
             identity: msg.from.clone(),
         };
-        let (mut conversation, opened) = self.open_conversation(&customer, &route, now).await?;
+        let mut open =
+            OpenConversation::new(self.inner.tenant.clone(), customer.id, route.clone(), now);
+        if let Some(id) = &msg.provider_message_id {
+            open = open.unless_stored(msg.channel.clone(), id.clone());
+        }
+        let opened = self.inner.store.open_conversation(&open).await?;
+        if let Some(stored) = opened.duplicate {
+            // A provider retry after the conversation ended: nothing is opened or stored.
+            return Ok(self.duplicate(stored, msg.channel, msg.provider_message_id));
+        }
+        let (mut conversation, opened) = (opened.conversation, opened.created);
 
         // 3. Store it once.
         let message = Message::inbound(
@@ -57,15 +67,8 @@ impl Engine {
             now,
         );
         let appended = self.inner.store.append_message(&message).await?;
-        if appended.is_duplicate() {
-            self.emit(DomainEvent::DuplicateIgnored {
-                channel: msg.channel,
-                provider_message_id: msg.provider_message_id.unwrap_or_default(),
-            });
-            return Ok(Delivered {
-                message: appended.message().clone(),
-                duplicate: true,
-            });
+        if let cs_core::store::Appended::Duplicate(stored) = appended {
+            return Ok(self.duplicate(stored, msg.channel, msg.provider_message_id));
         }
         if opened {
             self.emit(DomainEvent::ConversationOpened {
@@ -109,26 +112,22 @@ impl Engine {
         })
     }
 
-    /// The customer's active conversation, opened when there is none (the bot has it first);
-    /// whether it was opened now.
-    async fn open_conversation(
+    /// A provider retry of a message already stored: announced, and answered with the stored
+    /// message.
+    fn duplicate(
         &self,
-        customer: &Customer,
-        route: &Route,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Conversation, bool)> {
-        let opened = self
-            .inner
-            .store
-            .open_conversation(&OpenConversation {
-                tenant: self.inner.tenant.clone(),
-                customer: customer.id,
-                route: route.clone(),
-                priority: Priority::Normal,
-                at: now,
-            })
-            .await?;
-        Ok((opened.conversation, opened.created))
+        stored: Message,
+        channel: ChannelId,
+        provider_message_id: Option<String>,
+    ) -> Delivered {
+        self.emit(DomainEvent::DuplicateIgnored {
+            channel,
+            provider_message_id: provider_message_id.unwrap_or_default(),
+        });
+        Delivered {
+            message: stored,
+            duplicate: true,
+        }
     }
 
     /// Who takes a stored customer message: the bot while it has the conversation (or a new

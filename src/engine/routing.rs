@@ -147,7 +147,7 @@ impl Engine {
         let mut task = Task::new(
             conversation.id,
             conversation.route.identity.kind,
-            conversation.updated_at,
+            conversation.queued_at.unwrap_or(conversation.updated_at),
         );
         task.requirements = conversation
             .skills

@@ -94,6 +94,7 @@ impl InboundHandler for StoreHandler {
                 },
                 priority: Priority::Normal,
                 at,
+                unless_stored: None,
             })
             .await?;
         let message = Message {

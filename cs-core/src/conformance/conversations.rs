@@ -82,9 +82,15 @@ pub async fn optimistic_versions(store: &dyn ConversationStore) {
     a.priority = Priority::High;
     a.skills = vec!["refunds".into()];
     a.updated_at = t0() + Duration::seconds(5);
+    a.queued_at = Some(t0() + Duration::seconds(5));
     let saved = store.update_conversation(&a).await.unwrap();
     assert_eq!(saved.version, 1);
-    assert_eq!(store.conversation(&t, c.id).await.unwrap(), saved);
+    assert_eq!(
+        store.conversation(&t, c.id).await.unwrap(),
+        saved,
+        "every field round-trips, the time it started waiting included"
+    );
+    assert_eq!(saved.queued_at, Some(t0() + Duration::seconds(5)));
 
     // A writer that read version 0 loses.
     let mut stale = c.clone();
@@ -119,6 +125,42 @@ pub async fn optimistic_versions(store: &dyn ConversationStore) {
         store.update_conversation(&ghost).await,
         Err(Error::NotFound { .. })
     ));
+}
+
+/// A provider retry that arrives after the customer's conversation ended opens nothing: the
+/// stored message and its conversation are returned instead.
+pub async fn late_retries_open_nothing(store: &dyn ConversationStore) {
+    let t = tenant();
+    let ann = customer(store, &t, "ann").await;
+    let c = conversation(store, &t, &ann).await;
+    let first = message(&c, "webchat", Some("late-1"), "hello");
+    store.append_message(&first).await.unwrap();
+    let mut ended = store.conversation(&t, c.id).await.unwrap();
+    ended.state = ConversationState::Resolved;
+    store.update_conversation(&ended).await.unwrap();
+
+    let mut req = open_req(&t, &ann);
+    req.unless_stored = Some((ChannelId::new("webchat").unwrap(), "late-1".into()));
+    let opened = store.open_conversation(&req).await.unwrap();
+    assert!(!opened.created);
+    assert_eq!(opened.duplicate.as_ref().map(|m| m.id), Some(first.id));
+    assert_eq!(opened.conversation.id, c.id);
+    let active = store
+        .conversations(&ConversationQuery {
+            tenant: t.clone(),
+            states: vec![ConversationState::Bot],
+            customer: Some(ann.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(active.is_empty(), "nothing was opened");
+
+    // A new message does open a new conversation.
+    req.unless_stored = Some((ChannelId::new("webchat").unwrap(), "late-2".into()));
+    let opened = store.open_conversation(&req).await.unwrap();
+    assert!(opened.created && opened.duplicate.is_none());
 }
 
 /// A provider message is stored once per channel, also under concurrent deliveries.

@@ -14,8 +14,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 pub use conversations::{
     conversation_queries_filter, history_spans_conversations, invalid_input_is_refused,
-    messages_deduplicate, messages_page_in_order, one_active_conversation, optimistic_versions,
-    recent_messages_newest_first, tenants_are_isolated, updates_retry_after_conflicts,
+    late_retries_open_nothing, messages_deduplicate, messages_page_in_order,
+    one_active_conversation, optimistic_versions, recent_messages_newest_first,
+    tenants_are_isolated, updates_retry_after_conflicts,
 };
 pub use customers::{
     customer_profile_updates, customers_resolve_once, identities_link_and_conflict,
@@ -46,6 +47,7 @@ pub async fn run(store: &dyn ConversationStore) {
     optimistic_versions(store).await;
     updates_retry_after_conflicts(store).await;
     messages_deduplicate(store).await;
+    late_retries_open_nothing(store).await;
     messages_page_in_order(store).await;
     recent_messages_newest_first(store).await;
     history_spans_conversations(store).await;
@@ -145,6 +147,7 @@ pub(super) fn open_req(tenant: &TenantId, c: &Customer) -> OpenConversation {
         },
         priority: Priority::Normal,
         at: t0(),
+        unless_stored: None,
     }
 }
 

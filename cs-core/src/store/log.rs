@@ -10,7 +10,7 @@ use super::{MAX_PAGE, page};
 use crate::channel::Route;
 use crate::conversation::{Conversation, ConversationState, Priority};
 use crate::error::{Error, Result};
-use crate::id::{AgentId, ConversationId, CustomerId, MessageId, TenantId};
+use crate::id::{AgentId, ChannelId, ConversationId, CustomerId, MessageId, TenantId};
 use crate::message::{Direction, Message};
 
 /// Find the customer's active conversation, or open one.
@@ -26,15 +26,46 @@ pub struct OpenConversation {
     pub priority: Priority,
     /// When (by the engine's clock).
     pub at: DateTime<Utc>,
+    /// The message about to be appended, as `(channel, provider message id)`: when the customer
+    /// has no active conversation and this message is already stored (a provider retry that
+    /// arrives after the conversation ended), nothing is opened and the stored message is
+    /// returned in [`Opened::duplicate`].
+    pub unless_stored: Option<(ChannelId, String)>,
+}
+
+impl OpenConversation {
+    /// Opens (or finds) `customer`'s active conversation, replying through `route`, at normal
+    /// priority.
+    pub fn new(tenant: TenantId, customer: CustomerId, route: Route, at: DateTime<Utc>) -> Self {
+        Self {
+            tenant,
+            customer,
+            route,
+            priority: Priority::Normal,
+            at,
+            unless_stored: None,
+        }
+    }
+
+    /// Opens nothing when the customer has no active conversation and the provider message
+    /// `id` on `channel` is already stored (see [`OpenConversation::unless_stored`]).
+    pub fn unless_stored(mut self, channel: ChannelId, id: impl Into<String>) -> Self {
+        self.unless_stored = Some((channel, id.into()));
+        self
+    }
 }
 
 /// The outcome of [`ConversationLog::open_conversation`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Opened {
-    /// The customer's active conversation.
+    /// The customer's active conversation (or, with [`Opened::duplicate`], the conversation the
+    /// stored message belongs to).
     pub conversation: Conversation,
     /// Whether it was opened by this call.
     pub created: bool,
+    /// The already stored message of [`OpenConversation::unless_stored`], when no active
+    /// conversation existed and none was opened for it.
+    pub duplicate: Option<Message>,
 }
 
 /// The outcome of [`ConversationLog::append_message`].
@@ -333,6 +364,7 @@ pub(crate) fn new_conversation(req: &OpenConversation) -> Conversation {
         assignee: None,
         created_at: req.at,
         updated_at: req.at,
+        queued_at: None,
         version: 0,
     }
 }
@@ -401,6 +433,7 @@ mod tests {
                 },
                 priority: Priority::Normal,
                 at,
+                unless_stored: None,
             })
             .await
             .unwrap()

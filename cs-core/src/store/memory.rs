@@ -493,7 +493,21 @@ impl ConversationLog for MemoryStore {
             return Ok(Opened {
                 conversation: c.clone(),
                 created: false,
+                duplicate: None,
             });
+        }
+        if let Some((channel, pid)) = &req.unless_stored {
+            let key = (req.tenant.clone(), channel.clone(), pid.clone());
+            if let Some(id) = inner.by_provider_id.get(&key) {
+                let message = inner.messages[&(req.tenant.clone(), *id)].clone();
+                let conversation =
+                    inner.conversations[&(req.tenant.clone(), message.conversation)].clone();
+                return Ok(Opened {
+                    conversation,
+                    created: false,
+                    duplicate: Some(message),
+                });
+            }
         }
         let conversation = new_conversation(req);
         inner
@@ -502,6 +516,7 @@ impl ConversationLog for MemoryStore {
         Ok(Opened {
             conversation,
             created: true,
+            duplicate: None,
         })
     }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::rows::{conversation_from_row, message_from_row, to_json};
-use super::{SqlStore, insert_message, is_missing_parent};
+use super::{SqlStore, by_provider_id, insert_message, is_missing_parent};
 use crate::conversation::Conversation;
 use crate::error::{Error, Result};
 use crate::id::{ConversationId, CustomerId, TenantId};
@@ -41,6 +41,20 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
             return Ok(Opened {
                 conversation: conversation_from_row(&row)?,
                 created: false,
+                duplicate: None,
+            });
+        }
+        if let Some((channel, pid)) = &req.unless_stored
+            && let Some(row) = self
+                .read_one(by_provider_id(&req.tenant, channel, pid))
+                .await?
+        {
+            let message = message_from_row(&row)?;
+            let conversation = self.conversation(&req.tenant, message.conversation).await?;
+            return Ok(Opened {
+                conversation,
+                created: false,
+                duplicate: Some(message),
             });
         }
         let c = new_conversation(req);
@@ -49,8 +63,8 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
                 Stmt::new(
                     "INSERT INTO cs_conversations (tenant, id, customer, route_channel, route_kind,
                         route_external_id, state, priority, skills, assignee, created_at,
-                        updated_at, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0)
+                        updated_at, queued_at, version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0)
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(c.tenant.as_str())
@@ -64,13 +78,15 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
                 .bind(to_json(&c.skills)?)
                 .bind(c.assignee.map(|a| a.to_string()))
                 .bind(micros(c.created_at))
-                .bind(micros(c.updated_at)),
+                .bind(micros(c.updated_at))
+                .bind(c.queued_at.map(micros)),
             )
             .await;
         match inserted {
             Ok(1) => Ok(Opened {
                 conversation: c,
                 created: true,
+                duplicate: None,
             }),
             // Someone else opened one between our read and our insert: theirs wins.
             Ok(_) => {
@@ -81,6 +97,7 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
                 Ok(Opened {
                     conversation: conversation_from_row(&row)?,
                     created: false,
+                    duplicate: None,
                 })
             }
             Err(e) if is_missing_parent(&e) => Err(Error::not_found("customer", req.customer)),
@@ -103,8 +120,8 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
                 Stmt::new(
                     "UPDATE cs_conversations SET route_channel = $1, route_kind = $2,
                         route_external_id = $3, state = $4, priority = $5, skills = $6,
-                        assignee = $7, updated_at = $8, version = version + 1
-                     WHERE tenant = $9 AND id = $10 AND version = $11",
+                        assignee = $7, updated_at = $8, queued_at = $9, version = version + 1
+                     WHERE tenant = $10 AND id = $11 AND version = $12",
                 )
                 .bind(c.route.channel.as_str())
                 .bind(c.route.identity.kind.as_str())
@@ -114,6 +131,7 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
                 .bind(to_json(&c.skills)?)
                 .bind(c.assignee.map(|a| a.to_string()))
                 .bind(micros(c.updated_at))
+                .bind(c.queued_at.map(micros))
                 .bind(c.tenant.as_str())
                 .bind(c.id.to_string())
                 .bind(read_version),

@@ -23,6 +23,7 @@ pub use postgres::{PostgresStore, PostgresStoreBuilder};
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 
 use crate::error::{Error, Result};
+use crate::id::{ChannelId, TenantId};
 use crate::message::Message;
 use crate::sql::{Dialect, Driver, Stmt, micros};
 use crate::store::Appended;
@@ -113,13 +114,13 @@ fn is_missing_parent(e: &Error) -> bool {
         if matches!(source.downcast_ref(), Some(sqlx::Error::Database(db)) if db.is_foreign_key_violation()))
 }
 
-/// The message stored under `m`'s channel and provider message id.
-fn by_provider_id(m: &Message, pid: &str) -> Stmt {
+/// The message stored under a channel and a provider message id.
+fn by_provider_id(tenant: &TenantId, channel: &ChannelId, pid: &str) -> Stmt {
     Stmt::new(
         "SELECT * FROM cs_messages WHERE tenant = $1 AND channel = $2 AND provider_message_id = $3",
     )
-    .bind(m.tenant.as_str())
-    .bind(m.channel.as_str())
+    .bind(tenant.as_str())
+    .bind(channel.as_str())
     .bind(pid)
 }
 
@@ -149,7 +150,7 @@ async fn insert_message<D: Driver>(conn: &mut D::Connection, m: &Message) -> Res
         Ok(1) => Ok(Appended::Inserted(m.clone())),
         // Nothing inserted: the provider id (or, impossibly, the UUIDv7 id) was taken.
         Ok(_) => match &m.provider_message_id {
-            Some(pid) => D::fetch_optional(conn, by_provider_id(m, pid))
+            Some(pid) => D::fetch_optional(conn, by_provider_id(&m.tenant, &m.channel, pid))
                 .await?
                 .map(|r| message_from_row(&r).map(Appended::Duplicate))
                 .unwrap_or_else(|| Err(Error::conflict("duplicate message id"))),

@@ -71,6 +71,7 @@ pub(super) fn conversation_from_row<R: SqlRow>(row: &R) -> Result<Conversation> 
         assignee: row.opt_parse("assignee")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+        queued_at: row.opt_time("queued_at")?,
         version: u64::try_from(version).map_err(|e| corrupt(R::BACKEND, e.to_string()))?,
     })
 }

@@ -150,4 +150,14 @@ CREATE INDEX cs_identities_shared_key ON cs_identities (tenant, shared_key)
     WHERE shared_key IS NOT NULL;
 "#,
     },
+    Migration {
+        version: 5,
+        name: "when a conversation started waiting",
+        // Conversations waiting or with an agent when this runs started waiting no later than
+        // their last change.
+        sql: r#"
+ALTER TABLE cs_conversations ADD COLUMN queued_at BIGINT;
+UPDATE cs_conversations SET queued_at = updated_at WHERE state IN ('queued', 'assigned');
+"#,
+    },
 ];
