@@ -470,10 +470,19 @@ fn trees_are_built_in_code_or_loaded_from_a_file_and_checked() {
 }
 
 #[tokio::test]
-async fn capabilities_say_nothing_is_sent_into_a_call() {
+async fn capabilities_say_nothing_is_said_into_a_call_only_steered() {
     let v = voice(clock());
     assert_eq!(v.info().kind, ChannelKind::Voice);
-    assert!(v.info().capabilities.content.is_empty());
+    assert_eq!(
+        v.info()
+            .capabilities
+            .content
+            .iter()
+            .copied()
+            .collect::<Vec<_>>(),
+        [cs_core::ContentKind::Event],
+        "call-control events only"
+    );
     let message = cs_core::Message {
         id: cs_core::MessageId::new(),
         tenant: cs_core::TenantId::new("test").unwrap(),
@@ -493,6 +502,16 @@ async fn capabilities_say_nothing_is_sent_into_a_call() {
         to: Identity::new(ChannelKind::Voice, "+14155550100"),
     };
     assert!(matches!(v.send(&out).await, Err(Error::Unsupported { .. })));
+    // Connecting a call needs the account SID, which this channel was not given.
+    let mut connect = out.clone();
+    connect.message.content = Content::Event {
+        name: cs_channels::voice::CONNECT_EVENT.into(),
+        data: serde_json::json!({"call_sid": "CA1", "target": "client:alice"}),
+    };
+    assert!(matches!(
+        v.send(&connect).await,
+        Err(Error::Unsupported { .. })
+    ));
     let debug = format!("{v:?}");
     assert!(!debug.contains(TOKEN), "{debug}");
     assert!(
