@@ -27,6 +27,7 @@ impl Engine {
         self.ingest(msg, true).await
     }
 
+    #[tracing::instrument(skip_all, fields(channel = %msg.channel, conversation = tracing::field::Empty))]
     pub(super) async fn ingest(&self, msg: InboundMessage, wait: bool) -> Result<Delivered> {
         let channel = self
             .inner
@@ -46,6 +47,7 @@ impl Engine {
             identity: msg.from.clone(),
         };
         let (mut conversation, opened) = self.open_conversation(&customer, &route, now).await?;
+        tracing::Span::current().record("conversation", tracing::field::display(conversation.id));
 
         // 3. Store it once.
         let message = Message::inbound(
@@ -134,6 +136,7 @@ impl Engine {
     /// Who takes a stored customer message: the bot while it has the conversation (or a new
     /// conversation the router gives it), the queue (a calmer or angrier customer re-ranks
     /// their place), or the agent, who sees it on the event stream.
+    #[tracing::instrument(skip_all, fields(conversation = %conversation.id))]
     async fn dispatch(
         &self,
         conversation: Conversation,

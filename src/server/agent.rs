@@ -631,6 +631,7 @@ async fn forward(
             tx.send(ToAgent::Presence { presence, reason }).await?;
         }
         DomainEvent::Queued { .. }
+        | DomainEvent::QueueAbandoned { .. }
         | DomainEvent::PriorityChanged { .. }
         | DomainEvent::OfferClosed { .. } => {
             *queue_changed = true;
