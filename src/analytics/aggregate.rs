@@ -136,6 +136,7 @@ pub struct Aggregator {
     strings: HashMap<String, Arc<str>>,
     agents: HashMap<AgentId, Presence>,
     events: u64,
+    latest: Option<DateTime<Utc>>,
 }
 
 /// Where an observation is counted besides the whole tenant.
@@ -163,6 +164,7 @@ impl Aggregator {
             strings: HashMap::new(),
             agents: HashMap::new(),
             events: 0,
+            latest: None,
         }
     }
 
@@ -174,6 +176,11 @@ impl Aggregator {
     /// How many events it has seen.
     pub fn events_seen(&self) -> u64 {
         self.events
+    }
+
+    /// The time of the newest event seen (by the events' own clock).
+    pub fn latest(&self) -> Option<DateTime<Utc>> {
+        self.latest
     }
 
     /// How many conversations it is following.
@@ -281,6 +288,7 @@ impl Aggregator {
     pub fn observe(&mut self, event: &Event) {
         self.events += 1;
         let at = event.at;
+        self.latest = Some(self.latest.map_or(at, |l| l.max(at)));
         let tenant = self.intern(event.tenant.as_str());
         use DomainEvent as E;
         match &event.kind {

@@ -520,11 +520,14 @@ impl Analytics {
                 .unwrap_or_else(|e| e.into_inner());
             let delta = agg.take_delta();
             let (tracks, forget) = agg.take_tracks();
+            // Minute rows age by the events' clock (a replay of last month keeps its minutes
+            // until newer events come).
+            let newest = agg.latest().map_or(now, |l| l.min(now));
             Batch {
                 rows: store::batch_rows(&delta, self.inner.timezone),
                 tracks,
                 forget,
-                prune_minutes_before: Some(now - chrono(self.inner.config.minute_retention)),
+                prune_minutes_before: Some(newest - chrono(self.inner.config.minute_retention)),
             }
         };
         if batch.rows.is_empty() && batch.tracks.is_empty() && batch.forget.is_empty() {
