@@ -563,3 +563,34 @@ async fn rollups_survive_a_restart_on_a_sqlite_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Bot-first reception (`reception = "router"`): a new conversation is queued and the router
+/// gives it to the bot; nobody waited for a human, so it is not a queue entry (nor, later, an
+/// abandonment's denominator).
+#[tokio::test]
+async fn a_conversation_the_router_gives_to_the_bot_was_not_queued() {
+    use ConversationState::*;
+    let mut s = Script::new("bot-first");
+    let c = ConversationId::new();
+    s.open(c, ChannelKind::WebChat, 0);
+    s.customer(c, ChannelKind::WebChat, 0, 0.0);
+    s.queued(c, 0, &[]);
+    s.state(c, 0, Queued, Bot);
+    s.bot(c, ChannelKind::WebChat, 1, "greeting");
+    // Later the customer asks for a human: one real queue entry, its wait from then.
+    s.hand_over(c, 100, "customer_request", &[]);
+    s.assign(c, 110, AgentId::new(), Queued);
+    let a = analytics(Arc::new(MemoryRollupStore::new()), "bot-first").await;
+    a.replay(&s.events);
+    a.flush().await.unwrap();
+    let all = day_rows(&a, Dim::All).await;
+    assert_eq!(all[&(String::new(), Metric::Queued)].count, 1);
+    assert_eq!(
+        all[&(String::new(), Metric::QueueWait)],
+        stat(1, 10_000, 10_000)
+    );
+    assert!(
+        !all.contains_key(&(String::new(), Metric::FirstResponse)),
+        "no agent reply yet"
+    );
+}

@@ -798,8 +798,17 @@ impl Aggregator {
                 self.hand_to_humans(t, at);
             }
             ConversationState::Bot if from == ConversationState::Queued => {
-                // The router gave a new conversation to the bot first: nobody waits for a human.
-                t.queued_at = None;
+                // The router gave a new conversation to the bot first (bot-first reception):
+                // nobody waited for a human, so its queue entry does not count.
+                if let Some(q) = t.queued_at.take() {
+                    let dims = self.dims_of(t, None);
+                    let retract = Stat {
+                        count: -1,
+                        sum: 0,
+                        max: 0,
+                    };
+                    self.count(&tenant, q, Metric::Queued, &dims, retract);
+                }
                 t.human_since = None;
                 if !t.first_response {
                     t.pending_reply = None;

@@ -74,7 +74,8 @@
 //! - **Queue wait**: from entering the queue to an agent taking it (the assignment).
 //!   **Answered in target**: taken within `answer_target` (the service level =
 //!   `answered_in_target / queued`). **Abandonment**: the customer left the queue first
-//!   ([`cs_core::DomainEvent::QueueAbandoned`]); abandonment rate = `abandoned / queued`.
+//!   ([`cs_core::DomainEvent::QueueAbandoned`]); abandonment rate = `abandoned / queued`. A
+//!   conversation the router hands to the bot first (bot-first reception) is no queue entry.
 //! - **Bot sessions, containment, hand-over rate**: a bot session starts with the bot's first
 //!   answer in a conversation and ends in a hand-over (escalated) or, contained, when the
 //!   conversation is resolved or closed without one, or the customer stays silent for
@@ -145,7 +146,7 @@ use crate::error::{Error, Result};
 /// name = "queue slow"
 /// seconds = 120
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnalyticsConfig {
     /// Whether the bundled service runs analytics (default true).
@@ -214,6 +215,35 @@ impl Default for AnalyticsConfig {
                 },
             ],
         }
+    }
+}
+
+impl std::fmt::Debug for AnalyticsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A webhook URL often carries a token: only its scheme and host are shown.
+        let webhook = self.webhook.as_deref().map(|w| match w.split_once("://") {
+            Some((scheme, rest)) => format!(
+                "{scheme}://{}/<redacted>",
+                rest.split('/').next().unwrap_or("")
+            ),
+            None => "<redacted>".to_owned(),
+        });
+        f.debug_struct("AnalyticsConfig")
+            .field("enabled", &self.enabled)
+            .field("flush_every", &self.flush_every)
+            .field("alert_every", &self.alert_every)
+            .field("bot_idle", &self.bot_idle)
+            .field("answer_target", &self.answer_target)
+            .field("reply_target", &self.reply_target)
+            .field("retention", &self.retention)
+            .field("minute_retention", &self.minute_retention)
+            .field("service_level", &self.service_level)
+            .field("chat_concurrency", &self.chat_concurrency)
+            .field("shrinkage", &self.shrinkage)
+            .field("webhook", &webhook)
+            .field("cooldown", &self.cooldown)
+            .field("alerts", &self.alerts)
+            .finish()
     }
 }
 

@@ -42,6 +42,7 @@ struct DashState {
     engine: Engine,
     analytics: Option<Analytics>,
     auth: Arc<AgentAuth>,
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,8 +50,13 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The dashboard's routes.
-pub fn router(engine: Engine, analytics: Option<Analytics>, auth: Arc<AgentAuth>) -> Router {
+/// The dashboard's routes; event streams end when `closing` turns true (the service stops).
+pub fn router(
+    engine: Engine,
+    analytics: Option<Analytics>,
+    auth: Arc<AgentAuth>,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route(
@@ -68,6 +74,7 @@ pub fn router(engine: Engine, analytics: Option<Analytics>, auth: Arc<AgentAuth>
             engine,
             analytics,
             auth,
+            closing,
         })
 }
 
@@ -213,13 +220,18 @@ async fn events(
     let (tx, rx) = futures::channel::mpsc::channel::<SseEvent>(16);
     let mut engine_events = s.engine.subscribe();
     let mut updates = a.updates();
+    let mut closing = s.closing.clone();
     tokio::spawn(async move {
         let mut tx = tx;
         let mut dirty = true;
         let mut every = tokio::time::interval(REFRESH_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if *closing.borrow() {
+                break;
+            }
             tokio::select! {
+                _ = closing.changed() => break,
                 e = engine_events.recv() => match e {
                     Ok(e) if moves_tiles(&e.kind) => dirty = true,
                     Ok(_) => {}

@@ -191,6 +191,9 @@ pub struct App {
     analytics: Option<Analytics>,
     /// When the service's ticker last ran, ms since the epoch (0: not running).
     ticker: Arc<std::sync::atomic::AtomicI64>,
+    /// Set when the service shuts down: long-lived responses (the dashboard's event stream)
+    /// end, so the graceful shutdown does not wait for them.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl App {
@@ -309,6 +312,7 @@ impl App {
             config,
             analytics: None,
             ticker: Arc::default(),
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -399,6 +403,7 @@ impl App {
                     self.engine.clone(),
                     self.analytics.clone(),
                     self.auth.clone(),
+                    self.closing.subscribe(),
                 ),
             )
             .nest("/chat", chat)
@@ -445,9 +450,11 @@ impl App {
     ) -> Result<()> {
         // One shutdown signal for the HTTP server and the mail listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let closing = self.closing.clone();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop.send(true);
+            closing.send_replace(true);
         });
         let until_stopped = move || {
             let mut rx = stopped.clone();
