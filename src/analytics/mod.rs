@@ -392,6 +392,7 @@ impl AnalyticsBuilder {
                 flush_ok: AtomicBool::new(true),
                 lagged: AtomicU64::new(0),
                 recent: Mutex::new(VecDeque::new()),
+                pruned: AtomicI64::new(0),
             }),
         })
     }
@@ -420,6 +421,8 @@ struct Inner {
     flush_ok: AtomicBool,
     lagged: AtomicU64,
     recent: Mutex<VecDeque<Alert>>,
+    /// When minute rows were last pruned, ms since the epoch (a scan: hourly is enough).
+    pruned: AtomicI64,
 }
 
 /// The analytics tasks of [`Analytics::start`]; dropping it stops them.
@@ -553,14 +556,26 @@ impl Analytics {
             // Minute rows age by the events' clock (a replay of last month keeps its minutes
             // until newer events come).
             let newest = agg.latest().map_or(now, |l| l.min(now));
+            let last = self.inner.pruned.load(Ordering::Relaxed);
+            let prune = now.timestamp_millis() - last >= 3_600_000;
+            if prune {
+                self.inner
+                    .pruned
+                    .store(now.timestamp_millis(), Ordering::Relaxed);
+            }
             Batch {
                 rows: store::batch_rows(&delta, self.inner.timezone),
                 tracks,
                 forget,
-                prune_minutes_before: Some(newest - chrono(self.inner.config.minute_retention)),
+                prune_minutes_before: prune
+                    .then(|| newest - chrono(self.inner.config.minute_retention)),
             }
         };
-        if batch.rows.is_empty() && batch.tracks.is_empty() && batch.forget.is_empty() {
+        if batch.rows.is_empty()
+            && batch.tracks.is_empty()
+            && batch.forget.is_empty()
+            && batch.prune_minutes_before.is_none()
+        {
             return Ok(());
         }
         if let Err(e) = self.inner.store.apply(&batch).await {

@@ -22,7 +22,7 @@
       t_staffing: "Staffing for tomorrow (Erlang C)", t_scorecards: "Agent scorecards (7 days)",
       t_alerts: "Alerts", t_tiles: "All figures today", show_table: "Table", none: "Nothing yet",
       staffing_note: "Forecast of hand-overs per half-hour from the same weekday of the last 4 weeks with the trend; {sl} answered within {t} s; AHT {aht} s; shrinkage and chat concurrency from [analytics].",
-      radar_of: "{name} against the team",
+      radar_of: "{name} against the team", forecast_total: "forecast for the day",
       queue_depth: "Queue", longest_wait_secs: "Longest wait", agents_online: "Agents online", agents_busy: "Agents busy",
       conversations: "Conversations", messages_in: "Messages in", containment: "Bot containment", handoff_rate: "Hand-over rate",
       frt_secs: "First response", reply_secs: "Reply time", aht_secs: "Handle time", resolution_secs: "Resolution time",
@@ -50,7 +50,7 @@
       t_staffing: "明日排班（Erlang C）", t_scorecards: "坐席能力雷达（7 天）",
       t_alerts: "告警", t_tiles: "今日全部指标", show_table: "明细表", none: "暂无数据",
       staffing_note: "按近 4 周同一星期几、同一时段的转人工量加趋势预测每半小时到达量；目标 {sl} 在 {t} 秒内接起；平均处理时长 {aht} 秒；缺勤率与并发数见 [analytics] 配置。",
-      radar_of: "{name} 与团队对比",
+      radar_of: "{name} 与团队对比", forecast_total: "全天预测量",
       queue_depth: "排队数", longest_wait_secs: "最长等待", agents_online: "在线坐席", agents_busy: "忙碌坐席",
       conversations: "会话量", messages_in: "客户消息", containment: "机器人解决率", handoff_rate: "转人工率",
       frt_secs: "首次响应", reply_secs: "回复时长", aht_secs: "平均处理时长", resolution_secs: "解决时长",
@@ -307,7 +307,7 @@
     var target = state.data && state.data.answer_target_secs;
     var sl = state.data && state.data.service_level_target;
     $("#staffing-note").textContent = t("staffing_note").replace("{sl}", Math.round((sl || 0.8) * 100) + "%").replace("{t}", target).replace("{aht}", aht) +
-      " Σ " + tb.rows.reduce(function (s, r) { return s + (r[fi] || 0); }, 0).toFixed(0);
+      " " + t("forecast_total") + ": " + tb.rows.reduce(function (s, r) { return s + (r[fi] || 0); }, 0).toFixed(0) + ".";
     renderTable("staffing");
   }
 
