@@ -153,6 +153,9 @@ fn bench(c: &mut Criterion) {
         stream.len() as f64 / messages as f64,
         stream.len()
     );
+    if stream.is_empty() {
+        return;
+    }
     let mut aggregator = omnidesk::analytics::Aggregator::new(Default::default());
     let mut i = 0usize;
     c.bench_function("subscriber/one_event", |b| {
