@@ -1,5 +1,6 @@
 //! The full customer-service desk on the embedded SQLite default: a demo shop page with the chat
-//! widget at `/`, the agent console at `/agent`.
+//! widget at `/`, the agent console at `/agent`, the supervisors' dashboard at `/dashboard` (sign
+//! in as an agent), Prometheus at `/metrics`, `/healthz` and `/readyz`.
 //!
 //! ```text
 //! cargo run --example server

@@ -40,6 +40,10 @@
 //! [limits]                          # see server::limits::Limits
 //! messages_per_minute = 30
 //!
+//! [analytics]                       # see analytics::AnalyticsConfig
+//! answer_target = "30s"
+//! webhook = "http://127.0.0.1:9000/alerts"
+//!
 //! [[agents]]
 //! name = "Alice"
 //! password = "alice"                # demo sign-in; put real auth in front in production
@@ -200,6 +204,9 @@ pub struct Config {
     /// The email channel (feature `email`; default: none).
     #[cfg(feature = "email")]
     pub email: Option<EmailConfig>,
+    /// Metrics, rollups, alerts and staffing (`[analytics]`; see
+    /// [`crate::analytics::AnalyticsConfig`]).
+    pub analytics: crate::analytics::AnalyticsConfig,
 }
 
 /// The email channel of the bundled service: replies go out through an SMTP relay; mail comes in
@@ -318,6 +325,7 @@ impl std::fmt::Debug for Config {
             .field("routing", &self.routing)
             .field("desk", &self.desk)
             .field("agents", &self.agents)
+            .field("analytics", &self.analytics)
             .finish_non_exhaustive()
     }
 }
@@ -423,6 +431,7 @@ impl Default for Config {
             limits: Default::default(),
             #[cfg(feature = "email")]
             email: None,
+            analytics: Default::default(),
         }
     }
 }
@@ -680,6 +689,28 @@ joinde = \"x\"\n",
         ] {
             assert!(Config::from_toml(typo).is_err(), "{typo}");
         }
+    }
+
+    #[test]
+    fn analytics_settings_come_from_the_file() {
+        let c = Config::from_toml(
+            "[analytics]\nanswer_target = \"20s\"\nwebhook = \"http://127.0.0.1:9/a\"\n\
+             [[analytics.alerts]]\nkind = \"queue_wait_above\"\nname = \"slow\"\nseconds = 60\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.analytics.answer_target,
+            std::time::Duration::from_secs(20)
+        );
+        assert_eq!(
+            c.analytics.alerts.len(),
+            1,
+            "a list replaces the default rules"
+        );
+        assert!(c.analytics.validate().is_ok());
+        assert!(Config::from_toml("[analytics]\nflush_evry = \"2s\"\n").is_err());
+        let bad = Config::from_toml("[analytics]\nwebhook = \"ftp://x\"\n").unwrap();
+        assert!(bad.analytics.validate().is_err());
     }
 
     #[cfg(feature = "email")]

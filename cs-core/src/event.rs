@@ -51,7 +51,9 @@ impl Event {
             | E::Offered { conversation, .. }
             | E::OfferClosed { conversation, .. }
             | E::SentimentScored { conversation, .. }
-            | E::DeliveryFailed { conversation, .. } => Some(*conversation),
+            | E::DeliveryFailed { conversation, .. }
+            | E::QueueAbandoned { conversation, .. }
+            | E::SurveyAnswered { conversation, .. } => Some(*conversation),
             E::TicketOpened { conversation, .. } => *conversation,
             E::TicketUpdated { .. } => None,
             E::CustomerCreated { .. }
@@ -59,7 +61,8 @@ impl Event {
             | E::CustomersUnmerged { .. }
             | E::IdentityLinked { .. }
             | E::DuplicateIgnored { .. }
-            | E::AgentPresenceChanged { .. } => None,
+            | E::AgentPresenceChanged { .. }
+            | E::AlertRaised { .. } => None,
         }
     }
 }
@@ -152,6 +155,18 @@ pub enum DomainEvent {
         conversation: ConversationId,
         /// Its priority.
         priority: Priority,
+        /// The skills it waits for (the bot's hand-over or the voice menu's queue); empty for
+        /// any agent. Analytics reports queues by the first of them.
+        #[serde(default)]
+        skills: Vec<String>,
+    },
+    /// The customer left before an agent took the conversation (closed the chat, hung up): it
+    /// is out of the queue and closed. Analytics counts it as abandoned.
+    QueueAbandoned {
+        /// The conversation.
+        conversation: ConversationId,
+        /// How the customer left (`customer_left`, `call_ended`, ...).
+        reason: String,
     },
     /// A queued conversation's priority changed (the customer got angrier while waiting, a
     /// supervisor raised it).
@@ -246,6 +261,30 @@ pub enum DomainEvent {
         /// The details, as the ticket desk reports them.
         detail: serde_json::Value,
     },
+    /// A customer answered a survey about a conversation (sent by the workbench or a channel).
+    SurveyAnswered {
+        /// The conversation rated.
+        conversation: ConversationId,
+        /// The agent who had it last, if any.
+        agent: Option<AgentId>,
+        /// Which survey, and so which scale.
+        survey: Survey,
+        /// The answer on the survey's scale ([`Survey::range`]).
+        score: u8,
+        /// What the customer wrote, if anything.
+        comment: Option<String>,
+    },
+    /// An alert rule fired: once per episode, after its cool-down (see `omnidesk::analytics`).
+    AlertRaised {
+        /// The rule's name.
+        rule: String,
+        /// What is wrong, in a sentence.
+        message: String,
+        /// The value that crossed the threshold.
+        value: f64,
+        /// The threshold.
+        threshold: f64,
+    },
     /// A ticket was opened.
     TicketOpened {
         /// The ticket.
@@ -255,4 +294,44 @@ pub enum DomainEvent {
         /// The conversation it came from, if any.
         conversation: Option<ConversationId>,
     },
+}
+
+/// A customer survey and its scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Survey {
+    /// Customer satisfaction: "How satisfied are you?" from 1 (very dissatisfied) to 5 (very
+    /// satisfied).
+    Csat,
+    /// Net promoter score: "How likely are you to recommend us?" from 0 to 10.
+    Nps,
+    /// Customer effort score: "How easy was it to get your issue solved?" from 1 (very
+    /// difficult) to 7 (very easy).
+    Ces,
+}
+
+impl Survey {
+    /// The stable lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Csat => "csat",
+            Self::Nps => "nps",
+            Self::Ces => "ces",
+        }
+    }
+
+    /// The lowest and highest answer.
+    pub const fn range(self) -> (u8, u8) {
+        match self {
+            Self::Csat => (1, 5),
+            Self::Nps => (0, 10),
+            Self::Ces => (1, 7),
+        }
+    }
+
+    /// Whether `score` is on the scale.
+    pub const fn accepts(self, score: u8) -> bool {
+        let (lo, hi) = self.range();
+        score >= lo && score <= hi
+    }
 }

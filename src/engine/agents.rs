@@ -192,6 +192,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] when the conversation is not assigned to the agent;
     /// [`Error::InvalidInput`] for an empty text.
+    #[tracing::instrument(skip_all, fields(conversation = %conversation))]
     pub async fn agent_reply(
         &self,
         agent: AgentId,
@@ -218,6 +219,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::Forbidden`] when the conversation is not assigned to the agent.
+    #[tracing::instrument(skip_all, fields(conversation = %conversation))]
     pub async fn resolve(&self, agent: AgentId, conversation: ConversationId) -> Result<()> {
         let conv = self.own_conversation(agent, conversation).await?;
         let _guard = self.lock_customer(conv.customer).await;

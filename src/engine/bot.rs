@@ -5,6 +5,7 @@ use super::*;
 impl Engine {
     /// The bot answers `message`; its hand-over (or its failure) queues the conversation.
     /// `urgency` is what the message's sentiment asks for.
+    #[tracing::instrument(skip_all, fields(conversation = %conversation.id))]
     pub(super) async fn run_bot(
         &self,
         conversation: &Conversation,
@@ -26,7 +27,10 @@ impl Engine {
             text: message.content.plain_text(),
             history,
         };
-        let reply = match self.inner.bot.reply(&input).await {
+        let started = std::time::Instant::now();
+        let answered = self.inner.bot.reply(&input).await;
+        metrics::histogram!("omnidesk_bot_latency_seconds").record(started.elapsed());
+        let reply = match answered {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, conversation = %conversation.id, "bot failed; handing over");
@@ -69,6 +73,7 @@ impl Engine {
     /// what the bot asked, what the customer's sentiment asks and what their tier earns. When
     /// nobody is at work (outside business hours, no agent online) the request also becomes a
     /// ticket the customer can quote, and the conversation waits for the morning.
+    #[tracing::instrument(skip_all, fields(conversation = %conversation.id))]
     pub(super) async fn hand_over(
         &self,
         conversation: &Conversation,

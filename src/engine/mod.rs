@@ -150,6 +150,17 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
+    /// Announces that an alert rule fired ([`DomainEvent::AlertRaised`]) on the event stream,
+    /// for consoles and other subscribers (the analytics module's alert rules call it).
+    pub fn raise_alert(&self, rule: &str, message: &str, value: f64, threshold: f64) {
+        self.emit(DomainEvent::AlertRaised {
+            rule: rule.to_owned(),
+            message: message.to_owned(),
+            value,
+            threshold,
+        });
+    }
+
     pub(super) fn emit(&self, kind: DomainEvent) {
         let event = Event::new(self.inner.tenant.clone(), self.inner.clock.now(), kind);
         tracing::debug!(event = ?event.kind, "event");

@@ -38,6 +38,7 @@ impl Engine {
     /// Stores an outbound message in the outbox, adapted to what the channel carries, and tries
     /// to deliver the conversation's due messages at once. A message that cannot go out now stays
     /// in the outbox (see [`Engine::flush_outbox`]); the stored message is returned either way.
+    #[tracing::instrument(skip_all, fields(conversation = %conversation.id))]
     pub(super) async fn send_to_customer(
         &self,
         conversation: &Conversation,
@@ -113,6 +114,7 @@ impl Engine {
     }
 
     /// One delivery attempt of a claimed outbox message.
+    #[tracing::instrument(skip_all, fields(conversation = %claimed.message.conversation))]
     pub(super) async fn deliver(&self, claimed: Claimed) -> Result<()> {
         let Claimed {
             message,
@@ -140,6 +142,7 @@ impl Engine {
             },
             Err(e) if e.is_temporary() && attempts + 1 < policy.max_attempts => {
                 tracing::info!(error = %e, message = %message.id, attempt = attempts + 1, "delivery will be retried");
+                metrics::counter!("omnidesk_outbox_retries_total").increment(1);
                 Outcome::Retry {
                     at: self.inner.clock.now() + policy.backoff(attempts),
                     error: e.to_string(),

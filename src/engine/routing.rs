@@ -92,6 +92,7 @@ impl Pace {
 impl Engine {
     /// Queues `conversation` (which the caller has set to [`ConversationState::Queued`]) with
     /// everything the router needs, and carries out what the router decides.
+    #[tracing::instrument(skip_all, fields(conversation = %conversation.id))]
     pub(super) async fn enqueue(
         &self,
         conversation: &Conversation,
@@ -107,8 +108,11 @@ impl Engine {
         self.emit(DomainEvent::Queued {
             conversation: conversation.id,
             priority: conversation.priority,
+            skills: conversation.skills.clone(),
         });
+        let started = std::time::Instant::now();
         let decisions = self.inner.router.enqueue(task).await?;
+        metrics::histogram!("omnidesk_routing_latency_seconds").record(started.elapsed());
         if decisions
             .iter()
             .any(|d| matches!(d, Decision::ToBot { task } if *task == conversation.id))
@@ -311,6 +315,7 @@ impl Engine {
     /// The conversation goes to `agent`: stored as theirs, announced to everyone, and the
     /// customer told who joined (once: a conversation that is already this agent's is left as
     /// it is).
+    #[tracing::instrument(skip_all, fields(conversation = %conversation))]
     pub(super) async fn assign(&self, conversation: ConversationId, agent: AgentId) -> Result<()> {
         self.forget_offer(conversation);
         let before = self.conversation(conversation).await?;
@@ -382,6 +387,56 @@ impl Engine {
                     .await
             }
         }
+    }
+
+    /// The customer gave up waiting (closed the chat, hung up) before an agent took the
+    /// conversation: it leaves the queue (an offer pending for it is withdrawn), is closed, and
+    /// [`DomainEvent::QueueAbandoned`] announces it. `reason` says how they left
+    /// (`customer_left`, `call_ended`). Returns `false`, changing nothing, when the conversation
+    /// is not waiting.
+    ///
+    /// # Errors
+    /// Store errors ([`cs_core::Error::NotFound`]); router errors.
+    pub async fn customer_left(&self, conversation: ConversationId, reason: &str) -> Result<bool> {
+        let before = self.conversation(conversation).await?;
+        if before.state != ConversationState::Queued {
+            return Ok(false);
+        }
+        let _guard = self.lock_customer(before.customer).await;
+        let offered = self
+            .inner
+            .offers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&conversation)
+            .map(|o| o.agent);
+        match offered {
+            Some(agent) => {
+                self.forget_offer(conversation);
+                match self.inner.router.release(agent, conversation).await {
+                    Ok(decisions) => self.apply(decisions).await,
+                    Err(
+                        cs_routing::Error::Conflict { .. } | cs_routing::Error::NotFound { .. },
+                    ) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => {
+                self.inner.router.cancel(conversation).await?;
+            }
+        }
+        self.update_conversation(conversation, |c| c.state = ConversationState::Closed)
+            .await?;
+        self.emit(DomainEvent::StateChanged {
+            conversation,
+            from: ConversationState::Queued,
+            to: ConversationState::Closed,
+        });
+        self.emit(DomainEvent::QueueAbandoned {
+            conversation,
+            reason: reason.to_owned(),
+        });
+        Ok(true)
     }
 
     /// The router's queue and agents' loads, now.

@@ -83,6 +83,38 @@ impl Engine {
         Ok(ticket)
     }
 
+    /// Records a customer's answer to a survey about a conversation (CSAT 1-5, NPS 0-10, customer
+    /// effort 1-7) that the workbench or a channel collected, and announces it
+    /// ([`DomainEvent::SurveyAnswered`], with the agent who had the conversation last).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a score off the survey's scale; store errors
+    /// ([`cs_core::Error::NotFound`] for an unknown conversation).
+    pub async fn record_survey(
+        &self,
+        conversation: ConversationId,
+        survey: cs_core::Survey,
+        score: u8,
+        comment: Option<String>,
+    ) -> Result<()> {
+        if !survey.accepts(score) {
+            let (lo, hi) = survey.range();
+            return Err(Error::invalid(format!(
+                "a {} answer is from {lo} to {hi}, not {score}",
+                survey.as_str()
+            )));
+        }
+        let conv = self.conversation(conversation).await?;
+        self.emit(DomainEvent::SurveyAnswered {
+            conversation,
+            agent: conv.assignee,
+            survey,
+            score,
+            comment: comment.filter(|c| !c.trim().is_empty()),
+        });
+        Ok(())
+    }
+
     /// A customer's tickets, newest first.
     ///
     /// # Errors

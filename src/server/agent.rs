@@ -118,6 +118,7 @@ impl AgentAuth {
     }
 
     fn connected(&self, agent: AgentId, delta: isize) -> usize {
+        metrics::gauge!("omnidesk_console_sockets").increment(delta as f64);
         let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
         let n = s.entry(agent).or_default();
         *n = n.saturating_add_signed(delta);
@@ -631,6 +632,7 @@ async fn forward(
             tx.send(ToAgent::Presence { presence, reason }).await?;
         }
         DomainEvent::Queued { .. }
+        | DomainEvent::QueueAbandoned { .. }
         | DomainEvent::PriorityChanged { .. }
         | DomainEvent::OfferClosed { .. } => {
             *queue_changed = true;

@@ -8,9 +8,14 @@
 //! - `GET /agent` — the agent console; `POST /agent/login`, `GET /agent/ws` (see [`agent`])
 //! - `GET|POST /webhooks/{channel_id}` — every configured webhook channel (WeChat, WhatsApp,
 //!   Telegram, SMS, signed JSON webhook), see `cs_channels::router`
-//! - `GET /healthz` — liveness
+//! - `GET /dashboard` — the supervisors' dashboard (see [`dashboard`]; agent sign-in)
+//! - `GET /metrics` — Prometheus text format (see [`crate::analytics::prom`])
+//! - `GET /healthz` — liveness: `200` while the service's ticker runs, with every check in the
+//!   JSON body (store, tickets, analytics, channels, ticker, event bus)
+//! - `GET /readyz` — readiness: `200` only when every check passes, else `503` with the reasons
 
 pub mod agent;
+pub mod dashboard;
 #[cfg(feature = "email")]
 mod email;
 pub mod limits;
@@ -37,6 +42,7 @@ use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::analytics::{Analytics, RollupStore, Running};
 use crate::bridge::DeskTicketLookup;
 use crate::config::Config;
 use crate::engine::{BusinessHours, DeskSettings, Engine};
@@ -118,7 +124,11 @@ fn sla_policy(config: &Config) -> Result<SlaPolicy> {
 async fn open_stores(
     config: &Config,
     sla: SlaPolicy,
-) -> Result<(Arc<dyn ConversationStore>, Arc<dyn TicketStore>)> {
+) -> Result<(
+    Arc<dyn ConversationStore>,
+    Arc<dyn TicketStore>,
+    Arc<dyn RollupStore>,
+)> {
     if let Some(url) = config.postgres_url() {
         #[cfg(feature = "postgres")]
         {
@@ -128,7 +138,8 @@ async fn open_stores(
                 .with_sla(sla)
                 .build()
                 .await?;
-            return Ok((Arc::new(store), Arc::new(tickets)));
+            let rollups = crate::analytics::SqlRollupStore::postgres(store.pool().clone()).await?;
+            return Ok((Arc::new(store), Arc::new(tickets), Arc::new(rollups)));
         }
         #[cfg(not(feature = "postgres"))]
         {
@@ -146,7 +157,8 @@ async fn open_stores(
             .with_sla(sla)
             .build()
             .await?;
-    Ok((Arc::new(store), Arc::new(tickets)))
+    let rollups = crate::analytics::SqlRollupStore::sqlite(store.writer().clone()).await?;
+    Ok((Arc::new(store), Arc::new(tickets), Arc::new(rollups)))
 }
 
 /// The desk over `tickets`: the SLA policy for countdowns, and the seeds' escalation chain
@@ -176,6 +188,12 @@ pub struct App {
     auth: Arc<agent::AgentAuth>,
     guard: Arc<limits::Guard>,
     config: Config,
+    analytics: Option<Analytics>,
+    /// When the service's ticker last ran, ms since the epoch (0: not running).
+    ticker: Arc<std::sync::atomic::AtomicI64>,
+    /// Set when the service shuts down: long-lived responses (the dashboard's event stream)
+    /// end, so the graceful shutdown does not wait for them.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl App {
@@ -186,9 +204,11 @@ impl App {
     /// [`Error::Config`] for unreadable files or invalid settings; store errors when the
     /// database cannot be opened.
     pub async fn from_config(config: Config) -> Result<Self> {
+        // The Prometheus recorder, before anything is counted.
+        crate::analytics::prom::handle();
         let secret = config.secret_bytes()?;
         let sla = sla_policy(&config)?;
-        let (store, tickets) = open_stores(&config, sla.clone()).await?;
+        let (store, tickets, rollups) = open_stores(&config, sla.clone()).await?;
         let desk = Arc::new(ticket_desk(tickets, sla)?);
         let bot = demo_bot(&config, desk.clone())?;
         let webchat = Arc::new(
@@ -252,8 +272,21 @@ impl App {
             .with_ticket_desk(desk)
             .build()
             .await?;
+        let analytics = if config.analytics.enabled {
+            Some(
+                Analytics::builder(rollups)
+                    .with_config(config.analytics.clone())
+                    .with_tenant(config.tenant.as_str())
+                    .with_calendar(business_calendar(&config)?)
+                    .build()
+                    .await?,
+            )
+        } else {
+            None
+        };
         let mut app = Self::new(engine, webchat, auth, config);
         app.webhooks = webhooks;
+        app.analytics = analytics;
         #[cfg(feature = "email")]
         {
             app.email = mail;
@@ -277,7 +310,22 @@ impl App {
             auth: Arc::new(auth),
             guard: Arc::new(limits::Guard::new(config.limits.clone())),
             config,
+            analytics: None,
+            ticker: Arc::default(),
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Reports and alerts from `analytics` (its subscriber starts with the service; the
+    /// dashboard and `/readyz` use it).
+    pub fn with_analytics(mut self, analytics: Analytics) -> Self {
+        self.analytics = Some(analytics);
+        self
+    }
+
+    /// The analytics, when enabled.
+    pub fn analytics(&self) -> Option<&Analytics> {
+        self.analytics.as_ref()
     }
 
     /// The engine.
@@ -326,9 +374,38 @@ impl App {
         let header = |name, value: &'static str| {
             SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
         };
+        let health = Health {
+            engine: self.engine.clone(),
+            analytics: self.analytics.clone(),
+            channels: self.channel_ids(),
+            ticker: self.ticker.clone(),
+        };
         Ok(Router::new()
             .route("/", get(|| async { Html(SHOP_HTML) }))
-            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/healthz",
+                get({
+                    let h = health.clone();
+                    move || async move { h.report(false).await }
+                }),
+            )
+            .route(
+                "/readyz",
+                get({
+                    let h = health.clone();
+                    move || async move { h.report(true).await }
+                }),
+            )
+            .route("/metrics", get(metrics))
+            .nest(
+                "/dashboard",
+                dashboard::router(
+                    self.engine.clone(),
+                    self.analytics.clone(),
+                    self.auth.clone(),
+                    self.closing.subscribe(),
+                ),
+            )
             .nest("/chat", chat)
             .nest(
                 "/agent",
@@ -373,9 +450,11 @@ impl App {
     ) -> Result<()> {
         // One shutdown signal for the HTTP server and the mail listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let closing = self.closing.clone();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop.send(true);
+            closing.send_replace(true);
         });
         let until_stopped = move || {
             let mut rx = stopped.clone();
@@ -389,7 +468,10 @@ impl App {
             mail.start(handler, until_stopped.clone()).await?;
         }
         let shutdown = until_stopped();
+        // Metrics, rollups and alerts from the event stream, for as long as the service runs.
+        let running: Option<Running> = self.analytics.as_ref().map(|a| a.start(&self.engine));
         let engine = self.engine.clone();
+        let beat = self.ticker.clone();
         // Time-dependent routing (offers lapsing, sticky holds and overflow rings expiring,
         // aging), agents who stayed away, SLA clocks and outbox retries: once a second, and
         // at once when the router's next deadline comes sooner.
@@ -410,6 +492,10 @@ impl App {
                 if let Err(e) = engine.flush_outbox().await {
                     tracing::warn!(error = %e, "outbox flush failed");
                 }
+                beat.store(
+                    chrono::Utc::now().timestamp_millis(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
         });
         // Chat frames are small: without TCP_NODELAY every reply waits for the peer's delayed
@@ -428,6 +514,13 @@ impl App {
         .await
         .map_err(|e| Error::Other(Box::new(e)));
         ticker.abort();
+        self.ticker.store(0, std::sync::atomic::Ordering::Relaxed);
+        drop(running);
+        if let Some(a) = &self.analytics
+            && let Err(e) = a.flush().await
+        {
+            tracing::warn!(error = %e, "analytics not flushed at shutdown");
+        }
         result
     }
 
@@ -442,10 +535,143 @@ impl App {
             .map_err(|e| Error::Other(Box::new(e)))?;
         tracing::info!("shop with chat widget: http://{addr}/");
         tracing::info!("agent console:         http://{addr}/agent");
+        tracing::info!("supervisor dashboard:  http://{addr}/dashboard");
+        tracing::info!("Prometheus:            http://{addr}/metrics");
         self.serve_with_shutdown(listener, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
+    }
+}
+
+impl App {
+    /// The ids of the channels the service receives on.
+    fn channel_ids(&self) -> Vec<String> {
+        let mut ids = vec![self.webchat.info().id.to_string()];
+        ids.extend(self.webhooks.iter().map(|c| c.info().id.to_string()));
+        #[cfg(feature = "email")]
+        if let Some(m) = &self.email {
+            ids.push(m.channel.info().id.to_string());
+        }
+        ids
+    }
+}
+
+/// `/metrics`: the Prometheus text format.
+async fn metrics() -> axum::response::Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::analytics::prom::render(),
+    )
+        .into_response()
+}
+
+/// What `/healthz` and `/readyz` look at.
+#[derive(Debug, Clone)]
+struct Health {
+    engine: Engine,
+    analytics: Option<Analytics>,
+    channels: Vec<String>,
+    ticker: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// The service's ticker runs every second; this much silence means it is stuck or stopped.
+const TICKER_STALE_MS: i64 = 5_000;
+
+impl Health {
+    /// Every check, each `{"ok": .., ...}`; the status is `503` when `ready` is asked and a
+    /// check fails, or (liveness) when the ticker is not running.
+    async fn report(&self, ready: bool) -> axum::response::Response {
+        use serde_json::json;
+        let timeout = std::time::Duration::from_secs(2);
+        let tenant = self.engine.tenant().clone();
+        let store = tokio::time::timeout(
+            timeout,
+            self.engine
+                .store()
+                .conversations(&cs_core::store::ConversationQuery {
+                    tenant: tenant.clone(),
+                    states: Vec::new(),
+                    assignee: None,
+                    customer: None,
+                    limit: 1,
+                }),
+        )
+        .await;
+        let store = match store {
+            Ok(Ok(_)) => json!({"ok": true}),
+            Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
+            Err(_) => json!({"ok": false, "error": "no answer within 2 s"}),
+        };
+        let tickets = tokio::time::timeout(
+            timeout,
+            self.engine.tickets().search(&cs_tickets::TicketQuery {
+                tenant,
+                limit: 1,
+                ..Default::default()
+            }),
+        )
+        .await;
+        let tickets = match tickets {
+            Ok(Ok(_)) => json!({"ok": true}),
+            Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
+            Err(_) => json!({"ok": false, "error": "no answer within 2 s"}),
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let beat = self.ticker.load(std::sync::atomic::Ordering::Relaxed);
+        let ticker = if beat == 0 {
+            json!({"ok": false, "error": "not running"})
+        } else {
+            json!({"ok": now - beat < TICKER_STALE_MS, "last_ms_ago": now - beat})
+        };
+        let analytics = match &self.analytics {
+            None => json!({"ok": true, "enabled": false}),
+            Some(a) => {
+                let reachable = tokio::time::timeout(timeout, a.store().ping()).await;
+                let reachable = matches!(reachable, Ok(Ok(())));
+                let last = a.last_tick().map(|t| now - t.timestamp_millis());
+                let stale = 3 * a.config().flush_every.as_millis() as i64 + TICKER_STALE_MS;
+                json!({
+                    "ok": reachable && a.flushing() && last.is_some_and(|l| l < stale),
+                    "store": reachable,
+                    "flushing": a.flushing(),
+                    "last_tick_ms_ago": last,
+                    "lagged_events": a.lagged(),
+                })
+            }
+        };
+        let channels = json!({"ok": !self.channels.is_empty(), "configured": self.channels});
+        let bus = json!({
+            "ok": true,
+            "kind": "in-process broadcast",
+            "lagged_events": self.analytics.as_ref().map(|a| a.lagged()).unwrap_or(0),
+        });
+        let checks = json!({
+            "store": store,
+            "tickets": tickets,
+            "analytics": analytics,
+            "channels": channels,
+            "ticker": ticker,
+            "bus": bus,
+        });
+        let all_ok = checks
+            .as_object()
+            .is_some_and(|m| m.values().all(|c| c["ok"] == json!(true)));
+        let live = checks["ticker"]["ok"] == json!(true);
+        let ok = if ready { all_ok } else { live };
+        let status = if ok {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        };
+        (
+            status,
+            axum::Json(json!({"status": if ok { "ok" } else { "unavailable" }, "checks": checks})),
+        )
+            .into_response()
     }
 }
 
