@@ -66,6 +66,7 @@ pub struct EngineBuilder {
     event_capacity: usize,
     outbox: OutboxPolicy,
     settings: DeskSettings,
+    hot_cache: bool,
 }
 
 impl Default for EngineBuilder {
@@ -89,7 +90,18 @@ impl EngineBuilder {
             event_capacity: 4096,
             outbox: OutboxPolicy::default(),
             settings: DeskSettings::default(),
+            hot_cache: true,
         }
+    }
+
+    /// Whether the engine keeps identities, profiles, active conversations and their latest
+    /// messages in memory (default on), so a returning customer's message needs no store read.
+    /// Exact while this engine alone changes the desk's customers and conversations (one
+    /// process; an embedder that changes them through the engine); turn it off when several
+    /// processes share the store.
+    pub fn with_hot_cache(mut self, on: bool) -> Self {
+        self.hot_cache = on;
+        self
     }
 
     /// How the desk behaves around the router (default [`DeskSettings::default`]).
@@ -238,6 +250,7 @@ impl EngineBuilder {
                 offers: std::sync::Mutex::default(),
                 pace: std::sync::Mutex::default(),
                 snapshot: std::sync::Mutex::default(),
+                cache: cache::HotCache::new(self.hot_cache),
             }),
         };
         engine.recover().await?;

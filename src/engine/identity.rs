@@ -28,6 +28,9 @@ impl Engine {
         msg: &InboundMessage,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Customer> {
+        if let Some(known) = self.inner.cache.owner(&msg.from) {
+            return Ok(known);
+        }
         let resolved = self
             .inner
             .store
@@ -52,6 +55,7 @@ impl Engine {
                 identity: msg.from.clone(),
             });
         }
+        self.inner.cache.put_owner(&msg.from, &resolved.customer);
         Ok(resolved.customer)
     }
 
@@ -77,6 +81,7 @@ impl Engine {
                 self.inner.clock.now(),
             ))
             .await?;
+        self.inner.cache.forget_customers();
         self.emit(DomainEvent::IdentityLinked { customer, identity });
         Ok(())
     }
@@ -145,6 +150,7 @@ impl Engine {
                 to: ConversationState::Resolved,
             });
         }
+        self.inner.cache.forget_customers();
         self.emit(DomainEvent::CustomersMerged {
             merge: merge.id,
             into,
@@ -168,6 +174,7 @@ impl Engine {
                 at: self.inner.clock.now(),
             })
             .await?;
+        self.inner.cache.forget_customers();
         self.emit(DomainEvent::CustomersUnmerged {
             merge,
             into: undone.into,

@@ -51,7 +51,14 @@ impl Engine {
         if let Some(id) = &msg.provider_message_id {
             open = open.unless_stored(msg.channel.clone(), id.clone());
         }
-        let opened = self.inner.store.open_conversation(&open).await?;
+        let opened = match self.inner.cache.active(customer.id) {
+            Some(conversation) => cs_core::store::Opened {
+                conversation,
+                created: false,
+                duplicate: None,
+            },
+            None => self.inner.store.open_conversation(&open).await?,
+        };
         if let Some(stored) = opened.duplicate {
             // A provider retry after the conversation ended: nothing is opened or stored.
             return Ok(self.duplicate(stored, msg.channel, msg.provider_message_id));
@@ -72,6 +79,8 @@ impl Engine {
         if let cs_core::store::Appended::Duplicate(stored) = appended {
             return Ok(self.duplicate(stored, msg.channel, msg.provider_message_id));
         }
+        self.inner.cache.put_conversation(&conversation);
+        self.inner.cache.push_message(&message);
         if opened {
             self.emit(DomainEvent::ConversationOpened {
                 conversation: conversation.id,
@@ -219,7 +228,10 @@ impl Engine {
         let mut updated = customer.clone();
         updated.language = Some(Lang::of_text(text).tag().to_owned());
         match self.inner.store.update_customer(&updated).await {
-            Ok(()) => updated,
+            Ok(()) => {
+                self.inner.cache.put_profile(&updated);
+                updated
+            }
             Err(e) => {
                 tracing::warn!(error = %e, customer = %customer.id, "language not saved");
                 customer

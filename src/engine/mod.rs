@@ -47,6 +47,7 @@ use crate::error::{Error, Result};
 mod agents;
 mod bot;
 mod builder;
+mod cache;
 mod identity;
 mod inbound;
 mod outbox;
@@ -93,6 +94,8 @@ struct Inner {
     offers: std::sync::Mutex<HashMap<ConversationId, Offer>>,
     /// Recent assignments, for wait estimates.
     pace: std::sync::Mutex<Pace>,
+    /// Identities, profiles, active conversations and their latest messages, in memory.
+    cache: cache::HotCache,
     /// The last router snapshot and when it was taken ([`Engine::queue_snapshot`]).
     snapshot: std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>,
 }
@@ -185,10 +188,12 @@ impl Engine {
         id: ConversationId,
         change: impl FnMut(&mut Conversation) + Send,
     ) -> Result<Conversation> {
-        Ok(self
+        let updated = self
             .inner
             .store
             .update_conversation_with_retry(&self.inner.tenant, id, self.inner.clock.now(), change)
-            .await?)
+            .await?;
+        self.inner.cache.put_conversation(&updated);
+        Ok(updated)
     }
 }

@@ -69,6 +69,7 @@ impl Engine {
         if appended.is_duplicate() {
             return Ok(appended.message().clone());
         }
+        self.inner.cache.push_message(&message);
         self.emit(DomainEvent::MessageSent {
             message: message.clone(),
         });
@@ -242,6 +243,7 @@ impl Engine {
             self.inner.clock.now(),
         );
         self.inner.store.append_message(&message).await?;
+        self.inner.cache.push_message(&message);
         self.emit(DomainEvent::MessageSent {
             message: message.clone(),
         });

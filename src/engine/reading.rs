@@ -74,14 +74,20 @@ impl Engine {
         conversation: ConversationId,
         n: usize,
     ) -> Result<Vec<Message>> {
-        Ok(self
+        if let Some(known) = self.inner.cache.recent(conversation, n) {
+            return Ok(known);
+        }
+        let wanted = n.max(cache::RECENT);
+        let recent = self
             .inner
             .store
             .recent_messages(&MessageQuery::new(
                 self.inner.tenant.clone(),
                 MessageScope::Conversation(conversation),
-                n,
+                wanted,
             ))
-            .await?)
+            .await?;
+        self.inner.cache.put_recent(conversation, &recent);
+        Ok(recent[recent.len().saturating_sub(n)..].to_vec())
     }
 }

@@ -267,6 +267,8 @@ impl App {
         };
         let router = cs_routing::Shared::new(cs_routing::SkillRouter::new(config.routing.clone()));
         let engine = builder
+            // Several processes may share a PostgreSQL desk: each reads the store afresh.
+            .with_hot_cache(config.postgres_url().is_none())
             .with_router(Arc::new(router))
             .with_settings(settings)
             .with_ticket_desk(desk)
