@@ -136,6 +136,14 @@ async fn metrics_health_data_and_csv() {
         ) >= 1.0
     );
     assert!(value("omnidesk_handoffs_total", None) >= 2.0);
+    // The connections were accepted with TCP_NODELAY set (read back from the kernel): no reply
+    // waits ~40 ms for a delayed ACK.
+    assert!(value("omnidesk_tcp_accepted_total", Some(("nodelay", "true"))) >= 1.0);
+    assert_eq!(
+        value("omnidesk_tcp_accepted_total", Some(("nodelay", "false"))),
+        0.0,
+        "no socket without TCP_NODELAY"
+    );
     let bot = scrape
         .samples
         .iter()

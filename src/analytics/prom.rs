@@ -18,6 +18,7 @@
 //! | `omnidesk_agents` | gauge | `presence` | agents online, away, offline |
 //! | `omnidesk_agents_busy` | gauge | | agents holding at least one conversation |
 //! | `omnidesk_console_sockets` | gauge | | open agent console sockets (service) |
+//! | `omnidesk_tcp_accepted_total` | counter | `nodelay` | connections accepted, by whether `TCP_NODELAY` is set on them (read back from the socket) |
 //! | `omnidesk_analytics_lagged_events_total` | counter | | events the analytics subscriber missed (fell behind) |
 //! | `omnidesk_analytics_flush_errors_total` | counter | | rollup flushes that failed (retried) |
 
@@ -95,6 +96,10 @@ fn describe() {
         "Deliveries that failed for now and will be retried."
     );
     describe_counter!("omnidesk_dead_letters_total", "Deliveries given up.");
+    describe_counter!(
+        "omnidesk_tcp_accepted_total",
+        "Connections accepted, by whether TCP_NODELAY is set on them."
+    );
     describe_counter!(
         "omnidesk_handoffs_total",
         "Hand-overs to humans, by reason."

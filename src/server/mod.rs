@@ -506,6 +506,10 @@ impl App {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
+            // What the kernel says the socket now has, for /metrics.
+            let nodelay = tcp.nodelay().unwrap_or(false);
+            metrics::counter!("omnidesk_tcp_accepted_total", "nodelay" => if nodelay { "true" } else { "false" })
+                .increment(1);
         });
         let result = axum::serve(
             listener,
