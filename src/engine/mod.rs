@@ -1,17 +1,26 @@
-//! The engine: where a customer message goes, step by step.
+//! The engine: where a customer message goes, step by step, one module per stage.
 //!
 //! ```text
-//! channel --InboundMessage--> Engine::handle_inbound
-//!   1. identity  -> customer          (ConversationStore::resolve_customer)
-//!   2. customer  -> active conversation (open_conversation; replies follow the last channel used)
-//!   3. store the message, once         (append_message de-duplicates provider retries)
-//!   4. conversation state decides:
-//!        bot      -> Bot::reply -> answers go out on the channel; a handoff queues it
-//!        queued   -> waits (the agent sees it when assigned)
+//! channel --InboundMessage--> Engine::handle_inbound                            (inbound)
+//!   1. identity  -> customer: known, joined by a key both identities prove,     (identity)
+//!      or new (a spoofable phone number only suggests a match)
+//!   2. customer  -> active conversation (replies follow the last channel used;  (inbound)
+//!      a provider retry after the conversation ended opens nothing)
+//!   3. store the message, once (provider retries de-duplicated); its sentiment
+//!   4. dispatch by the conversation's state:
+//!        bot      -> Bot::reply: answers go out; a hand-over queues it         (bot)
+//!                    (outside business hours with nobody online: also a ticket)
+//!        queued   -> waits; a customer who gets angrier moves up
 //!        assigned -> the agent sees it on the event stream
-//!   5. queued conversations go to the Router; its decisions assign agents
-//! agent --Engine::agent_reply--> stored -> Channel::send -> customer
+//!   5. the Router decides; every decision has an effect: assignments, offers   (routing)
+//!      accepted, rejected or lapsed, agents set away, bot-first reception
+//! agent --Engine::agent_reply--> stored -> outbox -> Channel::send -> customer  (agents, outbox)
+//! start-up: the router is rebuilt from the store, moving nothing               (recovery)
 //! ```
+//!
+//! What the engine itself says to customers comes from templates in their language
+//! ([`Texts`], the `texts` stage); a routed phone call is connected to the chosen agent (`voice`); a
+//! write-through cache keeps a returning customer's message off the store's read path (`cache`).
 //!
 //! Every step emits a [`cs_core::Event`] on a broadcast stream ([`Engine::subscribe`]). Time comes
 //! from the engine's [`Clock`], so tests drive it without sleeping.
