@@ -170,11 +170,12 @@ fn sqlite(c: &mut Criterion) {
 }
 
 fn postgres(c: &mut Criterion) {
-    let Ok(url) = std::env::var("CS_TEST_POSTGRES_URL") else {
+    let rt = Runtime::new().unwrap();
+    // A fresh schema of its own: builds with other schema versions may share the database.
+    let Some(url) = rt.block_on(cs_core::conformance::postgres_url("cs_tickets_bench")) else {
         eprintln!("skipping the PostgreSQL benches: set CS_TEST_POSTGRES_URL to run them");
         return;
     };
-    let rt = Runtime::new().unwrap();
     let store = rt
         .block_on(
             PostgresTicketStoreBuilder::new(url)

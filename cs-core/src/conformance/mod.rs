@@ -59,33 +59,53 @@ pub async fn run(store: &dyn ConversationStore) {
 }
 
 /// The PostgreSQL database of the conformance tests (`CS_TEST_POSTGRES_URL`, feature
-/// `postgres`), with `schema` (created when missing) first on the search path and `public`
-/// second: test runs of different builds sharing one database never migrate each other's tables.
+/// `postgres`), with a fresh schema named `{prefix}_{random}` first on the search path and
+/// `public` second: runs of different builds sharing one database (CI's is shared) never meet,
+/// and a schema left at a newer version by another build can never fail this one. Schemas of the
+/// same prefix older than an hour (runs that panicked before cleaning up) are dropped on the way.
 /// `None` when the variable is unset (the caller skips, with a notice).
 ///
 /// # Panics
 /// When the database is out of reach or refuses the schema.
 #[cfg(feature = "postgres")]
-pub async fn postgres_url(schema: &str) -> Option<String> {
+pub async fn postgres_url(prefix: &str) -> Option<String> {
     use sqlx::Connection;
 
     let url = std::env::var("CS_TEST_POSTGRES_URL").ok()?;
     assert!(
-        schema
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        !prefix.is_empty()
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
         "a plain schema name"
     );
+    let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&url)
         .await
         .expect("CS_TEST_POSTGRES_URL reachable");
-    // Concurrent runs may both create it: the loser's unique violation is fine.
-    let created = sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-        .execute(&mut conn)
-        .await;
-    if let Err(e) = created {
-        let raced = matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation());
-        assert!(raced, "create schema {schema}: {e}");
+    let now = Utc::now().timestamp();
+    sqlx::raw_sql(&format!(
+        "CREATE SCHEMA {schema}; COMMENT ON SCHEMA {schema} IS 'omnidesk test {now}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("create schema {schema}: {e}"));
+    // Best effort: another run may be dropping the same stale schema.
+    let stale: Vec<(String,)> = sqlx::query_as(
+        "SELECT nspname::text FROM pg_namespace \
+         WHERE starts_with(nspname::text, $1) \
+           AND obj_description(oid, 'pg_namespace') LIKE 'omnidesk test %' \
+           AND split_part(obj_description(oid, 'pg_namespace'), ' ', 3)::bigint < $2",
+    )
+    .bind(format!("{prefix}_"))
+    .bind(now - 3600)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    for (old,) in stale {
+        let _ = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{old}\" CASCADE"))
+            .execute(&mut conn)
+            .await;
     }
     // Extensions are per database and land in the first schema of the search path that creates
     // them: create the ones our migrations use (the tickets' pg_trgm) where every schema sees
