@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod bridge;
+pub mod compliance;
 pub mod config;
 pub mod engine;
 mod error;
