@@ -19,6 +19,8 @@ async fn main() -> Result<(), omnidesk::Error> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,omnidesk=info".into()),
         )
+        // Phone numbers, ID and card numbers, e-mail and postal addresses never reach the log.
+        .with_writer(|| omnidesk::compliance::MaskingWriter::new(std::io::stderr()))
         .init();
     let config = Config::load()?;
     tracing::info!(?config, "starting");

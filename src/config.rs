@@ -40,6 +40,11 @@
 //! [limits]                          # see server::limits::Limits
 //! messages_per_minute = 30
 //!
+//! [compliance]                      # what agents and the bot may not say
+//! presets = ["finance", "advertising"]   # also "healthcare"; the demo: advertising
+//! rules = [{ phrase = "内部价", action = "warn" }]   # action "block" (default) or "warn"
+//! allowed = ["确保本"]              # everyday words that hold a phrase without meaning it
+//!
 //! [analytics]                       # see analytics::AnalyticsConfig
 //! answer_target = "30s"
 //! webhook = "http://127.0.0.1:9000/alerts"
@@ -207,6 +212,49 @@ pub struct Config {
     /// Metrics, rollups, alerts and staffing (`[analytics]`; see
     /// [`crate::analytics::AnalyticsConfig`]).
     pub analytics: crate::analytics::AnalyticsConfig,
+    /// What agents and the bot may not say (`[compliance]`; the demo: the advertising-law
+    /// preset).
+    pub compliance: ComplianceConfig,
+}
+
+/// The `[compliance]` section: forbidden phrases in every agent reply and bot answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComplianceConfig {
+    /// Industry rule sets: `finance`, `healthcare`, `advertising`.
+    pub presets: Vec<crate::compliance::Preset>,
+    /// The desk's own phrases.
+    pub rules: Vec<crate::compliance::PhraseRule>,
+    /// Everyday words that contain a phrase without meaning it (besides the presets' own).
+    pub allowed: Vec<String>,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        Self {
+            presets: vec![crate::compliance::Preset::Advertising],
+            rules: Vec::new(),
+            allowed: Vec::new(),
+        }
+    }
+}
+
+impl ComplianceConfig {
+    /// The compiled rule set.
+    pub fn phrase_rules(&self) -> crate::compliance::PhraseRules {
+        let presets = self.presets.iter().copied();
+        crate::compliance::PhraseRules::new(
+            presets
+                .clone()
+                .flat_map(crate::compliance::Preset::rules)
+                .chain(self.rules.iter().cloned()),
+        )
+        .with_allowed(
+            presets
+                .flat_map(|p| p.allowed().iter().map(|w| (*w).to_owned()))
+                .chain(self.allowed.iter().cloned()),
+        )
+    }
 }
 
 /// The email channel of the bundled service: replies go out through an SMTP relay; mail comes in
@@ -326,6 +374,7 @@ impl std::fmt::Debug for Config {
             .field("desk", &self.desk)
             .field("agents", &self.agents)
             .field("analytics", &self.analytics)
+            .field("compliance", &self.compliance)
             .finish_non_exhaustive()
     }
 }
@@ -390,6 +439,7 @@ impl Default for Config {
             tenant: TenantId::default(),
             timezone: "Asia/Shanghai".into(),
             business_hours: "09:00-22:00".into(),
+            compliance: ComplianceConfig::default(),
             routing: demo_routing(),
             desk: DeskConfig::default(),
             texts: crate::engine::Texts::default(),

@@ -42,6 +42,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An outgoing message met the tenant's compliance rules: blocked, or a warning the sender
+    /// has not confirmed. The verdict names the phrases.
+    #[error("{}", compliance_reason(verdict))]
+    Compliance {
+        /// What the check found.
+        verdict: crate::compliance::Verdict,
+    },
     /// Configuration could not be read or is invalid.
     #[error("configuration: {reason}")]
     Config {
@@ -51,6 +58,15 @@ pub enum Error {
     /// Something else failed.
     #[error("{0}")]
     Other(BoxError),
+}
+
+fn compliance_reason(verdict: &crate::compliance::Verdict) -> String {
+    let what = if verdict.is_blocked() {
+        "not sent: forbidden"
+    } else {
+        "held back: confirm to send"
+    };
+    format!("{what} ({})", verdict.phrases().join(", "))
 }
 
 impl Error {

@@ -53,7 +53,8 @@ impl Event {
             | E::SentimentScored { conversation, .. }
             | E::DeliveryFailed { conversation, .. }
             | E::QueueAbandoned { conversation, .. }
-            | E::SurveyAnswered { conversation, .. } => Some(*conversation),
+            | E::SurveyAnswered { conversation, .. }
+            | E::ComplianceHit { conversation, .. } => Some(*conversation),
             E::TicketOpened { conversation, .. } => *conversation,
             E::TicketUpdated { .. } => None,
             E::CustomerCreated { .. }
@@ -285,6 +286,20 @@ pub enum DomainEvent {
         /// The threshold.
         threshold: f64,
     },
+    /// An outgoing message met the tenant's compliance rules (forbidden phrases): the audit
+    /// record of every hit, whatever became of the message.
+    ComplianceHit {
+        /// The conversation the message was meant for.
+        conversation: ConversationId,
+        /// Who wrote it.
+        author: crate::message::Author,
+        /// What became of it.
+        outcome: ComplianceOutcome,
+        /// The rules' phrases found, in order.
+        phrases: Vec<String>,
+        /// The text as written where each phrase was found (evasions included).
+        found: Vec<String>,
+    },
     /// A ticket was opened.
     TicketOpened {
         /// The ticket.
@@ -294,6 +309,30 @@ pub enum DomainEvent {
         /// The conversation it came from, if any.
         conversation: Option<ConversationId>,
     },
+}
+
+/// What became of a message that met a compliance rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ComplianceOutcome {
+    /// Not sent.
+    Blocked,
+    /// Held back: the sender was shown the phrases and may confirm.
+    Warned,
+    /// Sent after the sender confirmed a warning (or by a bot, which cannot confirm).
+    SentAfterWarning,
+}
+
+impl ComplianceOutcome {
+    /// The stable lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Blocked => "blocked",
+            Self::Warned => "warned",
+            Self::SentAfterWarning => "sent_after_warning",
+        }
+    }
 }
 
 /// A customer survey and its scale.

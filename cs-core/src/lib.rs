@@ -20,7 +20,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use conversation::{Conversation, ConversationState, Priority};
 pub use customer::{Customer, CustomerTier};
 pub use error::{BoxError, Error, Result};
-pub use event::{DomainEvent, Event, Survey};
+pub use event::{ComplianceOutcome, DomainEvent, Event, Survey};
 pub use id::{
     AgentId, ChannelId, ConversationId, CustomerId, EventId, MergeId, MessageId, TenantId, TicketId,
 };

@@ -156,6 +156,7 @@ fn event_type(kind: &DomainEvent) -> &'static str {
         E::TicketOpened { .. } => "ticket_opened",
         E::SurveyAnswered { .. } => "survey_answered",
         E::AlertRaised { .. } => "alert_raised",
+        E::ComplianceHit { .. } => "compliance_hit",
         _ => "other",
     }
 }

@@ -228,10 +228,7 @@ impl PhraseRules {
                 }
             }
         }
-        let rules: Vec<PhraseRule> = order
-            .iter()
-            .filter_map(|k| by_key.remove(k))
-            .collect();
+        let rules: Vec<PhraseRule> = order.iter().filter_map(|k| by_key.remove(k)).collect();
         let matcher = (!order.is_empty()).then(|| {
             Arc::new(
                 AhoCorasickBuilder::new()
@@ -261,9 +258,8 @@ impl PhraseRules {
             .map(|w| fold_text(w.as_ref()).0)
             .filter(|w| !w.is_empty())
             .collect();
-        self.allowed = (!words.is_empty()).then(|| {
-            Arc::new(AhoCorasick::new(&words).expect("folded words are plain strings"))
-        });
+        self.allowed = (!words.is_empty())
+            .then(|| Arc::new(AhoCorasick::new(&words).expect("folded words are plain strings")));
         self
     }
 
@@ -286,7 +282,11 @@ impl PhraseRules {
         let allowed: Vec<Range<usize>> = self
             .allowed
             .as_ref()
-            .map(|a| a.find_overlapping_iter(&folded).map(|m| m.range()).collect())
+            .map(|a| {
+                a.find_overlapping_iter(&folded)
+                    .map(|m| m.range())
+                    .collect()
+            })
             .unwrap_or_default();
         let hits = matcher
             .find_iter(&folded)

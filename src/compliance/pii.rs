@@ -150,8 +150,10 @@ fn mask_one(kind: PiiKind, s: &str) -> String {
 }
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}")
-        .expect("a valid pattern")
+    Regex::new(
+        r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}",
+    )
+    .expect("a valid pattern")
 });
 
 /// Province or city, optionally district or county, a street and a house number.
@@ -375,10 +377,7 @@ impl<W: Write> Write for MaskingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.write_pending(true)?;
-        self.inner
-            .as_mut()
-            .expect("present until dropped")
-            .flush()
+        self.inner.as_mut().expect("present until dropped").flush()
     }
 }
 
@@ -404,9 +403,18 @@ mod tests {
     #[test]
     fn phones() {
         assert_eq!(kinds("13800138000"), [(PiiKind::Phone, "13800138000")]);
-        assert_eq!(kinds("电话:138-0013-8000。"), [(PiiKind::Phone, "138-0013-8000")]);
-        assert_eq!(kinds("+86 138 0013 8000"), [(PiiKind::Phone, "+86 138 0013 8000")]);
-        assert_eq!(kinds("call +44 20 7946 0958"), [(PiiKind::Phone, "+44 20 7946 0958")]);
+        assert_eq!(
+            kinds("电话:138-0013-8000。"),
+            [(PiiKind::Phone, "138-0013-8000")]
+        );
+        assert_eq!(
+            kinds("+86 138 0013 8000"),
+            [(PiiKind::Phone, "+86 138 0013 8000")]
+        );
+        assert_eq!(
+            kinds("call +44 20 7946 0958"),
+            [(PiiKind::Phone, "+44 20 7946 0958")]
+        );
         assert_eq!(
             kinds("13800138000 13900139000"),
             [
@@ -464,7 +472,10 @@ mod tests {
         let found = kinds("寄到上海市浦东新区世纪大道100号3楼，谢谢");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, PiiKind::Address);
-        assert!(found[0].1.ends_with("上海市浦东新区世纪大道100号3楼"), "{found:?}");
+        assert!(
+            found[0].1.ends_with("上海市浦东新区世纪大道100号3楼"),
+            "{found:?}"
+        );
         assert_eq!(
             kinds("杭州市西湖区文三路 478 号"),
             [(PiiKind::Address, "杭州市西湖区文三路 478 号")]
@@ -489,7 +500,10 @@ mod tests {
             "寄到上海市浦东新区***"
         );
         let all = mask_pii("手机13800138000 身份证11010519491231002X 卡4111111111111111");
-        assert!(!all.contains("13800138000") && !all.contains("19491231"), "{all}");
+        assert!(
+            !all.contains("13800138000") && !all.contains("19491231"),
+            "{all}"
+        );
     }
 
     #[test]

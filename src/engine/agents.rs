@@ -191,7 +191,9 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::Forbidden`] when the conversation is not assigned to the agent;
-    /// [`Error::InvalidInput`] for an empty text.
+    /// [`Error::InvalidInput`] for an empty text; [`Error::Compliance`] when the text holds a
+    /// phrase the tenant's rules block, or one they warn about (the agent may then confirm:
+    /// [`Engine::agent_reply_confirmed`]).
     #[tracing::instrument(skip_all, fields(conversation = %conversation))]
     pub async fn agent_reply(
         &self,
@@ -200,10 +202,45 @@ impl Engine {
         content: Content,
         client_id: Option<String>,
     ) -> Result<Message> {
+        self.reply_as_agent(agent, conversation, content, client_id, false)
+            .await
+    }
+
+    /// [`Engine::agent_reply`] after the agent has seen the compliance warnings of this text
+    /// and confirmed it: warnings no longer hold it back (they are audited as sent after a
+    /// warning); blocking phrases still do.
+    ///
+    /// # Errors
+    /// As [`Engine::agent_reply`].
+    pub async fn agent_reply_confirmed(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        content: Content,
+        client_id: Option<String>,
+    ) -> Result<Message> {
+        self.reply_as_agent(agent, conversation, content, client_id, true)
+            .await
+    }
+
+    async fn reply_as_agent(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        content: Content,
+        client_id: Option<String>,
+        confirmed: bool,
+    ) -> Result<Message> {
         if matches!(&content, Content::Text { text } if text.trim().is_empty()) {
             return Err(Error::invalid("reply text is empty"));
         }
         let conv = self.own_conversation(agent, conversation).await?;
+        self.comply(
+            conversation,
+            Author::Agent { agent },
+            &content.plain_text(),
+            confirmed,
+        )?;
         let _guard = self.lock_customer(conv.customer).await;
         self.send_to_customer(
             &conv,

@@ -43,6 +43,7 @@ impl Engine {
                 }
             }
         };
+        let reply = self.screen_bot_reply(conversation.id, reply);
         for text in &reply.messages {
             if let Err(e) = self
                 .send_to_customer(conversation, Author::Bot, Content::text(text.clone()), None)

@@ -67,6 +67,7 @@ pub struct EngineBuilder {
     outbox: OutboxPolicy,
     settings: DeskSettings,
     hot_cache: bool,
+    compliance: crate::compliance::TenantRules,
 }
 
 impl Default for EngineBuilder {
@@ -91,7 +92,18 @@ impl EngineBuilder {
             outbox: OutboxPolicy::default(),
             settings: DeskSettings::default(),
             hot_cache: true,
+            compliance: crate::compliance::TenantRules::default(),
         }
+    }
+
+    /// The rules every agent reply and bot answer is checked against (default: none). A
+    /// blocking hit refuses an agent's reply ([`Error::Compliance`]) and keeps a bot's answer
+    /// back (the conversation goes to a human); a warning refuses an agent's reply until they
+    /// confirm ([`Engine::agent_reply_confirmed`]). Every hit is audited as a
+    /// [`cs_core::DomainEvent::ComplianceHit`].
+    pub fn with_compliance(mut self, rules: crate::compliance::TenantRules) -> Self {
+        self.compliance = rules;
+        self
     }
 
     /// Whether the engine keeps identities, profiles, active conversations and their latest
@@ -251,6 +263,7 @@ impl EngineBuilder {
                 pace: std::sync::Mutex::default(),
                 snapshot: std::sync::Mutex::default(),
                 cache: cache::HotCache::new(self.hot_cache),
+                compliance: self.compliance,
             }),
         };
         engine.recover().await?;

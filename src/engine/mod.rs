@@ -57,6 +57,7 @@ mod agents;
 mod bot;
 mod builder;
 mod cache;
+mod compliance;
 mod identity;
 mod inbound;
 mod outbox;
@@ -107,6 +108,8 @@ struct Inner {
     cache: cache::HotCache,
     /// The last router snapshot and when it was taken ([`Engine::queue_snapshot`]).
     snapshot: std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>,
+    /// What agents and bots may not say.
+    compliance: crate::compliance::TenantRules,
 }
 
 /// A customer as an agent sees them: profile, identities and whole history.

@@ -9,7 +9,9 @@
 //!   (`rejected` or `expired`), `presence` (the router set the agent away after missed offers),
 //!   `message`, `queue` and `resolved` frames as things happen. A console that falls behind the
 //!   event stream gets a fresh `welcome` from the store: it is never left with a gap. The agent sends
-//!   `{"type":"reply","conversation_id":..,"client_id":..,"text":..}`,
+//!   `{"type":"reply","conversation_id":..,"client_id":..,"text":..,"confirm":false}` (a reply
+//!   the compliance rules refuse gets an `error` with code `compliance`, the client id and the
+//!   phrases; `confirm: true` sends a text whose warnings the agent has seen),
 //!   `{"type":"resolve","conversation_id":..}`, `{"type":"accept"|"reject","conversation_id":..}`
 //!   (an offer), `{"type":"take","conversation_id":..}` (a queued conversation, out of turn)
 //!   and `{"type":"presence","presence":"online"|"away"}`; refused frames get `error`.
@@ -307,6 +309,12 @@ enum ToAgent {
     Error {
         code: &'static str,
         reason: String,
+        /// The refused reply's client id, so the console gives the text back.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        /// What the compliance rules found (code `compliance`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        compliance: Option<crate::compliance::Verdict>,
     },
 }
 
@@ -317,6 +325,9 @@ enum FromAgent {
         conversation_id: ConversationId,
         client_id: String,
         text: String,
+        /// The agent saw the compliance warnings of this text and sends it anyway.
+        #[serde(default)]
+        confirm: bool,
     },
     Resolve {
         conversation_id: ConversationId,
@@ -670,6 +681,8 @@ async fn act(engine: &Engine, agent: AgentId, text: &str) -> Option<ToAgent> {
             return Some(ToAgent::Error {
                 code: "invalid_input",
                 reason: format!("malformed frame: {e}"),
+                client_id: None,
+                compliance: None,
             });
         }
     };
@@ -678,9 +691,19 @@ async fn act(engine: &Engine, agent: AgentId, text: &str) -> Option<ToAgent> {
             conversation_id,
             client_id,
             text,
+            confirm,
         } => {
-            return Some(
-                match engine
+            let reply = if confirm {
+                engine
+                    .agent_reply_confirmed(
+                        agent,
+                        conversation_id,
+                        Content::text(text),
+                        Some(client_id.clone()),
+                    )
+                    .await
+            } else {
+                engine
                     .agent_reply(
                         agent,
                         conversation_id,
@@ -688,14 +711,27 @@ async fn act(engine: &Engine, agent: AgentId, text: &str) -> Option<ToAgent> {
                         Some(client_id.clone()),
                     )
                     .await
-                {
-                    Ok(m) => ToAgent::Ack {
-                        client_id,
-                        message_id: m.id,
-                    },
-                    Err(e) => error_frame(&e),
+            };
+            return Some(match reply {
+                Ok(m) => ToAgent::Ack {
+                    client_id,
+                    message_id: m.id,
                 },
-            );
+                Err(e) => match error_frame(&e) {
+                    ToAgent::Error {
+                        code,
+                        reason,
+                        compliance,
+                        ..
+                    } => ToAgent::Error {
+                        code,
+                        reason,
+                        client_id: Some(client_id),
+                        compliance,
+                    },
+                    other => other,
+                },
+            });
         }
         FromAgent::Resolve { conversation_id } => engine.resolve(agent, conversation_id).await,
         FromAgent::Presence { presence } => engine.set_presence(agent, presence).await,
@@ -721,11 +757,17 @@ fn error_frame(e: &crate::Error) -> ToAgent {
         | crate::Error::Router(cs_routing::Error::NotFound { .. }) => "conflict",
         crate::Error::InvalidInput { .. }
         | crate::Error::Tickets(cs_tickets::Error::InvalidInput { .. }) => "invalid_input",
+        crate::Error::Compliance { .. } => "compliance",
         _ => "internal",
     };
     ToAgent::Error {
         code,
         reason: e.to_string(),
+        client_id: None,
+        compliance: match e {
+            crate::Error::Compliance { verdict } => Some(verdict.clone()),
+            _ => None,
+        },
     }
 }
 

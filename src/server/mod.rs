@@ -271,6 +271,9 @@ impl App {
             .with_hot_cache(config.postgres_url().is_none())
             .with_router(Arc::new(router))
             .with_settings(settings)
+            .with_compliance(crate::compliance::TenantRules::new(
+                config.compliance.phrase_rules(),
+            ))
             .with_ticket_desk(desk)
             .build()
             .await?;

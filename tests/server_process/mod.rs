@@ -31,6 +31,8 @@ pub fn serve_if_child() {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // As examples/server.rs: personal data never reaches the log.
+        .with_writer(|| omnidesk::compliance::MaskingWriter::new(std::io::stderr()))
         .try_init();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let result = runtime.block_on(async {
@@ -57,6 +59,11 @@ impl ServerProcess {
     /// Starts the service with the config file at `config` (which should say `port = 0`) and
     /// waits until it listens (at most 120 s: a debug build trains its bot at start-up).
     pub fn start(config: &Path, test_name: &str) -> Self {
+        Self::start_with_env(config, test_name, &[])
+    }
+
+    /// [`ServerProcess::start`] with extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_with_env(config: &Path, test_name: &str, env: &[(&str, &str)]) -> Self {
         let mut cmd = match std::env::var_os("CS_TEST_SERVER_BIN") {
             Some(bin) => Command::new(bin),
             None => {
@@ -66,7 +73,8 @@ impl ServerProcess {
                 c
             }
         };
-        cmd.env("OMNIDESK_CONFIG", config)
+        cmd.envs(env.iter().copied())
+            .env("OMNIDESK_CONFIG", config)
             .env("NO_COLOR", "1")
             .env_remove("OMNIDESK_PORT")
             .env_remove("OMNIDESK_DATABASE")

@@ -1,7 +1,7 @@
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
-  var state = { convs: {}, order: [], active: null, me: null, ws: null, offers: {}, token: sessionStorage.getItem("omnidesk.agent.token") };
+  var state = { convs: {}, order: [], active: null, me: null, ws: null, offers: {}, pending: {}, token: sessionStorage.getItem("omnidesk.agent.token") };
 
   function esc(s) { var d = document.createElement("div"); d.textContent = s == null ? "" : String(s); return d.innerHTML; }
   function text(m) {
@@ -207,8 +207,17 @@
         state.order = state.order.filter(function (i) { return i !== f.conversation_id; });
         if (state.active === f.conversation_id) state.active = state.order[0] || null;
         renderList(); renderLog();
+      } else if (f.type === "ack") {
+        delete state.pending[f.client_id];
       } else if (f.type === "error") {
-        $("status").textContent = "⚠ " + f.reason;
+        var refused = f.client_id && state.pending[f.client_id];
+        if (refused) {
+          delete state.pending[f.client_id];
+          // The text comes back so nothing the agent wrote is lost.
+          if (!$("text").value) $("text").value = refused.text;
+        }
+        if (f.code === "compliance" && refused) showCompliance(f.compliance, refused);
+        else $("status").textContent = "⚠ " + f.reason;
       }
     };
   }
@@ -227,11 +236,40 @@
       });
   });
 
+  function newClientId() { return crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random(); }
+  function sendReply(conversation, t, confirm) {
+    var id = newClientId();
+    state.pending[id] = { text: t, conversation: conversation };
+    send({ type: "reply", conversation_id: conversation, client_id: id, text: t, confirm: !!confirm });
+  }
+  // What the compliance rules found in a refused reply: blocked phrases must be edited out; a
+  // warning can be sent anyway after the agent has read it.
+  function showCompliance(verdict, refused) {
+    var box = $("compliance");
+    var hits = (verdict && verdict.hits) || [];
+    var blocked = hits.some(function (h) { return h.action === "block"; });
+    var seen = {};
+    var list = hits.filter(function (h) { if (seen[h.phrase]) return false; seen[h.phrase] = 1; return true; })
+      .map(function (h) { return "<mark>" + esc(h.found) + "</mark>" + (h.found !== h.phrase ? " (" + esc(h.phrase) + ")" : ""); }).join(", ");
+    box.className = blocked ? "block" : "warn";
+    box.innerHTML = blocked
+      ? "Not sent: your reply contains forbidden wording: " + list + ". Please rephrase."
+      : "Check before sending: " + list + ' <button type="button" data-testid="agent-compliance-send">Send anyway</button>';
+    box.hidden = false;
+    var again = box.querySelector("button");
+    if (again) again.onclick = function () {
+      box.hidden = true;
+      if ($("text").value.trim() === refused.text) $("text").value = "";
+      sendReply(refused.conversation, refused.text, true);
+    };
+  }
+
   $("reply").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var t = $("text").value.trim();
     if (!t || !state.active) return;
-    send({ type: "reply", conversation_id: state.active, client_id: (crypto.randomUUID ? crypto.randomUUID() : String(Date.now())), text: t });
+    $("compliance").hidden = true;
+    sendReply(state.active, t, false);
     $("text").value = "";
   });
 
