@@ -310,7 +310,7 @@ fn luhn_valid(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A writer that masks personal data in what goes through it, line by line: wrap the log
