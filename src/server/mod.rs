@@ -9,6 +9,8 @@
 //! - `GET|POST /webhooks/{channel_id}` — every configured webhook channel (WeChat, WhatsApp,
 //!   Telegram, SMS, signed JSON webhook), see `cs_channels::router`
 //! - `GET /dashboard` — the supervisors' dashboard (see [`dashboard`]; agent sign-in)
+//! - `GET /agent/knowledge` — the bot's knowledge: FAQ entries, retraining, unanswered
+//!   questions (see [`knowledge`]; agent sign-in)
 //! - `GET /metrics` — Prometheus text format (see [`crate::analytics::prom`])
 //! - `GET /healthz` — liveness: `200` while the service's ticker runs, with every check in the
 //!   JSON body (store, tickets, analytics, channels, ticker, event bus)
@@ -18,6 +20,7 @@ pub mod agent;
 pub mod dashboard;
 #[cfg(feature = "email")]
 mod email;
+pub mod knowledge;
 pub mod limits;
 
 use std::net::SocketAddr;
@@ -28,7 +31,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use cs_bot::{DemoShop, IntentBot};
+use cs_bot::{DemoShop, IntentBot, LiveBot};
 use cs_channels::router::WebhookRouter;
 use cs_channels::{Channel, InboundHandler, WebChat};
 use cs_core::store::ConversationStore;
@@ -59,23 +62,29 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
 /// The id of the web chat channel the app configures.
 pub const WEBCHAT_ID: &str = "webchat";
 
-/// The intent bot on the configured (or the bundled bilingual) knowledge file, answering order
-/// and logistics questions from the demo shop and ticket questions from the ticket desk.
-fn demo_bot(config: &Config, desk: Arc<TicketDesk>) -> Result<IntentBot> {
-    let faq = |e: cs_bot::Error| Error::Config {
+/// The intent bot on the saved, the configured or the bundled bilingual knowledge, answering
+/// order and logistics questions from the demo shop and ticket questions from the ticket desk;
+/// live, so supervisors edit its knowledge while it serves (see [`knowledge`]).
+fn demo_bot(config: &Config, desk: Arc<TicketDesk>) -> Result<knowledge::KnowledgeBase> {
+    let paths = knowledge::KnowledgePaths::for_config(config);
+    let start = paths.load()?;
+    let orders: Arc<dyn cs_bot::OrderService> = Arc::new(DemoShop::sample(chrono::Utc::now()));
+    let tickets: Arc<dyn cs_bot::TicketLookup> = Arc::new(DeskTicketLookup::new(desk));
+    let model = paths.model.clone();
+    let make = move || {
+        let builder = IntentBot::builder()
+            .with_orders(orders.clone())
+            .with_tickets(tickets.clone());
+        match &model {
+            // A restart on the same knowledge loads the saved model instead of training.
+            Some(m) => builder.with_model_cache(m),
+            None => builder,
+        }
+    };
+    let live = LiveBot::new(start, make).map_err(|e| Error::Config {
         reason: format!("FAQ: {e}"),
-    };
-    let builder = match &config.faq {
-        Some(path) => IntentBot::builder().with_faq_file(path).map_err(faq)?,
-        None => IntentBot::builder()
-            .with_faq_text(cs_bot::ECOMMERCE_FAQ)
-            .map_err(faq)?,
-    };
-    builder
-        .with_orders(Arc::new(DemoShop::sample(chrono::Utc::now())))
-        .with_tickets(Arc::new(DeskTicketLookup::new(desk)))
-        .build()
-        .map_err(faq)
+    })?;
+    Ok(knowledge::KnowledgeBase::new(live, paths))
 }
 
 /// The configured business hours, every day, in the configured time zone.
@@ -189,6 +198,8 @@ pub struct App {
     guard: Arc<limits::Guard>,
     config: Config,
     analytics: Option<Analytics>,
+    /// The live bot's knowledge, edited at `/agent/knowledge`.
+    knowledge: Option<knowledge::KnowledgeBase>,
     /// When the service's ticker last ran, ms since the epoch (0: not running).
     ticker: Arc<std::sync::atomic::AtomicI64>,
     /// Set when the service shuts down: long-lived responses (the dashboard's event stream)
@@ -210,7 +221,7 @@ impl App {
         let sla = sla_policy(&config)?;
         let (store, tickets, rollups) = open_stores(&config, sla.clone()).await?;
         let desk = Arc::new(ticket_desk(tickets, sla)?);
-        let bot = demo_bot(&config, desk.clone())?;
+        let knowledge = demo_bot(&config, desk.clone())?;
         let webchat = Arc::new(
             WebChat::builder(ChannelId::new(WEBCHAT_ID)?)
                 .with_secret(secret.clone())
@@ -219,7 +230,7 @@ impl App {
         let mut builder = Engine::builder()
             .with_tenant(config.tenant.clone())
             .with_store(store)
-            .with_bot(Arc::new(bot))
+            .with_bot(knowledge.live().clone())
             .with_channel(webchat.clone());
         #[cfg(feature = "email")]
         let mail = match &config.email {
@@ -292,6 +303,7 @@ impl App {
         let mut app = Self::new(engine, webchat, auth, config);
         app.webhooks = webhooks;
         app.analytics = analytics;
+        app.knowledge = Some(knowledge);
         #[cfg(feature = "email")]
         {
             app.email = mail;
@@ -316,6 +328,7 @@ impl App {
             guard: Arc::new(limits::Guard::new(config.limits.clone())),
             config,
             analytics: None,
+            knowledge: None,
             ticker: Arc::default(),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
@@ -331,6 +344,18 @@ impl App {
     /// The analytics, when enabled.
     pub fn analytics(&self) -> Option<&Analytics> {
         self.analytics.as_ref()
+    }
+
+    /// Serves `knowledge`'s editor at `/agent/knowledge` (its live bot should be the engine's
+    /// bot).
+    pub fn with_knowledge(mut self, knowledge: knowledge::KnowledgeBase) -> Self {
+        self.knowledge = Some(knowledge);
+        self
+    }
+
+    /// The live bot's knowledge, when the app manages one.
+    pub fn knowledge(&self) -> Option<&knowledge::KnowledgeBase> {
+        self.knowledge.as_ref()
     }
 
     /// The engine.
@@ -385,7 +410,14 @@ impl App {
             channels: self.channel_ids(),
             ticker: self.ticker.clone(),
         };
-        Ok(Router::new()
+        let mut routes = Router::new();
+        if let Some(kb) = &self.knowledge {
+            routes = routes.nest(
+                "/agent/knowledge",
+                knowledge::router(self.engine.clone(), self.auth.clone(), kb.clone()),
+            );
+        }
+        Ok(routes
             .route("/", get(|| async { Html(SHOP_HTML) }))
             .route(
                 "/healthz",
@@ -545,6 +577,7 @@ impl App {
         tracing::info!("shop with chat widget: http://{addr}/");
         tracing::info!("agent console:         http://{addr}/agent");
         tracing::info!("supervisor dashboard:  http://{addr}/dashboard");
+        tracing::info!("bot knowledge:         http://{addr}/agent/knowledge");
         tracing::info!("Prometheus:            http://{addr}/metrics");
         self.serve_with_shutdown(listener, async {
             let _ = tokio::signal::ctrl_c().await;
