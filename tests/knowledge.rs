@@ -69,7 +69,7 @@ async fn call(
 async fn ask(server: &Server, text: &str) -> String {
     let (_token, mut shopper, _) = customer(server, None).await;
     shopper
-        .send_json(json!({"type": "message", "client_id": "q", "text": text}))
+        .send_json(json!({"type": "message", "client_id": uuid::Uuid::new_v4().to_string(), "text": text}))
         .await;
     let answer = shopper.until(is_message_from("bot")).await;
     answer["message"]["text"].as_str().unwrap().to_owned()
@@ -340,12 +340,13 @@ async fn unanswered_questions_are_grouped_and_become_an_entry() {
     let token = token(&server).await;
     let t = Some(token.as_str());
 
-    // Customers ask what the bot does not know (each a new visitor).
+    // Customers ask what the bot does not know (each a new visitor). (Questions it asks back
+    // about are not logged: only those it says it cannot answer.)
     for q in [
-        "do you sell gift cards",
-        "Do you sell gift cards?",
-        "do you sell gift cards",
-        "can I buy a gift card",
+        "do you have gift cards for sale",
+        "Do you have gift cards for sale?",
+        "do you have gift cards for sale",
+        "do you have any gift cards for sale",
         "what is the meaning of life",
     ] {
         ask(&server, q).await;
@@ -357,7 +358,7 @@ async fn unanswered_questions_are_grouped_and_become_an_entry() {
         .iter()
         .find(|c| c["representative"].as_str().unwrap().contains("gift card"))
         .unwrap_or_else(|| panic!("a gift card group: {u}"));
-    assert!(gift["count"].as_u64().unwrap() >= 3, "{gift}");
+    assert_eq!(gift["count"], 4, "{gift}");
     assert!(gift["examples"].as_array().unwrap().len() >= 2, "{gift}");
     assert_eq!(clusters[0], *gift, "the most asked first: {u}");
     assert!(u["questions"].as_u64().unwrap() >= 4);
@@ -613,9 +614,13 @@ async fn knowledge_page_in_chromium() {
     let dir = TempDir::new();
     let server = Server::start_with(config(&dir)).await;
     for q in [
-        "do you sell gift cards",
-        "Do you sell gift cards?",
-        "can I buy a gift card",
+        "do you have gift cards for sale",
+        "Do you have gift cards for sale?",
+        "do you have any gift cards for sale",
+        "你们卖礼品卡吗",
+        "你们有礼品卡卖吗",
+        "loyalty points",
+        "your store has a loyalty scheme?",
     ] {
         ask(&server, q).await;
     }
@@ -734,3 +739,4 @@ async fn knowledge_page_in_chromium() {
     }
     server.stop().await;
 }
+
