@@ -181,7 +181,10 @@ impl KnowledgeBase {
 
     /// Applies `f` to a copy of the knowledge, then serves the copy as the edited knowledge and
     /// saves it; when saving fails the edit is undone.
-    fn edit<T>(&self, f: impl FnOnce(&mut Knowledge) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    fn edit<T>(
+        &self,
+        f: impl FnOnce(&mut Knowledge) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let _one = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         let (old, _) = self.live.knowledge();
         let mut k = old.clone();
@@ -548,7 +551,12 @@ fn checked_entry(k: &Knowledge, id: &str, input: &EntryInput) -> ApiResult<FaqEn
         ));
     }
     let mut skills = Vec::new();
-    for s in input.skills.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    for s in input
+        .skills
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         if s.chars().count() > 40 || s.contains(char::is_whitespace) || s.contains(',') {
             return Err(ApiError::invalid(
                 Some("skills"),
@@ -635,7 +643,11 @@ async fn one(
 /// The answer to an edit: the entry as saved and the knowledge revision.
 fn saved(status: StatusCode, kb: &KnowledgeBase, id: &str) -> Response {
     let (k, revision) = kb.live.knowledge();
-    let entry = k.entries.iter().find(|e| e.intent == id).map(EntryView::from);
+    let entry = k
+        .entries
+        .iter()
+        .find(|e| e.intent == id)
+        .map(EntryView::from);
     (
         status,
         Json(json!({"entry": entry, "revision": revision, "retrain_needed": true})),
@@ -671,7 +683,9 @@ async fn create(
                     ..ApiError::new(
                         StatusCode::CONFLICT,
                         "duplicate_id",
-                        format!("there is already an entry {entry_id:?}; edit it or choose another id"),
+                        format!(
+                            "there is already an entry {entry_id:?}; edit it or choose another id"
+                        ),
                     )
                 });
             }
@@ -919,12 +933,11 @@ fn status_body(s: &KState) -> serde_json::Value {
     } else {
         "ready"
     };
-    let request = s
-        .kb
-        .retrain
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let request =
+        s.kb.retrain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
     let tenant = s.engine.tenant();
     json!({
         "state": state,
@@ -1033,8 +1046,12 @@ mod tests {
     #[test]
     fn entries_are_checked_with_reasons() {
         let k = knowledge();
-        let ok = checked_entry(&k, "gift", &input(&[" gift  cards? ", "Gift cards"], None, Some(" Yes. ")))
-            .unwrap();
+        let ok = checked_entry(
+            &k,
+            "gift",
+            &input(&[" gift  cards? ", "Gift cards"], None, Some(" Yes. ")),
+        )
+        .unwrap();
         assert_eq!(ok.questions, ["gift cards?"], "trimmed, duplicates dropped");
         assert_eq!(ok.answer_en.as_deref(), Some("Yes."));
         let err = |id: &str, i: EntryInput| checked_entry(&k, id, &i).unwrap_err();
@@ -1045,13 +1062,18 @@ mod tests {
         let e = err("oos", input(&["gift"], None, Some("a")));
         assert_eq!(e.field, Some("id"));
         let e = err("gift", input(&["When are you OPEN?"], None, Some("a")));
-        assert_eq!((e.code, e.entry.as_deref()), ("phrasing_in_use", Some("hours")));
+        assert_eq!(
+            (e.code, e.entry.as_deref()),
+            ("phrasing_in_use", Some("hours"))
+        );
         let e = err("gift", input(&["tell me a joke"], None, Some("a")));
         assert_eq!(e.entry.as_deref(), Some(OUT_OF_SCOPE));
         let e = err("gift", input(&["  ", "?!"], None, Some("a")));
         assert_eq!(e.field, Some("phrasings"));
         // An entry's own phrasings are not a conflict when it is edited.
-        assert!(checked_entry(&k, "hours", &input(&["when are you open"], None, Some("a"))).is_ok());
+        assert!(
+            checked_entry(&k, "hours", &input(&["when are you open"], None, Some("a"))).is_ok()
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@
       retrain_done: "The new model is live.",
       un_note: "{q} questions the bot could not answer, in {g} groups of similar wordings, most asked first. Turn a group into an entry, add it to an entry as phrasings, or mark it as not for the bot.",
       un_none: "No unanswered questions. Questions the bot cannot answer appear here, grouped.",
-      asked: "asked {n}×", last_seen: "last {t}",
+      asked: "asked {n}×", last_seen: "last asked {t}",
       to_entry: "New entry from these", to_phr: "Add as phrasings", pick_target: "Entry…",
       oos: "Not for the bot", dismiss: "Ignore", covered_by: "already in {e}",
       added_phr: "Added to {e}. Retrain to put it live.", marked_oos: "Marked as not for the bot.",
@@ -84,7 +84,7 @@
       retrain_done: "新模型已上线。",
       un_note: "机器人未能回答的问题共 {q} 条，按相似问法分为 {g} 组，提问最多的在前。可将一组问题新建为条目、添加为某条目的问法，或标记为机器人不回答。",
       un_none: "暂无未解答问题。机器人答不上来的问题会分组显示在这里。",
-      asked: "被问 {n} 次", last_seen: "最近 {t}",
+      asked: "被问 {n} 次", last_seen: "最近一次：{t}",
       to_entry: "新建为条目", to_phr: "添加为问法", pick_target: "选择条目…",
       oos: "机器人不回答", dismiss: "忽略", covered_by: "已属于 {e}",
       added_phr: "已添加到 {e}。重新训练后生效。", marked_oos: "已标记为机器人不回答。",
@@ -139,7 +139,8 @@
     if (b.error === "payload_too_large") return t("e_payload_too_large");
     if (b.error === "storage") return t("e_storage");
     if (state.lang === "zh" && b.field && T.zh["f_e_" + b.field]) return T.zh["f_e_" + b.field];
-    return b.reason || t("e_network");
+    var r = b.reason || t("e_network");
+    return r.charAt(0).toUpperCase() + r.slice(1);
   }
 
   function applyI18n() {
@@ -268,8 +269,10 @@
       slot.textContent = msg;
       var input = { id: "#f-id", phrasings: "#f-phr", answer_zh: "#f-zh", answer_en: "#f-en", answer: "#f-zh", skills: "#f-skills" }[b.field];
       if (input) { $(input).classList.add("bad"); if (b.field === "answer") $("#f-en").classList.add("bad"); }
+      slot.scrollIntoView({ block: "center" });
     } else {
       $("#ed-error").textContent = msg;
+      $("#ed-error").scrollIntoView({ block: "center" });
     }
   }
 
