@@ -10,6 +10,7 @@
 //! port = 8080
 //! database = "data/omnidesk.db"     # SQLite file, ":memory:", or postgres://user@host/db
 //! faq = "my-faq.txt"                # knowledge file; the bundled bilingual FAQ if absent
+//!                                   # (edits at /agent/knowledge are saved back to it)
 //! # secret = "..."                  # signs visitor and agent tokens; generated and kept
 //! #                                 # next to the database if absent
 //!
@@ -172,7 +173,9 @@ pub struct Config {
     /// SQLite database file, `:memory:`, or a `postgres://` URL (feature `postgres`; several
     /// processes may then share the desk) (default `data/omnidesk.db`).
     pub database: PathBuf,
-    /// FAQ knowledge file (default: the bundled bilingual e-commerce FAQ).
+    /// FAQ knowledge file (default: the bundled bilingual e-commerce FAQ). Edits made at
+    /// `/agent/knowledge` are saved back to it (its first version kept as `<faq>.orig`, the
+    /// trained model as `<faq>.model`); without it they go to `<database>.knowledge.txt`.
     pub faq: Option<PathBuf>,
     /// Key that signs visitor and agent tokens (default: generated once and kept in
     /// `<database>.secret`).

@@ -1077,6 +1077,48 @@ mod tests {
     }
 
     #[test]
+    fn edits_rewrite_the_operators_file_keeping_its_first_version() {
+        let dir = std::env::temp_dir().join(format!("omnidesk-kb-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let faq = dir.join("faq.txt");
+        let original = "# ours, with a comment\nIntent: hours\nQ: when are you open\nA: 9 to 21.\n\n\
+                        Intent: size\nQ: which size should I take\nA: See the chart.\n";
+        std::fs::write(&faq, original).unwrap();
+        let config = crate::Config {
+            faq: Some(faq.clone()),
+            database: PathBuf::from(":memory:"),
+            ..crate::Config::default()
+        };
+        let paths = KnowledgePaths::for_config(&config);
+        let live = LiveBot::new(paths.load().unwrap(), cs_bot::IntentBot::builder).unwrap();
+        let kb = KnowledgeBase::new(live, paths);
+        let add = |phrasing: &'static str| {
+            kb.edit(|k| {
+                k.entries[0].questions.push(phrasing.into());
+                Ok(())
+            })
+        };
+        add("opening hours").unwrap();
+        add("are you open on sunday").unwrap();
+        let orig = std::fs::read_to_string(dir.join("faq.txt.orig")).unwrap();
+        assert_eq!(orig, original, "the first version is kept once");
+        let saved = cs_bot::parse_knowledge(&std::fs::read_to_string(&faq).unwrap()).unwrap();
+        assert_eq!(saved, kb.live().knowledge().0);
+        assert_eq!(saved.entries[0].questions.len(), 3);
+        // A refused edit leaves the file and the bot as they were.
+        let before = std::fs::read_to_string(&faq).unwrap();
+        let refused = kb.edit(|_| -> ApiResult<()> { Err(ApiError::invalid(None, "no")) });
+        assert!(refused.is_err());
+        assert_eq!(std::fs::read_to_string(&faq).unwrap(), before);
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn paths_follow_the_configuration() {
         let mut c = crate::Config {
             database: PathBuf::from("/tmp/x/desk.db"),
