@@ -493,6 +493,8 @@ async fn edits_and_the_model_survive_a_restart() {
     )
     .await;
     assert_eq!(status, 200);
+    // A question the bot cannot answer is still there after the restart.
+    ask(&server, "loyalty points").await;
     server.stop().await;
 
     let file = std::fs::read_to_string(dir.0.join("desk.db.knowledge.txt")).unwrap();
@@ -524,6 +526,8 @@ async fn edits_and_the_model_survive_a_restart() {
     let (_, s) = call(&server, "GET", "/status", Some(&tok), None).await;
     assert_eq!(s["untrained_edits"], false, "{s}");
     assert_eq!(ask(&server, "do you sell gift cards").await, GIFT_EN);
+    let (_, u) = call(&server, "GET", "/unanswered", Some(&tok), None).await;
+    assert_eq!(u["clusters"][0]["representative"], "loyalty points", "{u}");
     server.stop().await;
 
     // A restart on unchanged knowledge loads the saved model instead of training again.

@@ -11,7 +11,8 @@
 //! ([`KnowledgeBase::saved_to`]): the configured `faq` file (its first version kept beside it as
 //! `<faq>.orig`), else `<database>.knowledge.txt`; the trained model is kept beside it
 //! (`.model`), so a restart serves the saved knowledge without training again. Edits go live at
-//! the next retrain (or restart).
+//! the next retrain (or restart). The unanswered questions are kept beside it too
+//! (`.unanswered.json`, saved every half minute and when the service stops).
 //!
 //! Routes (under `/agent/knowledge`), JSON in and out, bodies at most [`MAX_BODY_BYTES`], errors
 //! as `{"error": code, "reason": .., "field": ..}`:
@@ -86,6 +87,17 @@ pub struct KnowledgeBase {
     /// Edits one at a time: each is applied and saved before the next.
     writes: Arc<Mutex<()>>,
     retrain: Arc<Mutex<Option<RetrainRequest>>>,
+    /// The unanswered questions as last saved (how many, the latest), to skip saving when
+    /// nothing changed.
+    unanswered_saved: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+/// How many unanswered questions there were and when the latest was asked.
+type Fingerprint = (usize, Option<DateTime<Utc>>);
+
+/// The fingerprint of a list of unanswered questions.
+fn fingerprint(questions: &[cs_bot::Unanswered]) -> Fingerprint {
+    (questions.len(), questions.last().map(|q| q.at))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,7 +178,69 @@ impl KnowledgeBase {
             configured: paths.configured,
             writes: Arc::default(),
             retrain: Arc::default(),
+            unanswered_saved: Arc::default(),
         }
+    }
+
+    /// Where the unanswered questions are kept between restarts: beside the knowledge file.
+    fn unanswered_file(&self) -> Option<PathBuf> {
+        self.file.as_ref().map(|f| {
+            let mut s = f.as_os_str().to_owned();
+            s.push(".unanswered.json");
+            PathBuf::from(s)
+        })
+    }
+
+    /// Reads back the `tenant`'s unanswered questions saved by
+    /// [`KnowledgeBase::save_unanswered`] (none when there is no file).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] when the file exists but cannot be read.
+    pub fn load_unanswered(&self, tenant: &cs_core::TenantId) -> crate::Result<usize> {
+        let Some(path) = self.unanswered_file().filter(|p| p.exists()) else {
+            return Ok(0);
+        };
+        let bad = |e: String| crate::Error::Config {
+            reason: format!("unanswered questions {}: {e}", path.display()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let saved: Vec<cs_bot::Unanswered> =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let log = self.live.unanswered();
+        let n = saved.len();
+        for q in saved.into_iter().filter(|q| &q.tenant == tenant) {
+            log.record(&q.tenant, &q.text, q.at);
+        }
+        *self.lock_saved() = Some(fingerprint(&log.questions(tenant)));
+        Ok(n)
+    }
+
+    fn lock_saved(&self) -> std::sync::MutexGuard<'_, Option<Fingerprint>> {
+        self.unanswered_saved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Saves the `tenant`'s unanswered questions beside the knowledge file (atomically), so a
+    /// restart keeps them; does nothing when they did not change since the last save.
+    ///
+    /// # Errors
+    /// I/O errors of writing the file.
+    pub fn save_unanswered(&self, tenant: &cs_core::TenantId) -> std::io::Result<()> {
+        let Some(path) = self.unanswered_file() else {
+            return Ok(());
+        };
+        let questions = self.live.unanswered().questions(tenant);
+        // Questions are appended or forgotten: either moves the count or the latest.
+        let mut saved = self.lock_saved();
+        let now = fingerprint(&questions);
+        if *saved == Some(now) {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&questions).map_err(std::io::Error::other)?;
+        write_atomically(&path, &body)?;
+        *saved = Some(now);
+        Ok(())
     }
 
     /// The live bot.
@@ -207,13 +281,9 @@ impl KnowledgeBase {
 
     /// Writes the knowledge file: a temporary file beside it, flushed, then renamed over it.
     fn save(&self, k: &Knowledge) -> std::io::Result<()> {
-        use std::io::Write;
         let Some(path) = &self.file else {
             return Ok(());
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
         if self.configured && path.exists() {
             let mut orig = path.as_os_str().to_owned();
             orig.push(".orig");
@@ -222,33 +292,43 @@ impl KnowledgeBase {
                 std::fs::copy(path, &orig)?;
             }
         }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}.tmp", std::process::id()));
-        let tmp = PathBuf::from(tmp);
         let body = format!(
             "# omnidesk knowledge file, edited in the knowledge console (/agent/knowledge).\n\
              # Saved {}. Format: cs_bot::parse_knowledge.\n\n{}",
             Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             k.to_text()
         );
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(body.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written?;
-        // The rename itself survives a crash once the folder is synced (best effort).
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_atomically(path, body.as_bytes())
     }
+}
+
+/// Writes `body` to a temporary file beside `path`, flushed to disk, then renamed over `path`: a
+/// reader (or a crash) sees the old file or the new one, never half of one.
+fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(body)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    // The rename itself survives a crash once the folder is synced (best effort).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// A refusal, as JSON: `{"error": code, "reason": .., "field": .., "entry": ..}`.

@@ -222,6 +222,9 @@ impl App {
         let (store, tickets, rollups) = open_stores(&config, sla.clone()).await?;
         let desk = Arc::new(ticket_desk(tickets, sla)?);
         let knowledge = demo_bot(&config, desk.clone())?;
+        if let Err(e) = knowledge.load_unanswered(&config.tenant) {
+            tracing::warn!(error = %e, "unanswered questions of the last run not read");
+        }
         let webchat = Arc::new(
             WebChat::builder(ChannelId::new(WEBCHAT_ID)?)
                 .with_secret(secret.clone())
@@ -507,6 +510,23 @@ impl App {
         let shutdown = until_stopped();
         // Metrics, rollups and alerts from the event stream, for as long as the service runs.
         let running: Option<Running> = self.analytics.as_ref().map(|a| a.start(&self.engine));
+        // The questions the bot could not answer, kept for the next run every half minute.
+        let keeper = self.knowledge.clone().map(|kb| {
+            let tenant = self.engine.tenant().clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    let (kb, tenant) = (kb.clone(), tenant.clone());
+                    let saved =
+                        tokio::task::spawn_blocking(move || kb.save_unanswered(&tenant)).await;
+                    if let Ok(Err(e)) = saved {
+                        tracing::warn!(error = %e, "unanswered questions not saved");
+                    }
+                }
+            })
+        });
         let engine = self.engine.clone();
         let beat = self.ticker.clone();
         // Time-dependent routing (offers lapsing, sticky holds and overflow rings expiring,
@@ -557,6 +577,17 @@ impl App {
         ticker.abort();
         self.ticker.store(0, std::sync::atomic::Ordering::Relaxed);
         drop(running);
+        if let Some(keeper) = keeper {
+            keeper.abort();
+        }
+        if let Some(kb) = self.knowledge.clone() {
+            let tenant = self.engine.tenant().clone();
+            match tokio::task::spawn_blocking(move || kb.save_unanswered(&tenant)).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "unanswered questions not saved"),
+                Err(e) => tracing::warn!(error = %e, "unanswered questions not saved"),
+                Ok(Ok(())) => {}
+            }
+        }
         if let Some(a) = &self.analytics
             && let Err(e) = a.flush().await
         {
