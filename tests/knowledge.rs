@@ -214,9 +214,11 @@ async fn an_edited_entry_answers_through_the_widget_after_a_retrain() {
     assert_eq!(ask(&server, "你们有礼品卡吗").await, GIFT_ZH);
 
     // An edit of the answer goes live at the next retrain.
+    let (_, opened) = call(&server, "GET", "/entries/gift_cards", Some(&token), None).await;
     let mut edited = gift_entry();
     edited.as_object_mut().unwrap().remove("id");
     edited["answer_en"] = json!("Gift cards are sold out this week.");
+    edited["version"] = opened["entry"]["version"].clone();
     let (status, body) = call(
         &server,
         "PUT",
@@ -226,6 +228,21 @@ async fn an_edited_entry_answers_through_the_widget_after_a_retrain() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    // A second edit based on the same (now old) version is refused, not applied over it.
+    edited["answer_en"] = json!("Someone else's answer.");
+    let (status, body) = call(
+        &server,
+        "PUT",
+        "/entries/gift_cards",
+        Some(&token),
+        Some(&edited),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("stale")),
+        "{body}"
+    );
     call(&server, "POST", "/retrain", Some(&token), None).await;
     until_trained(&server, &token).await;
     assert_eq!(

@@ -30,8 +30,11 @@
 //! - `GET /unanswered` the questions the bot could not answer, grouped; `POST
 //!   /unanswered/dismiss` `{"texts": [..]}` forgets some
 //!
+//! Entries carry a `version`; a `PUT` that sends the version it was based on is refused with
+//! `stale` when someone else changed the entry since.
+//!
 //! Error codes: `unauthenticated` (401), `forbidden` (403), `not_found` (404), `duplicate_id`
-//! and `phrasing_in_use` (409, with the other `entry`), `invalid_input` (422, with the
+//! and `phrasing_in_use` (409, with the other `entry`), `stale` (409), `invalid_input` (422, with the
 //! `field`), `invalid_json` (400), `payload_too_large` (413), `storage` (500: the edit was not
 //! kept).
 
@@ -474,6 +477,14 @@ fn normalise(text: &str) -> String {
         .join(" ")
 }
 
+/// A fingerprint of an entry's content: an edit based on another version is refused, so two
+/// supervisors do not overwrite each other's work unseen.
+fn version(e: &FaqEntry) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(e).unwrap_or_default();
+    hex::encode(&sha2::Sha256::digest(&bytes)[..8])
+}
+
 /// One entry as the API shows it.
 #[derive(Debug, Serialize)]
 struct EntryView<'a> {
@@ -482,6 +493,8 @@ struct EntryView<'a> {
     answer_zh: Option<&'a str>,
     answer_en: Option<&'a str>,
     skills: &'a [String],
+    /// Send it back with an edit (`PUT`): the edit is refused if the entry changed since.
+    version: String,
 }
 
 impl<'a> From<&'a FaqEntry> for EntryView<'a> {
@@ -492,6 +505,7 @@ impl<'a> From<&'a FaqEntry> for EntryView<'a> {
             answer_zh: e.answer_zh.as_deref(),
             answer_en: e.answer_en.as_deref(),
             skills: &e.skills,
+            version: version(e),
         }
     }
 }
@@ -513,6 +527,9 @@ struct EntryInput {
     /// Unanswered questions this entry covers: forgotten once it is saved.
     #[serde(default)]
     from_unanswered: Vec<String>,
+    /// The version the edit is based on (`PUT`); omitted: the edit applies whatever changed.
+    #[serde(default)]
+    version: Option<String>,
 }
 
 fn check_id(id: &str) -> ApiResult<()> {
@@ -810,6 +827,21 @@ async fn update(
                 .iter()
                 .position(|e| e.intent == entry_id)
                 .ok_or_else(|| ApiError::not_found(format!("no entry {entry_id:?}")))?;
+            if let Some(v) = &input.version
+                && *v != version(&k.entries[pos])
+            {
+                return Err(ApiError {
+                    entry: Some(entry_id.clone()),
+                    ..ApiError::new(
+                        StatusCode::CONFLICT,
+                        "stale",
+                        format!(
+                            "entry {entry_id:?} was changed by someone else since you opened it; \
+                             reopen it and edit again"
+                        ),
+                    )
+                });
+            }
             let e = checked_entry(k, &entry_id, &input)?;
             k.entries[pos] = e;
             Ok(())
@@ -1120,6 +1152,7 @@ mod tests {
             answer_en: en.map(Into::into),
             skills: vec![],
             from_unanswered: vec![],
+            version: None,
         }
     }
 

@@ -52,7 +52,8 @@
       e_oos: "This phrasing is listed as a question the bot should not answer.",
       e_duplicate_id: "There is already an entry {e}: edit it, or choose another id.",
       e_payload_too_large: "Too much text in one request.", e_network: "The service did not answer; try again.",
-      e_storage: "The knowledge file could not be written; nothing was changed."
+      e_storage: "The knowledge file could not be written; nothing was changed.",
+      e_stale: "Someone else changed this entry since you opened it. Copy your changes, reopen the entry and edit again."
     },
     zh: {
       title: "机器人知识库", retrain: "重新训练", console: "坐席工作台", dashboard: "仪表盘",
@@ -94,6 +95,7 @@
       e_duplicate_id: "已存在条目 {e}：请编辑该条目，或换一个 ID。",
       e_payload_too_large: "单次提交的内容过多。", e_network: "服务没有响应，请重试。",
       e_storage: "知识库文件写入失败，未做任何修改。",
+      e_stale: "打开此条目后，其他人已修改了它。请复制您的修改，重新打开条目后再编辑。",
       f_e_id: "ID 只能由 1 到 64 个字母、数字、_ 或 - 组成，且不能是 oos。",
       f_e_answer: "请至少填写一个答案（中文或英文）。",
       f_e_phrasings: "至少需要一个有效问法（不能只有空格或标点，最多 300 字）。",
@@ -138,6 +140,7 @@
     if (b.error === "duplicate_id") return t("e_duplicate_id", { e: b.entry });
     if (b.error === "payload_too_large") return t("e_payload_too_large");
     if (b.error === "storage") return t("e_storage");
+    if (b.error === "stale") return t("e_stale");
     if (state.lang === "zh" && b.field && T.zh["f_e_" + b.field]) return T.zh["f_e_" + b.field];
     var r = b.reason || t("e_network");
     return r.charAt(0).toUpperCase() + r.slice(1);
@@ -193,7 +196,7 @@
     if (state.draft && dirty() && !confirm(t("unsaved"))) return;
     var e = entry(id); if (!e) return;
     state.sel = id;
-    state.draft = { isNew: false, id: e.id, phrasings: e.phrasings.slice(), zh: e.answer_zh || "", en: e.answer_en || "", skills: e.skills.join(", "), from: [], fresh: {} };
+    state.draft = { isNew: false, id: e.id, version: e.version, phrasings: e.phrasings.slice(), zh: e.answer_zh || "", en: e.answer_en || "", skills: e.skills.join(", "), from: [], fresh: {} };
     state.draft.base = snapshot(state.draft);
     document.body.classList.add("editing");
     renderList(); renderEditor(); clearErrors();
@@ -284,7 +287,7 @@
       phrasings: d.phrasings, answer_zh: d.zh, answer_en: d.en,
       skills: d.skills.split(/[,，\s]+/).filter(Boolean), from_unanswered: d.from
     };
-    if (d.isNew) body.id = d.id;
+    if (d.isNew) body.id = d.id; else body.version = d.version;
     $("#save").disabled = true;
     var call = d.isNew ? api("POST", "/entries", body) : api("PUT", "/entries/" + encodeURIComponent(d.id), body);
     call.then(function (r) {
