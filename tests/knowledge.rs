@@ -736,6 +736,9 @@ async fn knowledge_page_in_chromium() {
             .unwrap()
             .unwrap_or_default();
         assert!(href.ends_with("/agent/knowledge"), "{href}");
+        if short == "en" {
+            shoot(&client, "console-with-knowledge-link", 1280, 800).await;
+        }
         client.goto(&server.url("/agent/knowledge")).await.unwrap();
         client
             .wait()
