@@ -329,6 +329,28 @@ async fn strangers_are_refused_and_invalid_edits_get_reasons() {
         "{body}"
     );
 
+    // An answer the compliance rules forbid (the demo: advertising law) would never reach a
+    // customer: refused, with the phrase; a warned phrase is saved with a warning.
+    let mut e = gift_entry();
+    e["answer_zh"] = json!("我们的礼品卡是国家级品质。");
+    let (status, body) = call(&server, "POST", "/entries", t, Some(&e)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "forbidden_phrase");
+    assert_eq!(body["field"], "answer_zh");
+    assert_eq!(body["phrases"], json!(["国家级"]));
+    let e = json!({
+        "id": "warned",
+        "phrasings": ["which gift card is the best"],
+        "answer_zh": "最佳选择是 200 元礼品卡。",
+    });
+    let (status, body) = call(&server, "POST", "/entries", t, Some(&e)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["warnings"][0]["phrases"], json!(["最佳"]), "{body}");
+    assert_eq!(
+        call(&server, "DELETE", "/entries/warned", t, None).await.0,
+        200
+    );
+
     for bad in ["gift cards", "", "oos", "礼品卡"] {
         let mut e = gift_entry();
         e["id"] = json!(bad);

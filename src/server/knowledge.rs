@@ -33,8 +33,12 @@
 //! Entries carry a `version`; a `PUT` that sends the version it was based on is refused with
 //! `stale` when someone else changed the entry since.
 //!
+//! Answers are checked against the service's compliance rules when saved: a blocked phrase is
+//! refused (`forbidden_phrase`, with the `phrases`), a warned one is saved and reported in
+//! `warnings`.
+//!
 //! Error codes: `unauthenticated` (401), `forbidden` (403), `not_found` (404), `duplicate_id`
-//! and `phrasing_in_use` (409, with the other `entry`), `stale` (409), `invalid_input` (422, with the
+//! and `phrasing_in_use` (409, with the other `entry`), `stale` (409), `invalid_input` and `forbidden_phrase` (422, with the
 //! `field`), `invalid_json` (400), `payload_too_large` (413), `storage` (500: the edit was not
 //! kept).
 
@@ -93,6 +97,8 @@ pub struct KnowledgeBase {
     /// The unanswered questions as last saved (how many, the latest), to skip saving when
     /// nothing changed.
     unanswered_saved: Arc<Mutex<Option<Fingerprint>>>,
+    /// What the bot may not say: answers are checked when they are saved.
+    rules: crate::compliance::PhraseRules,
 }
 
 /// How many unanswered questions there were and when the latest was asked.
@@ -182,7 +188,16 @@ impl KnowledgeBase {
             writes: Arc::default(),
             retrain: Arc::default(),
             unanswered_saved: Arc::default(),
+            rules: crate::compliance::PhraseRules::new([]),
         }
+    }
+
+    /// Checks answers against these rules when they are saved: an answer with a blocked phrase
+    /// is refused (the engine would keep it back from customers anyway), one with a warned
+    /// phrase is saved with a warning.
+    pub fn with_compliance(mut self, rules: crate::compliance::PhraseRules) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// Where the unanswered questions are kept between restarts: beside the knowledge file.
@@ -342,6 +357,8 @@ struct ApiError {
     reason: String,
     field: Option<&'static str>,
     entry: Option<String>,
+    /// The forbidden phrases found (`forbidden_phrase`).
+    phrases: Vec<String>,
 }
 
 impl ApiError {
@@ -352,6 +369,7 @@ impl ApiError {
             reason: reason.into(),
             field: None,
             entry: None,
+            phrases: Vec::new(),
         }
     }
 
@@ -390,6 +408,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(e) = self.entry {
             body["entry"] = json!(e);
+        }
+        if !self.phrases.is_empty() {
+            body["phrases"] = json!(self.phrases);
         }
         (self.status, Json(body)).into_response()
     }
@@ -602,6 +623,41 @@ fn in_use(text: &str, owner: String) -> ApiError {
     }
 }
 
+/// A warned phrase in a saved answer.
+#[derive(Debug, Clone, Serialize)]
+struct PhraseWarning {
+    field: &'static str,
+    phrases: Vec<String>,
+}
+
+/// Refuses an answer with a blocked phrase; the warned phrases of the others.
+fn check_phrases(
+    rules: &crate::compliance::PhraseRules,
+    e: &FaqEntry,
+) -> ApiResult<Vec<PhraseWarning>> {
+    let mut warnings = Vec::new();
+    for (field, answer) in [("answer_zh", &e.answer_zh), ("answer_en", &e.answer_en)] {
+        let Some(answer) = answer else { continue };
+        let verdict = rules.check(answer);
+        let phrases: Vec<String> = verdict.phrases().into_iter().map(str::to_owned).collect();
+        if verdict.is_blocked() {
+            return Err(ApiError {
+                field: Some(field),
+                reason: format!(
+                    "the answer says {phrases:?}, which the compliance rules forbid: customers \
+                     would never see it"
+                ),
+                phrases,
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "forbidden_phrase", "")
+            });
+        }
+        if !phrases.is_empty() {
+            warnings.push(PhraseWarning { field, phrases });
+        }
+    }
+    Ok(warnings)
+}
+
 /// The entry `input` describes, checked against the knowledge (`id`: the entry it replaces).
 fn checked_entry(k: &Knowledge, id: &str, input: &EntryInput) -> ApiResult<FaqEntry> {
     check_id(id)?;
@@ -737,8 +793,9 @@ async fn one(
     Ok(Json(json!({"entry": EntryView::from(e), "revision": revision})).into_response())
 }
 
-/// The answer to an edit: the entry as saved and the knowledge revision.
-fn saved(status: StatusCode, kb: &KnowledgeBase, id: &str) -> Response {
+/// The answer to an edit: the entry as saved, the knowledge revision, and the phrases the
+/// compliance rules warn about.
+fn saved(status: StatusCode, kb: &KnowledgeBase, id: &str, warnings: &[PhraseWarning]) -> Response {
     let (k, revision) = kb.live.knowledge();
     let entry = k
         .entries
@@ -747,7 +804,12 @@ fn saved(status: StatusCode, kb: &KnowledgeBase, id: &str) -> Response {
         .map(EntryView::from);
     (
         status,
-        Json(json!({"entry": entry, "revision": revision, "retrain_needed": true})),
+        Json(json!({
+            "entry": entry,
+            "revision": revision,
+            "retrain_needed": true,
+            "warnings": warnings,
+        })),
     )
         .into_response()
 }
@@ -771,7 +833,7 @@ async fn create(
     let kb = s.kb.clone();
     let entry_id = id.clone();
     let from = input.from_unanswered.clone();
-    blocking(move || {
+    let warnings = blocking(move || {
         kb.edit(|k| {
             if k.entries.iter().any(|e| e.intent == entry_id) {
                 return Err(ApiError {
@@ -793,14 +855,15 @@ async fn create(
                 ));
             }
             let e = checked_entry(k, &entry_id, &input)?;
+            let warnings = check_phrases(&kb.rules, &e)?;
             k.entries.push(e);
-            Ok(())
+            Ok(warnings)
         })
     })
     .await?;
     let forgotten = forget_unanswered(&s, &from);
     tracing::info!(agent = %agent.name, entry = %id, forgotten, "knowledge entry added");
-    Ok(saved(StatusCode::CREATED, &s.kb, &id))
+    Ok(saved(StatusCode::CREATED, &s.kb, &id, &warnings))
 }
 
 async fn update(
@@ -820,7 +883,7 @@ async fn update(
     let kb = s.kb.clone();
     let entry_id = id.clone();
     let from = input.from_unanswered.clone();
-    blocking(move || {
+    let warnings = blocking(move || {
         kb.edit(|k| {
             let pos = k
                 .entries
@@ -843,14 +906,15 @@ async fn update(
                 });
             }
             let e = checked_entry(k, &entry_id, &input)?;
+            let warnings = check_phrases(&kb.rules, &e)?;
             k.entries[pos] = e;
-            Ok(())
+            Ok(warnings)
         })
     })
     .await?;
     let forgotten = forget_unanswered(&s, &from);
     tracing::info!(agent = %agent.name, entry = %id, forgotten, "knowledge entry edited");
-    Ok(saved(StatusCode::OK, &s.kb, &id))
+    Ok(saved(StatusCode::OK, &s.kb, &id, &warnings))
 }
 
 async fn remove(
@@ -945,7 +1009,7 @@ async fn add_phrasings(
         0
     };
     tracing::info!(agent = %agent.name, entry = %id, added, forgotten, "phrasings added");
-    Ok(saved(StatusCode::OK, &s.kb, &id))
+    Ok(saved(StatusCode::OK, &s.kb, &id, &[]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -988,7 +1052,7 @@ async fn remove_phrasing(
     })
     .await?;
     tracing::info!(agent = %agent.name, entry = %id, "phrasing removed");
-    Ok(saved(StatusCode::OK, &s.kb, &id))
+    Ok(saved(StatusCode::OK, &s.kb, &id, &[]))
 }
 
 #[derive(Debug, Deserialize)]

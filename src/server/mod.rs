@@ -84,7 +84,10 @@ fn demo_bot(config: &Config, desk: Arc<TicketDesk>) -> Result<knowledge::Knowled
     let live = LiveBot::new(start, make).map_err(|e| Error::Config {
         reason: format!("FAQ: {e}"),
     })?;
-    Ok(knowledge::KnowledgeBase::new(live, paths))
+    Ok(
+        knowledge::KnowledgeBase::new(live, paths)
+            .with_compliance(config.compliance.phrase_rules()),
+    )
 }
 
 /// The configured business hours, every day, in the configured time zone.

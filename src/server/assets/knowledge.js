@@ -53,7 +53,9 @@
       e_duplicate_id: "There is already an entry {e}: edit it, or choose another id.",
       e_payload_too_large: "Too much text in one request.", e_network: "The service did not answer; try again.",
       e_storage: "The knowledge file could not be written; nothing was changed.",
-      e_stale: "Someone else changed this entry since you opened it. Copy your changes, reopen the entry and edit again."
+      e_stale: "Someone else changed this entry since you opened it. Copy your changes, reopen the entry and edit again.",
+      e_forbidden: "The compliance rules forbid “{p}”: the bot would never send this answer. Reword it.",
+      w_phrases: "Saved, but the compliance rules warn about “{p}” in this answer."
     },
     zh: {
       title: "机器人知识库", retrain: "重新训练", console: "坐席工作台", dashboard: "仪表盘",
@@ -96,6 +98,8 @@
       e_payload_too_large: "单次提交的内容过多。", e_network: "服务没有响应，请重试。",
       e_storage: "知识库文件写入失败，未做任何修改。",
       e_stale: "打开此条目后，其他人已修改了它。请复制您的修改，重新打开条目后再编辑。",
+      e_forbidden: "合规规则禁止使用“{p}”：机器人不会发出此答案，请修改措辞。",
+      w_phrases: "已保存，但合规规则提示此答案含有“{p}”。",
       f_e_id: "ID 只能由 1 到 64 个字母、数字、_ 或 - 组成，且不能是 oos。",
       f_e_answer: "请至少填写一个答案（中文或英文）。",
       f_e_phrasings: "至少需要一个有效问法（不能只有空格或标点，最多 300 字）。",
@@ -141,6 +145,7 @@
     if (b.error === "payload_too_large") return t("e_payload_too_large");
     if (b.error === "storage") return t("e_storage");
     if (b.error === "stale") return t("e_stale");
+    if (b.error === "forbidden_phrase") return t("e_forbidden", { p: (b.phrases || []).join("、") });
     if (state.lang === "zh" && b.field && T.zh["f_e_" + b.field]) return T.zh["f_e_" + b.field];
     var r = b.reason || t("e_network");
     return r.charAt(0).toUpperCase() + r.slice(1);
@@ -292,7 +297,8 @@
     var call = d.isNew ? api("POST", "/entries", body) : api("PUT", "/entries/" + encodeURIComponent(d.id), body);
     call.then(function (r) {
       if (!r.ok) { showError(r.body); return; }
-      toast(t("saved"));
+      var warned = (r.body.warnings || []).map(function (w) { return w.phrases.join("、"); }).join("、");
+      toast(warned ? t("w_phrases", { p: warned }) : t("saved"));
       var id = r.body.entry.id;
       state.draft = null;
       return Promise.all([loadEntries(), loadStatus(), d.from.length ? loadClusters() : null]).then(function () {
