@@ -1,12 +1,10 @@
 //! [`CustomerStore`] in SQL: identity resolution with shared keys, links, suggestions, merges.
 
 use async_trait::async_trait;
-use sqlx::Transaction;
-
 use super::rows::{
     customer_from_row, identity_from_row, key_from_row, link_from_row, merge_from_row, to_json,
 };
-use super::{SqlStore, commit, is_missing_parent};
+use super::{Conn, SqlStore, is_missing_parent};
 use crate::channel::{Identity, IdentityLink, LinkOrigin, SharedKey};
 use crate::customer::Customer;
 use crate::error::{Error, Result};
@@ -24,6 +22,10 @@ const LINK: &str = "kind, external_id, origin, linked_at, shared_key, key_proven
 /// How often resolution re-reads the identities sharing a key when the one it chose to join
 /// moved (a concurrent merge) before it could be locked.
 const JOIN_ATTEMPTS: usize = 3;
+
+/// Why a first contact's transaction rolls back: a concurrent call claimed the identity first
+/// (the caller then reads the winner's customer).
+const CLAIMED_MEANWHILE: &str = "identity claimed by a concurrent first contact";
 
 /// The owner of an identity, with the key the identity carries (`i_shared_key`, `i_key_proven`).
 fn find_identity(tenant: &TenantId, identity: &Identity) -> Stmt {
@@ -91,13 +93,11 @@ impl Sibling {
 impl<D: Driver> SqlStore<D> {
     /// The identities carrying `key`, oldest link first.
     async fn siblings(
-        tx: &mut Transaction<'static, D>,
+        tx: &mut Conn<'_, D>,
         tenant: &TenantId,
         key: &str,
     ) -> Result<Vec<Sibling>> {
-        D::fetch_all(
-            tx,
-            Stmt::new(
+        tx.fetch_all(Stmt::new(
                 "SELECT customer, kind, external_id, key_proven, linked_at FROM cs_identities
                  WHERE tenant = $1 AND shared_key = $2 ORDER BY linked_at, kind, external_id",
             )
@@ -121,7 +121,7 @@ impl<D: Driver> SqlStore<D> {
     /// proves it too, share-locked so a concurrent merge cannot move it away meanwhile (the
     /// merge locks it for update), and confirmed after the lock.
     async fn join_candidate(
-        tx: &mut Transaction<'static, D>,
+        tx: &mut Conn<'_, D>,
         tenant: &TenantId,
         key: &str,
         siblings: &[Sibling],
@@ -132,9 +132,7 @@ impl<D: Driver> SqlStore<D> {
         );
         for s in siblings.iter().filter(|s| s.proven) {
             let id = s.customer.to_string();
-            let Some(row) = D::fetch_optional(
-                tx,
-                Stmt::dynamic(lock.clone())
+            let Some(row) = tx.fetch_optional(Stmt::dynamic(lock.clone())
                     .bind(tenant.as_str())
                     .bind(id.as_str()),
             )
@@ -142,9 +140,7 @@ impl<D: Driver> SqlStore<D> {
             else {
                 continue;
             };
-            let still = D::fetch_optional(
-                tx,
-                Stmt::new(
+            let still = tx.fetch_optional(Stmt::new(
                     "SELECT 1 AS one FROM cs_identities
                      WHERE tenant = $1 AND customer = $2 AND shared_key = $3 AND key_proven = 1",
                 )
@@ -163,7 +159,7 @@ impl<D: Driver> SqlStore<D> {
     /// Resolves a new identity in `tx`: joins it to a customer by a key both prove, or creates a
     /// customer for it. `None` when a concurrent call claimed the identity first.
     async fn resolve_new(
-        tx: &mut Transaction<'static, D>,
+        tx: &mut Conn<'_, D>,
         req: &ResolveCustomer,
     ) -> Result<Option<Resolved>> {
         let t = &req.tenant;
@@ -192,9 +188,7 @@ impl<D: Driver> SqlStore<D> {
             _ => (new_customer(req), true, LinkOrigin::FirstContact),
         };
         if created {
-            D::execute(
-                tx,
-                Stmt::new(
+            tx.execute(Stmt::new(
                     "INSERT INTO cs_customers (tenant, id, display_name, tier, language,
                         created_at)
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -209,9 +203,7 @@ impl<D: Driver> SqlStore<D> {
             .await?;
         }
         let key = req.shared_key.as_ref();
-        let claimed = D::execute(
-            tx,
-            insert_identity(t, customer.id, &req.identity, &origin, key, req.at),
+        let claimed = tx.execute(insert_identity(t, customer.id, &req.identity, &origin, key, req.at),
         )
         .await?;
         if claimed == 0 {
@@ -266,12 +258,20 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         }
         // A new one: decided and written in one transaction; the identity's primary key settles
         // races with concurrent first contacts (the loser rolls back and reads the winner's).
-        let mut tx = self.begin().await?;
-        if let Some(resolved) = Self::resolve_new(&mut tx, req).await? {
-            commit(tx).await?;
-            return Ok(resolved);
+        let job = req.clone();
+        let decided = self
+            .transact(true, move |mut tx| {
+                Box::pin(async move {
+                    Self::resolve_new(&mut tx, &job)
+                        .await?
+                        .ok_or_else(|| Error::conflict(CLAIMED_MEANWHILE))
+                })
+            })
+            .await;
+        match decided {
+            Err(Error::Conflict { reason }) if reason == CLAIMED_MEANWHILE => {}
+            other => return other,
         }
-        tx.rollback().await.map_err(D::map_error)?;
         let row = self
             .write_one(find_identity(&req.tenant, &req.identity))
             .await?
@@ -428,27 +428,24 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         if req.into == req.from {
             return Err(Error::invalid("a customer cannot be merged with itself"));
         }
-        let t = req.tenant.as_str();
         let (into, from) = (req.into.to_string(), req.from.to_string());
         let lock = format!(
             "SELECT 1 AS one FROM cs_customers WHERE tenant = $1 AND id = $2{}",
             D::FOR_UPDATE
         );
-        let mut tx = self.begin().await?;
+        let req = req.clone();
+        self.transact(true, move |mut tx| Box::pin(async move {
+        let t = req.tenant.as_str();
         for c in [&into, &from] {
             // Locking both customer rows serialises concurrent merges of the same customers (and
             // resolutions joining them).
-            let exists = D::fetch_optional(
-                &mut tx,
-                Stmt::dynamic(lock.clone()).bind(t).bind(c.as_str()),
+            let exists = tx.fetch_optional(Stmt::dynamic(lock.clone()).bind(t).bind(c.as_str()),
             )
             .await?;
             if exists.is_none() {
                 return Err(Error::not_found("customer", c));
             }
-            let merged = D::fetch_optional(
-                &mut tx,
-                Stmt::new(
+            let merged = tx.fetch_optional(Stmt::new(
                     "SELECT 1 AS one FROM cs_merges
                      WHERE tenant = $1 AND from_customer = $2 AND undone_at IS NULL",
                 )
@@ -461,9 +458,7 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
             }
         }
         let id = MergeId::new();
-        let mut identities = D::fetch_all(
-            &mut tx,
-            Stmt::dynamic(format!(
+        let mut identities = tx.fetch_all(Stmt::dynamic(format!(
                 "SELECT {LINK} FROM cs_identities WHERE tenant = $1 AND customer = $2"
             ))
             .bind(t)
@@ -474,9 +469,7 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         .map(link_from_row)
         .collect::<Result<Vec<_>>>()?;
         identities.sort_by(|a, b| a.identity.cmp(&b.identity));
-        D::execute(
-            &mut tx,
-            Stmt::new(
+        tx.execute(Stmt::new(
                 "UPDATE cs_identities SET customer = $1, origin = $2
                  WHERE tenant = $3 AND customer = $4",
             )
@@ -486,9 +479,7 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
             .bind(from.as_str()),
         )
         .await?;
-        let into_active = D::fetch_optional(
-            &mut tx,
-            Stmt::new(
+        let into_active = tx.fetch_optional(Stmt::new(
                 "SELECT id FROM cs_conversations WHERE tenant = $1 AND customer = $2
                    AND state IN ('bot', 'queued', 'assigned')",
             )
@@ -497,9 +488,7 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         )
         .await?;
         let resolved: Option<ConversationId> = match into_active {
-            Some(_) => D::fetch_optional(
-                &mut tx,
-                Stmt::new(
+            Some(_) => tx.fetch_optional(Stmt::new(
                     "UPDATE cs_conversations SET state = 'resolved', updated_at = $1,
                         version = version + 1
                      WHERE tenant = $2 AND customer = $3
@@ -515,9 +504,7 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
             .transpose()?,
             None => None,
         };
-        let mut conversations: Vec<ConversationId> = D::fetch_all(
-            &mut tx,
-            Stmt::new(
+        let mut conversations: Vec<ConversationId> = tx.fetch_all(Stmt::new(
                 "UPDATE cs_conversations SET customer = $1 WHERE tenant = $2 AND customer = $3
                  RETURNING id",
             )
@@ -530,9 +517,7 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         .map(|r| r.parse("id"))
         .collect::<Result<_>>()?;
         conversations.sort();
-        D::execute(
-            &mut tx,
-            Stmt::new("UPDATE cs_messages SET customer = $1 WHERE tenant = $2 AND customer = $3")
+        tx.execute(Stmt::new("UPDATE cs_messages SET customer = $1 WHERE tenant = $2 AND customer = $3")
                 .bind(into.as_str())
                 .bind(t)
                 .bind(from.as_str()),
@@ -550,9 +535,7 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
             at: req.at,
             undone_at: None,
         };
-        D::execute(
-            &mut tx,
-            Stmt::new(
+        tx.execute(Stmt::new(
                 "INSERT INTO cs_merges (tenant, id, into_customer, from_customer, identities,
                     conversations, resolved, origin, at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -568,16 +551,15 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
             .bind(micros(req.at)),
         )
         .await?;
-        commit(tx).await?;
         Ok(merge)
+        })).await
     }
 
     async fn unmerge(&self, req: &Unmerge) -> Result<Merge> {
+        let req = req.clone();
+        self.transact(true, move |mut tx| Box::pin(async move {
         let t = req.tenant.as_str();
-        let mut tx = self.begin().await?;
-        let mut record = D::fetch_optional(
-            &mut tx,
-            Stmt::dynamic(format!(
+        let mut record = tx.fetch_optional(Stmt::dynamic(format!(
                 "SELECT * FROM cs_merges WHERE tenant = $1 AND id = $2{}",
                 D::FOR_UPDATE
             ))
@@ -596,9 +578,7 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         }
         let (into, from) = (record.into.to_string(), record.from.to_string());
         for l in &record.identities {
-            D::execute(
-                &mut tx,
-                Stmt::new(
+            tx.execute(Stmt::new(
                     "UPDATE cs_identities SET customer = $1, origin = $2, linked_at = $3
                      WHERE tenant = $4 AND kind = $5 AND external_id = $6 AND customer = $7",
                 )
@@ -623,19 +603,17 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
                 .push_bind(into.as_str())
                 .push(&format!(" AND {column} "))
                 .push_in::<D>(moved.iter().cloned());
-            D::execute(&mut tx, back).await?;
+            tx.execute(back).await?;
         }
-        D::execute(
-            &mut tx,
-            Stmt::new("UPDATE cs_merges SET undone_at = $1 WHERE tenant = $2 AND id = $3")
+        tx.execute(Stmt::new("UPDATE cs_merges SET undone_at = $1 WHERE tenant = $2 AND id = $3")
                 .bind(micros(req.at))
                 .bind(t)
                 .bind(req.merge.to_string()),
         )
         .await?;
-        commit(tx).await?;
         record.undone_at = Some(req.at);
         Ok(record)
+        })).await
     }
 
     async fn merges(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Merge>> {
