@@ -67,6 +67,7 @@ pub struct EngineBuilder {
     outbox: OutboxPolicy,
     settings: DeskSettings,
     hot_cache: bool,
+    node: Option<String>,
 }
 
 impl Default for EngineBuilder {
@@ -91,7 +92,19 @@ impl EngineBuilder {
             outbox: OutboxPolicy::default(),
             settings: DeskSettings::default(),
             hot_cache: true,
+            node: None,
         }
+    }
+
+    /// This process's node id: the outbox claims it makes carry it, and at start-up the engine
+    /// releases the claims a previous process of the same id held (it is dead: the messages it
+    /// was sending are retried at once, not after their 30-second lease). Keep it stable across
+    /// restarts of the same node and distinct between processes that run at the same time on
+    /// one store (two live processes with one id could each send a message once). Default none:
+    /// claims are anonymous and only their lease releases them.
+    pub fn with_node_id(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
     }
 
     /// Whether the engine keeps identities, profiles, active conversations and their latest
@@ -179,8 +192,10 @@ impl EngineBuilder {
         self
     }
 
-    /// Checks the parts and builds the engine, then rebuilds the router from the store:
-    /// conversations agents hold stay theirs, waiting ones wait again at their place.
+    /// Checks the parts and builds the engine, then recovers from the store: the outbox claims
+    /// of this node's previous process are released, the router is rebuilt (conversations
+    /// agents hold stay theirs, waiting ones wait again at their place), and bot turns a crash
+    /// interrupted are run again.
     ///
     /// # Errors
     /// [`Error::Config`] without a store or bot, or with two channels of one id; store or router
@@ -251,6 +266,7 @@ impl EngineBuilder {
                 pace: std::sync::Mutex::default(),
                 snapshot: std::sync::Mutex::default(),
                 cache: cache::HotCache::new(self.hot_cache),
+                node: self.node,
             }),
         };
         engine.recover().await?;

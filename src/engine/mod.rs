@@ -15,7 +15,8 @@
 //!   5. the Router decides; every decision has an effect: assignments, offers   (routing)
 //!      accepted, rejected or lapsed, agents set away, bot-first reception
 //! agent --Engine::agent_reply--> stored -> outbox -> Channel::send -> customer  (agents, outbox)
-//! start-up: the router is rebuilt from the store, moving nothing               (recovery)
+//! start-up: this node's dead claims released, the router rebuilt from the     (recovery)
+//!   store moving nothing, interrupted bot turns run again
 //! ```
 //!
 //! What the engine itself says to customers comes from templates in their language
@@ -38,7 +39,7 @@ use cs_core::store::{
     ClaimOutbound, Claimed, ConversationLogExt, ConversationQuery, ConversationStore,
     CustomerStoreExt, DeadLetter, DeadLetterQuery, FinishOutbound, LinkIdentity, Merge,
     MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, Receipt,
-    ResolveCustomer, Unmerge,
+    ReleaseClaims, ResolveCustomer, UnansweredQuery, Unmerge,
 };
 use cs_core::{
     Agent, AgentId, Author, ChannelId, Clock, Content, Conversation, ConversationId,
@@ -107,6 +108,8 @@ struct Inner {
     cache: cache::HotCache,
     /// The last router snapshot and when it was taken ([`Engine::queue_snapshot`]).
     snapshot: std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>,
+    /// This process's node id: the owner of its outbox claims.
+    node: Option<String>,
 }
 
 /// A customer as an agent sees them: profile, identities and whole history.
