@@ -685,7 +685,11 @@ mod tests {
     fn durability_and_node_id_come_from_the_file() {
         let c = Config::default();
         assert_eq!(c.durability, Durability::Normal, "NORMAL unless asked");
-        assert!(c.node().ends_with(":8080"), "host name and port: {}", c.node());
+        assert!(
+            c.node().ends_with(":8080"),
+            "host name and port: {}",
+            c.node()
+        );
         let c = Config::from_toml("durability = \"full\"\nnode_id = \"desk-1\"\n").unwrap();
         assert_eq!(c.durability, Durability::Full);
         assert_eq!(c.node(), "desk-1");

@@ -895,7 +895,10 @@ async fn a_bot_turn_interrupted_by_a_crash_is_redone_at_start_up_once() {
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(sent.lock().unwrap().is_empty(), "a finished turn is not redone");
+    assert!(
+        sent.lock().unwrap().is_empty(),
+        "a finished turn is not redone"
+    );
     assert_eq!(history().await.len(), 2);
     drop(third);
 }

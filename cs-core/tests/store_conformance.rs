@@ -101,7 +101,10 @@ async fn sqlite_group_commit_isolates_each_write() {
         let (store, m) = match i % 3 {
             0 => (store.clone(), message(conv.id, format!("unique-{i}"))),
             1 => (store.clone(), message(conv.id, "same".into())),
-            _ => (store.clone(), message(ConversationId::new(), format!("lost-{i}"))),
+            _ => (
+                store.clone(),
+                message(ConversationId::new(), format!("lost-{i}")),
+            ),
         };
         tasks.push(tokio::spawn(async move { store.append_message(&m).await }));
     }

@@ -38,8 +38,8 @@ use cs_channels::{
 use cs_core::store::{
     ClaimOutbound, Claimed, ConversationLogExt, ConversationQuery, ConversationStore,
     CustomerStoreExt, DeadLetter, DeadLetterQuery, FinishOutbound, LinkIdentity, Merge,
-    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, Receipt,
-    ReleaseClaims, ResolveCustomer, UnansweredQuery, Unmerge,
+    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, Receipt, ReleaseClaims,
+    ResolveCustomer, UnansweredQuery, Unmerge,
 };
 use cs_core::{
     Agent, AgentId, Author, ChannelId, Clock, Content, Conversation, ConversationId,

@@ -275,7 +275,11 @@ pub async fn claims_of_a_dead_node_are_released(store: &dyn ConversationStore) {
         ("node-1", &other_tenant, cz.id),
     ] {
         assert_eq!(
-            store.claim_outbound(&by(node, tenant, c)).await.unwrap().len(),
+            store
+                .claim_outbound(&by(node, tenant, c))
+                .await
+                .unwrap()
+                .len(),
             1
         );
     }
@@ -293,7 +297,11 @@ pub async fn claims_of_a_dead_node_are_released(store: &dyn ConversationStore) {
         .unwrap();
     let now = t0() + Duration::seconds(1);
     assert!(
-        store.claim_outbound(&claim(&t, now)).await.unwrap().is_empty(),
+        store
+            .claim_outbound(&claim(&t, now))
+            .await
+            .unwrap()
+            .is_empty(),
         "claims hold until their lease ends"
     );
 

@@ -198,7 +198,8 @@ pub(crate) fn map_error(e: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         let reason = msg.clone().unwrap_or_else(|| f.to_string());
         match f.extended_code {
-            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
                 return Error::Conflict { reason };
             }
             _ => {}

@@ -11,10 +11,11 @@ use super::customers::{new_customer, one_per_candidate};
 use super::log::new_conversation;
 use super::outbox::status_advances;
 use super::{
-    Appended, ClaimOutbound, Claimed, ReleaseClaims, UnansweredQuery, ConversationLog, ConversationQuery, CustomerStore,
+    Appended, ClaimOutbound, Claimed, ConversationLog, ConversationQuery, CustomerStore,
     DeadLetter, DeadLetterQuery, FinishOutbound, LinkIdentity, LinkSuggestion, Merge,
     MergeCustomers, MessageOrder, MessageQuery, MessageScope, OpenConversation, Opened, Outbox,
-    Outcome, Receipt, ResolveCustomer, Resolved, StatusChange, Unmerge, page,
+    Outcome, Receipt, ReleaseClaims, ResolveCustomer, Resolved, StatusChange, UnansweredQuery,
+    Unmerge, page,
 };
 use crate::channel::{Identity, IdentityLink, LinkOrigin, SharedKey};
 use crate::conversation::{Conversation, ConversationState};

@@ -242,8 +242,10 @@ impl<D: Driver> SqlStore<D> {
 
     /// Runs `stmt` as a write of its own; returns the rows it changed.
     async fn write(&self, stmt: Stmt) -> Result<u64> {
-        self.transact(false, move |mut c| Box::pin(async move { c.execute(stmt).await }))
-            .await
+        self.transact(false, move |mut c| {
+            Box::pin(async move { c.execute(stmt).await })
+        })
+        .await
     }
 
     /// Runs `stmt` as a write of its own (or a read that must see every write before it);
