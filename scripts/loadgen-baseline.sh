@@ -6,6 +6,7 @@
 #
 #   bash scripts/loadgen-baseline.sh                 # 3 runs of every scenario, 20 s each
 #   RUNS=1 DURATION=10 SCENARIOS="c100 open1000" bash scripts/loadgen-baseline.sh
+#   TARGETS="service service-pool echo" ...   # service-pool: SQLite group commit off
 #
 # Loopback only; every run is bounded by DURATION (plus loadgen's drain) and stops by itself.
 set -euo pipefail
@@ -25,9 +26,12 @@ BIN=${CARGO_TARGET_DIR:-target}/release/examples
 start() {
   rm -f "$DB_DIR"/desk.db*
   case $1 in
-    service)
+    service|service-pool)
+      group_commit=true
+      [ "$1" = service-pool ] && group_commit=false
       OMNIDESK_CONFIG=examples/loadgen/server.toml OMNIDESK_DATABASE="$DB_DIR/desk.db" \
-        OMNIDESK_PORT=$PORT "$BIN/server" >"$DB_DIR/server.log" 2>&1 &
+        OMNIDESK_GROUP_COMMIT=$group_commit OMNIDESK_PORT=$PORT "$BIN/server" \
+        >"$DB_DIR/server.log" 2>&1 &
       ;;
     echo) "$BIN/echo_server" --port "$PORT" >"$DB_DIR/server.log" 2>&1 & ;;
   esac

@@ -3,12 +3,16 @@
 //!
 //! Precedence: defaults < file (`OMNIDESK_CONFIG`, else `omnidesk.toml` if it exists) <
 //! environment (`OMNIDESK_BIND`, `OMNIDESK_PORT`, `OMNIDESK_DATABASE`, `OMNIDESK_FAQ`,
-//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`).
+//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`).
 //!
 //! ```toml
 //! bind = "127.0.0.1"
 //! port = 8080
 //! database = "data/omnidesk.db"     # SQLite file, ":memory:", or postgres://user@host/db
+//! durability = "normal"             # SQLite: "normal" (default; a crash loses nothing, a power
+//! #                                 # loss the last commits) or "full" (nothing, one disk flush
+//! #                                 # per commit); see SECURITY.md
+//! # node_id = "desk-1"              # this process's outbox claims (default: host name:port)
 //! faq = "my-faq.txt"                # knowledge file; the bundled bilingual FAQ if absent
 //!                                   # (edits at /agent/knowledge are saved back to it)
 //! # secret = "..."                  # signs visitor and agent tokens; generated and kept
@@ -162,6 +166,23 @@ impl AgentConfig {
     }
 }
 
+/// How hard the SQLite database pushes a commit to disk before the write is acknowledged
+/// (SQLite's `synchronous` setting; the database runs in WAL mode either way). See SECURITY.md.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// `synchronous=NORMAL` (default): commits reach the operating system, not necessarily the
+    /// disk. A crash of the process loses nothing acknowledged; a power loss or an
+    /// operating-system crash can lose the last transactions committed before it (never the
+    /// database's consistency).
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit (with group commit, every batch of writes) waits for the
+    /// disk, so not even a power loss takes back an acknowledged message; writes are slower by a
+    /// disk flush each.
+    Full,
+}
+
 /// Settings of the bundled service.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -173,6 +194,19 @@ pub struct Config {
     /// SQLite database file, `:memory:`, or a `postgres://` URL (feature `postgres`; several
     /// processes may then share the desk) (default `data/omnidesk.db`).
     pub database: PathBuf,
+    /// How hard a SQLite commit is pushed to disk (`durability = "normal"` or `"full"`; default
+    /// normal); PostgreSQL keeps its own settings.
+    pub durability: Durability,
+    /// SQLite group commit (default on): one writer thread runs the store's writes, many per
+    /// transaction. Off (`group_commit = false`, or `OMNIDESK_GROUP_COMMIT=false`), every write
+    /// is its own transaction through the `sqlx` pool, as before group commit: for comparisons.
+    pub group_commit: bool,
+    /// This process's node id (default: the host name and the port, `host:8080`): the owner of
+    /// its outbox claims. Restarted with the same id after a crash, the service releases what its
+    /// previous process was sending at once instead of waiting for the claims' 30-second lease.
+    /// Keep it stable across restarts and distinct between processes running at the same time
+    /// on one database.
+    pub node_id: Option<String>,
     /// FAQ knowledge file (default: the bundled bilingual e-commerce FAQ). Edits made at
     /// `/agent/knowledge` are saved back to it (its first version kept as `<faq>.orig`, the
     /// trained model as `<faq>.model`); without it they go to `<database>.knowledge.txt`.
@@ -368,6 +402,9 @@ impl std::fmt::Debug for Config {
                     self.database.display().to_string()
                 },
             )
+            .field("durability", &self.durability)
+            .field("group_commit", &self.group_commit)
+            .field("node_id", &self.node_id)
             .field("faq", &self.faq)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("tenant", &self.tenant)
@@ -437,6 +474,9 @@ impl Default for Config {
             bind: "127.0.0.1".into(),
             port: 8080,
             database: PathBuf::from("data/omnidesk.db"),
+            durability: Durability::Normal,
+            group_commit: true,
+            node_id: None,
             faq: None,
             secret: None,
             tenant: TenantId::default(),
@@ -551,6 +591,11 @@ impl Config {
         if let Some(v) = get("OMNIDESK_DATABASE") {
             self.database = PathBuf::from(v);
         }
+        if let Some(v) = get("OMNIDESK_GROUP_COMMIT") {
+            self.group_commit = v.parse().map_err(|_| Error::Config {
+                reason: format!("OMNIDESK_GROUP_COMMIT={v:?} is not true or false"),
+            })?;
+        }
         if let Some(v) = get("OMNIDESK_FAQ") {
             self.faq = Some(PathBuf::from(v));
         }
@@ -583,6 +628,19 @@ impl Config {
             return Err(bad());
         }
         Ok((start, end))
+    }
+
+    /// This process's node id: `node_id`, or the host name and the port.
+    pub fn node(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("{host}:{}", self.port)
+        })
     }
 
     /// The PostgreSQL URL, when `database` is one.
@@ -674,6 +732,32 @@ mod tests {
         assert!(bad.agents[0].to_agent(&TenantId::default()).is_err());
         assert!(format!("{:?}", bad).contains("<redacted>"));
         assert!(!format!("{:?}", bad).contains("\"x\""));
+    }
+
+    #[test]
+    fn durability_and_node_id_come_from_the_file() {
+        let c = Config::default();
+        assert_eq!(c.durability, Durability::Normal, "NORMAL unless asked");
+        assert!(
+            c.node().ends_with(":8080"),
+            "host name and port: {}",
+            c.node()
+        );
+        let c = Config::from_toml("durability = \"full\"\nnode_id = \"desk-1\"\n").unwrap();
+        assert_eq!(c.durability, Durability::Full);
+        assert_eq!(c.node(), "desk-1");
+        let normal = Config::from_toml("durability = \"normal\"").unwrap();
+        assert_eq!(normal.durability, Durability::Normal);
+        assert!(
+            Config::from_toml("durability = \"off\"").is_err(),
+            "only normal and full"
+        );
+        assert!(format!("{c:?}").contains("Full"));
+        assert!(c.group_commit, "group commit unless asked");
+        let mut off = Config::default();
+        off.apply_env(|k| (k == "OMNIDESK_GROUP_COMMIT").then(|| "false".to_string()))
+            .unwrap();
+        assert!(!off.group_commit);
     }
 
     #[test]

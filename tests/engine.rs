@@ -9,7 +9,9 @@ use cs_channels::{
     Capabilities, Channel, ChannelInfo, InboundMessage, OutboundMessage, Parsed, RawInbound,
     SendReceipt,
 };
-use cs_core::store::{ConversationLog, CustomerStore, MemoryStore, MessageQuery, MessageScope};
+use cs_core::store::{
+    ConversationLog, CustomerStore, MemoryStore, MessageQuery, MessageScope, Outbox,
+};
 use cs_core::{
     Agent, AgentId, Capacity, ChannelId, ChannelKind, Content, ConversationState, DeliveryStatus,
     DomainEvent, Event, Identity, LinkOrigin, ManualClock, Presence, Skill, TenantId,
@@ -789,4 +791,205 @@ async fn a_spoofable_phone_number_never_joins_another_customer_by_itself() {
         .unwrap();
     let view = engine.customer_view(owner.message.customer).await.unwrap();
     assert!(view.identities.iter().any(|i| i.kind == ChannelKind::Sms));
+}
+
+/// A bot that never finishes its turn: the process "crashes" while it thinks.
+#[derive(Debug)]
+struct Stuck;
+
+#[async_trait::async_trait]
+impl Bot for Stuck {
+    async fn reply(&self, _input: &BotInput) -> cs_bot::Result<BotReply> {
+        std::future::pending().await
+    }
+}
+
+/// A channel whose sends never finish: the process "crashes" mid-delivery.
+#[derive(Debug)]
+struct Hanging(ChannelInfo);
+
+#[async_trait::async_trait]
+impl Channel for Hanging {
+    fn info(&self) -> &ChannelInfo {
+        &self.0
+    }
+    async fn parse_inbound(&self, _request: RawInbound) -> cs_channels::Result<Parsed> {
+        Err(cs_channels::Error::Unsupported {
+            reason: "test channel".into(),
+        })
+    }
+    async fn send(&self, _message: &OutboundMessage) -> cs_channels::Result<SendReceipt> {
+        std::future::pending().await
+    }
+}
+
+/// Waits (up to 5 s) until `sent` holds `n` messages.
+async fn wait_for_sends(sent: &std::sync::Mutex<Vec<OutboundMessage>>, n: usize) {
+    for _ in 0..500 {
+        if sent.lock().unwrap().len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{} of {n} sends", sent.lock().unwrap().len());
+}
+
+#[tokio::test]
+async fn a_bot_turn_interrupted_by_a_crash_is_redone_at_start_up_once() {
+    let store = Arc::new(MemoryStore::new());
+    let (chan, _) = recording_channel("webchat", ChannelKind::WebChat);
+    let first = Engine::builder()
+        .with_store(store.clone())
+        .with_bot(Arc::new(Stuck))
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    let stored = first
+        .handle_inbound(inbound(
+            "webchat",
+            ChannelKind::WebChat,
+            "v1",
+            "c1",
+            "when will my order ship",
+        ))
+        .await
+        .unwrap();
+    // The message is stored and acknowledged; the bot's turn never ends: the process dies.
+    tokio::task::yield_now().await;
+    drop(first);
+    let conversation = stored.message.conversation;
+    let history = || async {
+        store
+            .messages(&MessageQuery::new(
+                TenantId::default(),
+                MessageScope::Conversation(conversation),
+                10,
+            ))
+            .await
+            .unwrap()
+    };
+    assert_eq!(history().await.len(), 1, "no answer before the restart");
+
+    // The restarted process answers it.
+    let (chan, sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let second = faq_desk(store.clone())
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    wait_for_sends(&sent, 1).await;
+    assert_eq!(
+        sent.lock().unwrap()[0].message.content,
+        Content::text("Within 48 hours.")
+    );
+    let after = history().await;
+    assert_eq!(after.len(), 2, "the question and one answer: {after:?}");
+    drop(second);
+
+    // Another restart finds the turn finished: no second answer.
+    let (chan, sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let third = faq_desk(store.clone())
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        sent.lock().unwrap().is_empty(),
+        "a finished turn is not redone"
+    );
+    assert_eq!(history().await.len(), 2);
+    drop(third);
+}
+
+#[tokio::test]
+async fn a_restarted_node_sends_at_once_what_its_dead_predecessor_had_claimed() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = clock();
+    let first = faq_desk(store.clone())
+        .with_clock(clock.clone())
+        .with_node_id("node-a")
+        .with_channel(Arc::new(Hanging(info("webchat", ChannelKind::WebChat))))
+        .build()
+        .await
+        .unwrap();
+    first
+        .handle_inbound(inbound(
+            "webchat",
+            ChannelKind::WebChat,
+            "v1",
+            "c1",
+            "when will my order ship",
+        ))
+        .await
+        .unwrap();
+    // The answer is stored and claimed by node-a, whose send never returns: it dies mid-send.
+    let v1 = Identity::new(ChannelKind::WebChat, "v1");
+    let answered = || async {
+        let customer = store
+            .find_customer(&TenantId::default(), &v1)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .messages(&MessageQuery::new(
+                TenantId::default(),
+                MessageScope::Customer(customer.id),
+                10,
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.direction == cs_core::Direction::Outbound)
+    };
+    for _ in 0..500 {
+        if answered().await {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let now = cs_core::Clock::now(clock.as_ref());
+    let due = store
+        .claim_outbound(&cs_core::store::ClaimOutbound {
+            tenant: TenantId::default(),
+            now,
+            lease_until: now,
+            conversation: None,
+            limit: 10,
+            owner: None,
+        })
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "the answer is claimed by node-a, not due");
+    drop(first);
+
+    // Another node starting does not touch node-a's claim: it waits for its lease.
+    let (chan, sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let other = faq_desk(store.clone())
+        .with_clock(clock.clone())
+        .with_node_id("node-b")
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(other.flush_outbox().await.unwrap(), 0);
+    assert!(sent.lock().unwrap().is_empty());
+    drop(other);
+
+    // node-a restarted releases its predecessor's claim and sends at once, no lease waited.
+    let (chan, sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let again = faq_desk(store.clone())
+        .with_clock(clock.clone())
+        .with_node_id("node-a")
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(again.flush_outbox().await.unwrap(), 1);
+    assert_eq!(
+        sent.lock().unwrap()[0].message.content,
+        Content::text("Within 48 hours.")
+    );
 }

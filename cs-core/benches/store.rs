@@ -7,7 +7,14 @@
 //! - `resolve_new`: a first contact; `resolve_new_phone`: one with a phone key (the SMS case);
 //! - `open_existing`: the customer's active conversation (every inbound message);
 //! - `append`: an inbound message with a provider id; `append_duplicate`: a provider retry;
-//! - `recent_20_of_1000`: the bot's history, the last 20 of a 1,000-message conversation.
+//! - `recent_20_of_1000`: the bot's history, the last 20 of a 1,000-message conversation;
+//! - `turn`: the writes of one message the bot answers (the message, the answer into the outbox,
+//!   its claim, its delivery recorded); `turns_x64`: 64 such turns at once, from 64 customers
+//!   (what group commit batches).
+//!
+//! SQLite runs twice in the same run: `store_sqlite` (group commit: one writer thread, many writes
+//! per transaction) and `store_sqlite_pool` (each write its own transaction through `sqlx`'s
+//! single-connection pool, as before group commit), so the two compare within one run.
 //!
 //! ```text
 //! cargo bench -p cs-core --all-features --bench store
@@ -19,8 +26,8 @@ use std::time::Duration;
 use chrono::Utc;
 use criterion::Criterion;
 use cs_core::store::{
-    ConversationLogExt, ConversationStore, MessageQuery, MessageScope, OpenConversation,
-    ResolveCustomer,
+    ClaimOutbound, ConversationLogExt, ConversationStore, FinishOutbound, MessageQuery,
+    MessageScope, OpenConversation, Outcome, ResolveCustomer,
 };
 use cs_core::{
     Author, ChannelId, ChannelKind, Content, Conversation, DeliveryStatus, Direction, Identity,
@@ -137,13 +144,87 @@ fn bench_store(
     g.bench_function("recent_20_of_1000", |b| {
         b.iter(|| rt.block_on(store.recent_messages(&last20)).unwrap())
     });
+    g.bench_function("turn", |b| {
+        b.iter(|| rt.block_on(turn(store, &conv, next())).unwrap())
+    });
+    let many: Vec<Conversation> = rt
+        .block_on(async {
+            let mut out = Vec::new();
+            for i in 0..64 {
+                let who = resolve(&t, Identity::new(ChannelKind::WebChat, format!("many{i}")));
+                let customer = store.resolve_customer(&who).await?.customer;
+                out.push(
+                    store
+                        .open_conversation(&OpenConversation {
+                            customer: customer.id,
+                            ..open.clone()
+                        })
+                        .await?
+                        .conversation,
+                );
+            }
+            Ok::<_, cs_core::Error>(out)
+        })
+        .unwrap();
+    g.bench_function("turns_x64", |b| {
+        b.iter(|| {
+            rt.block_on(futures::future::try_join_all(
+                many.iter().map(|conv| turn(store, conv, next())),
+            ))
+            .unwrap()
+        })
+    });
     g.finish();
 }
 
-fn sqlite(c: &mut Criterion, rt: &Runtime) {
+/// The store's part of one message the bot answers: the customer's message, the answer stored
+/// into the outbox, claimed and recorded as sent.
+async fn turn(store: &dyn ConversationStore, conv: &Conversation, n: usize) -> cs_core::Result<()> {
+    store
+        .append_message(&message(conv, Some(format!("t{n}"))))
+        .await?;
+    let answer = Message {
+        direction: Direction::Outbound,
+        author: Author::Bot,
+        provider_message_id: None,
+        status: DeliveryStatus::Pending,
+        ..message(conv, None)
+    };
+    store.append_outbound(&answer, &conv.route.identity).await?;
+    let now = Utc::now();
+    let claimed = store
+        .claim_outbound(&ClaimOutbound {
+            tenant: conv.tenant.clone(),
+            now,
+            lease_until: now + chrono::Duration::seconds(30),
+            conversation: Some(conv.id),
+            limit: 64,
+            owner: Some("bench".into()),
+        })
+        .await?;
+    for c in claimed {
+        store
+            .finish_outbound(&FinishOutbound {
+                tenant: conv.tenant.clone(),
+                message: c.message.id,
+                outcome: Outcome::Sent {
+                    status: DeliveryStatus::Sent,
+                    provider_id: None,
+                },
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+fn sqlite(c: &mut Criterion, rt: &Runtime, group_commit: bool) {
     let dir = std::env::temp_dir().join(format!("cs-core-bench-{}", uuid::Uuid::new_v4()));
     let store = rt
-        .block_on(cs_core::store::SqliteStore::open(dir.join("store.db")))
+        .block_on(
+            cs_core::store::SqliteStoreBuilder::new(dir.join("store.db"))
+                .with_group_commit(group_commit)
+                .build(),
+        )
         .unwrap();
     let pool = store.writer().clone();
     rt.block_on(
@@ -167,7 +248,12 @@ fn sqlite(c: &mut Criterion, rt: &Runtime) {
         )
         .unwrap();
     };
-    bench_store(c, rt, "store_sqlite", &store, &raw);
+    let name = if group_commit {
+        "store_sqlite"
+    } else {
+        "store_sqlite_pool"
+    };
+    bench_store(c, rt, name, &store, &raw);
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -224,7 +310,8 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     let rt = Runtime::new().unwrap();
-    sqlite(&mut c, &rt);
+    sqlite(&mut c, &rt, false);
+    sqlite(&mut c, &rt, true);
     postgres(&mut c, &rt);
     c.final_summary();
 }

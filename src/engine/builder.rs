@@ -68,6 +68,7 @@ pub struct EngineBuilder {
     settings: DeskSettings,
     hot_cache: bool,
     compliance: crate::compliance::TenantRules,
+    node: Option<String>,
 }
 
 impl Default for EngineBuilder {
@@ -93,6 +94,7 @@ impl EngineBuilder {
             settings: DeskSettings::default(),
             hot_cache: true,
             compliance: crate::compliance::TenantRules::default(),
+            node: None,
         }
     }
 
@@ -103,6 +105,17 @@ impl EngineBuilder {
     /// [`cs_core::DomainEvent::ComplianceHit`].
     pub fn with_compliance(mut self, rules: crate::compliance::TenantRules) -> Self {
         self.compliance = rules;
+        self
+    }
+
+    /// This process's node id: the outbox claims it makes carry it, and at start-up the engine
+    /// releases the claims a previous process of the same id held (it is dead: the messages it
+    /// was sending are retried at once, not after their 30-second lease). Keep it stable across
+    /// restarts of the same node and distinct between processes that run at the same time on
+    /// one store (two live processes with one id could each send a message once). Default none:
+    /// claims are anonymous and only their lease releases them.
+    pub fn with_node_id(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
         self
     }
 
@@ -191,8 +204,10 @@ impl EngineBuilder {
         self
     }
 
-    /// Checks the parts and builds the engine, then rebuilds the router from the store:
-    /// conversations agents hold stay theirs, waiting ones wait again at their place.
+    /// Checks the parts and builds the engine, then recovers from the store: the outbox claims
+    /// of this node's previous process are released, the router is rebuilt (conversations
+    /// agents hold stay theirs, waiting ones wait again at their place), and bot turns a crash
+    /// interrupted are run again.
     ///
     /// # Errors
     /// [`Error::Config`] without a store or bot, or with two channels of one id; store or router
@@ -264,6 +279,7 @@ impl EngineBuilder {
                 snapshot: std::sync::Mutex::default(),
                 cache: cache::HotCache::new(self.hot_cache),
                 compliance: self.compliance,
+                node: self.node,
             }),
         };
         engine.recover().await?;

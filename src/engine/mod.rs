@@ -15,7 +15,8 @@
 //!   5. the Router decides; every decision has an effect: assignments, offers   (routing)
 //!      accepted, rejected or lapsed, agents set away, bot-first reception
 //! agent --Engine::agent_reply--> stored -> outbox -> Channel::send -> customer  (agents, outbox)
-//! start-up: the router is rebuilt from the store, moving nothing               (recovery)
+//! start-up: this node's dead claims released, the router rebuilt from the     (recovery)
+//!   store moving nothing, interrupted bot turns run again
 //! ```
 //!
 //! What the engine itself says to customers comes from templates in their language
@@ -37,8 +38,8 @@ use cs_channels::{
 use cs_core::store::{
     ClaimOutbound, Claimed, ConversationLogExt, ConversationQuery, ConversationStore,
     CustomerStoreExt, DeadLetter, DeadLetterQuery, FinishOutbound, LinkIdentity, Merge,
-    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, Receipt,
-    ResolveCustomer, Unmerge,
+    MergeCustomers, MessageQuery, MessageScope, OpenConversation, Outcome, Receipt, ReleaseClaims,
+    ResolveCustomer, UnansweredQuery, Unmerge,
 };
 use cs_core::{
     Agent, AgentId, Author, ChannelId, Clock, Content, Conversation, ConversationId,
@@ -110,6 +111,8 @@ struct Inner {
     snapshot: std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>,
     /// What agents and bots may not say.
     compliance: crate::compliance::TenantRules,
+    /// This process's node id: the owner of its outbox claims.
+    node: Option<String>,
 }
 
 /// A customer as an agent sees them: profile, identities and whole history.

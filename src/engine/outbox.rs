@@ -102,6 +102,7 @@ impl Engine {
                     lease_until: now + policy.lease,
                     conversation,
                     limit: 64,
+                    owner: self.inner.node.clone(),
                 })
                 .await?;
             if claimed.is_empty() {

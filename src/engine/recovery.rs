@@ -1,12 +1,89 @@
-//! Start-up: rebuild the router from the store, moving nothing. Conversations that agents hold
-//! stay theirs (the router counts them against their capacity); an agent who does not come back
-//! within the grace period loses them to the queue. Waiting conversations wait again at their
-//! place. No notice is sent again.
+//! Start-up, after a clean stop or a crash:
+//!
+//! 1. the outbox claims this node's previous process held are released (it is dead; what it was
+//!    sending is due at once instead of after the claims' lease);
+//! 2. the router is rebuilt from the store, moving nothing. Conversations that agents hold stay
+//!    theirs (the router counts them against their capacity); an agent who does not come back
+//!    within the grace period loses them to the queue. Waiting conversations wait again at their
+//!    place. No notice is sent again;
+//! 3. bot turns a crash interrupted are run again: every conversation in the bot's hands whose
+//!    newest message is the customer's (a turn that finished left an answer, a note or a
+//!    hand-over after it, so a finished turn is never answered twice).
 
 use super::*;
 
 impl Engine {
     pub(super) async fn recover(&self) -> Result<()> {
+        self.release_dead_claims().await?;
+        self.rebuild_router().await?;
+        self.redo_bot_turns().await
+    }
+
+    /// Releases the outbox claims of this node's previous (dead) process.
+    async fn release_dead_claims(&self) -> Result<()> {
+        let Some(node) = &self.inner.node else {
+            return Ok(());
+        };
+        let released = self
+            .inner
+            .store
+            .release_claims(&ReleaseClaims {
+                tenant: self.inner.tenant.clone(),
+                owner: node.clone(),
+                now: self.inner.clock.now(),
+            })
+            .await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                node = %node,
+                "released the outbox claims of this node's previous process"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs the bot again on the customer message each unanswered bot conversation ends with,
+    /// in the background, holding the customer's lock (their next message waits behind it).
+    async fn redo_bot_turns(&self) -> Result<()> {
+        let tenant = &self.inner.tenant;
+        let mut query = UnansweredQuery::new(tenant.clone(), cs_core::store::MAX_PAGE);
+        loop {
+            let page = self.inner.store.unanswered(&query).await?;
+            for conversation in &page {
+                let customer = self
+                    .inner
+                    .store
+                    .customer(tenant, conversation.customer)
+                    .await?;
+                let last = MessageQuery::new(
+                    tenant.clone(),
+                    MessageScope::Conversation(conversation.id),
+                    1,
+                )
+                .newest_first();
+                let Some(message) = self.inner.store.messages(&last).await?.pop() else {
+                    continue;
+                };
+                tracing::info!(conversation = %conversation.id, message = %message.id, "bot turn interrupted by a stop; running it again");
+                let guard = self.lock_customer(customer.id).await;
+                let (engine, conversation) = (self.clone(), conversation.clone());
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    engine
+                        .run_bot(&conversation, &customer, &message, None)
+                        .await;
+                });
+            }
+            match page.last() {
+                Some(last) if page.len() == cs_core::store::MAX_PAGE => query.after = Some(last.id),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Rebuilds the router from the conversations waiting or with agents.
+    async fn rebuild_router(&self) -> Result<()> {
         // Every agent is known to the router, signed out, before their conversations are.
         for entry in self.agents() {
             let decisions = self.inner.router.upsert_agent(entry).await?;

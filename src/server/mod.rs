@@ -35,7 +35,7 @@ use cs_bot::{DemoShop, IntentBot, LiveBot};
 use cs_channels::router::WebhookRouter;
 use cs_channels::{Channel, InboundHandler, WebChat};
 use cs_core::store::ConversationStore;
-use cs_core::store::SqliteStore;
+use cs_core::store::SqliteStoreBuilder;
 use cs_core::{ChannelId, Priority};
 use cs_tickets::{
     BusinessCalendarBuilder, EscalationRule, EscalationTarget, SlaPolicy, SlaPolicyBuilder,
@@ -163,7 +163,14 @@ async fn open_stores(
             });
         }
     }
-    let store = SqliteStore::open(&config.database).await?;
+    let store = SqliteStoreBuilder::new(&config.database)
+        .with_durability(match config.durability {
+            crate::config::Durability::Normal => cs_core::sql::sqlite::Durability::Normal,
+            crate::config::Durability::Full => cs_core::sql::sqlite::Durability::Full,
+        })
+        .with_group_commit(config.group_commit)
+        .build()
+        .await?;
     let tickets =
         SqliteTicketStoreBuilder::with_pools(store.writer().clone(), store.reader().clone())
             .with_sla(sla)
@@ -286,6 +293,7 @@ impl App {
         let engine = builder
             // Several processes may share a PostgreSQL desk: each reads the store afresh.
             .with_hot_cache(config.postgres_url().is_none())
+            .with_node_id(config.node())
             .with_router(Arc::new(router))
             .with_settings(settings)
             .with_compliance(crate::compliance::TenantRules::new(

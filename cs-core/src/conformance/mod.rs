@@ -23,7 +23,10 @@ pub use customers::{
     known_identities_record_their_key, link_suggestions_follow_merges,
     merges_carry_history_and_can_be_undone, shared_keys_join_only_when_both_prove,
 };
-pub use outbox::{outbox_orders_retries_and_dead_letters, receipts_move_status_forward};
+pub use outbox::{
+    claims_of_a_dead_node_are_released, outbox_orders_retries_and_dead_letters,
+    receipts_move_status_forward,
+};
 
 use crate::channel::{ChannelKind, Identity, Route};
 use crate::conversation::{Conversation, Priority};
@@ -56,6 +59,7 @@ pub async fn run(store: &dyn ConversationStore) {
     tenants_are_isolated(store).await;
     outbox_orders_retries_and_dead_letters(store).await;
     receipts_move_status_forward(store).await;
+    claims_of_a_dead_node_are_released(store).await;
 }
 
 /// The PostgreSQL database of the conformance tests (`CS_TEST_POSTGRES_URL`, feature
@@ -221,6 +225,7 @@ pub(super) fn claim(t: &TenantId, now: DateTime<Utc>) -> ClaimOutbound {
         lease_until: now + Duration::seconds(30),
         conversation: None,
         limit: 100,
+        owner: None,
     }
 }
 

@@ -8,7 +8,7 @@ use crate::id::{ChannelId, MessageId, TenantId};
 use crate::message::DeliveryStatus;
 use crate::store::{
     ClaimOutbound, ConversationStore, DeadLetterQuery, FinishOutbound, MessageQuery, MessageScope,
-    Outcome, Receipt,
+    Outcome, Receipt, ReleaseClaims,
 };
 
 /// The outbox hands out one message per conversation in order, retries, dead-letters and never queues a duplicate.
@@ -235,4 +235,116 @@ fn finish(t: &TenantId, message: MessageId, outcome: Outcome) -> FinishOutbound 
         message,
         outcome,
     }
+}
+
+/// Claims carry their node: releasing a node's claims makes its messages due at once (a node
+/// restarted after a crash does not wait for its dead predecessor's leases); another node's
+/// claims, another tenant's and a retry's wait are untouched.
+pub async fn claims_of_a_dead_node_are_released(store: &dyn ConversationStore) {
+    let t = tenant();
+    let other_tenant = tenant();
+    let ann = customer(store, &t, "ann").await;
+    let bob = customer(store, &t, "bob").await;
+    let cid = customer(store, &t, "cid").await;
+    let zed = customer(store, &other_tenant, "zed").await;
+    let (ca, cb, cc) = (
+        conversation(store, &t, &ann).await,
+        conversation(store, &t, &bob).await,
+        conversation(store, &t, &cid).await,
+    );
+    let cz = conversation(store, &other_tenant, &zed).await;
+    let (a1, b1, c1, z1) = (
+        outbound(&ca, "a1", t0()),
+        outbound(&cb, "b1", t0()),
+        outbound(&cc, "c1", t0()),
+        outbound(&cz, "z1", t0()),
+    );
+    for m in [&a1, &b1, &c1, &z1] {
+        store.append_outbound(m, &web("v1")).await.unwrap();
+    }
+    let by = |node: &str, tenant: &TenantId, c| ClaimOutbound {
+        conversation: Some(c),
+        owner: Some(node.to_owned()),
+        lease_until: t0() + Duration::minutes(10),
+        ..claim(tenant, t0())
+    };
+    for (node, tenant, c) in [
+        ("node-1", &t, ca.id),
+        ("node-2", &t, cb.id),
+        ("node-1", &t, cc.id),
+        ("node-1", &other_tenant, cz.id),
+    ] {
+        assert_eq!(
+            store
+                .claim_outbound(&by(node, tenant, c))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    // node-1 fails c1's attempt: a retry in five minutes, no longer its claim.
+    store
+        .finish_outbound(&FinishOutbound {
+            tenant: t.clone(),
+            message: c1.id,
+            outcome: Outcome::Retry {
+                at: t0() + Duration::minutes(5),
+                error: "timeout".into(),
+            },
+        })
+        .await
+        .unwrap();
+    let now = t0() + Duration::seconds(1);
+    assert!(
+        store
+            .claim_outbound(&claim(&t, now))
+            .await
+            .unwrap()
+            .is_empty(),
+        "claims hold until their lease ends"
+    );
+
+    // node-1 restarts: its predecessor's claim in this tenant is released, nothing else.
+    let released = store
+        .release_claims(&ReleaseClaims {
+            tenant: t.clone(),
+            owner: "node-1".into(),
+            now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(released, 1, "only node-1's open claim in this tenant");
+    let due: Vec<MessageId> = store
+        .claim_outbound(&claim(&t, now))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.message.id)
+        .collect();
+    assert_eq!(
+        due,
+        [a1.id],
+        "a1 is due at once; b1 stays node-2's, c1 waits for its retry"
+    );
+    assert!(
+        store
+            .claim_outbound(&claim(&other_tenant, now))
+            .await
+            .unwrap()
+            .is_empty(),
+        "another tenant's claims are untouched"
+    );
+    assert_eq!(
+        store
+            .release_claims(&ReleaseClaims {
+                tenant: t.clone(),
+                owner: "node-3".into(),
+                now,
+            })
+            .await
+            .unwrap(),
+        0,
+        "a node with no claims releases nothing"
+    );
 }

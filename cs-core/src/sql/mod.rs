@@ -19,6 +19,8 @@
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod driver;
+#[cfg(feature = "sqlite")]
+pub(crate) mod group;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migrate;
 #[cfg(feature = "postgres")]

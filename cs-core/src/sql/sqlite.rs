@@ -15,6 +15,8 @@ use sqlx::error::DatabaseError;
 use super::Dialect;
 use crate::error::{Error, Result};
 
+pub use super::group::Durability;
+
 /// A writer pool with one connection (SQLite allows one writer at a time; queueing writers in
 /// the pool instead of in SQLite's busy handler avoids lock-upgrade deadlocks) and a reader
 /// pool for concurrent reads (WAL mode).
@@ -26,12 +28,21 @@ pub struct Pools {
     pub reader: SqlitePool,
 }
 
-/// Opens (creating if missing) the database file at `path`, in WAL mode. The special path
-/// `:memory:` opens a private in-memory database shared by both pools.
+/// Opens (creating if missing) the database file at `path`, in WAL mode with
+/// [`Durability::Normal`]. The special path `:memory:` opens a private in-memory database shared
+/// by both pools.
 ///
 /// # Errors
 /// [`Error::Unavailable`] when the file cannot be opened or created.
 pub async fn connect(path: &Path) -> Result<Pools> {
+    connect_with(path, Durability::Normal).await
+}
+
+/// As [`connect`], committing with the given [`Durability`].
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_with(path: &Path, durability: Durability) -> Result<Pools> {
     if path.as_os_str() == ":memory:" {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")
             .map_err(Sqlite::map_error)?
@@ -58,7 +69,10 @@ pub async fn connect(path: &Path) -> Result<Pools> {
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(match durability {
+            Durability::Normal => SqliteSynchronous::Normal,
+            Durability::Full => SqliteSynchronous::Full,
+        })
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
     let writer = SqlitePoolOptions::new()

@@ -201,6 +201,30 @@ pub struct ConversationQuery {
     pub limit: usize,
 }
 
+/// Conversations whose bot turn never finished: in the bot's hands, and the newest message is
+/// the customer's (no answer, note or hand-over came after it), e.g. because the process
+/// answering crashed mid-turn. Listed in id order; page on with [`UnansweredQuery::after`].
+#[derive(Debug, Clone)]
+pub struct UnansweredQuery {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Only conversations with a greater id.
+    pub after: Option<ConversationId>,
+    /// At most this many (the store caps it at [`MAX_PAGE`]).
+    pub limit: usize,
+}
+
+impl UnansweredQuery {
+    /// The first `limit` of `tenant`.
+    pub fn new(tenant: TenantId, limit: usize) -> Self {
+        Self {
+            tenant,
+            after: None,
+            limit,
+        }
+    }
+}
+
 /// Conversations and their messages.
 #[async_trait]
 pub trait ConversationLog: Send + Sync + Debug + 'static {
@@ -246,6 +270,13 @@ pub trait ConversationLog: Send + Sync + Debug + 'static {
     /// # Errors
     /// Backend failures.
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>>;
+
+    /// Conversations in the bot's hands whose newest message is an inbound customer message
+    /// (see [`UnansweredQuery`]).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn unanswered(&self, query: &UnansweredQuery) -> Result<Vec<Conversation>>;
 }
 
 /// How many times [`ConversationLogExt::update_conversation_with_retry`] retries after losing a
@@ -408,6 +439,9 @@ mod tests {
         }
         async fn messages(&self, q: &MessageQuery) -> Result<Vec<Message>> {
             self.inner.messages(q).await
+        }
+        async fn unanswered(&self, q: &UnansweredQuery) -> Result<Vec<Conversation>> {
+            self.inner.unanswered(q).await
         }
     }
 

@@ -14,14 +14,15 @@ use super::{
     Appended, ClaimOutbound, Claimed, ConversationLog, ConversationQuery, CustomerStore,
     DeadLetter, DeadLetterQuery, FinishOutbound, LinkIdentity, LinkSuggestion, Merge,
     MergeCustomers, MessageOrder, MessageQuery, MessageScope, OpenConversation, Opened, Outbox,
-    Outcome, Receipt, ResolveCustomer, Resolved, StatusChange, Unmerge, page,
+    Outcome, Receipt, ReleaseClaims, ResolveCustomer, Resolved, StatusChange, UnansweredQuery,
+    Unmerge, page,
 };
 use crate::channel::{Identity, IdentityLink, LinkOrigin, SharedKey};
 use crate::conversation::{Conversation, ConversationState};
 use crate::customer::Customer;
 use crate::error::{Error, Result};
 use crate::id::{ChannelId, ConversationId, CustomerId, MergeId, MessageId, TenantId};
-use crate::message::{DeliveryStatus, Message};
+use crate::message::{DeliveryStatus, Direction, Message};
 
 /// A [`super::ConversationStore`] in process memory: for tests, demos and single-process
 /// deployments that need no durability.
@@ -97,6 +98,8 @@ struct OutboxRow {
     next_attempt_at: DateTime<Utc>,
     dead: bool,
     error: Option<String>,
+    /// The node holding its claim.
+    owner: Option<String>,
 }
 
 impl MemoryStore {
@@ -573,6 +576,29 @@ impl ConversationLog for MemoryStore {
         Ok(out)
     }
 
+    async fn unanswered(&self, query: &UnansweredQuery) -> Result<Vec<Conversation>> {
+        let inner = self.lock();
+        let mut out: Vec<Conversation> = inner
+            .conversations
+            .values()
+            .filter(|c| c.tenant == query.tenant && c.state == ConversationState::Bot)
+            .filter(|c| query.after.is_none_or(|a| c.id > a))
+            .filter(|c| {
+                inner
+                    .by_conversation
+                    .get(&(c.tenant.clone(), c.id))
+                    .and_then(|ids| ids.last())
+                    .is_some_and(|id| {
+                        inner.messages[&(c.tenant.clone(), *id)].direction == Direction::Inbound
+                    })
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|c| c.id);
+        out.truncate(page(query.limit));
+        Ok(out)
+    }
+
     async fn append_message(&self, message: &Message) -> Result<Appended> {
         message.validate()?;
         let mut inner = self.lock();
@@ -663,6 +689,7 @@ impl Outbox for MemoryStore {
                     next_attempt_at: m.created_at,
                     dead: false,
                     error: None,
+                    owner: None,
                 },
             );
         }
@@ -691,6 +718,7 @@ impl Outbox for MemoryStore {
                 .get_mut(&(req.tenant.clone(), id))
                 .expect("head is in the outbox");
             row.next_attempt_at = req.lease_until;
+            row.owner.clone_from(&req.owner);
             let (attempts, to) = (row.attempts, row.to.clone());
             out.push(Claimed {
                 message: inner.messages[&(req.tenant.clone(), id)].clone(),
@@ -699,6 +727,19 @@ impl Outbox for MemoryStore {
             });
         }
         Ok(out)
+    }
+
+    async fn release_claims(&self, req: &ReleaseClaims) -> Result<u64> {
+        let mut inner = self.lock();
+        let mut released = 0;
+        for ((t, _), row) in inner.outbox.iter_mut() {
+            if t == &req.tenant && !row.dead && row.owner.as_deref() == Some(req.owner.as_str()) {
+                row.owner = None;
+                row.next_attempt_at = row.next_attempt_at.min(req.now);
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     async fn finish_outbound(&self, req: &FinishOutbound) -> Result<()> {
@@ -730,6 +771,7 @@ impl Outbox for MemoryStore {
                 row.attempts += 1;
                 row.next_attempt_at = *at;
                 row.error = Some(error.clone());
+                row.owner = None;
             }
             Outcome::Dead { error } => {
                 let row = inner.outbox.get_mut(&key).expect("checked above");

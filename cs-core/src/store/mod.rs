@@ -30,12 +30,12 @@ pub use customers::{
 };
 pub use log::{
     Appended, ConversationLog, ConversationLogExt, ConversationQuery, MessageOrder, MessageQuery,
-    MessageScope, OpenConversation, Opened, UPDATE_RETRIES,
+    MessageScope, OpenConversation, Opened, UPDATE_RETRIES, UnansweredQuery,
 };
 pub use memory::MemoryStore;
 pub use outbox::{
     ClaimOutbound, Claimed, DeadLetter, DeadLetterQuery, FinishOutbound, Outbox, Outcome, Receipt,
-    StatusChange,
+    ReleaseClaims, StatusChange,
 };
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::SqlStore;

@@ -25,6 +25,22 @@ pub struct ClaimOutbound {
     pub conversation: Option<ConversationId>,
     /// At most this many.
     pub limit: usize,
+    /// Who claims: the claiming process's node id, recorded with each claim so that the node,
+    /// restarted after a crash, can release what its previous incarnation held
+    /// ([`Outbox::release_claims`]) instead of waiting for the lease. `None`: an anonymous claim,
+    /// released only by its lease.
+    pub owner: Option<String>,
+}
+
+/// Release the claims a node holds: its previous incarnation died mid-delivery.
+#[derive(Debug, Clone)]
+pub struct ReleaseClaims {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The node whose claims are released ([`ClaimOutbound::owner`]).
+    pub owner: String,
+    /// Released messages are due again from this time.
+    pub now: DateTime<Utc>,
 }
 
 /// An outbound message claimed for delivery.
@@ -151,7 +167,16 @@ pub trait Outbox: Send + Sync + Debug + 'static {
     /// Backend failures.
     async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>>;
 
-    /// Records the outcome of a delivery attempt of a claimed message.
+    /// Releases every claim `req.owner` holds, so the messages are due at `req.now` instead of
+    /// when the claims' leases end; returns how many were released. Only for a node whose
+    /// previous process is known to be dead (the engine calls it at start-up with its own node
+    /// id): a live holder could deliver a released message a second time.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn release_claims(&self, req: &ReleaseClaims) -> Result<u64>;
+
+    /// Records the outcome of a delivery attempt of a claimed message (the claim ends with it).
     ///
     /// # Errors
     /// [`crate::Error::NotFound`] when the message is not in the outbox.

@@ -1,12 +1,9 @@
 //! [`CustomerStore`] in SQL: identity resolution with shared keys, links, suggestions, merges.
 
-use async_trait::async_trait;
-use sqlx::Transaction;
-
 use super::rows::{
     customer_from_row, identity_from_row, key_from_row, link_from_row, merge_from_row, to_json,
 };
-use super::{SqlStore, commit, is_missing_parent};
+use super::{Conn, SqlStore, is_missing_parent};
 use crate::channel::{Identity, IdentityLink, LinkOrigin, SharedKey};
 use crate::customer::Customer;
 use crate::error::{Error, Result};
@@ -17,6 +14,7 @@ use crate::store::{
     CustomerStore, LinkIdentity, LinkSuggestion, Merge, MergeCustomers, ResolveCustomer, Resolved,
     Unmerge,
 };
+use async_trait::async_trait;
 
 /// The columns of an [`IdentityLink`].
 const LINK: &str = "kind, external_id, origin, linked_at, shared_key, key_proven, verified";
@@ -24,6 +22,10 @@ const LINK: &str = "kind, external_id, origin, linked_at, shared_key, key_proven
 /// How often resolution re-reads the identities sharing a key when the one it chose to join
 /// moved (a concurrent merge) before it could be locked.
 const JOIN_ATTEMPTS: usize = 3;
+
+/// Why a first contact's transaction rolls back: a concurrent call claimed the identity first
+/// (the caller then reads the winner's customer).
+const CLAIMED_MEANWHILE: &str = "identity claimed by a concurrent first contact";
 
 /// The owner of an identity, with the key the identity carries (`i_shared_key`, `i_key_proven`).
 fn find_identity(tenant: &TenantId, identity: &Identity) -> Stmt {
@@ -90,13 +92,8 @@ impl Sibling {
 
 impl<D: Driver> SqlStore<D> {
     /// The identities carrying `key`, oldest link first.
-    async fn siblings(
-        tx: &mut Transaction<'static, D>,
-        tenant: &TenantId,
-        key: &str,
-    ) -> Result<Vec<Sibling>> {
-        D::fetch_all(
-            tx,
+    async fn siblings(tx: &mut Conn<'_, D>, tenant: &TenantId, key: &str) -> Result<Vec<Sibling>> {
+        tx.fetch_all(
             Stmt::new(
                 "SELECT customer, kind, external_id, key_proven, linked_at FROM cs_identities
                  WHERE tenant = $1 AND shared_key = $2 ORDER BY linked_at, kind, external_id",
@@ -121,7 +118,7 @@ impl<D: Driver> SqlStore<D> {
     /// proves it too, share-locked so a concurrent merge cannot move it away meanwhile (the
     /// merge locks it for update), and confirmed after the lock.
     async fn join_candidate(
-        tx: &mut Transaction<'static, D>,
+        tx: &mut Conn<'_, D>,
         tenant: &TenantId,
         key: &str,
         siblings: &[Sibling],
@@ -132,27 +129,27 @@ impl<D: Driver> SqlStore<D> {
         );
         for s in siblings.iter().filter(|s| s.proven) {
             let id = s.customer.to_string();
-            let Some(row) = D::fetch_optional(
-                tx,
-                Stmt::dynamic(lock.clone())
-                    .bind(tenant.as_str())
-                    .bind(id.as_str()),
-            )
-            .await?
+            let Some(row) = tx
+                .fetch_optional(
+                    Stmt::dynamic(lock.clone())
+                        .bind(tenant.as_str())
+                        .bind(id.as_str()),
+                )
+                .await?
             else {
                 continue;
             };
-            let still = D::fetch_optional(
-                tx,
-                Stmt::new(
-                    "SELECT 1 AS one FROM cs_identities
+            let still = tx
+                .fetch_optional(
+                    Stmt::new(
+                        "SELECT 1 AS one FROM cs_identities
                      WHERE tenant = $1 AND customer = $2 AND shared_key = $3 AND key_proven = 1",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(id)
+                    .bind(key),
                 )
-                .bind(tenant.as_str())
-                .bind(id)
-                .bind(key),
-            )
-            .await?;
+                .await?;
             if still.is_some() {
                 return Ok(Some(customer_from_row(&row)?));
             }
@@ -162,10 +159,7 @@ impl<D: Driver> SqlStore<D> {
 
     /// Resolves a new identity in `tx`: joins it to a customer by a key both prove, or creates a
     /// customer for it. `None` when a concurrent call claimed the identity first.
-    async fn resolve_new(
-        tx: &mut Transaction<'static, D>,
-        req: &ResolveCustomer,
-    ) -> Result<Option<Resolved>> {
+    async fn resolve_new(tx: &mut Conn<'_, D>, req: &ResolveCustomer) -> Result<Option<Resolved>> {
         let t = &req.tenant;
         let mut siblings = Vec::new();
         let mut joined = None;
@@ -192,8 +186,7 @@ impl<D: Driver> SqlStore<D> {
             _ => (new_customer(req), true, LinkOrigin::FirstContact),
         };
         if created {
-            D::execute(
-                tx,
+            tx.execute(
                 Stmt::new(
                     "INSERT INTO cs_customers (tenant, id, display_name, tier, language,
                         created_at)
@@ -209,11 +202,16 @@ impl<D: Driver> SqlStore<D> {
             .await?;
         }
         let key = req.shared_key.as_ref();
-        let claimed = D::execute(
-            tx,
-            insert_identity(t, customer.id, &req.identity, &origin, key, req.at),
-        )
-        .await?;
+        let claimed = tx
+            .execute(insert_identity(
+                t,
+                customer.id,
+                &req.identity,
+                &origin,
+                key,
+                req.at,
+            ))
+            .await?;
         if claimed == 0 {
             return Ok(None);
         }
@@ -266,12 +264,20 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         }
         // A new one: decided and written in one transaction; the identity's primary key settles
         // races with concurrent first contacts (the loser rolls back and reads the winner's).
-        let mut tx = self.begin().await?;
-        if let Some(resolved) = Self::resolve_new(&mut tx, req).await? {
-            commit(tx).await?;
-            return Ok(resolved);
+        let job = req.clone();
+        let decided = self
+            .transact(true, move |mut tx| {
+                Box::pin(async move {
+                    Self::resolve_new(&mut tx, &job)
+                        .await?
+                        .ok_or_else(|| Error::conflict(CLAIMED_MEANWHILE))
+                })
+            })
+            .await;
+        match decided {
+            Err(Error::Conflict { reason }) if reason == CLAIMED_MEANWHILE => {}
+            other => return other,
         }
-        tx.rollback().await.map_err(D::map_error)?;
         let row = self
             .write_one(find_identity(&req.tenant, &req.identity))
             .await?
@@ -428,96 +434,93 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         if req.into == req.from {
             return Err(Error::invalid("a customer cannot be merged with itself"));
         }
-        let t = req.tenant.as_str();
         let (into, from) = (req.into.to_string(), req.from.to_string());
         let lock = format!(
             "SELECT 1 AS one FROM cs_customers WHERE tenant = $1 AND id = $2{}",
             D::FOR_UPDATE
         );
-        let mut tx = self.begin().await?;
-        for c in [&into, &from] {
-            // Locking both customer rows serialises concurrent merges of the same customers (and
-            // resolutions joining them).
-            let exists = D::fetch_optional(
-                &mut tx,
-                Stmt::dynamic(lock.clone()).bind(t).bind(c.as_str()),
-            )
-            .await?;
-            if exists.is_none() {
-                return Err(Error::not_found("customer", c));
-            }
-            let merged = D::fetch_optional(
-                &mut tx,
-                Stmt::new(
-                    "SELECT 1 AS one FROM cs_merges
+        let req = req.clone();
+        self.transact(true, move |mut tx| {
+            Box::pin(async move {
+                let t = req.tenant.as_str();
+                for c in [&into, &from] {
+                    // Locking both customer rows serialises concurrent merges of the same customers (and
+                    // resolutions joining them).
+                    let exists = tx
+                        .fetch_optional(Stmt::dynamic(lock.clone()).bind(t).bind(c.as_str()))
+                        .await?;
+                    if exists.is_none() {
+                        return Err(Error::not_found("customer", c));
+                    }
+                    let merged = tx
+                        .fetch_optional(
+                            Stmt::new(
+                                "SELECT 1 AS one FROM cs_merges
                      WHERE tenant = $1 AND from_customer = $2 AND undone_at IS NULL",
-                )
-                .bind(t)
-                .bind(c.as_str()),
-            )
-            .await?;
-            if merged.is_some() {
-                return Err(Error::conflict(format!("customer {c} was merged away")));
-            }
-        }
-        let id = MergeId::new();
-        let mut identities = D::fetch_all(
-            &mut tx,
-            Stmt::dynamic(format!(
-                "SELECT {LINK} FROM cs_identities WHERE tenant = $1 AND customer = $2"
-            ))
-            .bind(t)
-            .bind(from.as_str()),
-        )
-        .await?
-        .iter()
-        .map(link_from_row)
-        .collect::<Result<Vec<_>>>()?;
-        identities.sort_by(|a, b| a.identity.cmp(&b.identity));
-        D::execute(
-            &mut tx,
-            Stmt::new(
-                "UPDATE cs_identities SET customer = $1, origin = $2
+                            )
+                            .bind(t)
+                            .bind(c.as_str()),
+                        )
+                        .await?;
+                    if merged.is_some() {
+                        return Err(Error::conflict(format!("customer {c} was merged away")));
+                    }
+                }
+                let id = MergeId::new();
+                let mut identities = tx
+                    .fetch_all(
+                        Stmt::dynamic(format!(
+                            "SELECT {LINK} FROM cs_identities WHERE tenant = $1 AND customer = $2"
+                        ))
+                        .bind(t)
+                        .bind(from.as_str()),
+                    )
+                    .await?
+                    .iter()
+                    .map(link_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                identities.sort_by(|a, b| a.identity.cmp(&b.identity));
+                tx.execute(
+                    Stmt::new(
+                        "UPDATE cs_identities SET customer = $1, origin = $2
                  WHERE tenant = $3 AND customer = $4",
-            )
-            .bind(into.as_str())
-            .bind(LinkOrigin::Merge { merge: id }.to_storage())
-            .bind(t)
-            .bind(from.as_str()),
-        )
-        .await?;
-        let into_active = D::fetch_optional(
-            &mut tx,
-            Stmt::new(
-                "SELECT id FROM cs_conversations WHERE tenant = $1 AND customer = $2
+                    )
+                    .bind(into.as_str())
+                    .bind(LinkOrigin::Merge { merge: id }.to_storage())
+                    .bind(t)
+                    .bind(from.as_str()),
+                )
+                .await?;
+                let into_active = tx
+                    .fetch_optional(
+                        Stmt::new(
+                            "SELECT id FROM cs_conversations WHERE tenant = $1 AND customer = $2
                    AND state IN ('bot', 'queued', 'assigned')",
-            )
-            .bind(t)
-            .bind(into.as_str()),
-        )
-        .await?;
-        let resolved: Option<ConversationId> = match into_active {
-            Some(_) => D::fetch_optional(
-                &mut tx,
-                Stmt::new(
-                    "UPDATE cs_conversations SET state = 'resolved', updated_at = $1,
+                        )
+                        .bind(t)
+                        .bind(into.as_str()),
+                    )
+                    .await?;
+                let resolved: Option<ConversationId> = match into_active {
+                    Some(_) => tx
+                        .fetch_optional(
+                            Stmt::new(
+                                "UPDATE cs_conversations SET state = 'resolved', updated_at = $1,
                         version = version + 1
                      WHERE tenant = $2 AND customer = $3
                        AND state IN ('bot', 'queued', 'assigned')
                      RETURNING id",
-                )
-                .bind(micros(req.at))
-                .bind(t)
-                .bind(from.as_str()),
-            )
-            .await?
-            .map(|r| r.parse("id"))
-            .transpose()?,
-            None => None,
-        };
-        let mut conversations: Vec<ConversationId> = D::fetch_all(
-            &mut tx,
-            Stmt::new(
+                            )
+                            .bind(micros(req.at))
+                            .bind(t)
+                            .bind(from.as_str()),
+                        )
+                        .await?
+                        .map(|r| r.parse("id"))
+                        .transpose()?,
+                    None => None,
+                };
+                let mut conversations: Vec<ConversationId> = tx.fetch_all(Stmt::new(
                 "UPDATE cs_conversations SET customer = $1 WHERE tenant = $2 AND customer = $3
                  RETURNING id",
             )
@@ -529,30 +532,29 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         .iter()
         .map(|r| r.parse("id"))
         .collect::<Result<_>>()?;
-        conversations.sort();
-        D::execute(
-            &mut tx,
-            Stmt::new("UPDATE cs_messages SET customer = $1 WHERE tenant = $2 AND customer = $3")
-                .bind(into.as_str())
-                .bind(t)
-                .bind(from.as_str()),
-        )
-        .await?;
-        let merge = Merge {
-            id,
-            tenant: req.tenant.clone(),
-            into: req.into,
-            from: req.from,
-            identities,
-            conversations,
-            resolved,
-            by: req.by.clone(),
-            at: req.at,
-            undone_at: None,
-        };
-        D::execute(
-            &mut tx,
-            Stmt::new(
+                conversations.sort();
+                tx.execute(
+                    Stmt::new(
+                        "UPDATE cs_messages SET customer = $1 WHERE tenant = $2 AND customer = $3",
+                    )
+                    .bind(into.as_str())
+                    .bind(t)
+                    .bind(from.as_str()),
+                )
+                .await?;
+                let merge = Merge {
+                    id,
+                    tenant: req.tenant.clone(),
+                    into: req.into,
+                    from: req.from,
+                    identities,
+                    conversations,
+                    resolved,
+                    by: req.by.clone(),
+                    at: req.at,
+                    undone_at: None,
+                };
+                tx.execute(Stmt::new(
                 "INSERT INTO cs_merges (tenant, id, into_customer, from_customer, identities,
                     conversations, resolved, origin, at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -568,74 +570,80 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
             .bind(micros(req.at)),
         )
         .await?;
-        commit(tx).await?;
-        Ok(merge)
+                Ok(merge)
+            })
+        })
+        .await
     }
 
     async fn unmerge(&self, req: &Unmerge) -> Result<Merge> {
-        let t = req.tenant.as_str();
-        let mut tx = self.begin().await?;
-        let mut record = D::fetch_optional(
-            &mut tx,
-            Stmt::dynamic(format!(
-                "SELECT * FROM cs_merges WHERE tenant = $1 AND id = $2{}",
-                D::FOR_UPDATE
-            ))
-            .bind(t)
-            .bind(req.merge.to_string()),
-        )
-        .await?
-        .map(|r| merge_from_row(&r))
-        .transpose()?
-        .ok_or_else(|| Error::not_found("merge", req.merge))?;
-        if record.undone_at.is_some() {
-            return Err(Error::conflict(format!(
-                "merge {} was undone already",
-                req.merge
-            )));
-        }
-        let (into, from) = (record.into.to_string(), record.from.to_string());
-        for l in &record.identities {
-            D::execute(
-                &mut tx,
-                Stmt::new(
-                    "UPDATE cs_identities SET customer = $1, origin = $2, linked_at = $3
+        let req = req.clone();
+        self.transact(true, move |mut tx| {
+            Box::pin(async move {
+                let t = req.tenant.as_str();
+                let mut record = tx
+                    .fetch_optional(
+                        Stmt::dynamic(format!(
+                            "SELECT * FROM cs_merges WHERE tenant = $1 AND id = $2{}",
+                            D::FOR_UPDATE
+                        ))
+                        .bind(t)
+                        .bind(req.merge.to_string()),
+                    )
+                    .await?
+                    .map(|r| merge_from_row(&r))
+                    .transpose()?
+                    .ok_or_else(|| Error::not_found("merge", req.merge))?;
+                if record.undone_at.is_some() {
+                    return Err(Error::conflict(format!(
+                        "merge {} was undone already",
+                        req.merge
+                    )));
+                }
+                let (into, from) = (record.into.to_string(), record.from.to_string());
+                for l in &record.identities {
+                    tx.execute(
+                        Stmt::new(
+                            "UPDATE cs_identities SET customer = $1, origin = $2, linked_at = $3
                      WHERE tenant = $4 AND kind = $5 AND external_id = $6 AND customer = $7",
+                        )
+                        .bind(from.as_str())
+                        .bind(l.origin.to_storage())
+                        .bind(micros(l.linked_at))
+                        .bind(t)
+                        .bind(l.identity.kind.as_str())
+                        .bind(&l.identity.external_id)
+                        .bind(into.as_str()),
+                    )
+                    .await?;
+                }
+                // The moved conversations go back as one set, not one statement each.
+                let moved: Vec<String> =
+                    record.conversations.iter().map(|c| c.to_string()).collect();
+                for (table, column) in [("cs_conversations", "id"), ("cs_messages", "conversation")]
+                {
+                    let mut back = Stmt::dynamic(format!("UPDATE {table} SET customer = "));
+                    back.push_bind(from.as_str())
+                        .push(" WHERE tenant = ")
+                        .push_bind(t)
+                        .push(" AND customer = ")
+                        .push_bind(into.as_str())
+                        .push(&format!(" AND {column} "))
+                        .push_in::<D>(moved.iter().cloned());
+                    tx.execute(back).await?;
+                }
+                tx.execute(
+                    Stmt::new("UPDATE cs_merges SET undone_at = $1 WHERE tenant = $2 AND id = $3")
+                        .bind(micros(req.at))
+                        .bind(t)
+                        .bind(req.merge.to_string()),
                 )
-                .bind(from.as_str())
-                .bind(l.origin.to_storage())
-                .bind(micros(l.linked_at))
-                .bind(t)
-                .bind(l.identity.kind.as_str())
-                .bind(&l.identity.external_id)
-                .bind(into.as_str()),
-            )
-            .await?;
-        }
-        // The moved conversations go back as one set, not one statement each.
-        let moved: Vec<String> = record.conversations.iter().map(|c| c.to_string()).collect();
-        for (table, column) in [("cs_conversations", "id"), ("cs_messages", "conversation")] {
-            let mut back = Stmt::dynamic(format!("UPDATE {table} SET customer = "));
-            back.push_bind(from.as_str())
-                .push(" WHERE tenant = ")
-                .push_bind(t)
-                .push(" AND customer = ")
-                .push_bind(into.as_str())
-                .push(&format!(" AND {column} "))
-                .push_in::<D>(moved.iter().cloned());
-            D::execute(&mut tx, back).await?;
-        }
-        D::execute(
-            &mut tx,
-            Stmt::new("UPDATE cs_merges SET undone_at = $1 WHERE tenant = $2 AND id = $3")
-                .bind(micros(req.at))
-                .bind(t)
-                .bind(req.merge.to_string()),
-        )
-        .await?;
-        commit(tx).await?;
-        record.undone_at = Some(req.at);
-        Ok(record)
+                .await?;
+                record.undone_at = Some(req.at);
+                Ok(record)
+            })
+        })
+        .await
     }
 
     async fn merges(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Merge>> {

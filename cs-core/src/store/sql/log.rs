@@ -12,7 +12,7 @@ use crate::sql::{Driver, Stmt, micros};
 use crate::store::log::new_conversation;
 use crate::store::{
     Appended, ConversationLog, ConversationQuery, MessageOrder, MessageQuery, MessageScope,
-    OpenConversation, Opened, page,
+    OpenConversation, Opened, UnansweredQuery, page,
 };
 
 /// The customer's active conversation.
@@ -58,51 +58,54 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
             });
         }
         let c = new_conversation(req);
-        let inserted = self
-            .write(
-                Stmt::new(
-                    "INSERT INTO cs_conversations (tenant, id, customer, route_channel, route_kind,
-                        route_external_id, state, priority, skills, assignee, created_at,
-                        updated_at, queued_at, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0)
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(c.tenant.as_str())
-                .bind(c.id.to_string())
-                .bind(c.customer.to_string())
-                .bind(c.route.channel.as_str())
-                .bind(c.route.identity.kind.as_str())
-                .bind(&c.route.identity.external_id)
-                .bind(c.state.as_str())
-                .bind(c.priority.as_str())
-                .bind(to_json(&c.skills)?)
-                .bind(c.assignee.map(|a| a.to_string()))
-                .bind(micros(c.created_at))
-                .bind(micros(c.updated_at))
-                .bind(c.queued_at.map(micros)),
-            )
-            .await;
-        match inserted {
-            Ok(1) => Ok(Opened {
-                conversation: c,
-                created: true,
-                duplicate: None,
-            }),
-            // Someone else opened one between our read and our insert: theirs wins.
-            Ok(_) => {
-                let row = self
-                    .write_one(active_conversation(&req.tenant, req.customer))
-                    .await?
-                    .ok_or_else(|| Error::conflict("active conversation vanished while opening"))?;
-                Ok(Opened {
-                    conversation: conversation_from_row(&row)?,
-                    created: false,
-                    duplicate: None,
-                })
-            }
-            Err(e) if is_missing_parent(&e) => Err(Error::not_found("customer", req.customer)),
-            Err(e) => Err(e),
-        }
+        let insert = Stmt::new(
+            "INSERT INTO cs_conversations (tenant, id, customer, route_channel, route_kind,
+                route_external_id, state, priority, skills, assignee, created_at,
+                updated_at, queued_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(c.tenant.as_str())
+        .bind(c.id.to_string())
+        .bind(c.customer.to_string())
+        .bind(c.route.channel.as_str())
+        .bind(c.route.identity.kind.as_str())
+        .bind(&c.route.identity.external_id)
+        .bind(c.state.as_str())
+        .bind(c.priority.as_str())
+        .bind(to_json(&c.skills)?)
+        .bind(c.assignee.map(|a| a.to_string()))
+        .bind(micros(c.created_at))
+        .bind(micros(c.updated_at))
+        .bind(c.queued_at.map(micros));
+        let active = active_conversation(&req.tenant, req.customer);
+        let customer = req.customer;
+        // The insert, and when someone else opened one between our read and our insert, theirs
+        // (read in the same unit, so it cannot vanish between).
+        self.transact(false, move |mut conn| {
+            Box::pin(async move {
+                match conn.execute(insert).await {
+                    Ok(1) => Ok(Opened {
+                        conversation: c,
+                        created: true,
+                        duplicate: None,
+                    }),
+                    Ok(_) => {
+                        let row = conn.fetch_optional(active).await?.ok_or_else(|| {
+                            Error::conflict("active conversation vanished while opening")
+                        })?;
+                        Ok(Opened {
+                            conversation: conversation_from_row(&row)?,
+                            created: false,
+                            duplicate: None,
+                        })
+                    }
+                    Err(e) if is_missing_parent(&e) => Err(Error::not_found("customer", customer)),
+                    Err(e) => Err(e),
+                }
+            })
+        })
+        .await
     }
 
     async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Conversation> {
@@ -115,43 +118,46 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
 
     async fn update_conversation(&self, c: &Conversation) -> Result<Conversation> {
         let read_version = i64::try_from(c.version).map_err(|e| Error::invalid(e.to_string()))?;
-        let updated = self
-            .write(
-                Stmt::new(
-                    "UPDATE cs_conversations SET route_channel = $1, route_kind = $2,
-                        route_external_id = $3, state = $4, priority = $5, skills = $6,
-                        assignee = $7, updated_at = $8, queued_at = $9, version = version + 1
-                     WHERE tenant = $10 AND id = $11 AND version = $12",
-                )
-                .bind(c.route.channel.as_str())
-                .bind(c.route.identity.kind.as_str())
-                .bind(&c.route.identity.external_id)
-                .bind(c.state.as_str())
-                .bind(c.priority.as_str())
-                .bind(to_json(&c.skills)?)
-                .bind(c.assignee.map(|a| a.to_string()))
-                .bind(micros(c.updated_at))
-                .bind(c.queued_at.map(micros))
-                .bind(c.tenant.as_str())
-                .bind(c.id.to_string())
-                .bind(read_version),
-            )
-            .await?;
-        if updated == 0 {
-            let stored = self
-                .write_one(conversation_by_id(&c.tenant, c.id))
-                .await?
-                .map(|r| conversation_from_row(&r))
-                .transpose()?
-                .ok_or_else(|| Error::not_found("conversation", c.id))?;
-            return Err(Error::conflict(format!(
-                "conversation {} was changed (version {} now, {} read)",
-                c.id, stored.version, c.version
-            )));
-        }
+        let update = Stmt::new(
+            "UPDATE cs_conversations SET route_channel = $1, route_kind = $2,
+                route_external_id = $3, state = $4, priority = $5, skills = $6,
+                assignee = $7, updated_at = $8, queued_at = $9, version = version + 1
+             WHERE tenant = $10 AND id = $11 AND version = $12",
+        )
+        .bind(c.route.channel.as_str())
+        .bind(c.route.identity.kind.as_str())
+        .bind(&c.route.identity.external_id)
+        .bind(c.state.as_str())
+        .bind(c.priority.as_str())
+        .bind(to_json(&c.skills)?)
+        .bind(c.assignee.map(|a| a.to_string()))
+        .bind(micros(c.updated_at))
+        .bind(c.queued_at.map(micros))
+        .bind(c.tenant.as_str())
+        .bind(c.id.to_string())
+        .bind(read_version);
+        let stored = conversation_by_id(&c.tenant, c.id);
         let mut saved = c.clone();
-        saved.version += 1;
-        Ok(saved)
+        // The update, and when it changed nothing, why (in the same unit).
+        self.transact(false, move |mut conn| {
+            Box::pin(async move {
+                if conn.execute(update).await? == 0 {
+                    let stored = conn
+                        .fetch_optional(stored)
+                        .await?
+                        .map(|r| conversation_from_row(&r))
+                        .transpose()?
+                        .ok_or_else(|| Error::not_found("conversation", saved.id))?;
+                    return Err(Error::conflict(format!(
+                        "conversation {} was changed (version {} now, {} read)",
+                        saved.id, stored.version, saved.version
+                    )));
+                }
+                saved.version += 1;
+                Ok(saved)
+            })
+        })
+        .await
     }
 
     async fn conversations(&self, q: &ConversationQuery) -> Result<Vec<Conversation>> {
@@ -178,8 +184,11 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
 
     async fn append_message(&self, m: &Message) -> Result<Appended> {
         m.validate()?;
-        let mut conn = self.writer.acquire().await.map_err(D::map_error)?;
-        insert_message::<D>(&mut conn, m).await
+        let m = m.clone();
+        self.transact(false, move |mut conn| {
+            Box::pin(async move { insert_message::<D>(&mut conn, &m).await })
+        })
+        .await
     }
 
     async fn messages(&self, q: &MessageQuery) -> Result<Vec<Message>> {
@@ -208,6 +217,28 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
             .await?
             .iter()
             .map(message_from_row)
+            .collect()
+    }
+
+    async fn unanswered(&self, q: &UnansweredQuery) -> Result<Vec<Conversation>> {
+        // Each bot conversation's newest message, by the (tenant, conversation, id) index.
+        let mut sql = Stmt::new(
+            "SELECT c.* FROM cs_conversations c
+             WHERE c.tenant = $1 AND c.state = 'bot'
+               AND (SELECT m.direction FROM cs_messages m
+                    WHERE m.tenant = c.tenant AND m.conversation = c.id
+                    ORDER BY m.id DESC LIMIT 1) = 'inbound'",
+        )
+        .bind(q.tenant.as_str());
+        if let Some(after) = q.after {
+            sql.push(" AND c.id > ").push_bind(after.to_string());
+        }
+        sql.push(" ORDER BY c.id LIMIT ")
+            .push_bind(page(q.limit) as i64);
+        self.read_all(sql)
+            .await?
+            .iter()
+            .map(conversation_from_row)
             .collect()
     }
 }

@@ -14,8 +14,12 @@ mod schema;
 mod sqlite;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+#[cfg(feature = "sqlite")]
+use std::sync::Arc;
 
-use sqlx::{Database, Pool, Transaction};
+use sqlx::{Database, Pool};
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
@@ -25,7 +29,9 @@ pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 use crate::error::{Error, Result};
 use crate::id::{ChannelId, TenantId};
 use crate::message::Message;
-use crate::sql::{Dialect, Driver, Stmt, micros};
+#[cfg(feature = "sqlite")]
+use crate::sql::group::{GroupWriter, Local, LocalRow};
+use crate::sql::{Driver, SqlRow, Stmt, micros};
 use crate::store::Appended;
 use rows::{message_from_row, to_json};
 
@@ -34,11 +40,15 @@ const COMPONENT: &str = "conversations";
 
 /// A [`crate::store::ConversationStore`] in a SQL database, one implementation for every
 /// [`Dialect`]: [`SqliteStore`] (`SqlStore<sqlx::Sqlite>`, feature `sqlite`) and
-/// [`PostgresStore`] (`SqlStore<sqlx::Postgres>`, feature `postgres`). Writes go to the writer
-/// pool (SQLite's single writer), reads to the reader pool; on PostgreSQL both are one pool.
+/// [`PostgresStore`] (`SqlStore<sqlx::Postgres>`, feature `postgres`). Reads go to the reader
+/// pool. Writes go, on a SQLite file, to one writer thread that commits many of them per
+/// transaction (group commit, see [`crate::sql::sqlite`]); elsewhere to the writer pool (on
+/// PostgreSQL, the one pool).
 pub struct SqlStore<D: Database> {
     writer: Pool<D>,
     reader: Pool<D>,
+    #[cfg(feature = "sqlite")]
+    group: Option<Arc<GroupWriter>>,
 }
 
 impl<D: Database> Clone for SqlStore<D> {
@@ -46,17 +56,130 @@ impl<D: Database> Clone for SqlStore<D> {
         Self {
             writer: self.writer.clone(),
             reader: self.reader.clone(),
+            #[cfg(feature = "sqlite")]
+            group: self.group.clone(),
         }
     }
 }
 
 impl<D: Database> fmt::Debug for SqlStore<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqlStore")
-            .field("backend", &D::NAME)
+        let mut d = f.debug_struct("SqlStore");
+        d.field("backend", &D::NAME)
             .field("writer", &self.writer)
-            .field("reader", &self.reader)
-            .finish()
+            .field("reader", &self.reader);
+        #[cfg(feature = "sqlite")]
+        d.field("group_commit", &self.group.is_some());
+        d.finish()
+    }
+}
+
+/// A boxed, sendable future borrowing the connection it runs on.
+type Job<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+
+/// Where a write runs: a `sqlx` connection (a pooled connection or a transaction), or the SQLite
+/// writer thread's connection (group commit). The store's write code is written once over it.
+pub(crate) enum Conn<'c, D: Database> {
+    /// A `sqlx` connection.
+    Sqlx(&'c mut D::Connection),
+    /// The SQLite writer thread's connection: every call completes at once.
+    #[cfg(feature = "sqlite")]
+    Local(Local<'c>),
+}
+
+/// A row from either kind of [`Conn`].
+pub(crate) enum Rec<R> {
+    /// A `sqlx` row.
+    Sqlx(R),
+    /// A row read on the SQLite writer thread.
+    #[cfg(feature = "sqlite")]
+    Local(LocalRow),
+}
+
+impl<R: SqlRow> SqlRow for Rec<R> {
+    const BACKEND: &'static str = R::BACKEND;
+
+    fn text(&self, col: &str) -> Result<String> {
+        match self {
+            Self::Sqlx(r) => r.text(col),
+            #[cfg(feature = "sqlite")]
+            Self::Local(r) => r.text(col),
+        }
+    }
+
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        match self {
+            Self::Sqlx(r) => r.opt_text(col),
+            #[cfg(feature = "sqlite")]
+            Self::Local(r) => r.opt_text(col),
+        }
+    }
+
+    fn int(&self, col: &str) -> Result<i64> {
+        match self {
+            Self::Sqlx(r) => r.int(col),
+            #[cfg(feature = "sqlite")]
+            Self::Local(r) => r.int(col),
+        }
+    }
+
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        match self {
+            Self::Sqlx(r) => r.opt_int(col),
+            #[cfg(feature = "sqlite")]
+            Self::Local(r) => r.opt_int(col),
+        }
+    }
+}
+
+impl<D: Driver> Conn<'_, D> {
+    /// Runs `stmt`; how many rows it changed.
+    pub(crate) async fn execute(&mut self, stmt: Stmt) -> Result<u64> {
+        match self {
+            Self::Sqlx(c) => D::execute(c, stmt).await,
+            #[cfg(feature = "sqlite")]
+            Self::Local(l) => l.execute(stmt),
+        }
+    }
+
+    /// Every row `stmt` returns.
+    pub(crate) async fn fetch_all(&mut self, stmt: Stmt) -> Result<Vec<Rec<D::Record>>> {
+        match self {
+            Self::Sqlx(c) => Ok(D::fetch_all(c, stmt)
+                .await?
+                .into_iter()
+                .map(Rec::Sqlx)
+                .collect()),
+            #[cfg(feature = "sqlite")]
+            Self::Local(l) => Ok(l.fetch_all(stmt)?.into_iter().map(Rec::Local).collect()),
+        }
+    }
+
+    /// The first row `stmt` returns.
+    pub(crate) async fn fetch_optional(&mut self, stmt: Stmt) -> Result<Option<Rec<D::Record>>> {
+        match self {
+            Self::Sqlx(c) => Ok(D::fetch_optional(c, stmt).await?.map(Rec::Sqlx)),
+            #[cfg(feature = "sqlite")]
+            Self::Local(l) => Ok(l.fetch_optional(stmt)?.map(Rec::Local)),
+        }
+    }
+}
+
+/// Polls a job's future once on the SQLite writer thread, where every statement completes at
+/// once; a job that waits on anything else is a bug, reported as an error.
+#[cfg(feature = "sqlite")]
+fn complete<T>(job: Job<'_, T>) -> Result<T> {
+    let mut job = job;
+    let waker = std::task::Waker::noop();
+    match job
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+    {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Err(Error::Backend {
+            backend: "sqlite",
+            source: "a write job waited on something other than the writer".into(),
+        }),
     }
 }
 
@@ -64,7 +187,12 @@ impl<D: Driver> SqlStore<D> {
     /// A store over migrated pools.
     async fn migrated(writer: Pool<D>, reader: Pool<D>) -> Result<Self> {
         crate::sql::migrate(&writer, COMPONENT, schema::MIGRATIONS).await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            #[cfg(feature = "sqlite")]
+            group: None,
+        })
     }
 
     /// Every row `stmt` returns, read on the reader pool.
@@ -79,37 +207,63 @@ impl<D: Driver> SqlStore<D> {
         D::fetch_optional(&mut conn, stmt).await
     }
 
-    /// Runs `stmt` on the writer (in a transaction of its own); returns the rows it changed.
+    /// Runs the write `job` as one unit: all its statements or none. On the SQLite writer thread
+    /// it shares a transaction with the other jobs of its batch (in a savepoint of its own) and
+    /// returns once the batch is committed; elsewhere it runs in a transaction of its own, or,
+    /// unless `atomic`, on a pooled writer connection (a single statement needs no transaction
+    /// around it). An error rolls the job's writes back.
+    async fn transact<T, F>(&self, atomic: bool, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(Conn<'c, D>) -> Job<'c, T> + Send + 'static,
+    {
+        #[cfg(feature = "sqlite")]
+        if let Some(group) = &self.group {
+            return group
+                .run(move |local| complete(job(Conn::Local(local.reborrow()))))
+                .await;
+        }
+        if !atomic {
+            let mut conn = self.writer.acquire().await.map_err(D::map_error)?;
+            return job(Conn::Sqlx(&mut *conn)).await;
+        }
+        let mut tx = self.writer.begin().await.map_err(D::map_error)?;
+        match job(Conn::Sqlx(&mut *tx)).await {
+            Ok(v) => {
+                tx.commit().await.map_err(D::map_error)?;
+                Ok(v)
+            }
+            Err(e) => {
+                tx.rollback().await.map_err(D::map_error)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `stmt` as a write of its own; returns the rows it changed.
     async fn write(&self, stmt: Stmt) -> Result<u64> {
-        let mut conn = self.writer.acquire().await.map_err(D::map_error)?;
-        D::execute(&mut conn, stmt).await
+        self.transact(false, move |mut c| {
+            Box::pin(async move { c.execute(stmt).await })
+        })
+        .await
     }
 
-    /// Runs `stmt` on the writer; returns the rows it returns.
-    async fn write_all(&self, stmt: Stmt) -> Result<Vec<D::Record>> {
-        let mut conn = self.writer.acquire().await.map_err(D::map_error)?;
-        D::fetch_all(&mut conn, stmt).await
+    /// Runs `stmt` as a write of its own (or a read that must see every write before it);
+    /// returns the first row it returns.
+    async fn write_one(&self, stmt: Stmt) -> Result<Option<Rec<D::Record>>> {
+        self.transact(false, move |mut c| {
+            Box::pin(async move { c.fetch_optional(stmt).await })
+        })
+        .await
     }
-
-    /// Runs `stmt` on the writer; returns the first row it returns.
-    async fn write_one(&self, stmt: Stmt) -> Result<Option<D::Record>> {
-        let mut conn = self.writer.acquire().await.map_err(D::map_error)?;
-        D::fetch_optional(&mut conn, stmt).await
-    }
-
-    /// A transaction on the writer.
-    async fn begin(&self) -> Result<Transaction<'static, D>> {
-        self.writer.begin().await.map_err(D::map_error)
-    }
-}
-
-/// Commits `tx`.
-async fn commit<D: Dialect>(tx: Transaction<'static, D>) -> Result<()> {
-    tx.commit().await.map_err(D::map_error)
 }
 
 /// Whether `e` is a foreign-key violation: the row names a parent that does not exist.
 fn is_missing_parent(e: &Error) -> bool {
+    #[cfg(feature = "sqlite")]
+    if crate::sql::group::is_foreign_key_violation(e) {
+        return true;
+    }
     matches!(e, Error::Backend { source, .. }
         if matches!(source.downcast_ref(), Some(sqlx::Error::Database(db)) if db.is_foreign_key_violation()))
 }
@@ -127,7 +281,7 @@ fn by_provider_id(tenant: &TenantId, channel: &ChannelId, pid: &str) -> Stmt {
 /// Inserts a message on `conn` (a pooled connection or a transaction of the writer). A provider
 /// message id that is already stored (a retry, or a concurrent delivery) returns the stored
 /// message; a missing conversation is [`Error::NotFound`].
-async fn insert_message<D: Driver>(conn: &mut D::Connection, m: &Message) -> Result<Appended> {
+async fn insert_message<D: Driver>(conn: &mut Conn<'_, D>, m: &Message) -> Result<Appended> {
     let insert = Stmt::new(
         "INSERT INTO cs_messages (tenant, id, conversation, customer, channel, channel_kind,
             direction, author, content, provider_message_id, status, created_at)
@@ -146,11 +300,12 @@ async fn insert_message<D: Driver>(conn: &mut D::Connection, m: &Message) -> Res
     .bind(&m.provider_message_id)
     .bind(m.status.as_str())
     .bind(micros(m.created_at));
-    match D::execute(conn, insert).await {
+    match conn.execute(insert).await {
         Ok(1) => Ok(Appended::Inserted(m.clone())),
         // Nothing inserted: the provider id (or, impossibly, the UUIDv7 id) was taken.
         Ok(_) => match &m.provider_message_id {
-            Some(pid) => D::fetch_optional(conn, by_provider_id(&m.tenant, &m.channel, pid))
+            Some(pid) => conn
+                .fetch_optional(by_provider_id(&m.tenant, &m.channel, pid))
                 .await?
                 .map(|r| message_from_row(&r).map(Appended::Duplicate))
                 .unwrap_or_else(|| Err(Error::conflict("duplicate message id"))),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::rows::message_from_row;
-use super::{SqlStore, commit, insert_message};
+use super::{SqlStore, insert_message};
 use crate::channel::Identity;
 use crate::error::{Error, Result};
 use crate::id::MessageId;
@@ -14,7 +14,7 @@ use crate::sql::{Driver, SqlRow, Stmt, micros};
 use crate::store::outbox::status_advances;
 use crate::store::{
     Appended, ClaimOutbound, Claimed, DeadLetter, DeadLetterQuery, FinishOutbound, Outbox, Outcome,
-    Receipt, StatusChange, page,
+    Receipt, ReleaseClaims, StatusChange, page,
 };
 
 /// Sets a message's status.
@@ -29,35 +29,38 @@ fn set_status(tenant: &str, id: &str, status: DeliveryStatus) -> Stmt {
 impl<D: Driver> Outbox for SqlStore<D> {
     async fn append_outbound(&self, m: &Message, to: &Identity) -> Result<Appended> {
         m.validate()?;
-        let mut tx = self.begin().await?;
-        let appended = insert_message::<D>(&mut tx, m).await?;
-        if let Appended::Inserted(m) = &appended {
-            D::execute(
-                &mut tx,
-                Stmt::new(
-                    "INSERT INTO cs_outbox (tenant, message, conversation, to_kind,
-                        to_external_id, next_attempt_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(m.tenant.as_str())
-                .bind(m.id.to_string())
-                .bind(m.conversation.to_string())
-                .bind(to.kind.as_str())
-                .bind(&to.external_id)
-                .bind(micros(m.created_at)),
-            )
-            .await?;
-        }
-        commit(tx).await?;
-        Ok(appended)
+        let (m, to) = (m.clone(), to.clone());
+        self.transact(true, move |mut conn| {
+            Box::pin(async move {
+                let appended = insert_message::<D>(&mut conn, &m).await?;
+                if let Appended::Inserted(m) = &appended {
+                    conn.execute(
+                        Stmt::new(
+                            "INSERT INTO cs_outbox (tenant, message, conversation, to_kind,
+                                to_external_id, next_attempt_at)
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(m.tenant.as_str())
+                        .bind(m.id.to_string())
+                        .bind(m.conversation.to_string())
+                        .bind(to.kind.as_str())
+                        .bind(&to.external_id)
+                        .bind(micros(m.created_at)),
+                    )
+                    .await?;
+                }
+                Ok(appended)
+            })
+        })
+        .await
     }
 
     async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
-        let t = req.tenant.as_str();
+        let t = req.tenant.clone();
         // The head of each conversation's queue that is due; SKIP LOCKED where several
         // processes claim at once, so none gets a message another has.
         let mut claim = Stmt::new(
-            "UPDATE cs_outbox SET next_attempt_at = $1
+            "UPDATE cs_outbox SET next_attempt_at = $1, claimed_by = $4
              WHERE tenant = $2 AND message IN (
                 SELECT o.message FROM cs_outbox o
                 WHERE o.tenant = $2 AND o.dead = 0 AND o.next_attempt_at <= $3
@@ -67,8 +70,9 @@ impl<D: Driver> Outbox for SqlStore<D> {
                       AND p.dead = 0 AND p.message < o.message)",
         )
         .bind(micros(req.lease_until))
-        .bind(t)
-        .bind(micros(req.now));
+        .bind(t.as_str())
+        .bind(micros(req.now))
+        .bind(req.owner.clone());
         if let Some(c) = req.conversation {
             claim
                 .push(" AND o.conversation = ")
@@ -79,114 +83,144 @@ impl<D: Driver> Outbox for SqlStore<D> {
             .push_bind(page(req.limit) as i64)
             .push(D::SKIP_LOCKED)
             .push(") RETURNING message, attempts, to_kind, to_external_id");
-        let claimed = self.write_all(claim).await?;
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut heads = HashMap::with_capacity(claimed.len());
-        for row in &claimed {
-            let to = Identity {
-                kind: row.parse("to_kind")?,
-                external_id: row.text("to_external_id")?,
-            };
-            let attempts = u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX);
-            heads.insert(row.text("message")?, (to, attempts));
-        }
-        // The claimed messages in one read, not one each.
-        let mut read = Stmt::new("SELECT * FROM cs_messages WHERE tenant = ");
-        read.push_bind(t)
-            .push(" AND id ")
-            .push_in::<D>(heads.keys().cloned());
-        let mut out = Vec::with_capacity(heads.len());
-        for row in self.read_all(read).await? {
-            let message = message_from_row(&row)?;
-            if let Some((to, attempts)) = heads.remove(&message.id.to_string()) {
-                out.push(Claimed {
-                    message,
-                    to,
-                    attempts,
-                });
-            }
-        }
-        out.sort_by_key(|c| c.message.id);
-        Ok(out)
+        // The claim and the claimed messages in one unit: one hand-over to the writer.
+        self.transact(false, move |mut conn| {
+            Box::pin(async move {
+                let claimed = conn.fetch_all(claim).await?;
+                if claimed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut heads = HashMap::with_capacity(claimed.len());
+                for row in &claimed {
+                    let to = Identity {
+                        kind: row.parse("to_kind")?,
+                        external_id: row.text("to_external_id")?,
+                    };
+                    let attempts = u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX);
+                    heads.insert(row.text("message")?, (to, attempts));
+                }
+                // The claimed messages in one read, not one each.
+                let mut read = Stmt::new("SELECT * FROM cs_messages WHERE tenant = ");
+                read.push_bind(t.as_str())
+                    .push(" AND id ")
+                    .push_in::<D>(heads.keys().cloned());
+                let mut out = Vec::with_capacity(heads.len());
+                for row in conn.fetch_all(read).await? {
+                    let message = message_from_row(&row)?;
+                    if let Some((to, attempts)) = heads.remove(&message.id.to_string()) {
+                        out.push(Claimed {
+                            message,
+                            to,
+                            attempts,
+                        });
+                    }
+                }
+                out.sort_by_key(|c| c.message.id);
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn release_claims(&self, req: &ReleaseClaims) -> Result<u64> {
+        self.write(
+            Stmt::new(
+                "UPDATE cs_outbox SET claimed_by = NULL,
+                    next_attempt_at = CASE WHEN next_attempt_at > $1 THEN $1
+                        ELSE next_attempt_at END
+                 WHERE tenant = $2 AND claimed_by = $3 AND dead = 0",
+            )
+            .bind(micros(req.now))
+            .bind(req.tenant.as_str())
+            .bind(req.owner.as_str()),
+        )
+        .await
     }
 
     async fn finish_outbound(&self, req: &FinishOutbound) -> Result<()> {
-        let (t, id) = (req.tenant.as_str(), req.message.to_string());
-        let gone = || Error::not_found("outbox message", req.message);
+        let (t, id) = (req.tenant.as_str().to_owned(), req.message.to_string());
+        let message = req.message;
+        let gone = move || Error::not_found("outbox message", message);
         if let Outcome::Retry { at, error } = &req.outcome {
             let done = self
                 .write(
                     Stmt::new(
                         "UPDATE cs_outbox SET attempts = attempts + 1, next_attempt_at = $1,
-                            last_error = $2
+                            last_error = $2, claimed_by = NULL
                          WHERE tenant = $3 AND message = $4 AND dead = 0",
                     )
                     .bind(micros(*at))
                     .bind(error)
-                    .bind(t)
+                    .bind(t.as_str())
                     .bind(id.as_str()),
                 )
                 .await?;
             return if done == 0 { Err(gone()) } else { Ok(()) };
         }
-        let mut tx = self.begin().await?;
-        match &req.outcome {
-            Outcome::Sent {
-                status,
-                provider_id,
-            } => {
-                let done = D::execute(
-                    &mut tx,
-                    Stmt::new(
-                        "DELETE FROM cs_outbox WHERE tenant = $1 AND message = $2 AND dead = 0",
-                    )
-                    .bind(t)
-                    .bind(id.as_str()),
-                )
-                .await?;
-                if done == 0 {
-                    return Err(gone());
+        let outcome = req.outcome.clone();
+        self.transact(true, move |mut tx| {
+            Box::pin(async move {
+                let t = t.as_str();
+                match &outcome {
+                    Outcome::Sent {
+                        status,
+                        provider_id,
+                    } => {
+                        let done = tx
+                            .execute(
+                                Stmt::new(
+                                    "DELETE FROM cs_outbox
+                                     WHERE tenant = $1 AND message = $2 AND dead = 0",
+                                )
+                                .bind(t)
+                                .bind(id.as_str()),
+                            )
+                            .await?;
+                        if done == 0 {
+                            return Err(gone());
+                        }
+                        tx.execute(set_status(t, &id, *status)).await?;
+                        if let Some(pid) = provider_id {
+                            tx.execute(
+                                Stmt::new(
+                                    "INSERT INTO cs_receipts (tenant, channel, provider_id, message)
+                                     SELECT tenant, channel, $1, id FROM cs_messages
+                                     WHERE tenant = $2 AND id = $3
+                                     ON CONFLICT (tenant, channel, provider_id)
+                                     DO UPDATE SET message = excluded.message",
+                                )
+                                .bind(pid)
+                                .bind(t)
+                                .bind(id.as_str()),
+                            )
+                            .await?;
+                        }
+                    }
+                    Outcome::Dead { error } => {
+                        let done = tx
+                            .execute(
+                                Stmt::new(
+                                    "UPDATE cs_outbox SET attempts = attempts + 1, dead = 1,
+                                        last_error = $1
+                                     WHERE tenant = $2 AND message = $3 AND dead = 0",
+                                )
+                                .bind(error)
+                                .bind(t)
+                                .bind(id.as_str()),
+                            )
+                            .await?;
+                        if done == 0 {
+                            return Err(gone());
+                        }
+                        tx.execute(set_status(t, &id, DeliveryStatus::Failed))
+                            .await?;
+                    }
+                    Outcome::Retry { .. } => unreachable!("handled above"),
                 }
-                D::execute(&mut tx, set_status(t, &id, *status)).await?;
-                if let Some(pid) = provider_id {
-                    D::execute(
-                        &mut tx,
-                        Stmt::new(
-                            "INSERT INTO cs_receipts (tenant, channel, provider_id, message)
-                             SELECT tenant, channel, $1, id FROM cs_messages
-                             WHERE tenant = $2 AND id = $3
-                             ON CONFLICT (tenant, channel, provider_id)
-                             DO UPDATE SET message = excluded.message",
-                        )
-                        .bind(pid)
-                        .bind(t)
-                        .bind(id.as_str()),
-                    )
-                    .await?;
-                }
-            }
-            Outcome::Dead { error } => {
-                let done = D::execute(
-                    &mut tx,
-                    Stmt::new(
-                        "UPDATE cs_outbox SET attempts = attempts + 1, dead = 1, last_error = $1
-                         WHERE tenant = $2 AND message = $3 AND dead = 0",
-                    )
-                    .bind(error)
-                    .bind(t)
-                    .bind(id.as_str()),
-                )
-                .await?;
-                if done == 0 {
-                    return Err(gone());
-                }
-                D::execute(&mut tx, set_status(t, &id, DeliveryStatus::Failed)).await?;
-            }
-            Outcome::Retry { .. } => unreachable!("handled above"),
-        }
-        commit(tx).await
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn dead_letters(&self, q: &DeadLetterQuery) -> Result<Vec<DeadLetter>> {

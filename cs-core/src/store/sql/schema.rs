@@ -160,4 +160,14 @@ ALTER TABLE cs_conversations ADD COLUMN queued_at BIGINT;
 UPDATE cs_conversations SET queued_at = updated_at WHERE state IN ('queued', 'assigned');
 "#,
     },
+    Migration {
+        version: 6,
+        name: "who holds an outbox claim",
+        // The claiming node's id, so a restarted node releases its dead predecessor's claims at
+        // once; the index finds them.
+        sql: r#"
+ALTER TABLE cs_outbox ADD COLUMN claimed_by TEXT;
+CREATE INDEX cs_outbox_claimed_by ON cs_outbox (tenant, claimed_by) WHERE claimed_by IS NOT NULL;
+"#,
+    },
 ];
