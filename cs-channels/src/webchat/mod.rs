@@ -17,11 +17,11 @@
 //!   `{"type":"error","code":..,"reason":..,"client_id":..}` and the connection stays open (the
 //!   widget marks that message refused). A frame over the frame limit closes the socket with
 //!   code 1009 and a reason; the widget marks every message not yet acknowledged refused.
+//! - `GET /widget.js` serves the widget (plain JavaScript, no build step).
 //!
 //! Each socket holds small read and write buffers sized for chat frames
 //! ([`WebChatBuilder::with_socket_buffer_bytes`], 4 KiB by default, grown only for a larger
 //! frame), so ten thousand idle visitors cost tens of megabytes, not gigabytes.
-//! - `GET /widget.js` serves the widget (plain JavaScript, no build step).
 
 mod frame;
 mod token;
@@ -406,10 +406,9 @@ async fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(s.chat.socket_buffer_bytes)
-        // Every frame is sent and flushed on its own: no buffering to a threshold.
+        // Every frame is sent and flushed on its own: no buffering to a threshold. (No cap on
+        // the write buffer: a hello frame with a long history may be large.)
         .write_buffer_size(0)
-        // Backpressure for a reader that stops reading: a few frames' worth, then errors.
-        .max_write_buffer_size(4 * max)
         .on_upgrade(move |socket| serve_socket(s, visitor, socket))
 }
 
