@@ -25,7 +25,10 @@ fuzz_target!(|body: &[u8]| {
     check(block_on(CHANNEL.parse_inbound(raw(
         Method::POST,
         "/webhooks/jd",
-        &[(TIMESTAMP_HEADER, &NOW.to_string()), (SIGNATURE_HEADER, &sig)],
+        &[
+            (TIMESTAMP_HEADER, &NOW.to_string()),
+            (SIGNATURE_HEADER, &sig),
+        ],
         body,
     ))));
 });

@@ -28,7 +28,10 @@ fuzz_target!(|body: &[u8]| {
     let nonce = fresh_nonce();
     let sig = signature(&[TOKEN, &ts, &nonce]);
     let uri = format!("/webhooks/wx?signature={sig}&timestamp={ts}&nonce={nonce}");
-    check(block_on(
-        CHANNEL.parse_inbound(raw(Method::POST, &uri, &[], body)),
-    ));
+    check(block_on(CHANNEL.parse_inbound(raw(
+        Method::POST,
+        &uri,
+        &[],
+        body,
+    ))));
 });

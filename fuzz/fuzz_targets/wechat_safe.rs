@@ -51,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
     let uri = format!(
         "/webhooks/wx?signature={sig}&timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={msg_signature}"
     );
-    check(block_on(
-        CHANNEL.parse_inbound(raw(Method::POST, &uri, &[], &body)),
-    ));
+    check(block_on(CHANNEL.parse_inbound(raw(
+        Method::POST,
+        &uri,
+        &[],
+        &body,
+    ))));
 });

@@ -58,7 +58,9 @@ pub fn check(result: Result<Parsed>) {
         Ok(parsed) => {
             for m in &parsed.messages {
                 assert!(
-                    m.provider_message_id.as_deref().is_some_and(|id| !id.is_empty()),
+                    m.provider_message_id
+                        .as_deref()
+                        .is_some_and(|id| !id.is_empty()),
                     "a parsed message without a provider id: {m:?}"
                 );
             }
