@@ -71,6 +71,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// The largest configuration file read.
+const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
 /// One demo agent.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -568,8 +571,17 @@ impl Config {
     /// Parses TOML text over the defaults.
     ///
     /// # Errors
-    /// [`Error::Config`] for invalid TOML or unknown keys.
+    /// [`Error::Config`] for invalid TOML or unknown keys, and before parsing for a text over
+    /// 1 MiB or nested deeper than [`cs_channels::limits::MAX_TOML_DEPTH`].
     pub fn from_toml(text: &str) -> Result<Self> {
+        cs_channels::limits::check_toml(
+            text,
+            MAX_CONFIG_BYTES,
+            cs_channels::limits::MAX_TOML_DEPTH,
+        )
+        .map_err(|e| Error::Config {
+            reason: e.to_string(),
+        })?;
         toml::from_str(text).map_err(|e| Error::Config {
             reason: e.to_string(),
         })

@@ -227,3 +227,106 @@ async fn widget_bot_handoff_and_agent_console_in_chromium() {
     console.close().await.unwrap();
     server.stop().await;
 }
+
+/// A message the desk does not take is never shown as sent: a text over the widget's limit is
+/// refused by the widget itself (the bubble is marked refused, the text stays in the box), and
+/// a frame the server closes the socket on (1009: here quotes, which JSON escaping doubles past
+/// the frame limit) marks that message refused too, with the server's reason.
+#[tokio::test]
+async fn the_widget_marks_refused_messages_in_chromium() {
+    let Some(chromedriver) = std::env::var_os("CS_TEST_CHROMEDRIVER") else {
+        eprintln!("skipping the browser test: set CS_TEST_CHROMEDRIVER=/usr/bin/chromedriver");
+        return;
+    };
+    let dir = TempDir::new();
+    let server = Server::start_with(omnidesk::Config {
+        database: dir.0.join("desk.db"),
+        limits: omnidesk::server::limits::Limits {
+            widget_text_bytes: 300,
+            widget_frame_bytes: 400,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let driver = start_driver(&chromedriver).await;
+    let shopper = browser(&driver, "shopper").await;
+    shopper.goto(&server.url("/")).await.unwrap();
+    wait_for_text(&shopper, "[data-testid=chat-status]", "online").await;
+
+    // 301 bytes (three-byte characters): refused before it is sent.
+    let long = format!("{}xx", "订".repeat(100));
+    type_and_send(
+        &shopper,
+        "[data-testid=chat-input]",
+        "[data-testid=chat-send]",
+        &long,
+    )
+    .await;
+    wait_for_text(
+        &shopper,
+        "[data-testid=chat-message]",
+        "message too long: 302 bytes",
+    )
+    .await;
+    let refused = shopper
+        .find(Locator::Css("[data-testid=chat-message].ods-failed"))
+        .await
+        .expect("the long message is marked refused");
+    assert!(refused.text().await.unwrap().starts_with("订订"));
+    let kept = shopper
+        .find(Locator::Css("[data-testid=chat-input]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(kept, long, "the text stays in the box to be shortened");
+
+    // 250 quotes: within the text limit, but 500+ bytes as a JSON frame: the socket closes with
+    // 1009 and the widget marks the message refused instead of resending it forever.
+    shopper
+        .find(Locator::Css("[data-testid=chat-input]"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    let quotes = "\"".repeat(250);
+    type_and_send(
+        &shopper,
+        "[data-testid=chat-input]",
+        "[data-testid=chat-send]",
+        &quotes,
+    )
+    .await;
+    wait_for_text(
+        &shopper,
+        "[data-testid=chat-message]",
+        "over the limit of 400",
+    )
+    .await;
+    let failed = shopper
+        .find_all(Locator::Css("[data-testid=chat-message].ods-failed"))
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 2, "both refused messages are marked");
+    // The widget reconnects and works on.
+    wait_for_text(&shopper, "[data-testid=chat-status]", "online").await;
+    type_and_send(
+        &shopper,
+        "[data-testid=chat-input]",
+        "[data-testid=chat-send]",
+        "When will my order ship?",
+    )
+    .await;
+    wait_for_text(
+        &shopper,
+        "[data-testid=chat-message][data-author=bot]",
+        "48 hours",
+    )
+    .await;
+    shopper.close().await.unwrap();
+    server.stop().await;
+}

@@ -256,3 +256,73 @@ async fn pages_carry_security_headers_and_errors_are_json() {
     assert_eq!(v["error"], "payload_too_large");
     server.stop().await;
 }
+
+/// The widget limits come from `[limits]`: the hello frame tells the widget the text limit, a
+/// longer text is refused by name, and a frame over the frame limit closes the socket with
+/// 1009 and a reason instead of dropping it silently.
+#[tokio::test]
+async fn widget_limits_come_from_the_config_and_a_huge_frame_closes_with_1009() {
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = TempDir::new();
+    let server = Server::start_with(config(
+        &dir,
+        Limits {
+            widget_text_bytes: 100,
+            widget_frame_bytes: 2048,
+            ..Limits::default()
+        },
+    ))
+    .await;
+    let (_, mut c, hello) = customer(&server, None).await;
+    assert_eq!(hello["max_text_bytes"], 100, "{hello}");
+    c.send_json(json!({"type": "message", "client_id": "long-1", "text": "x".repeat(101)}))
+        .await;
+    let refused = c.next().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "payload_too_large", "{refused}");
+    assert_eq!(refused["client_id"], "long-1", "{refused}");
+
+    c.send_json(json!({"type": "message", "client_id": "huge-1", "text": "x".repeat(4096)}))
+        .await;
+    let close = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), c.ws.next())
+            .await
+            .expect("an answer within 10 s")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    assert!(close.reason.contains("2048"), "{close:?}");
+    server.stop().await;
+}
+
+/// A webhook body over the service's body limit gets the JSON 413 the adapters promise.
+#[tokio::test]
+async fn an_oversized_webhook_body_is_a_json_413() {
+    let dir = TempDir::new();
+    let server = Server::start_with(config(
+        &dir,
+        Limits {
+            max_body_bytes: 16 * 1024,
+            ..Limits::default()
+        },
+    ))
+    .await;
+    let big = "x".repeat(64 * 1024);
+    let (status, head, body) = http(
+        server.addr,
+        "POST",
+        "/webhooks/nope",
+        &[("Content-Type", "application/json".into())],
+        &big,
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"], "payload_too_large", "{v}");
+    server.stop().await;
+}

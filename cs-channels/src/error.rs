@@ -29,6 +29,15 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The payload is within the size limit but its structure is over a limit (JSON or XML
+    /// nesting, form fields, MIME parts...): refused before the parser saw it.
+    #[error("payload too complex: {what} over {limit}")]
+    TooComplex {
+        /// What was counted (`"JSON nesting depth"`, `"form fields"`...).
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The channel cannot carry this content or operation.
     #[error("unsupported: {reason}")]
     Unsupported {
@@ -89,6 +98,11 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::TooComplex`].
+    pub fn too_complex(what: &'static str, limit: usize) -> Self {
+        Self::TooComplex { what, limit }
+    }
+
     /// Whether retrying the same call later may succeed.
     pub fn is_temporary(&self) -> bool {
         match self {
@@ -104,6 +118,7 @@ impl Error {
             Self::Unauthenticated { .. } => "unauthenticated",
             Self::InvalidInput { .. } => "invalid_input",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::TooComplex { .. } => "too_complex",
             Self::Unsupported { .. } => "unsupported",
             Self::Unavailable { .. } => "unavailable",
             Self::Rejected { .. } => "rejected",

@@ -32,14 +32,29 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The decoded query parameters of `uri`, in order.
+/// The decoded query parameters of `uri`, in order; no more than
+/// [`crate::limits::MAX_FORM_FIELDS`] of them (the rest are ignored).
 pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
-    form_pairs(uri.query().unwrap_or("").as_bytes())
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .take(crate::limits::MAX_FORM_FIELDS)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// The decoded pairs of an `application/x-www-form-urlencoded` body, in order.
 pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// [`form_pairs`] of a provider's form after checking its field count and field sizes
+/// ([`crate::limits::check_form`]).
+pub(crate) fn bounded_form_pairs(body: &[u8]) -> Result<Vec<(String, String)>> {
+    crate::limits::check_form(
+        body,
+        crate::limits::MAX_FORM_FIELDS,
+        crate::limits::MAX_FORM_FIELD_BYTES,
+    )?;
+    Ok(form_pairs(body))
 }
 
 /// The first value of `name` in `pairs`.
@@ -64,8 +79,10 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Parses a JSON body, naming the provider in the error.
+/// Parses a JSON body, naming the provider in the error, after checking its nesting depth
+/// ([`crate::limits::MAX_JSON_DEPTH`]).
 pub(crate) fn json_body<T: serde::de::DeserializeOwned>(provider: &str, body: &[u8]) -> Result<T> {
+    crate::limits::check_json(body, crate::limits::MAX_JSON_DEPTH)?;
     serde_json::from_slice(body)
         .map_err(|e| Error::invalid(format!("malformed {provider} payload: {e}")))
 }

@@ -8,6 +8,7 @@ pub mod email;
 mod error;
 #[cfg(feature = "http-client")]
 mod inbound;
+pub mod limits;
 #[cfg(feature = "router")]
 pub mod router;
 #[cfg(feature = "sms")]

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +69,7 @@ pub fn status_for(error: &Error) -> StatusCode {
     match error {
         Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
         Error::InvalidInput { .. } | Error::Unsupported { .. } => StatusCode::BAD_REQUEST,
-        Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::PayloadTooLarge { .. } | Error::TooComplex { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         e if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -199,6 +200,7 @@ impl WebhookRouter {
             channels: Arc::new(channels),
             handler: self.handler,
             clock: self.clock,
+            max_body_bytes: self.max_body_bytes,
         };
         Ok(Router::new()
             .route(WEBHOOK_PATH, any(webhook))
@@ -212,6 +214,7 @@ struct Mounted {
     channels: Arc<HashMap<ChannelId, Arc<dyn Channel>>>,
     handler: Arc<dyn InboundHandler>,
     clock: Arc<dyn Clock>,
+    max_body_bytes: usize,
 }
 
 async fn webhook(
@@ -220,8 +223,24 @@ async fn webhook(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        // axum answers a body over the limit in plain text; providers and our callers get the
+        // same JSON as every other refusal.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let e = Error::PayloadTooLarge {
+                size: content_length(&headers).unwrap_or(s.max_body_bytes + 1),
+                limit: s.max_body_bytes,
+            };
+            return error_response(status_for(&e), e.code(), &e.to_string());
+        }
+        Err(rejection) => {
+            let e = Error::invalid(rejection.body_text());
+            return error_response(rejection.status(), e.code(), &e.to_string());
+        }
+    };
     let Some(channel) = ChannelId::new(&channel_id)
         .ok()
         .and_then(|id| s.channels.get(&id).cloned())
@@ -254,6 +273,16 @@ async fn webhook(
             error_response(status_for(&e), e.code(), &e.to_string())
         }
     }
+}
+
+/// The `Content-Length` a request declared, if any.
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn error_response(status: StatusCode, code: &str, reason: &str) -> Response {

@@ -147,7 +147,12 @@ async fn bodies_over_the_router_limit_are_refused() {
         .unwrap();
     let mut big = jd_event("c");
     big.body = vec![b' '; 4096].into();
-    assert_eq!(through_router(&router, &big).await.0, 413);
+    let (status, body) = through_router(&router, &big).await;
+    assert_eq!(status, 413);
+    // The JSON the router promises, not axum's plain-text rejection.
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON error body");
+    assert_eq!(body["error"], "payload_too_large", "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("1024"), "{body}");
 }
 
 #[test]

@@ -37,6 +37,9 @@ use serde::Deserialize;
 /// request_timeout_seconds = 15
 /// max_body_bytes = 1048576
 /// allowed_origins = ["https://www.shop.example"]   # pages that may open the sockets
+/// widget_text_bytes = 4096       # longest widget message (UTF-8 bytes): an error frame
+/// widget_frame_bytes = 65536     # largest widget frame: the socket closes with 1009
+/// widget_socket_buffer_bytes = 4096   # read buffer each widget socket starts with
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,6 +63,15 @@ pub struct Limits {
     /// Origins (`https://www.shop.example`) whose pages may open the widget and console
     /// WebSockets besides the service's own (default: none).
     pub allowed_origins: Vec<String>,
+    /// Longest widget message text, in UTF-8 bytes (default 4,096); longer ones are refused
+    /// with an error frame the widget shows on that message.
+    pub widget_text_bytes: usize,
+    /// Largest widget WebSocket frame, in bytes (default 65,536); a larger one closes the socket
+    /// with code 1009.
+    pub widget_frame_bytes: usize,
+    /// The read buffer each widget socket starts with, in bytes (default 4,096): the main cost of
+    /// an idle visitor.
+    pub widget_socket_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -74,6 +86,9 @@ impl Default for Limits {
             request_timeout_seconds: 15,
             max_body_bytes: 1024 * 1024,
             allowed_origins: Vec::new(),
+            widget_text_bytes: 4 * 1024,
+            widget_frame_bytes: 64 * 1024,
+            widget_socket_buffer_bytes: cs_channels::webchat::DEFAULT_SOCKET_BUFFER_BYTES,
         }
     }
 }

@@ -238,6 +238,9 @@ impl App {
         let webchat = Arc::new(
             WebChat::builder(ChannelId::new(WEBCHAT_ID)?)
                 .with_secret(secret.clone())
+                .with_max_text_bytes(config.limits.widget_text_bytes)
+                .with_max_frame_bytes(config.limits.widget_frame_bytes)
+                .with_socket_buffer_bytes(config.limits.widget_socket_buffer_bytes)
                 .build()?,
         );
         let mut builder = Engine::builder()
@@ -402,10 +405,12 @@ impl App {
         let engine: Arc<dyn InboundHandler> = Arc::new(self.engine.clone());
         let handler: Arc<dyn InboundHandler> =
             Arc::new(limits::LimitedHandler::new(engine, self.guard.clone()));
+        let guard = self.guard.clone();
+        // The router's own body limit applies inside the service-wide one: give it the same.
         let webhooks = WebhookRouter::new(handler.clone())
             .with_channels(self.webhooks.iter().cloned())
+            .with_max_body_bytes(guard.limits().max_body_bytes)
             .build()?;
-        let guard = self.guard.clone();
         let chat =
             self.webchat
                 .clone()

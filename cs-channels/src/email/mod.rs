@@ -67,6 +67,9 @@ use lettre::{AsyncSmtpTransport, Tokio1Executor};
 pub use self::attachment::{AttachmentSink, FsAttachmentSink, MemoryAttachmentSink};
 pub use self::imap::{ImapConfig, ImapPoller, PollReport};
 pub use self::outbound::{SmtpConfig, SmtpTls};
+pub use self::parse::{
+    MAX_HEADER_LINES, MAX_MIME_DELIMITERS, MAX_MIME_MULTIPARTS, MAX_PARENTS, check_mime,
+};
 pub use self::smtp_server::{SmtpReceiver, SmtpReceiverBuilder};
 pub use self::thread::{MemoryThreadStore, ThreadKey, ThreadState, ThreadStore, ThreadedBy};
 

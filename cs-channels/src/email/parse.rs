@@ -6,6 +6,18 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// The most MIME boundary delimiter lines (`--...` at a line start) a mail may have: an upper
+/// bound on its parts.
+pub const MAX_MIME_DELIMITERS: usize = 2_000;
+/// The most `multipart/*` declarations a mail may have: an upper bound on how deeply its parts
+/// nest and how many containers mail-parser keeps on its stack.
+pub const MAX_MIME_MULTIPARTS: usize = 64;
+/// The most header lines before the first blank line.
+pub const MAX_HEADER_LINES: usize = 2_000;
+/// The most parent ids (`In-Reply-To`, then `References`, newest first) kept for threading:
+/// each one may cost a thread-store lookup.
+pub const MAX_PARENTS: usize = 64;
+
 /// One attached file, still in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RawAttachment {
@@ -69,11 +81,78 @@ fn addresses(address: Option<&Address<'_>>, out: &mut Vec<String>) {
     }
 }
 
-/// Parses `raw`.
+/// Refuses a mail whose structure is over the limits ([`MAX_HEADER_LINES`],
+/// [`MAX_MIME_DELIMITERS`], [`MAX_MIME_MULTIPARTS`]), by one scan of its lines before
+/// mail-parser sees it.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] when it is not a mail or has no sender address.
+/// [`Error::TooComplex`] over a limit.
+pub fn check_mime(raw: &[u8]) -> Result<()> {
+    let mut in_headers = true;
+    let mut header_lines = 0usize;
+    let mut delimiters = 0usize;
+    let mut multiparts = 0usize;
+    for line in raw.split(|&b| b == b'\n') {
+        if in_headers {
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                in_headers = false;
+            } else {
+                header_lines += 1;
+                if header_lines > MAX_HEADER_LINES {
+                    return Err(Error::too_complex("mail header lines", MAX_HEADER_LINES));
+                }
+            }
+        }
+        if line.starts_with(b"--") {
+            delimiters += 1;
+            if delimiters > MAX_MIME_DELIMITERS {
+                return Err(Error::too_complex(
+                    "MIME boundary delimiters",
+                    MAX_MIME_DELIMITERS,
+                ));
+            }
+        }
+        multiparts += count_ignore_ascii_case(line, b"multipart/");
+        if multiparts > MAX_MIME_MULTIPARTS {
+            return Err(Error::too_complex(
+                "multipart containers",
+                MAX_MIME_MULTIPARTS,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Non-overlapping occurrences of `needle` (lower-case ASCII) in `hay`, ignoring ASCII case.
+fn count_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        if hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
+            n += 1;
+            i += needle.len();
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+/// Checks the structure ([`check_mime`]) and parses `raw`. A panic inside the MIME parser is
+/// caught and answered as a malformed mail, so one mail cannot take the process down.
+///
+/// # Errors
+/// [`Error::TooComplex`] over a structure limit; [`Error::InvalidInput`] when it is not a mail,
+/// has no sender address, or the parser failed on it.
 pub(crate) fn parse_mail(raw: &[u8]) -> Result<ParsedMail> {
+    check_mime(raw)?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_mail(raw))).unwrap_or_else(|_| {
+        tracing::warn!(bytes = raw.len(), "the MIME parser panicked on a mail");
+        Err(Error::invalid("the mail could not be parsed"))
+    })
+}
+
+fn read_mail(raw: &[u8]) -> Result<ParsedMail> {
     let message = MessageParser::default()
         .parse(raw)
         .filter(|m| !m.headers().is_empty())
@@ -100,12 +179,18 @@ pub(crate) fn parse_mail(raw: &[u8]) -> Result<ParsedMail> {
         )
     });
 
-    let mut parents = ids(message.in_reply_to());
+    // In-Reply-To first, then References newest first; no duplicates, at most MAX_PARENTS
+    // (a set, so thousands of references cost linear time).
+    let mut parents = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut refs = ids(message.references());
     refs.reverse();
-    for r in refs {
-        if !parents.contains(&r) {
-            parents.push(r);
+    for id in ids(message.in_reply_to()).into_iter().chain(refs) {
+        if parents.len() == MAX_PARENTS {
+            break;
+        }
+        if seen.insert(id.clone()) {
+            parents.push(id);
         }
     }
 

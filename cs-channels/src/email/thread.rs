@@ -63,7 +63,10 @@ impl ThreadKey {
         let mut rest = subject;
         while let Some(start) = rest.find("[#") {
             let after = &rest[start + 2..];
-            if let Some(end) = after.find(']') {
+            // A token is at most 32 characters (blanks around it allowed): look for its `]`
+            // that far only, so a subject of many open tags costs linear time, not quadratic.
+            let window = &after.as_bytes()[..after.len().min(TAG_WINDOW)];
+            if let Some(end) = window.iter().position(|&b| b == b']') {
                 let token = after[..end].trim().to_ascii_lowercase();
                 if Self::is_token(&token) {
                     return Some(Self(token));
@@ -264,19 +267,29 @@ impl ThreadStore for MemoryThreadStore {
     }
 }
 
-/// Strips `Re:`/`Fwd:`/`AW:`/`回复：` prefixes and `[#token]` tags from a subject.
+/// How far after `[#` a subject tag's `]` is looked for.
+const TAG_WINDOW: usize = 48;
+
+/// Strips `Re:`/`Fwd:`/`AW:`/`回复：` prefixes and `[#token]` tags from a subject, in time
+/// linear in its length.
 pub(crate) fn base_subject(subject: &str) -> String {
-    let mut s = subject.trim().to_owned();
-    // Tags first, wherever they are.
-    while let Some(start) = s.find("[#") {
-        match s[start..].find(']') {
-            Some(end) => s.replace_range(start..start + end + 1, ""),
-            None => break,
-        }
+    // Tags first, wherever they are: `[#` up to the next `]`, removed in one pass (an unclosed
+    // tag and everything after it stays).
+    let mut s = String::with_capacity(subject.len());
+    let mut rest = subject.trim();
+    while let Some(start) = rest.find("[#") {
+        let Some(end) = rest[start..].find(']') else {
+            break;
+        };
+        s.push_str(&rest[..start]);
+        rest = &rest[start + end + 1..];
     }
+    s.push_str(rest);
     let mut s = s.trim();
     loop {
-        let lower = s.to_lowercase();
+        // Only the start can hold a prefix: lower-case a few characters, not the whole subject.
+        let head: String = s.chars().take(8).collect();
+        let lower = head.to_lowercase();
         let cut = [
             "re:",
             "fw:",

@@ -33,7 +33,7 @@ use crate::channel::{
 use crate::client::{HttpClient, RetryPolicy, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{
-    REDACTED, check_size, constant_time_eq, form_pairs, header, param, required, xml_escape,
+    REDACTED, bounded_form_pairs, check_size, constant_time_eq, header, param, required, xml_escape,
 };
 
 /// The signature header.
@@ -364,7 +364,7 @@ impl Channel for Sms {
             return Err(Error::invalid("SMS webhooks are POSTed"));
         }
         check_size(&request.body, self.max_body_bytes)?;
-        let params = form_pairs(&request.body);
+        let params = bounded_form_pairs(&request.body)?;
         self.verify(&request.uri, &request.headers, &params)?;
         let sid = param(&params, "MessageSid")
             .or_else(|| param(&params, "SmsSid"))

@@ -371,6 +371,7 @@ impl Channel for Telegram {
         if request.method != Method::POST {
             return Err(Error::invalid("Telegram updates are POSTed"));
         }
+        check_size(&request.body, self.max_body_bytes)?;
         let token = header(&request.headers, SECRET_HEADER)
             .ok_or_else(|| Error::unauthenticated("missing X-Telegram-Bot-Api-Secret-Token"))?;
         if !constant_time_eq(token.as_bytes(), self.secret_token.as_bytes()) {
@@ -378,7 +379,6 @@ impl Channel for Telegram {
                 "X-Telegram-Bot-Api-Secret-Token does not match",
             ));
         }
-        check_size(&request.body, self.max_body_bytes)?;
         let update: Update = json_body("Telegram", &request.body)?;
         let mut messages = Vec::new();
         if let Some(m) = update.message {

@@ -226,8 +226,15 @@ impl IvrTree {
     /// Parses and checks a tree written in TOML.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for bad TOML or a tree [`IvrTree::validate`] refuses.
+    /// [`Error::InvalidInput`] for bad TOML or a tree [`IvrTree::validate`] refuses;
+    /// [`Error::PayloadTooLarge`] over [`crate::limits::MAX_TOML_BYTES`] and
+    /// [`Error::TooComplex`] nested deeper than [`crate::limits::MAX_TOML_DEPTH`], before parsing.
     pub fn from_toml(text: &str) -> Result<Self> {
+        crate::limits::check_toml(
+            text,
+            crate::limits::MAX_TOML_BYTES,
+            crate::limits::MAX_TOML_DEPTH,
+        )?;
         let tree: Self =
             toml::from_str(text).map_err(|e| Error::invalid(format!("IVR tree: {e}")))?;
         tree.validate()?;
@@ -237,10 +244,16 @@ impl IvrTree {
     /// Reads [`IvrTree::from_toml`] from a file.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when the file cannot be read or is not a valid tree.
+    /// [`Error::InvalidInput`] when the file cannot be read or is not a valid tree;
+    /// [`Error::PayloadTooLarge`] for a file over [`crate::limits::MAX_TOML_BYTES`] (no more
+    /// than one byte past the limit is read).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        use std::io::Read;
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
+        let limit = crate::limits::MAX_TOML_BYTES;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit as u64 + 1).read_to_string(&mut text))
             .map_err(|e| Error::invalid(format!("IVR tree {}: {e}", path.display())))?;
         Self::from_toml(&text)
     }

@@ -67,7 +67,7 @@ use crate::channel::{
 };
 use crate::client::{HttpClient, RetryPolicy, join_url};
 use crate::error::{Error, Result};
-use crate::inbound::{REDACTED, check_size, form_pairs, param, xml_escape};
+use crate::inbound::{REDACTED, bounded_form_pairs, check_size, param, xml_escape};
 
 /// The name of the event a routed call lands as.
 pub const CALL_EVENT: &str = "call";
@@ -414,7 +414,7 @@ impl Channel for Voice {
             return Err(Error::invalid("voice webhooks are POSTed"));
         }
         check_size(&request.body, MAX_BODY_BYTES)?;
-        let params = form_pairs(&request.body);
+        let params = bounded_form_pairs(&request.body)?;
         crate::sms::verify_request(
             &self.auth_token,
             &self.webhook_url,

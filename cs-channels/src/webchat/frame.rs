@@ -55,6 +55,9 @@ pub(crate) enum ServerFrame {
     Hello {
         visitor: String,
         history: Vec<MessageView>,
+        /// The longest message text accepted, in UTF-8 bytes: the widget refuses longer ones
+        /// itself.
+        max_text_bytes: usize,
     },
     /// The customer's message was stored (or had been: `duplicate`).
     Ack {

@@ -11,11 +11,17 @@
 //!   (or, with `{"token": ..}` in the body, the same visitor again if the token is valid). Shops
 //!   that know their logged-in user call [`WebChat::issue_token`] themselves instead.
 //! - `GET /ws?token=..` upgrades to a WebSocket. The server first sends
-//!   `{"type":"hello","visitor":..,"history":[..]}`; the widget sends
+//!   `{"type":"hello","visitor":..,"history":[..],"max_text_bytes":..}`; the widget sends
 //!   `{"type":"message","client_id":..,"text":..}` and gets `{"type":"ack",..}` back; bot and
 //!   agent replies arrive as `{"type":"message","message":{..}}`; a refused frame gets
-//!   `{"type":"error","code":..,"reason":..}` and the connection stays open.
+//!   `{"type":"error","code":..,"reason":..,"client_id":..}` and the connection stays open (the
+//!   widget marks that message refused). A frame over the frame limit closes the socket with
+//!   code 1009 and a reason; the widget marks every message not yet acknowledged refused.
 //! - `GET /widget.js` serves the widget (plain JavaScript, no build step).
+//!
+//! Each socket holds small read and write buffers sized for chat frames
+//! ([`WebChatBuilder::with_socket_buffer_bytes`], 4 KiB by default, grown only for a larger
+//! frame), so ten thousand idle visitors cost tens of megabytes, not gigabytes.
 
 mod frame;
 mod token;
@@ -48,6 +54,15 @@ use crate::error::{Error, Result};
 /// The widget's JavaScript.
 pub const WIDGET_JS: &str = include_str!("widget.js");
 
+/// The read buffer a widget socket starts with (see [`WebChatBuilder::with_socket_buffer_bytes`]).
+pub const DEFAULT_SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The deepest JSON nesting of a widget frame (frames are flat objects).
+const MAX_FRAME_DEPTH: usize = 4;
+
+/// The WebSocket close code for a message too big to process (RFC 6455, section 7.4.1).
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
 /// The header a socket transport sets on [`RawInbound`] with the authenticated visitor id.
 pub const VISITOR_HEADER: &str = "x-cs-visitor";
 
@@ -58,6 +73,7 @@ pub struct WebChatBuilder {
     secret: Option<Vec<u8>>,
     max_text_bytes: usize,
     max_frame_bytes: usize,
+    socket_buffer_bytes: usize,
     history_limit: usize,
 }
 
@@ -68,6 +84,7 @@ impl std::fmt::Debug for WebChatBuilder {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("max_text_bytes", &self.max_text_bytes)
             .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("socket_buffer_bytes", &self.socket_buffer_bytes)
             .field("history_limit", &self.history_limit)
             .finish()
     }
@@ -81,6 +98,7 @@ impl WebChatBuilder {
             secret: None,
             max_text_bytes: 4 * 1024,
             max_frame_bytes: 64 * 1024,
+            socket_buffer_bytes: DEFAULT_SOCKET_BUFFER_BYTES,
             history_limit: 200,
         }
     }
@@ -102,6 +120,15 @@ impl WebChatBuilder {
     /// connection with code 1009, as the WebSocket protocol prescribes.
     pub fn with_max_frame_bytes(mut self, bytes: usize) -> Self {
         self.max_frame_bytes = bytes;
+        self
+    }
+
+    /// The read buffer each socket starts with, in bytes (default 4 KiB; at least 256). A frame
+    /// larger than the buffer grows it for that frame; the write buffer holds what one frame
+    /// needs, as every frame is written out at once. tungstenite's default of 128 KiB each way
+    /// made an idle widget cost about 130 KB of server memory.
+    pub fn with_socket_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.socket_buffer_bytes = bytes.max(256);
         self
     }
 
@@ -145,6 +172,7 @@ impl WebChatBuilder {
             },
             max_text_bytes: self.max_text_bytes,
             max_frame_bytes: self.max_frame_bytes,
+            socket_buffer_bytes: self.socket_buffer_bytes,
             history_limit: self.history_limit,
             sessions: Mutex::new(HashMap::new()),
         })
@@ -161,6 +189,7 @@ pub struct WebChat {
     signer: TokenSigner,
     max_text_bytes: usize,
     max_frame_bytes: usize,
+    socket_buffer_bytes: usize,
     history_limit: usize,
     /// Open sockets per visitor (a visitor may have several tabs open).
     sessions: Mutex<HashMap<String, Vec<(u64, Outbox)>>>,
@@ -229,6 +258,7 @@ impl WebChat {
                 limit: self.max_text_bytes + 512,
             });
         }
+        crate::limits::check_json(body, MAX_FRAME_DEPTH)?;
         let frame: ClientFrame = serde_json::from_slice(body)
             .map_err(|e| Error::invalid(format!("malformed frame: {e}")))?;
         let ClientFrame::Message { client_id, text } = frame;
@@ -375,6 +405,10 @@ async fn upgrade(
     let max = s.chat.max_frame_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(s.chat.socket_buffer_bytes)
+        // Every frame is sent and flushed on its own: no buffering to a threshold. (No cap on
+        // the write buffer: a hello frame with a long history may be large.)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| serve_socket(s, visitor, socket))
 }
 
@@ -410,6 +444,7 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
     let hello = ServerFrame::Hello {
         visitor: visitor.clone(),
         history: history.iter().map(MessageView::from).collect(),
+        max_text_bytes: s.chat.max_text_bytes,
     };
     if tx.send(hello).await.is_err() {
         return;
@@ -420,6 +455,8 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
         .or_default()
         .push((conn, tx.clone()));
 
+    // Why the reader stopped, when the server is the one closing (a frame over the limit).
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<ws::CloseFrame>();
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             let Ok(text) = serde_json::to_string(&frame) else {
@@ -429,8 +466,16 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
                 break;
             }
         }
-        let _ = sink.close().await;
+        match close_rx.await {
+            Ok(frame) => {
+                let _ = sink.send(ws::Message::Close(Some(frame))).await;
+            }
+            Err(_) => {
+                let _ = sink.close().await;
+            }
+        }
     });
+    let mut close_tx = Some(close_tx);
 
     while let Some(incoming) = stream.next().await {
         let body: Bytes = match incoming {
@@ -443,7 +488,17 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
             Ok(ws::Message::Close(_)) => break,
             Ok(_) => continue,
             Err(e) => {
-                tracing::debug!(error = %e, %visitor, "web chat socket closed with error");
+                if let Some(reason) = too_big(e, s.chat.max_frame_bytes) {
+                    tracing::debug!(%visitor, %reason, "web chat frame over the limit");
+                    if let Some(tx) = close_tx.take() {
+                        let _ = tx.send(ws::CloseFrame {
+                            code: CLOSE_TOO_BIG,
+                            reason: reason.into(),
+                        });
+                    }
+                } else {
+                    tracing::debug!(%visitor, "web chat socket closed with an error");
+                }
                 break;
             }
         };
@@ -479,7 +534,20 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
         }
     }
     drop(tx);
+    drop(close_tx);
     let _ = writer.await;
+}
+
+/// The close reason for a read error that is a frame or message over `limit`, or `None` for any
+/// other error (the peer went away, a protocol error).
+fn too_big(e: axum::Error, limit: usize) -> Option<String> {
+    match *e.into_inner().downcast::<tungstenite::Error>().ok()? {
+        tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+            size,
+            ..
+        }) => Some(format!("frame of {size} bytes over the limit of {limit}")),
+        _ => None,
+    }
 }
 
 fn error_frame(e: &Error, client_id: Option<String>) -> ServerFrame {
@@ -492,6 +560,7 @@ fn error_frame(e: &Error, client_id: Option<String>) -> ServerFrame {
 
 /// Best effort: the client id of a refused frame, so the widget can mark the right bubble.
 fn client_id_of(body: &[u8]) -> Option<String> {
+    crate::limits::check_json(body, MAX_FRAME_DEPTH).ok()?;
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let id = v.get("client_id")?.as_str()?;
     (id.len() <= 64).then(|| id.to_owned())

@@ -101,6 +101,30 @@
 
   var shown = {}; // message id or client id -> bubble
   var pending = []; // frames waiting for a connection
+  var unacked = {}; // client id -> frame sent on the current socket, not yet acknowledged
+  var maxTextBytes = 4096; // replaced by the server's limit in its hello frame
+
+  function utf8Bytes(text) {
+    if (window.TextEncoder) return new TextEncoder().encode(text).length;
+    return unescape(encodeURIComponent(text)).length;
+  }
+
+  // A message the server did not take stays on screen, marked refused, with the reason.
+  function refuse(clientId, reason) {
+    var b = clientId && shown[clientId];
+    if (b) b.classList.add("ods-failed");
+    delete unacked[clientId];
+    bubble("system", reason);
+  }
+
+  function transmit(id, frame) {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      unacked[id] = frame;
+      ws.send(frame);
+    } else {
+      pending.push([id, frame]);
+    }
+  }
 
   function bubble(author, text, key) {
     var b = key && shown[key];
@@ -162,16 +186,20 @@
         ws.onopen = function () {
           retry = 500;
           status.textContent = "online";
-          while (pending.length) ws.send(pending.shift());
+          var queued = pending;
+          pending = [];
+          queued.forEach(function (p) { transmit(p[0], p[1]); });
         };
         ws.onmessage = function (ev) {
           var f;
           try { f = JSON.parse(ev.data); } catch (e) { return; }
           if (f.type === "hello") {
+            if (f.max_text_bytes) maxTextBytes = f.max_text_bytes;
             f.history.forEach(showMessage);
           } else if (f.type === "message") {
             showMessage(f.message);
           } else if (f.type === "ack") {
+            delete unacked[f.client_id];
             var b = shown[f.client_id];
             if (b) {
               b.setAttribute("data-message-id", f.message_id);
@@ -179,12 +207,18 @@
               shown[f.message_id] = b;
             }
           } else if (f.type === "error") {
-            var failed = f.client_id && shown[f.client_id];
-            if (failed) failed.classList.add("ods-failed");
-            bubble("system", f.reason || f.code);
+            refuse(f.client_id, f.reason || f.code);
           }
         };
-        ws.onclose = function () {
+        ws.onclose = function (ev) {
+          // 1009: a frame was too big. Whatever was not acknowledged on this socket was not
+          // taken: mark it refused. Any other close: send it again on the next socket (the
+          // server stores a client id once).
+          Object.keys(unacked).forEach(function (id) {
+            if (ev.code === 1009) refuse(id, ev.reason || "message too large");
+            else pending.push([id, unacked[id]]);
+          });
+          unacked = {};
           status.textContent = "offline, retrying…";
           ws = null;
           setTimeout(connect, retry);
@@ -209,9 +243,13 @@
     if (!text) return;
     var id = newId();
     bubble("customer", text, id);
-    var frame = JSON.stringify({ type: "message", client_id: id, text: text });
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(frame);
-    else pending.push(frame);
+    var size = utf8Bytes(text);
+    if (size > maxTextBytes) {
+      refuse(id, "message too long: " + size + " bytes, the limit is " + maxTextBytes);
+      return; // the text stays in the box to be shortened
+    } else {
+      transmit(id, JSON.stringify({ type: "message", client_id: id, text: text }));
+    }
     input.value = "";
     input.focus();
   });
