@@ -18,8 +18,13 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for target in $(cargo +nightly fuzz list); do
   mkdir -p "$scratch/$target"
+  # The WeChat replay cache keeps every fresh nonce by design (the clock is stopped), so
+  # LeakSanitizer would scan the whole heap after each input: 3 runs a second instead of 2,000.
+  leaks=1
+  case "$target" in wechat_*) leaks=0 ;; esac
   if ! cargo +nightly fuzz run -O "$target" "$scratch/$target" "corpus/$target" -- \
     -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -detect_leaks="$leaks" \
     >"$scratch/$target.log" 2>&1; then
     tail -n 60 "$scratch/$target.log"
     echo "FATAL: fuzz target $target failed; its input is under fuzz/artifacts/$target/" >&2
