@@ -3,6 +3,8 @@
 mod channel;
 #[cfg(feature = "http-client")]
 pub mod client;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 #[cfg(feature = "email")]
 pub mod email;
 mod error;
