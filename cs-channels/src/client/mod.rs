@@ -20,9 +20,11 @@
     allow(dead_code)
 )]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cs_core::Clock;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -71,6 +73,159 @@ impl RetryPolicy {
             .min(self.max_backoff)
     }
 }
+
+/// The settings every HTTP adapter's builder shares (as object_store's `ClientOptions` serve every
+/// cloud backend): the provider's API root, retries and time-out, the inbound body limit, and the
+/// clock. One value can configure every adapter of a desk ([`HttpSettings::default`] keeps each
+/// provider's own base URL and body limit):
+///
+/// ```
+/// # #[cfg(all(feature = "telegram", feature = "sms"))] {
+/// use std::time::Duration;
+/// use cs_channels::client::{HttpSettings, RetryPolicy};
+/// use cs_channels::{sms::Sms, telegram::Telegram};
+/// use cs_core::ChannelId;
+///
+/// let shared = HttpSettings::default()
+///     .with_retry(RetryPolicy { max_retries: 4, ..RetryPolicy::default() })
+///     .with_timeout(Duration::from_secs(3));
+/// let telegram = Telegram::builder(ChannelId::new("telegram")?)
+///     .with_http(shared.clone())
+///     .with_bot_token("123:ABC")
+///     .with_secret_token("secret")
+///     .build()?;
+/// let sms = Sms::builder(ChannelId::new("sms")?)
+///     .with_http(shared)
+///     .with_base_url("http://127.0.0.1:9")
+///     .with_account_sid("AC1")
+///     .with_auth_token("token")
+///     .with_from("+15550001111")
+///     .with_webhook_url("https://shop.example/webhooks/sms")
+///     .build()?;
+/// # let _ = (telegram, sms);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct HttpSettings {
+    /// The provider's API root; `None` keeps the adapter's default (tests point it at a mock).
+    pub base_url: Option<String>,
+    /// Retries of temporary failures and the per-attempt time-out.
+    pub retry: RetryPolicy,
+    /// The largest inbound webhook body accepted; `None` keeps the adapter's default.
+    pub max_body_bytes: Option<usize>,
+    /// The clock signatures' timestamps, reply windows and token expiry are measured by;
+    /// `None` is the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("base_url", &self.base_url)
+            .field("retry", &self.retry)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+impl HttpSettings {
+    /// Sets the provider's API root.
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Sets how temporary failures are retried.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the time-out of one attempt.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.retry.timeout = timeout;
+        self
+    }
+
+    /// Sets the largest inbound body accepted.
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The base URL, or the adapter's `default`.
+    pub(crate) fn base_url_or(&self, default: &str) -> String {
+        self.base_url.clone().unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The body limit, or the adapter's `default`.
+    pub(crate) fn max_body_bytes_or(&self, default: usize) -> usize {
+        self.max_body_bytes.unwrap_or(default)
+    }
+
+    /// The clock, or the system clock.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(cs_core::SystemClock))
+    }
+
+    /// The shared client for `provider` with these retries and time-out.
+    pub(crate) fn client(&self, provider: &'static str) -> Result<HttpClient> {
+        HttpClient::new(provider, self.retry)
+    }
+}
+
+/// The builder setters every HTTP adapter has, written once: each builder holds an
+/// `http: HttpSettings` field and invokes this macro inside its `impl` block.
+macro_rules! http_settings_setters {
+    () => {
+        /// Replaces the shared HTTP settings at once (see [`crate::client::HttpSettings`]).
+        pub fn with_http(mut self, settings: $crate::client::HttpSettings) -> Self {
+            self.http = settings;
+            self
+        }
+
+        /// The provider's API root (tests point it at a mock server).
+        pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+            self.http.base_url = Some(url.into());
+            self
+        }
+
+        /// The largest inbound webhook body accepted.
+        pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+            self.http.max_body_bytes = Some(bytes);
+            self
+        }
+
+        /// The clock timestamps, windows and token expiry are measured by.
+        pub fn with_clock(mut self, clock: std::sync::Arc<dyn cs_core::Clock>) -> Self {
+            self.http.clock = Some(clock);
+            self
+        }
+
+        /// How temporary send failures are retried, and the time-out of one attempt.
+        pub fn with_retry(mut self, retry: $crate::client::RetryPolicy) -> Self {
+            self.http.retry = retry;
+            self
+        }
+
+        /// The time-out of one outbound attempt.
+        pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.http.retry.timeout = timeout;
+            self
+        }
+    };
+}
+pub(crate) use http_settings_setters;
 
 /// A provider's successful answer.
 #[derive(Debug, Clone)]

@@ -30,7 +30,7 @@ use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt, StatusUpdate,
 };
-use crate::client::{HttpClient, RetryPolicy, join_url};
+use crate::client::{HttpClient, HttpSettings, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{
     REDACTED, bounded_form_pairs, check_size, constant_time_eq, header, param, required, xml_escape,
@@ -106,9 +106,7 @@ pub struct SmsBuilder {
     webhook_url: Option<String>,
     status_callback: Option<String>,
     auto_reply: Option<String>,
-    base_url: String,
-    max_body_bytes: usize,
-    retry: RetryPolicy,
+    http: HttpSettings,
 }
 
 impl std::fmt::Debug for SmsBuilder {
@@ -120,7 +118,7 @@ impl std::fmt::Debug for SmsBuilder {
             .field("from", &self.from)
             .field("messaging_service_sid", &self.messaging_service_sid)
             .field("webhook_url", &self.webhook_url)
-            .field("base_url", &self.base_url)
+            .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +127,7 @@ impl SmsBuilder {
     /// An SMS channel named `id`.
     pub fn new(id: ChannelId) -> Self {
         Self {
+            http: HttpSettings::default(),
             id,
             account_sid: None,
             auth_token: None,
@@ -137,9 +136,6 @@ impl SmsBuilder {
             webhook_url: None,
             status_callback: None,
             auto_reply: None,
-            base_url: "https://api.twilio.com".into(),
-            max_body_bytes: 64 * 1024,
-            retry: RetryPolicy::default(),
         }
     }
 
@@ -186,23 +182,7 @@ impl SmsBuilder {
         self
     }
 
-    /// The REST API base URL (default `https://api.twilio.com`; tests point it at a mock).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
-    /// Largest form body accepted (default 64 KiB).
-    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = bytes;
-        self
-    }
-
-    /// How sends are retried.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
+    crate::client::http_settings_setters!();
 
     /// Validates the settings.
     ///
@@ -238,7 +218,7 @@ impl SmsBuilder {
                 capabilities,
             },
             messages_url: join_url(
-                &self.base_url,
+                &self.http.base_url_or("https://api.twilio.com"),
                 &format!("2010-04-01/Accounts/{account_sid}/Messages.json"),
             ),
             account_sid,
@@ -247,8 +227,8 @@ impl SmsBuilder {
             sender,
             status_callback: self.status_callback,
             auto_reply: self.auto_reply,
-            max_body_bytes: self.max_body_bytes,
-            client: HttpClient::new("SMS", self.retry)?,
+            max_body_bytes: self.http.max_body_bytes_or(64 * 1024),
+            client: self.http.client("SMS")?,
         })
     }
 }

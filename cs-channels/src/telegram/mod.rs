@@ -29,7 +29,7 @@ use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt,
 };
-use crate::client::{HttpClient, RetryPolicy, join_url};
+use crate::client::{HttpClient, HttpSettings, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{REDACTED, check_size, constant_time_eq, header, json_body};
 
@@ -42,9 +42,7 @@ pub struct TelegramBuilder {
     id: ChannelId,
     bot_token: Option<String>,
     secret_token: Option<String>,
-    base_url: String,
-    max_body_bytes: usize,
-    retry: RetryPolicy,
+    http: HttpSettings,
 }
 
 impl std::fmt::Debug for TelegramBuilder {
@@ -56,8 +54,7 @@ impl std::fmt::Debug for TelegramBuilder {
                 "secret_token",
                 &self.secret_token.as_ref().map(|_| REDACTED),
             )
-            .field("base_url", &self.base_url)
-            .field("max_body_bytes", &self.max_body_bytes)
+            .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }
@@ -66,12 +63,10 @@ impl TelegramBuilder {
     /// A Telegram channel named `id`.
     pub fn new(id: ChannelId) -> Self {
         Self {
+            http: HttpSettings::default(),
             id,
             bot_token: None,
             secret_token: None,
-            base_url: "https://api.telegram.org".into(),
-            max_body_bytes: 256 * 1024,
-            retry: RetryPolicy::default(),
         }
     }
 
@@ -87,23 +82,7 @@ impl TelegramBuilder {
         self
     }
 
-    /// The Bot API base URL (default `https://api.telegram.org`; tests point it at a mock).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
-    /// Largest update body accepted (default 256 KiB).
-    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = bytes;
-        self
-    }
-
-    /// How API calls are retried.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
+    crate::client::http_settings_setters!();
 
     /// Validates the settings.
     ///
@@ -143,10 +122,13 @@ impl TelegramBuilder {
                 kind: ChannelKind::Telegram,
                 capabilities,
             },
-            api: join_url(&self.base_url, &format!("bot{bot_token}")),
+            api: join_url(
+                &self.http.base_url_or("https://api.telegram.org"),
+                &format!("bot{bot_token}"),
+            ),
             secret_token,
-            max_body_bytes: self.max_body_bytes,
-            client: HttpClient::new("Telegram", self.retry)?,
+            max_body_bytes: self.http.max_body_bytes_or(256 * 1024),
+            client: self.http.client("Telegram")?,
         })
     }
 }

@@ -51,9 +51,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cs_core::{
-    ChannelId, ChannelKind, Clock, Content, ContentKind, DeliveryStatus, Identity, SystemClock,
-};
+use cs_core::{ChannelId, ChannelKind, Clock, Content, ContentKind, DeliveryStatus, Identity};
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +63,7 @@ use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt,
 };
-use crate::client::{HttpClient, RetryPolicy, join_url};
+use crate::client::{HttpClient, HttpSettings, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{REDACTED, bounded_form_pairs, check_size, param, xml_escape};
 
@@ -163,12 +161,10 @@ pub struct VoiceBuilder {
     tree: Option<IvrTree>,
     auth_token: Option<String>,
     webhook_url: Option<String>,
-    clock: Arc<dyn Clock>,
     voice: Option<String>,
     connecting: String,
     account_sid: Option<String>,
-    base_url: String,
-    retry: RetryPolicy,
+    http: HttpSettings,
 }
 
 impl std::fmt::Debug for VoiceBuilder {
@@ -180,7 +176,7 @@ impl std::fmt::Debug for VoiceBuilder {
             .field("webhook_url", &self.webhook_url)
             .field("voice", &self.voice)
             .field("account_sid", &self.account_sid)
-            .field("base_url", &self.base_url)
+            .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }
@@ -189,16 +185,14 @@ impl VoiceBuilder {
     /// A voice channel named `id`.
     pub fn new(id: ChannelId) -> Self {
         Self {
+            http: HttpSettings::default(),
             id,
             tree: None,
             auth_token: None,
             webhook_url: None,
-            clock: Arc::new(SystemClock),
             voice: None,
             connecting: "Please hold, connecting you to an agent.".into(),
             account_sid: None,
-            base_url: "https://api.twilio.com".into(),
-            retry: RetryPolicy::default(),
         }
     }
 
@@ -206,18 +200,6 @@ impl VoiceBuilder {
     /// (without it, agents take calls from the provider's queue themselves).
     pub fn with_account_sid(mut self, sid: impl Into<String>) -> Self {
         self.account_sid = Some(sid.into());
-        self
-    }
-
-    /// The REST API base URL (default `https://api.twilio.com`; tests point it at a mock).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
-    /// How REST calls are retried.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
         self
     }
 
@@ -240,12 +222,6 @@ impl VoiceBuilder {
         self
     }
 
-    /// The clock calls are timed by (defaults to the system clock).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// The text-to-speech voice (`<Say voice="...">`).
     pub fn with_voice(mut self, voice: impl Into<String>) -> Self {
         self.voice = Some(voice.into());
@@ -257,6 +233,8 @@ impl VoiceBuilder {
         self.connecting = text.into();
         self
     }
+
+    crate::client::http_settings_setters!();
 
     /// Checks the settings and builds the channel.
     ///
@@ -275,7 +253,7 @@ impl VoiceBuilder {
             .webhook_url
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
             .ok_or_else(|| Error::invalid("voice channel needs its public http(s) webhook URL"))?;
-        let ivr = Ivr::new(tree, self.clock.clone())?;
+        let ivr = Ivr::new(tree, self.http.clock())?;
         Ok(Voice {
             info: ChannelInfo {
                 id: self.id,
@@ -293,12 +271,13 @@ impl VoiceBuilder {
             ivr,
             auth_token,
             webhook_url,
-            clock: self.clock,
+            clock: self.http.clock(),
             voice: self.voice,
             connecting: self.connecting,
             account_sid: self.account_sid.filter(|s| !s.is_empty()),
-            base_url: self.base_url,
-            client: HttpClient::new("voice", self.retry)?,
+            base_url: self.http.base_url_or("https://api.twilio.com"),
+            max_body_bytes: self.http.max_body_bytes_or(MAX_BODY_BYTES),
+            client: self.http.client("voice")?,
         })
     }
 }
@@ -314,6 +293,7 @@ pub struct Voice {
     connecting: String,
     account_sid: Option<String>,
     base_url: String,
+    max_body_bytes: usize,
     client: HttpClient,
 }
 
@@ -413,7 +393,7 @@ impl Channel for Voice {
         if request.method != Method::POST {
             return Err(Error::invalid("voice webhooks are POSTed"));
         }
-        check_size(&request.body, MAX_BODY_BYTES)?;
+        check_size(&request.body, self.max_body_bytes)?;
         let params = bounded_form_pairs(&request.body)?;
         crate::sms::verify_request(
             &self.auth_token,

@@ -36,7 +36,7 @@ use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt, StatusUpdate,
 };
-use crate::client::{HttpClient, RetryPolicy};
+use crate::client::{HttpClient, HttpSettings};
 use crate::error::{Error, Result};
 use crate::inbound::{REDACTED, check_size, constant_time_eq, header, hmac_sha256, json_body};
 
@@ -67,9 +67,7 @@ pub struct WebhookBuilder {
     secret: Option<Vec<u8>>,
     callback_url: Option<String>,
     replay_window: Duration,
-    max_body_bytes: usize,
-    clock: Arc<dyn Clock>,
-    retry: RetryPolicy,
+    http: HttpSettings,
 }
 
 impl std::fmt::Debug for WebhookBuilder {
@@ -79,8 +77,7 @@ impl std::fmt::Debug for WebhookBuilder {
             .field("secret", &self.secret.as_ref().map(|_| REDACTED))
             .field("callback_url", &self.callback_url)
             .field("replay_window", &self.replay_window)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("retry", &self.retry)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -89,13 +86,11 @@ impl WebhookBuilder {
     /// A webhook channel named `id`.
     pub fn new(id: ChannelId) -> Self {
         Self {
+            http: HttpSettings::default(),
             id,
             secret: None,
             callback_url: None,
             replay_window: Duration::minutes(5),
-            max_body_bytes: 256 * 1024,
-            clock: Arc::new(cs_core::SystemClock),
-            retry: RetryPolicy::default(),
         }
     }
 
@@ -117,30 +112,16 @@ impl WebhookBuilder {
         self
     }
 
-    /// Largest body accepted (default 256 KiB).
-    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = bytes;
-        self
-    }
-
-    /// The clock timestamps are checked and made with.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// How sends to the callback URL are retried.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
+    crate::client::http_settings_setters!();
 
     /// Validates the settings.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] without a secret of at least 16 bytes, with a callback URL that is
     /// not `http(s)://`, or with a non-positive replay window.
-    pub fn build(self) -> Result<Webhook> {
+    pub fn build(mut self) -> Result<Webhook> {
+        // The callback URL is this provider's API root: `with_base_url` sets it too.
+        self.callback_url = self.callback_url.or(self.http.base_url.take());
         let secret = self
             .secret
             .filter(|s| s.len() >= 16)
@@ -172,9 +153,9 @@ impl WebhookBuilder {
             secret,
             callback_url: self.callback_url,
             replay_window: self.replay_window,
-            max_body_bytes: self.max_body_bytes,
-            clock: self.clock,
-            client: HttpClient::new("webhook", self.retry)?,
+            max_body_bytes: self.http.max_body_bytes_or(256 * 1024),
+            clock: self.http.clock(),
+            client: self.http.client("webhook")?,
         })
     }
 }

@@ -56,7 +56,7 @@ use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt,
 };
-use crate::client::{HttpClient, RetryPolicy, join_url};
+use crate::client::{HttpClient, HttpSettings, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{REDACTED, check_size, param, query_pairs, required};
 
@@ -74,11 +74,8 @@ pub struct WeChatBuilder {
     app_secret: Option<String>,
     encoding_aes_key: Option<String>,
     welcome: Option<String>,
-    base_url: String,
     replay_window: Duration,
-    max_body_bytes: usize,
-    clock: Arc<dyn Clock>,
-    retry: RetryPolicy,
+    http: HttpSettings,
 }
 
 impl std::fmt::Debug for WeChatBuilder {
@@ -92,7 +89,7 @@ impl std::fmt::Debug for WeChatBuilder {
                 "encoding_aes_key",
                 &self.encoding_aes_key.as_ref().map(|_| REDACTED),
             )
-            .field("base_url", &self.base_url)
+            .field("http", &self.http)
             .field("replay_window", &self.replay_window)
             .finish_non_exhaustive()
     }
@@ -102,17 +99,14 @@ impl WeChatBuilder {
     /// A WeChat channel named `id`.
     pub fn new(id: ChannelId) -> Self {
         Self {
+            http: HttpSettings::default(),
             id,
             token: None,
             app_id: None,
             app_secret: None,
             encoding_aes_key: None,
             welcome: None,
-            base_url: "https://api.weixin.qq.com".into(),
             replay_window: Duration::minutes(5),
-            max_body_bytes: 64 * 1024,
-            clock: Arc::new(cs_core::SystemClock),
-            retry: RetryPolicy::default(),
         }
     }
 
@@ -146,35 +140,13 @@ impl WeChatBuilder {
         self
     }
 
-    /// The API base URL (default `https://api.weixin.qq.com`; tests point it at a mock).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
     /// How far a request's `timestamp` may be from our clock (default 5 minutes).
     pub fn with_replay_window(mut self, window: Duration) -> Self {
         self.replay_window = window;
         self
     }
 
-    /// Largest body accepted (default 64 KiB).
-    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = bytes;
-        self
-    }
-
-    /// The clock for timestamps and token expiry.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// How API calls are retried.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
+    crate::client::http_settings_setters!();
 
     /// Validates the settings.
     ///
@@ -207,11 +179,11 @@ impl WeChatBuilder {
             app_id,
             crypt,
             welcome: self.welcome,
-            base_url: self.base_url,
+            base_url: self.http.base_url_or("https://api.weixin.qq.com"),
             replay_window: self.replay_window,
-            max_body_bytes: self.max_body_bytes,
-            clock: self.clock,
-            client: HttpClient::new("WeChat", self.retry)?,
+            max_body_bytes: self.http.max_body_bytes_or(64 * 1024),
+            clock: self.http.clock(),
+            client: self.http.client("WeChat")?,
             access_token: Mutex::new(None),
             replays: ReplayCache::default(),
         })

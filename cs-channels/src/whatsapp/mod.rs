@@ -37,7 +37,7 @@ use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundMessage, InboundResponse, OutboundMessage, Parsed,
     RawInbound, SendReceipt, StatusUpdate,
 };
-use crate::client::{HttpClient, RetryPolicy, join_url};
+use crate::client::{HttpClient, HttpSettings, join_url};
 use crate::error::{Error, Result};
 use crate::inbound::{
     REDACTED, check_size, constant_time_eq, header, hmac_sha256, json_body, param, query_pairs,
@@ -64,12 +64,9 @@ pub struct WhatsAppBuilder {
     verify_token: Option<String>,
     access_token: Option<String>,
     phone_number_id: Option<String>,
-    base_url: String,
     api_version: String,
     window: Duration,
-    max_body_bytes: usize,
-    clock: Arc<dyn Clock>,
-    retry: RetryPolicy,
+    http: HttpSettings,
 }
 
 impl std::fmt::Debug for WhatsAppBuilder {
@@ -86,7 +83,7 @@ impl std::fmt::Debug for WhatsAppBuilder {
                 &self.access_token.as_ref().map(|_| REDACTED),
             )
             .field("phone_number_id", &self.phone_number_id)
-            .field("base_url", &self.base_url)
+            .field("http", &self.http)
             .field("api_version", &self.api_version)
             .field("window", &self.window)
             .finish_non_exhaustive()
@@ -97,17 +94,14 @@ impl WhatsAppBuilder {
     /// A WhatsApp channel named `id`.
     pub fn new(id: ChannelId) -> Self {
         Self {
+            http: HttpSettings::default(),
             id,
             app_secret: None,
             verify_token: None,
             access_token: None,
             phone_number_id: None,
-            base_url: "https://graph.facebook.com".into(),
             api_version: "v21.0".into(),
             window: Duration::hours(24),
-            max_body_bytes: 512 * 1024,
-            clock: Arc::new(cs_core::SystemClock),
-            retry: RetryPolicy::default(),
         }
     }
 
@@ -135,12 +129,6 @@ impl WhatsAppBuilder {
         self
     }
 
-    /// The Graph API base URL (default `https://graph.facebook.com`; tests point it at a mock).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
     /// The Graph API version (default `v21.0`).
     pub fn with_api_version(mut self, version: impl Into<String>) -> Self {
         self.api_version = version.into();
@@ -153,23 +141,7 @@ impl WhatsAppBuilder {
         self
     }
 
-    /// Largest notification body accepted (default 512 KiB).
-    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = bytes;
-        self
-    }
-
-    /// The clock the window is measured with.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// How sends are retried.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
+    crate::client::http_settings_setters!();
 
     /// Validates the settings.
     ///
@@ -200,11 +172,14 @@ impl WhatsAppBuilder {
                 kind: ChannelKind::WhatsApp,
                 capabilities,
             },
-            graph: join_url(&self.base_url, &self.api_version),
+            graph: join_url(
+                &self.http.base_url_or("https://graph.facebook.com"),
+                &self.api_version,
+            ),
             window: self.window,
-            max_body_bytes: self.max_body_bytes,
-            clock: self.clock,
-            client: HttpClient::new("WhatsApp", self.retry)?,
+            max_body_bytes: self.http.max_body_bytes_or(512 * 1024),
+            clock: self.http.clock(),
+            client: self.http.client("WhatsApp")?,
             last_inbound: Mutex::new(HashMap::new()),
         })
     }
