@@ -32,11 +32,13 @@ use cs_core::{Agent, AgentId, ConversationId, Medium, Presence};
 
 use crate::error::Result;
 use crate::policy::{
-    Effective, MEDIA, RoutingPolicy, agent_order, at_ms, has_room, medium_index, ms,
-    placeholder_agent,
+    Effective, RoutingPolicy, agent_order, at_ms, has_room, medium_index, ms, placeholder_agent,
 };
 use crate::router::SyncRouter;
 use crate::task::{Decision, Reprioritize, Snapshot, Task};
+
+/// The media in index order.
+const MEDIA: [Medium; 3] = [Medium::Chat, Medium::Email, Medium::Voice];
 
 /// What rule a decision broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "testing")]
 pub mod checker;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -11,8 +12,10 @@ mod router;
 mod simple;
 mod skill;
 mod task;
+#[cfg(feature = "testing")]
 pub mod workload;
 
+#[cfg(feature = "testing")]
 pub use checker::{Checker, Violation};
 pub use error::{Error, Result};
 pub use naive::NaiveRouter;

@@ -1,5 +1,5 @@
 //! The routing policy: what every policy router ([`crate::SkillRouter`], [`crate::NaiveRouter`])
-//! decides, and the pure rules they, and the [`crate::checker::Checker`], share.
+//! decides, and the pure rules they, and the `checker::Checker` (feature `testing`), share.
 //!
 //! # The rules
 //! - **Eligibility.** An agent may take a task when the agent is online (a standby agent only
@@ -79,9 +79,6 @@ pub(crate) const fn medium_index(m: Medium) -> usize {
         Medium::Voice => 2,
     }
 }
-
-/// The media in index order.
-pub(crate) const MEDIA: [Medium; 3] = [Medium::Chat, Medium::Email, Medium::Voice];
 
 /// Whether an agent with `loads` (per medium index) has a free slot for `medium`.
 pub(crate) fn has_room(cap: &Capacity, loads: &[u16; 3], medium: Medium) -> bool {
