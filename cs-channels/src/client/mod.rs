@@ -185,7 +185,9 @@ impl HttpSettings {
 }
 
 /// The builder setters every HTTP adapter has, written once: each builder holds an
-/// `http: HttpSettings` field and invokes this macro inside its `impl` block.
+/// `http: HttpSettings` field and invokes this macro inside its `impl` block. (With the
+/// `http-client` feature alone no adapter invokes it.)
+#[allow(unused_macros)]
 macro_rules! http_settings_setters {
     () => {
         /// Replaces the shared HTTP settings at once (see [`crate::client::HttpSettings`]).
@@ -225,6 +227,7 @@ macro_rules! http_settings_setters {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use http_settings_setters;
 
 /// A provider's successful answer.

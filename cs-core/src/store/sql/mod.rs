@@ -39,7 +39,7 @@ use rows::{message_from_row, to_json};
 const COMPONENT: &str = "conversations";
 
 /// A [`crate::store::ConversationStore`] in a SQL database, one implementation for every
-/// [`Dialect`]: [`SqliteStore`] (`SqlStore<sqlx::Sqlite>`, feature `sqlite`) and
+/// [`Dialect`](crate::sql::Dialect): [`SqliteStore`] (`SqlStore<sqlx::Sqlite>`, feature `sqlite`) and
 /// [`PostgresStore`] (`SqlStore<sqlx::Postgres>`, feature `postgres`). Reads go to the reader
 /// pool. Writes go, on a SQLite file, to one writer thread that commits many of them per
 /// transaction (group commit, see [`crate::sql::sqlite`]); elsewhere to the writer pool (on
