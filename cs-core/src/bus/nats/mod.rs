@@ -240,6 +240,11 @@ impl NatsBus {
         &self.client
     }
 
+    /// The JetStream context (e.g. to inspect streams and consumers).
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
     /// The prefix of every name.
     pub fn prefix(&self) -> &str {
         &self.prefix
