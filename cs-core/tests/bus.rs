@@ -12,9 +12,9 @@ async fn in_process_bus_conforms() {
     bus::run(
         &b,
         &b,
-        &InProcessLeases::new(Duration::from_millis(600)),
-        &InProcessPresence::new(Duration::from_millis(600)),
-        Duration::from_millis(300),
+        &InProcessLeases::new(Duration::from_millis(800)),
+        &InProcessPresence::new(Duration::from_millis(800)),
+        Duration::from_millis(400),
     )
     .await;
 }
@@ -40,9 +40,10 @@ async fn nats_bus_conforms() {
         .build()
         .await
         .expect("NATS reachable with JetStream");
-    let leases = nats.leases(Duration::from_millis(1000)).await.unwrap();
-    let presence = nats.presence(Duration::from_millis(1000)).await.unwrap();
-    bus::run(&nats, &nats, &leases, &presence, Duration::from_millis(500)).await;
+    // Timings with room for a loaded CI machine, still a suite of seconds.
+    let leases = nats.leases(Duration::from_millis(1500)).await.unwrap();
+    let presence = nats.presence(Duration::from_millis(1500)).await.unwrap();
+    bus::run(&nats, &nats, &leases, &presence, Duration::from_millis(800)).await;
     nats.destroy().await.unwrap();
 }
 

@@ -17,12 +17,12 @@
 //!
 //! NATS 2.9 has no per-key TTL: every key of a bucket lives for the bucket's `max_age`, so each
 //! TTL is one bucket, fixed when it is created; a node asking for another TTL gets
-//! [`Error::InvalidInput`](crate::Error::InvalidInput).
+//! [`Error::InvalidInput`].
 //!
 //! The client reconnects by itself (forever, with backoff). A subscription re-issues its pull
 //! requests after a reconnect and goes on; while the server is away, [`Subscription::next`]
-//! returns [`Error::Unavailable`](crate::Error::Unavailable) on missed heartbeats (call it again to
-//! go on waiting), and [`Error::NotFound`](crate::Error::NotFound) when its consumer is gone.
+//! returns [`Error::Unavailable`] on missed heartbeats (call it again to
+//! go on waiting), and [`Error::NotFound`] when its consumer is gone.
 //!
 //! [`Subscription::next`]: super::Subscription::next
 //!
