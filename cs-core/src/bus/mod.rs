@@ -314,6 +314,12 @@ pub trait EventBus: Send + Sync + Debug + 'static {
     /// one was subscribed under that name. Several subscriptions of one name share its
     /// deliveries (each delivery goes to one of them).
     ///
+    /// Order: one subscription receives the events of a key in publish order; a redelivery
+    /// comes back in its place in the in-process bus and after the deliveries already handed out
+    /// on JetStream, so with more than one delivery in flight a consumer that needs strict order
+    /// across redeliveries compares [`Delivery::sequence`] or sets
+    /// [`SubscribeOptions::max_in_flight`] to 1.
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad name or options (see [`check_name`]);
     /// [`Error::Unavailable`] when the backend is out of reach.

@@ -40,6 +40,7 @@ pub async fn run(
     unacked_events_are_redelivered_to_the_next_subscriber(bus, ack_wait).await;
     redeliveries_keep_their_sequence_for_idempotence(bus, ack_wait).await;
     nak_redelivers_at_once(bus, ack_wait).await;
+    a_deleted_subscription_says_so(bus, ack_wait).await;
     bad_bus_input_is_refused(bus, queue).await;
     work_queue_delivers_each_command_to_one_consumer(queue, ack_wait).await;
     commands_wait_for_a_consumer_and_queues_are_separate(queue, ack_wait).await;
@@ -400,6 +401,25 @@ pub async fn nak_redelivers_at_once(bus: &dyn EventBus, ack_wait: Duration) {
     assert_eq!((again.sequence, again.attempt), (seq, 2));
     again.ack().await.expect("ack");
     delete(bus, &durable).await;
+}
+
+/// A subscription whose durable is deleted under it ends with [`Error::NotFound`] instead of
+/// waiting for ever.
+pub async fn a_deleted_subscription_says_so(bus: &dyn EventBus, ack_wait: Duration) {
+    let durable = unique_name("gone");
+    let mut sub = bus
+        .subscribe(&durable, &options(ack_wait))
+        .await
+        .expect("subscribe");
+    delete(bus, &durable).await;
+    loop {
+        match timeout(PATIENCE, sub.next()).await {
+            Err(_) => panic!("a deleted subscription still waits after {PATIENCE:?}"),
+            Ok(Err(Error::NotFound { .. })) => break,
+            Ok(Err(Error::Unavailable { .. })) => continue,
+            Ok(other) => panic!("a deleted subscription: {other:?}"),
+        }
+    }
 }
 
 /// Bad names and options are typed errors, not panics.

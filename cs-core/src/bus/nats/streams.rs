@@ -21,8 +21,8 @@ use crate::event::Event;
 
 /// The header carrying a delivery's ordering key.
 const KEY_HEADER: &str = "Cs-Key";
-/// Idle heartbeat of the pull requests: a missing server shows within twice this.
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Idle heartbeat of the pull requests: a missing server or consumer shows within twice this.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long one pull request waits for messages before it is renewed.
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
 
@@ -266,9 +266,20 @@ impl<T: Send + 'static> Subscription<T> for NatsSubscription<T> {
                         self.messages = None;
                         Error::not_found("subscription", &self.name)
                     }
-                    pull::MessagesErrorKind::MissingHeartbeat => Error::Unavailable {
-                        reason: format!("NATS: missed heartbeats on {}", self.name),
-                    },
+                    // Silence: the server is away, or the consumer was deleted (2.9 does not
+                    // tell pull requests so).
+                    pull::MessagesErrorKind::MissingHeartbeat => {
+                        use async_nats::jetstream::context::ConsumerInfoErrorKind;
+                        match self.stream.consumer_info(&self.name).await {
+                            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
+                                self.messages = None;
+                                Error::not_found("subscription", &self.name)
+                            }
+                            _ => Error::Unavailable {
+                                reason: format!("NATS: missed heartbeats on {}", self.name),
+                            },
+                        }
+                    }
                     _ => map_err(&self.client, "pull", e),
                 });
             }
