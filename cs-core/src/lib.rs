@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod agent;
+pub mod bus;
 mod channel;
 mod clock;
 #[cfg(feature = "conformance")]

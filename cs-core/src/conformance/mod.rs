@@ -6,6 +6,7 @@
 //! Every check works in its own random tenant, so a database shared between runs (PostgreSQL in
 //! CI) needs no cleaning. The checks panic with a message naming the rule that broke.
 
+pub mod bus;
 mod conversations;
 mod customers;
 mod outbox;
