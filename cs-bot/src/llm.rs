@@ -340,6 +340,7 @@ impl LlmBot {
                 ..Handoff::default()
             }),
             sentiment: Some(mood),
+            ..BotReply::default()
         }
     }
 }
@@ -363,6 +364,7 @@ impl Bot for LlmBot {
                 intent: None,
                 handoff: None,
                 sentiment: Some(mood),
+                ..BotReply::default()
             }),
             Err(e) => match &self.fallback {
                 Some(fallback) => {
