@@ -13,6 +13,8 @@ mod knowledge;
 mod linear;
 #[cfg(feature = "llm")]
 mod llm;
+#[cfg(feature = "llm")]
+mod order_tools;
 mod persist;
 mod select;
 mod sentiment;
