@@ -60,14 +60,6 @@ fn chat(bot: &Arc<IntentBot>) -> Chat {
     }
 }
 
-/// Someone else: an anonymous web visitor who proved no phone.
-fn stranger(bot: &Arc<IntentBot>) -> Chat {
-    Chat {
-        verified_phones: Vec::new(),
-        ..chat(bot)
-    }
-}
-
 fn text(r: &BotReply) -> String {
     r.messages.join("\n")
 }
