@@ -836,19 +836,27 @@ impl IntentBot {
                 .handle_intent(s, &prediction.label, prediction.confidence, input)
                 .await;
         }
-        if prediction.in_scope || is_vague(text) {
-            return Ok(self.clarify(s, &prediction, input));
-        }
-        // Out of scope: say so and offer the menu or a human, never the nearest entry.
         if let Some(log) = &self.cfg.unanswered {
+            // Not answered at once, whether the bot asks back or does not know: supervisors
+            // see it on the knowledge page.
             log.record(&input.tenant, text, self.cfg.clock.now());
         }
+        if (prediction.in_scope || is_vague(text))
+            && let Some(reply) = self.clarify(s, &prediction, input)
+        {
+            return Ok(reply);
+        }
+        Ok(self.out_of_scope(s, input))
+    }
+
+    /// Out of scope: say so and offer the menu or a human, never the nearest entry.
+    fn out_of_scope(&self, s: &mut Session, input: &BotInput) -> BotReply {
         s.failures += 1;
         if s.failures >= self.cfg.max_failures {
-            return Ok(self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input));
+            return self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input);
         }
         let menu = self.menu(s.zh);
-        Ok(self.reply(
+        self.reply(
             s,
             vec![
                 self.cfg
@@ -856,7 +864,7 @@ impl IntentBot {
                     .render("out_of_scope", s.zh, &[("menu", &menu)]),
             ],
             input,
-        ))
+        )
     }
 
     /// The topics offered when the bot does not know: the first FAQ entries of the knowledge
@@ -880,13 +888,18 @@ impl IntentBot {
         self.reply(s, vec![self.cfg.templates.render(key, s.zh, &[])], input)
     }
 
-    fn clarify(&self, s: &mut Session, p: &Prediction, input: &BotInput) -> BotReply {
+    /// Asks which of the likely intents the customer means; `None` when there is none to offer
+    /// (the out-of-scope class is never one: it is no topic).
+    fn clarify(&self, s: &mut Session, p: &Prediction, input: &BotInput) -> Option<BotReply> {
         let candidates: Vec<String> = p
             .top
             .iter()
-            .filter(|(_, prob)| *prob >= 0.05)
+            .filter(|(l, prob)| *prob >= 0.05 && l != OUT_OF_SCOPE)
             .map(|(l, _)| l.clone())
             .collect();
+        if candidates.is_empty() {
+            return None;
+        }
         let options: Vec<String> = candidates
             .iter()
             .enumerate()
@@ -897,7 +910,7 @@ impl IntentBot {
             .templates
             .render("clarify", s.zh, &[("options", &options.join("\n"))]);
         s.pending = Some(Pending::Clarify { candidates });
-        self.reply(s, vec![msg], input)
+        Some(self.reply(s, vec![msg], input))
     }
 
     async fn handle_intent(
@@ -1347,5 +1360,76 @@ impl Bot for IntentBot {
             _ => self.put_session(input.conversation, s),
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cs_core::{CustomerId, TenantId};
+
+    const KNOWLEDGE: &str = "Intent: payment\nQ: what payment methods do you accept\nQ: can I pay with a credit card\nA: Alipay and cards.\n\nIntent: shipping\nQ: when will my order ship\nQ: how long does delivery take\nA: Within 48 hours.\n\nIntent: oos\nQ: tell me a joke\nQ: what's the weather like today\n";
+
+    fn bot(log: Arc<UnansweredLog>) -> IntentBot {
+        IntentBot::builder()
+            .with_faq_text(KNOWLEDGE)
+            .unwrap()
+            .with_unanswered(log)
+            .build()
+            .unwrap()
+    }
+
+    fn input(text: &str) -> BotInput {
+        BotInput {
+            tenant: TenantId::default(),
+            conversation: ConversationId::new(),
+            customer: CustomerId::new(),
+            text: text.into(),
+            history: vec![],
+            verified_phones: vec![],
+        }
+    }
+
+    /// Issue 20: the clarification menu never offers the internal out-of-scope label, and a
+    /// question with nothing else to offer is out of scope.
+    #[test]
+    fn the_clarification_menu_never_offers_out_of_scope() {
+        let bot = bot(Arc::new(UnansweredLog::new(16)));
+        let mut s = Session::new(Utc::now());
+        let p = Prediction {
+            label: OUT_OF_SCOPE.into(),
+            confidence: 0.6,
+            in_scope: false,
+            top: vec![
+                (OUT_OF_SCOPE.into(), 0.6),
+                ("payment".into(), 0.3),
+                ("shipping".into(), 0.1),
+            ],
+        };
+        let r = bot
+            .clarify(&mut s, &p, &input("cards?"))
+            .expect("two topics");
+        assert!(!r.messages[0].contains(OUT_OF_SCOPE), "{r:?}");
+        assert_eq!(
+            s.pending,
+            Some(Pending::Clarify {
+                candidates: vec!["payment".into(), "shipping".into()]
+            })
+        );
+        let only_oos = Prediction {
+            top: vec![(OUT_OF_SCOPE.into(), 0.98), ("payment".into(), 0.01)],
+            ..p
+        };
+        assert!(bot.clarify(&mut s, &only_oos, &input("cards?")).is_none());
+    }
+
+    /// Issue 20: a question the bot asks back about is logged as not answered.
+    #[tokio::test]
+    async fn questions_asked_back_are_logged_as_unanswered() {
+        let log = Arc::new(UnansweredLog::new(16));
+        let bot = bot(log.clone());
+        let r = Bot::reply(&bot, &input("it doesn't work")).await.unwrap();
+        assert!(r.messages[0].contains("Which of these"), "{r:?}");
+        assert_eq!(log.questions(&TenantId::default()).len(), 1);
     }
 }
