@@ -110,6 +110,7 @@ fn benches(c: &mut Criterion) {
         customer: CustomerId::new(),
         text: "how long does a refund take?".into(),
         history: vec![],
+        verified_phones: Vec::new(),
     };
     c.bench_function("bot_reply/intent_bot_faq_turn", |b| {
         b.iter(|| black_box(rt.block_on(bot.reply(&input)).unwrap()))

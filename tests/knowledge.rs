@@ -442,7 +442,7 @@ async fn unanswered_questions_are_grouped_and_become_an_entry() {
     let t = Some(token.as_str());
 
     // Customers ask what the bot does not know (each a new visitor). (Questions it asks back
-    // about are not logged: only those it says it cannot answer.)
+    // about are logged too: it could not answer them at once.)
     for q in [
         "do you have gift cards for sale",
         "Do you have gift cards for sale?",

@@ -33,6 +33,7 @@ async fn main() -> Result<(), cs_bot::Error> {
                 customer,
                 text: text.into(),
                 history: vec![],
+                verified_phones: Vec::new(),
             })
             .await?;
         for m in &reply.messages {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::sentiment::Sentiment;
+use crate::verify::PhoneCode;
 
 /// What the bot is asked to answer.
 #[derive(Debug, Clone)]
@@ -23,6 +24,10 @@ pub struct BotInput {
     pub text: String,
     /// Recent messages of the conversation, oldest first, the new one last.
     pub history: Vec<Message>,
+    /// Phone numbers the customer proved (an SMS or WhatsApp identity they write from, a number
+    /// confirmed with a one-time code): the bot shows only orders placed with these, unless the
+    /// customer proves another number. The engine fills it from the customer's identities.
+    pub verified_phones: Vec<String>,
 }
 
 /// Why the bot hands over to a human.
@@ -145,6 +150,15 @@ pub struct BotReply {
     /// see [`Sentiment::priority`]).
     #[serde(default)]
     pub sentiment: Option<Sentiment>,
+    /// A one-time code to text to a phone number the customer wants to prove; the engine sends
+    /// it through an SMS channel straight to the number, never into the conversation.
+    #[serde(default, skip_serializing)]
+    pub phone_code: Option<PhoneCode>,
+    /// Phone numbers the customer proved in this turn (the right code came back); the engine
+    /// links each to the customer as a verified identity
+    /// ([`cs_core::LinkOrigin::OneTimeCode`]).
+    #[serde(default)]
+    pub verified_phones: Vec<String>,
 }
 
 /// Answers customers and decides when to hand over to a human.

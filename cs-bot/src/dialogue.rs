@@ -16,10 +16,13 @@ use crate::error::{Error, Result};
 use crate::faq::{FaqEntry, Knowledge, asks_for_human, parse_knowledge};
 use crate::knowledge::UnansweredLog;
 use crate::sentiment::{Sentiment, sentiment};
-use crate::shop::{OrderService, ReturnKind, ReturnRequest, TicketLookup};
+use crate::shop::{
+    Asker, Order, OrderService, OwnOrders, ReturnKind, ReturnRequest, TicketLookup, same_phone,
+};
 use crate::slots::{Slots, extract};
 use crate::templates::Templates;
 use crate::text::is_cjk;
+use crate::verify::{CodeCheck, CodePolicy, PhoneCode, PhoneCodes, code_answer, mask_phone};
 
 /// What the bot does when it recognises an intent, besides answering from the FAQ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +92,9 @@ pub struct IntentBotBuilder {
 struct Settings {
     orders: Option<Arc<dyn OrderService>>,
     tickets: Option<Arc<dyn TicketLookup>>,
+    /// One-time codes that prove phone numbers (made in `build` on the bot's clock unless set).
+    codes: Option<Arc<PhoneCodes>>,
+    code_policy: CodePolicy,
     actions: HashMap<String, Action>,
     answer_threshold: f32,
     /// `None`: the classifier's threshold, chosen from data.
@@ -136,6 +142,8 @@ impl IntentBotBuilder {
             cfg: Settings {
                 orders: None,
                 tickets: None,
+                codes: None,
+                code_policy: CodePolicy::default(),
                 actions: default_actions(),
                 answer_threshold: 0.5,
                 clarify_threshold: None,
@@ -181,9 +189,25 @@ impl IntentBotBuilder {
         self
     }
 
-    /// The shop's order system (for order status, logistics and returns).
+    /// The shop's order system (for order status, logistics and returns). The bot shows a
+    /// customer only their own orders: it puts the service behind [`OwnOrders`], looks orders
+    /// up by phone only for a number the customer proved (see [`BotInput::verified_phones`];
+    /// another number gets a one-time code by SMS first), and refuses another customer's order
+    /// number exactly as a missing one.
     pub fn with_orders(mut self, orders: Arc<dyn OrderService>) -> Self {
-        self.cfg.orders = Some(orders);
+        self.cfg.orders = Some(Arc::new(OwnOrders::new(orders)));
+        self
+    }
+
+    /// How one-time codes behave (expiry, attempts, sends); default [`CodePolicy::default`].
+    pub fn with_code_policy(mut self, policy: CodePolicy) -> Self {
+        self.cfg.code_policy = policy;
+        self
+    }
+
+    /// Shares these one-time codes (e.g. with an [`crate::LlmBot`] serving the same customers).
+    pub fn with_phone_codes(mut self, codes: Arc<PhoneCodes>) -> Self {
+        self.cfg.codes = Some(codes);
         self
     }
 
@@ -381,10 +405,18 @@ impl IntentBotBuilder {
             .into_iter()
             .map(|e| (e.intent.clone(), e))
             .collect();
+        let codes = self.cfg.codes.clone().unwrap_or_else(|| {
+            Arc::new(
+                PhoneCodes::new()
+                    .with_policy(self.cfg.code_policy)
+                    .with_clock(self.cfg.clock.clone()),
+            )
+        });
         Ok(IntentBot {
             classifier,
             faq,
             faq_order,
+            codes,
             cfg: self.cfg,
             sessions: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -481,6 +513,7 @@ pub struct IntentBot {
     faq: HashMap<String, FaqEntry>,
     /// Intents of the FAQ entries in knowledge-file order (the menu).
     faq_order: Vec<String>,
+    codes: Arc<PhoneCodes>,
     cfg: Settings,
     sessions: Arc<Mutex<HashMap<ConversationId, Session>>>,
 }
@@ -579,6 +612,27 @@ impl IntentBot {
     /// Serves the conversations of `other` (dialogue state carries over a model swap).
     pub(crate) fn share_sessions(&mut self, other: &IntentBot) {
         self.sessions = other.sessions.clone();
+        self.codes = other.codes.clone();
+    }
+
+    /// The one-time codes that prove customers' phone numbers.
+    pub fn phone_codes(&self) -> &Arc<PhoneCodes> {
+        &self.codes
+    }
+
+    /// Who asks: the customer, with the phones they proved (from the engine, or with a code in
+    /// this bot).
+    fn asker(&self, input: &BotInput) -> Asker {
+        let mut asker = Asker::new(input.tenant.clone(), input.customer);
+        for p in input
+            .verified_phones
+            .iter()
+            .cloned()
+            .chain(self.codes.proven(&input.tenant, input.customer))
+        {
+            asker = asker.with_verified_phone(p);
+        }
+        asker
     }
 
     /// Forgets a conversation's dialogue state (after a hand-over or when it closes).
@@ -644,6 +698,7 @@ impl IntentBot {
                 sentiment: Some(s.sentiment),
             }),
             sentiment: Some(sentiment(&input.text)),
+            ..BotReply::default()
         }
     }
 
@@ -653,6 +708,7 @@ impl IntentBot {
             intent: s.intent.clone(),
             handoff: None,
             sentiment: Some(sentiment(&input.text)),
+            ..BotReply::default()
         }
     }
 
@@ -669,6 +725,14 @@ impl IntentBot {
             s.zh = true;
         } else if text.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 3 {
             s.zh = false;
+        }
+        // An answer to a one-time code: checked before anything else reads it (six digits would
+        // pass for an order number), and kept out of the transcript agents read.
+        if let Some(code) = code_answer(text)
+            && self.codes.awaiting(&input.tenant, input.customer)
+            && let Some(reply) = self.check_code(s, &code, input).await?
+        {
+            return Ok(reply);
         }
         s.transcript.push(text.chars().take(120).collect());
         if s.transcript.len() > 6 {
@@ -772,19 +836,27 @@ impl IntentBot {
                 .handle_intent(s, &prediction.label, prediction.confidence, input)
                 .await;
         }
-        if prediction.in_scope || is_vague(text) {
-            return Ok(self.clarify(s, &prediction, input));
-        }
-        // Out of scope: say so and offer the menu or a human, never the nearest entry.
         if let Some(log) = &self.cfg.unanswered {
+            // Not answered at once, whether the bot asks back or does not know: supervisors
+            // see it on the knowledge page.
             log.record(&input.tenant, text, self.cfg.clock.now());
         }
+        if (prediction.in_scope || is_vague(text))
+            && let Some(reply) = self.clarify(s, &prediction, input)
+        {
+            return Ok(reply);
+        }
+        Ok(self.out_of_scope(s, input))
+    }
+
+    /// Out of scope: say so and offer the menu or a human, never the nearest entry.
+    fn out_of_scope(&self, s: &mut Session, input: &BotInput) -> BotReply {
         s.failures += 1;
         if s.failures >= self.cfg.max_failures {
-            return Ok(self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input));
+            return self.handoff(s, HandoffReason::RepeatedFailure, "handoff_failure", input);
         }
         let menu = self.menu(s.zh);
-        Ok(self.reply(
+        self.reply(
             s,
             vec![
                 self.cfg
@@ -792,7 +864,7 @@ impl IntentBot {
                     .render("out_of_scope", s.zh, &[("menu", &menu)]),
             ],
             input,
-        ))
+        )
     }
 
     /// The topics offered when the bot does not know: the first FAQ entries of the knowledge
@@ -816,13 +888,18 @@ impl IntentBot {
         self.reply(s, vec![self.cfg.templates.render(key, s.zh, &[])], input)
     }
 
-    fn clarify(&self, s: &mut Session, p: &Prediction, input: &BotInput) -> BotReply {
+    /// Asks which of the likely intents the customer means; `None` when there is none to offer
+    /// (the out-of-scope class is never one: it is no topic).
+    fn clarify(&self, s: &mut Session, p: &Prediction, input: &BotInput) -> Option<BotReply> {
         let candidates: Vec<String> = p
             .top
             .iter()
-            .filter(|(_, prob)| *prob >= 0.05)
+            .filter(|(l, prob)| *prob >= 0.05 && l != OUT_OF_SCOPE)
             .map(|(l, _)| l.clone())
             .collect();
+        if candidates.is_empty() {
+            return None;
+        }
         let options: Vec<String> = candidates
             .iter()
             .enumerate()
@@ -833,7 +910,7 @@ impl IntentBot {
             .templates
             .render("clarify", s.zh, &[("options", &options.join("\n"))]);
         s.pending = Some(Pending::Clarify { candidates });
-        self.reply(s, vec![msg], input)
+        Some(self.reply(s, vec![msg], input))
     }
 
     async fn handle_intent(
@@ -866,6 +943,11 @@ impl IntentBot {
                 if let Some(phone) = s.slots.get("phone").map(str::to_owned) {
                     return self.by_phone(s, intent, action, &phone, input).await;
                 }
+                let asker = self.asker(input);
+                if !asker.verified_phones.is_empty() {
+                    // A customer who proved a phone gets their orders without being asked.
+                    return self.own_orders(s, intent, action, &asker, input).await;
+                }
                 s.pending = Some(Pending::Order {
                     intent: intent.to_owned(),
                     action,
@@ -895,6 +977,8 @@ impl IntentBot {
         }
     }
 
+    /// Orders placed with `phone`: at once when the customer proved the number, otherwise after
+    /// a one-time code texted to it.
     async fn by_phone(
         &self,
         s: &mut Session,
@@ -906,7 +990,50 @@ impl IntentBot {
         let Some(orders) = &self.cfg.orders else {
             return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
         };
-        let found = orders.orders_by_phone(&input.tenant, phone).await?;
+        let asker = self.asker(input);
+        if !asker.has_phone(phone) {
+            return Ok(self.send_code(s, intent, action, phone, input));
+        }
+        let found = orders.orders_by_phone(&asker, phone).await?;
+        self.offer_orders(s, intent, action, found, "phone_no_orders", input)
+            .await
+    }
+
+    /// The orders placed with every phone the customer proved, newest first.
+    async fn own_orders(
+        &self,
+        s: &mut Session,
+        intent: &str,
+        action: Action,
+        asker: &Asker,
+        input: &BotInput,
+    ) -> Result<BotReply> {
+        let Some(orders) = &self.cfg.orders else {
+            return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
+        };
+        let mut found: Vec<Order> = Vec::new();
+        for phone in &asker.verified_phones {
+            for o in orders.orders_by_phone(asker, phone).await? {
+                if !found.iter().any(|f| f.id == o.id) {
+                    found.push(o);
+                }
+            }
+        }
+        found.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
+        self.offer_orders(s, intent, action, found, "own_no_orders", input)
+            .await
+    }
+
+    /// Acts on the one order found, or lists several to pick from.
+    async fn offer_orders(
+        &self,
+        s: &mut Session,
+        intent: &str,
+        action: Action,
+        found: Vec<Order>,
+        none_key: &str,
+        input: &BotInput,
+    ) -> Result<BotReply> {
         match found.as_slice() {
             [] => Ok(self.fail(
                 s,
@@ -915,7 +1042,7 @@ impl IntentBot {
                     action,
                     choices: Vec::new(),
                 },
-                "phone_no_orders",
+                none_key,
                 input,
             )),
             [one] => {
@@ -957,6 +1084,91 @@ impl IntentBot {
         }
     }
 
+    /// Texts a one-time code to `phone` (through the engine's SMS channel) and waits for it;
+    /// the order action runs once the code comes back.
+    fn send_code(
+        &self,
+        s: &mut Session,
+        intent: &str,
+        action: Action,
+        phone: &str,
+        input: &BotInput,
+    ) -> BotReply {
+        s.pending = Some(Pending::Order {
+            intent: intent.to_owned(),
+            action,
+            choices: Vec::new(),
+        });
+        let minutes = self.codes.policy().ttl.num_minutes().max(1).to_string();
+        let masked = mask_phone(phone);
+        let vars = [("phone", masked.as_str()), ("minutes", minutes.as_str())];
+        let outstanding = self
+            .codes
+            .pending(&input.tenant, input.customer)
+            .is_some_and(|p| same_phone(&p, phone));
+        if outstanding {
+            // A code to this number is still good: no second text.
+            let msg = self.cfg.templates.render("code_sent", s.zh, &vars);
+            return self.reply(s, vec![msg], input);
+        }
+        match self.codes.issue(&input.tenant, input.customer, phone) {
+            Some(code) => {
+                let msg = self.cfg.templates.render("code_sent", s.zh, &vars);
+                let mut reply = self.reply(s, vec![msg], input);
+                reply.phone_code = Some(PhoneCode {
+                    phone: phone.to_owned(),
+                    text: self.cfg.templates.render(
+                        "code_sms",
+                        s.zh,
+                        &[("code", code.as_str()), ("minutes", minutes.as_str())],
+                    ),
+                });
+                reply
+            }
+            None => {
+                let msg = self.cfg.templates.render("code_limit", s.zh, &[]);
+                self.reply(s, vec![msg], input)
+            }
+        }
+    }
+
+    /// The customer's answer to a one-time code; `None` when no code is out after all.
+    async fn check_code(
+        &self,
+        s: &mut Session,
+        code: &str,
+        input: &BotInput,
+    ) -> Result<Option<BotReply>> {
+        let zh = s.zh;
+        let render = |key: &str, vars: &[(&str, &str)]| self.cfg.templates.render(key, zh, vars);
+        let reply = match self.codes.check(&input.tenant, input.customer, code) {
+            CodeCheck::Verified { phone } => {
+                s.failures = 0;
+                let verified = render("phone_verified", &[("phone", &mask_phone(&phone))]);
+                let mut reply = match s.pending.take() {
+                    Some(Pending::Order { intent, action, .. }) => {
+                        self.by_phone(s, &intent, action, &phone, input).await?
+                    }
+                    other => {
+                        s.pending = other;
+                        self.reply(s, Vec::new(), input)
+                    }
+                };
+                reply.messages.insert(0, verified);
+                reply.verified_phones.push(phone);
+                reply
+            }
+            CodeCheck::Wrong { attempts_left } => {
+                let left = attempts_left.to_string();
+                self.reply(s, vec![render("code_wrong", &[("attempts", &left)])], input)
+            }
+            CodeCheck::TooManyAttempts => self.reply(s, vec![render("code_locked", &[])], input),
+            CodeCheck::Expired => self.reply(s, vec![render("code_expired", &[])], input),
+            CodeCheck::NoCode => return Ok(None),
+        };
+        Ok(Some(reply))
+    }
+
     async fn act_on_order(
         &self,
         s: &mut Session,
@@ -968,18 +1180,10 @@ impl IntentBot {
         let Some(orders) = &self.cfg.orders else {
             return Ok(self.handoff(s, HandoffReason::NoAnswer, "handoff_failure", input));
         };
-        let Some(order) = orders.order(&input.tenant, id).await? else {
-            s.slots.remove("order_id");
-            return Ok(self.fail(
-                s,
-                Pending::Order {
-                    intent: intent.to_owned(),
-                    action,
-                    choices: Vec::new(),
-                },
-                "order_not_found",
-                input,
-            ));
+        let asker = self.asker(input);
+        // Another customer's order looks exactly like a missing one.
+        let Some(order) = orders.order(&asker, id).await? else {
+            return Ok(self.not_yours(s, intent, action, &asker, input));
         };
         let zh = s.zh;
         let total = format!(
@@ -999,7 +1203,7 @@ impl IntentBot {
         let msg = match action {
             Action::OrderStatus => self.cfg.templates.render("order_status", zh, &base),
             Action::Logistics => {
-                let events = orders.logistics(&input.tenant, &order.id).await?;
+                let events = orders.logistics(&asker, &order.id).await?;
                 if events.is_empty() {
                     self.cfg.templates.render("logistics_empty", zh, &base)
                 } else {
@@ -1032,7 +1236,7 @@ impl IntentBot {
                     kind,
                     reason: s.transcript.join(" / "),
                 };
-                match orders.start_return(&input.tenant, &request).await {
+                match orders.start_return(&asker, &request).await {
                     Ok(receipt) => {
                         s.slots.set("return_id", &receipt.id);
                         let mut vars = base.to_vec();
@@ -1042,6 +1246,9 @@ impl IntentBot {
                     Err(Error::InvalidInput { .. }) => {
                         self.cfg.templates.render("return_refused", zh, &base)
                     }
+                    Err(Error::NotFound { .. }) => {
+                        return Ok(self.not_yours(s, intent, action, &asker, input));
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -1050,6 +1257,34 @@ impl IntentBot {
             }
         };
         Ok(self.reply(s, vec![msg], input))
+    }
+
+    /// The refusal for an order number that is missing or another customer's (the same words
+    /// for both): a customer who proved no phone yet is told how to.
+    fn not_yours(
+        &self,
+        s: &mut Session,
+        intent: &str,
+        action: Action,
+        asker: &Asker,
+        input: &BotInput,
+    ) -> BotReply {
+        s.slots.remove("order_id");
+        let key = if asker.verified_phones.is_empty() {
+            "order_verify"
+        } else {
+            "order_not_found"
+        };
+        self.fail(
+            s,
+            Pending::Order {
+                intent: intent.to_owned(),
+                action,
+                choices: Vec::new(),
+            },
+            key,
+            input,
+        )
     }
 
     async fn ticket(&self, s: &mut Session, number: u64, input: &BotInput) -> Result<BotReply> {
@@ -1125,5 +1360,76 @@ impl Bot for IntentBot {
             _ => self.put_session(input.conversation, s),
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cs_core::{CustomerId, TenantId};
+
+    const KNOWLEDGE: &str = "Intent: payment\nQ: what payment methods do you accept\nQ: can I pay with a credit card\nA: Alipay and cards.\n\nIntent: shipping\nQ: when will my order ship\nQ: how long does delivery take\nA: Within 48 hours.\n\nIntent: oos\nQ: tell me a joke\nQ: what's the weather like today\n";
+
+    fn bot(log: Arc<UnansweredLog>) -> IntentBot {
+        IntentBot::builder()
+            .with_faq_text(KNOWLEDGE)
+            .unwrap()
+            .with_unanswered(log)
+            .build()
+            .unwrap()
+    }
+
+    fn input(text: &str) -> BotInput {
+        BotInput {
+            tenant: TenantId::default(),
+            conversation: ConversationId::new(),
+            customer: CustomerId::new(),
+            text: text.into(),
+            history: vec![],
+            verified_phones: vec![],
+        }
+    }
+
+    /// Issue 20: the clarification menu never offers the internal out-of-scope label, and a
+    /// question with nothing else to offer is out of scope.
+    #[test]
+    fn the_clarification_menu_never_offers_out_of_scope() {
+        let bot = bot(Arc::new(UnansweredLog::new(16)));
+        let mut s = Session::new(Utc::now());
+        let p = Prediction {
+            label: OUT_OF_SCOPE.into(),
+            confidence: 0.6,
+            in_scope: false,
+            top: vec![
+                (OUT_OF_SCOPE.into(), 0.6),
+                ("payment".into(), 0.3),
+                ("shipping".into(), 0.1),
+            ],
+        };
+        let r = bot
+            .clarify(&mut s, &p, &input("cards?"))
+            .expect("two topics");
+        assert!(!r.messages[0].contains(OUT_OF_SCOPE), "{r:?}");
+        assert_eq!(
+            s.pending,
+            Some(Pending::Clarify {
+                candidates: vec!["payment".into(), "shipping".into()]
+            })
+        );
+        let only_oos = Prediction {
+            top: vec![(OUT_OF_SCOPE.into(), 0.98), ("payment".into(), 0.01)],
+            ..p
+        };
+        assert!(bot.clarify(&mut s, &only_oos, &input("cards?")).is_none());
+    }
+
+    /// Issue 20: a question the bot asks back about is logged as not answered.
+    #[tokio::test]
+    async fn questions_asked_back_are_logged_as_unanswered() {
+        let log = Arc::new(UnansweredLog::new(16));
+        let bot = bot(log.clone());
+        let r = Bot::reply(&bot, &input("it doesn't work")).await.unwrap();
+        assert!(r.messages[0].contains("Which of these"), "{r:?}");
+        assert_eq!(log.questions(&TenantId::default()).len(), 1);
     }
 }

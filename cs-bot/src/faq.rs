@@ -500,6 +500,7 @@ impl Bot for FaqBot {
                     ..Handoff::default()
                 }),
                 sentiment: Some(sentiment(&input.text)),
+                ..BotReply::default()
             });
         }
         match self.best_match(&input.text) {
@@ -518,6 +519,7 @@ impl Bot for FaqBot {
                     }),
                     handoff: None,
                     sentiment: Some(sentiment(&input.text)),
+                    ..BotReply::default()
                 })
             }
             _ => {
@@ -539,6 +541,7 @@ impl Bot for FaqBot {
                             ..Handoff::default()
                         }),
                         sentiment: Some(sentiment(&input.text)),
+                        ..BotReply::default()
                     })
                 } else {
                     Ok(BotReply {
@@ -551,6 +554,7 @@ impl Bot for FaqBot {
                         intent: None,
                         handoff: None,
                         sentiment: Some(sentiment(&input.text)),
+                        ..BotReply::default()
                     })
                 }
             }
@@ -586,6 +590,7 @@ A: 48 hours.
             customer: CustomerId::new(),
             text: text.into(),
             history: Vec::new(),
+            verified_phones: Vec::new(),
         }
     }
 

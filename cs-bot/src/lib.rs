@@ -13,6 +13,8 @@ mod knowledge;
 mod linear;
 #[cfg(feature = "llm")]
 mod llm;
+#[cfg(feature = "llm")]
+mod order_tools;
 mod persist;
 mod select;
 mod sentiment;
@@ -20,6 +22,7 @@ mod shop;
 mod slots;
 mod templates;
 pub mod text;
+mod verify;
 
 pub use bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
 pub use classifier::{
@@ -43,10 +46,11 @@ pub use llm::{HANDOFF_MARKER, LlmBot, LlmBotBuilder, LlmConfig};
 pub use persist::MODEL_FORMAT_VERSION;
 pub use sentiment::{Emotion, Polarity, Sentiment, sentiment};
 pub use shop::{
-    DemoShop, Order, OrderService, OrderStatus, ReturnKind, ReturnReceipt, ReturnRequest,
-    TicketLookup, TicketSummary, TrackingEvent,
+    Asker, DemoShop, Order, OrderService, OrderStatus, OwnOrders, ReturnKind, ReturnReceipt,
+    ReturnRequest, TicketLookup, TicketSummary, TrackingEvent, phone_key, same_phone,
 };
 pub use templates::Templates;
+pub use verify::{CodeCheck, CodePolicy, PhoneCode, PhoneCodes};
 
 /// The bundled bilingual (Chinese/English) e-commerce knowledge file: shipping, delivery,
 /// tracking, returns, refunds, exchanges, sizes, invoices, payment, coupons, addresses,

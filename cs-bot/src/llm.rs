@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 use crate::bot::{Bot, BotInput, BotReply, Handoff, HandoffReason};
 use crate::error::{Error, Result};
 use crate::faq::{FaqBot, FaqEntry, asks_for_human, summary};
+use crate::order_tools::{OrderTools, TOOL_RULES, ToolTurn};
 use crate::sentiment::sentiment;
+use crate::shop::{Asker, OrderService, OwnOrders};
+use crate::templates::Templates;
 use crate::text::is_chinese;
+use crate::verify::PhoneCodes;
 
 /// The marker the model is told to answer with when a human should take over.
 pub const HANDOFF_MARKER: &str = "[HANDOFF]";
@@ -72,7 +76,12 @@ pub struct LlmBotBuilder {
     instructions: Option<String>,
     history: usize,
     grounding: usize,
+    orders: Option<Arc<dyn OrderService>>,
+    codes: Option<Arc<PhoneCodes>>,
 }
+
+/// Tool rounds in one turn before the bot gives up on the model.
+const MAX_TOOL_ROUNDS: usize = 4;
 
 impl LlmBotBuilder {
     /// A bot for `model` at `base_url` (e.g. `http://127.0.0.1:8000/v1`).
@@ -96,7 +105,26 @@ impl LlmBotBuilder {
             instructions: None,
             history: 8,
             grounding: 4,
+            orders: None,
+            codes: None,
         }
+    }
+
+    /// The shop's order system: the model gets tools to look the customer's orders up, prove
+    /// a phone number with a one-time code, and start a return. The tools run as the asking
+    /// customer behind [`OwnOrders`], with the intent bot's rules: orders by phone only for a
+    /// number the customer proved ([`BotInput::verified_phones`] or a code), another customer's
+    /// order answered as a missing one.
+    pub fn with_orders(mut self, orders: Arc<dyn OrderService>) -> Self {
+        self.orders = Some(Arc::new(OwnOrders::new(orders)));
+        self
+    }
+
+    /// The one-time codes (share the intent bot's when both serve the same customers; by
+    /// default the bot has its own).
+    pub fn with_phone_codes(mut self, codes: Arc<PhoneCodes>) -> Self {
+        self.codes = Some(codes);
+        self
     }
 
     /// The bearer token.
@@ -169,7 +197,13 @@ impl LlmBotBuilder {
         } else {
             Some(FaqBot::new(self.faq)?)
         };
+        let tools = self.orders.map(|orders| OrderTools {
+            orders,
+            codes: self.codes.unwrap_or_else(|| Arc::new(PhoneCodes::new())),
+            templates: Templates::default(),
+        });
         Ok(LlmBot {
+            tools,
             endpoint: format!("{base}/chat/completions"),
             config: self.config,
             client,
@@ -186,6 +220,7 @@ impl LlmBotBuilder {
 /// FAQ; hands over when the model says so or the customer asks; falls back to another bot when
 /// the server fails.
 pub struct LlmBot {
+    tools: Option<OrderTools>,
     endpoint: String,
     config: LlmConfig,
     client: reqwest::Client,
@@ -202,6 +237,7 @@ impl fmt::Debug for LlmBot {
             .field("endpoint", &self.endpoint)
             .field("config", &self.config)
             .field("fallback", &self.fallback)
+            .field("order_tools", &self.tools.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -209,15 +245,51 @@ impl fmt::Debug for LlmBot {
 #[derive(Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
-    messages: Vec<ChatMessage>,
+    messages: &'a [ChatMessage],
     temperature: f32,
     max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<serde_json::Value>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Default)]
 struct ChatMessage {
     role: String,
-    content: String,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ToolCall>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    fn text(role: &str, content: String) -> Self {
+        Self {
+            role: role.into(),
+            content: Some(content),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct ToolCall {
+    id: String,
+    #[serde(rename = "type", default = "function_type")]
+    kind: String,
+    function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct FunctionCall {
+    name: String,
+    #[serde(default)]
+    arguments: String,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +317,10 @@ impl LlmBot {
         );
         system.push_str(HANDOFF_MARKER);
         system.push('.');
+        if self.tools.is_some() {
+            system.push_str("\n\n");
+            system.push_str(TOOL_RULES);
+        }
         if let Some(extra) = &self.instructions {
             system.push_str("\n\n");
             system.push_str(extra);
@@ -264,10 +340,7 @@ impl LlmBot {
                 }
             }
         }
-        let mut messages = vec![ChatMessage {
-            role: "system".into(),
-            content: system,
-        }];
+        let mut messages = vec![ChatMessage::text("system", system)];
         // History holds the new message last; skip it, it is added below.
         let earlier = input.history.len().saturating_sub(1);
         let start = earlier.saturating_sub(self.history);
@@ -277,24 +350,57 @@ impl LlmBot {
                 Author::Bot | Author::Agent { .. } => "assistant",
                 _ => continue,
             };
-            messages.push(ChatMessage {
-                role: role.into(),
-                content: m.content.plain_text(),
-            });
+            messages.push(ChatMessage::text(role, m.content.plain_text()));
         }
-        messages.push(ChatMessage {
-            role: "user".into(),
-            content: input.text.clone(),
-        });
+        messages.push(ChatMessage::text("user", input.text.clone()));
         messages
     }
 
-    async fn complete(&self, input: &BotInput) -> Result<String> {
+    /// The model's answer, after running the order tools it calls (as the asking customer).
+    async fn complete(&self, input: &BotInput, turn: &mut ToolTurn) -> Result<String> {
+        let mut messages = self.prompt(input);
+        let tools = self.tools.as_ref().map(|_| OrderTools::definitions());
+        for _ in 0..=MAX_TOOL_ROUNDS {
+            let message = self.chat(&messages, tools.clone()).await?;
+            let calls = message.tool_calls.clone().unwrap_or_default();
+            let Some(order_tools) = self.tools.as_ref().filter(|_| !calls.is_empty()) else {
+                return message
+                    .content
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| Error::Unavailable {
+                        reason: "model server returned no answer".into(),
+                    });
+            };
+            messages.push(message);
+            for call in calls {
+                let result = order_tools
+                    .call(turn, &call.function.name, &call.function.arguments)
+                    .await?;
+                messages.push(ChatMessage {
+                    role: "tool".into(),
+                    content: Some(result.to_string()),
+                    tool_call_id: Some(call.id),
+                    ..ChatMessage::default()
+                });
+            }
+        }
+        Err(Error::Unavailable {
+            reason: format!("model server called tools more than {MAX_TOOL_ROUNDS} rounds"),
+        })
+    }
+
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<serde_json::Value>,
+    ) -> Result<ChatMessage> {
         let body = ChatRequest {
             model: &self.config.model,
-            messages: self.prompt(input),
+            messages,
             temperature: self.config.temperature,
             max_tokens: self.config.max_tokens,
+            tools,
         };
         let mut req = self.client.post(&self.endpoint).json(&body);
         if let Some(key) = &self.config.api_key {
@@ -315,8 +421,7 @@ impl LlmBot {
             .choices
             .into_iter()
             .next()
-            .map(|c| c.message.content.trim().to_owned())
-            .filter(|c| !c.is_empty())
+            .map(|c| c.message)
             .ok_or_else(|| Error::Unavailable {
                 reason: "model server returned no answer".into(),
             })
@@ -340,6 +445,7 @@ impl LlmBot {
                 ..Handoff::default()
             }),
             sentiment: Some(mood),
+            ..BotReply::default()
         }
     }
 }
@@ -354,20 +460,50 @@ impl Bot for LlmBot {
         if mood.is_upset() {
             return Ok(self.handoff(input, HandoffReason::NegativeSentiment));
         }
-        match self.complete(input).await {
-            Ok(answer) if answer.contains(HANDOFF_MARKER) => {
-                Ok(self.handoff(input, HandoffReason::NoAnswer))
+        let mut asker = Asker::new(input.tenant.clone(), input.customer);
+        let proven = self
+            .tools
+            .as_ref()
+            .map(|t| t.codes.proven(&input.tenant, input.customer))
+            .unwrap_or_default();
+        for p in input.verified_phones.iter().cloned().chain(proven) {
+            asker = asker.with_verified_phone(p);
+        }
+        let mut turn = ToolTurn {
+            asker,
+            zh: is_chinese(&input.text),
+            phone_code: None,
+            verified: Vec::new(),
+        };
+        let answered = self.complete(input, &mut turn).await;
+        // What the tools did stands, whatever became of the answer.
+        let with_effects = |mut r: BotReply, turn: ToolTurn| {
+            if turn.phone_code.is_some() {
+                r.phone_code = turn.phone_code;
             }
-            Ok(answer) => Ok(BotReply {
-                messages: vec![answer],
-                intent: None,
-                handoff: None,
-                sentiment: Some(mood),
-            }),
+            r.verified_phones.extend(turn.verified);
+            r
+        };
+        match answered {
+            Ok(answer) if answer.contains(HANDOFF_MARKER) => Ok(with_effects(
+                self.handoff(input, HandoffReason::NoAnswer),
+                turn,
+            )),
+            Ok(answer) => Ok(with_effects(
+                BotReply {
+                    messages: vec![answer],
+                    intent: None,
+                    handoff: None,
+                    sentiment: Some(mood),
+                    ..BotReply::default()
+                },
+                turn,
+            )),
             Err(e) => match &self.fallback {
                 Some(fallback) => {
                     tracing::warn!(error = %e, "model server failed; answering with the fallback bot");
-                    fallback.reply(input).await
+                    let reply = fallback.reply(input).await?;
+                    Ok(with_effects(reply, turn))
                 }
                 None => Err(e),
             },

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -70,6 +70,9 @@ pub struct Order {
     pub currency: String,
     /// The phone number on the order.
     pub phone: Option<String>,
+    /// The customer the shop knows placed it, when its login is linked to the desk's customer.
+    #[serde(default)]
+    pub customer: Option<CustomerId>,
     /// When it was placed.
     pub placed_at: DateTime<Utc>,
     /// Carrier, once shipped.
@@ -122,38 +125,177 @@ pub struct ReturnReceipt {
     pub kind: ReturnKind,
 }
 
+/// Who asks the shop about orders: the customer, and the phone numbers they proved (a phone
+/// they write from over SMS or WhatsApp, or one they confirmed with a one-time code). Every
+/// [`OrderService`] call carries one, so a customer sees only their own orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asker {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The customer who asks.
+    pub customer: CustomerId,
+    /// Phone numbers the customer proved, as written (compared with [`same_phone`]).
+    pub verified_phones: Vec<String>,
+}
+
+impl Asker {
+    /// A customer of `tenant` who proved nothing yet.
+    pub fn new(tenant: TenantId, customer: CustomerId) -> Self {
+        Self {
+            tenant,
+            customer,
+            verified_phones: Vec::new(),
+        }
+    }
+
+    /// Adds a phone number the customer proved.
+    pub fn with_verified_phone(mut self, phone: impl Into<String>) -> Self {
+        let phone = phone.into();
+        if !self.has_phone(&phone) {
+            self.verified_phones.push(phone);
+        }
+        self
+    }
+
+    /// Whether the customer proved this phone number.
+    pub fn has_phone(&self, phone: &str) -> bool {
+        self.verified_phones.iter().any(|p| same_phone(p, phone))
+    }
+
+    /// Whether the order is the customer's: the shop says they placed it, or it was placed with
+    /// a phone number they proved.
+    pub fn owns(&self, order: &Order) -> bool {
+        order.customer == Some(self.customer)
+            || order.phone.as_deref().is_some_and(|p| self.has_phone(p))
+    }
+}
+
+/// A phone number's digits in international form, for comparing numbers however they are
+/// written: `+86 138-0013-8000`, `8613800138000` and a Chinese mobile number without country
+/// code (`13800138000`) are all `8613800138000`. `None` for fewer than six digits.
+///
+/// ```
+/// use cs_bot::{phone_key, same_phone};
+///
+/// assert_eq!(phone_key("+86 138-0013-8000").as_deref(), Some("8613800138000"));
+/// assert!(same_phone("13800138000", "+8613800138000"));
+/// assert!(!same_phone("13800138000", "13900139000"));
+/// ```
+pub fn phone_key(phone: &str) -> Option<String> {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 6 {
+        return None;
+    }
+    let cn_mobile = digits.len() == 11
+        && digits.starts_with('1')
+        && matches!(digits.as_bytes()[1], b'3'..=b'9')
+        && !phone.trim().starts_with('+');
+    Some(if cn_mobile {
+        format!("86{digits}")
+    } else {
+        digits
+    })
+}
+
+/// Whether two phone numbers are the same number ([`phone_key`]).
+pub fn same_phone(a: &str, b: &str) -> bool {
+    match (phone_key(a), phone_key(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// The shop's order system, as the bot needs it. The application implements it over its back end
 /// (Shopify, a marketplace API, its own database).
+///
+/// Every call carries the [`Asker`]: an implementation answers only with the asker's own orders
+/// ([`Asker::owns`]), and another customer's order must look exactly like a missing one. The
+/// bots do not rely on it: they wrap the service in [`OwnOrders`], which enforces the same rules.
 #[async_trait]
 pub trait OrderService: Send + Sync + Debug + 'static {
-    /// The order with this number, if it exists.
+    /// The order with this number, if it exists and belongs to the asker.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the back end is out of reach.
-    async fn order(&self, tenant: &TenantId, order_id: &str) -> Result<Option<Order>>;
+    async fn order(&self, asker: &Asker, order_id: &str) -> Result<Option<Order>>;
 
-    /// Recent orders placed with this phone number, newest first.
+    /// Recent orders placed with this phone number, newest first; none unless the asker proved
+    /// the number.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the back end is out of reach.
-    async fn orders_by_phone(&self, tenant: &TenantId, phone: &str) -> Result<Vec<Order>>;
+    async fn orders_by_phone(&self, asker: &Asker, phone: &str) -> Result<Vec<Order>>;
 
-    /// The parcel's journey, oldest first (empty before shipping).
+    /// The parcel's journey, oldest first (empty before shipping, and for an order that is not
+    /// the asker's).
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the back end is out of reach.
-    async fn logistics(&self, tenant: &TenantId, order_id: &str) -> Result<Vec<TrackingEvent>>;
+    async fn logistics(&self, asker: &Asker, order_id: &str) -> Result<Vec<TrackingEvent>>;
 
-    /// Starts a return or refund.
+    /// Starts a return or refund on one of the asker's orders.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when the order cannot be returned (unknown, cancelled, already
+    /// [`Error::NotFound`] when the order is unknown or not the asker's (the same error for
+    /// both); [`Error::InvalidInput`] when the order cannot be returned (cancelled, already
     /// refunded); [`Error::Unavailable`] when the back end is out of reach.
-    async fn start_return(
-        &self,
-        tenant: &TenantId,
-        request: &ReturnRequest,
-    ) -> Result<ReturnReceipt>;
+    async fn start_return(&self, asker: &Asker, request: &ReturnRequest) -> Result<ReturnReceipt>;
+}
+
+/// Wraps any [`OrderService`] so that it answers only with the asker's own orders, whatever the
+/// back end does: another customer's order looks exactly like a missing one, orders by phone
+/// need a phone the asker proved, tracking and returns need an order the asker owns. The bots
+/// put every order service they are given behind it.
+#[derive(Debug, Clone)]
+pub struct OwnOrders {
+    inner: Arc<dyn OrderService>,
+}
+
+impl OwnOrders {
+    /// Guards `inner`.
+    pub fn new(inner: Arc<dyn OrderService>) -> Self {
+        Self { inner }
+    }
+
+    async fn own(&self, asker: &Asker, order_id: &str) -> Result<Option<Order>> {
+        Ok(self
+            .inner
+            .order(asker, order_id)
+            .await?
+            .filter(|o| o.id.eq_ignore_ascii_case(order_id) && asker.owns(o)))
+    }
+}
+
+#[async_trait]
+impl OrderService for OwnOrders {
+    async fn order(&self, asker: &Asker, order_id: &str) -> Result<Option<Order>> {
+        self.own(asker, order_id).await
+    }
+
+    async fn orders_by_phone(&self, asker: &Asker, phone: &str) -> Result<Vec<Order>> {
+        if !asker.has_phone(phone) {
+            return Ok(Vec::new());
+        }
+        let mut found = self.inner.orders_by_phone(asker, phone).await?;
+        found.retain(|o| asker.owns(o));
+        Ok(found)
+    }
+
+    async fn logistics(&self, asker: &Asker, order_id: &str) -> Result<Vec<TrackingEvent>> {
+        match self.own(asker, order_id).await? {
+            Some(o) => self.inner.logistics(asker, &o.id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn start_return(&self, asker: &Asker, request: &ReturnRequest) -> Result<ReturnReceipt> {
+        if self.own(asker, &request.order_id).await?.is_none() {
+            return Err(Error::NotFound {
+                what: format!("order {}", request.order_id),
+            });
+        }
+        self.inner.start_return(asker, request).await
+    }
 }
 
 /// A ticket as the customer may see it.
@@ -190,12 +332,15 @@ pub trait TicketLookup: Send + Sync + Debug + 'static {
 ///
 /// ```
 /// use chrono::Utc;
-/// use cs_bot::{DemoShop, OrderService, OrderStatus};
-/// use cs_core::TenantId;
+/// use cs_bot::{Asker, DemoShop, OrderService, OrderStatus};
+/// use cs_core::{CustomerId, TenantId};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let shop = DemoShop::sample(Utc::now());
-/// let order = shop.order(&TenantId::default(), "20261111001").await?.unwrap();
+/// let stranger = Asker::new(TenantId::default(), CustomerId::new());
+/// assert!(shop.order(&stranger, "20261111001").await?.is_none());
+/// let owner = stranger.with_verified_phone("+8613800138000");
+/// let order = shop.order(&owner, "20261111001").await?.unwrap();
 /// assert_eq!(order.status, OrderStatus::Shipped);
 /// # Ok::<(), cs_bot::Error>(())
 /// # }).unwrap();
@@ -258,6 +403,7 @@ impl DemoShop {
                 total_minor: total,
                 currency: "CNY".into(),
                 phone: Some("13800138000".into()),
+                customer: None,
                 placed_at: now - Duration::days(days),
                 carrier: carrier.map(|c| c.0.to_owned()),
                 tracking_number: carrier.map(|c| c.1.to_owned()),
@@ -309,42 +455,50 @@ impl DemoShop {
     }
 }
 
+/// The demo shop answers only with the asker's own orders ([`Asker::owns`]).
 #[async_trait]
 impl OrderService for DemoShop {
-    async fn order(&self, _tenant: &TenantId, order_id: &str) -> Result<Option<Order>> {
-        Ok(self.lock().orders.get(order_id).cloned())
+    async fn order(&self, asker: &Asker, order_id: &str) -> Result<Option<Order>> {
+        Ok(self
+            .lock()
+            .orders
+            .get(order_id)
+            .filter(|o| asker.owns(o))
+            .cloned())
     }
 
-    async fn orders_by_phone(&self, _tenant: &TenantId, phone: &str) -> Result<Vec<Order>> {
+    async fn orders_by_phone(&self, asker: &Asker, phone: &str) -> Result<Vec<Order>> {
+        if !asker.has_phone(phone) {
+            return Ok(Vec::new());
+        }
         let mut v: Vec<Order> = self
             .lock()
             .orders
             .values()
-            .filter(|o| o.phone.as_deref() == Some(phone))
+            .filter(|o| o.phone.as_deref().is_some_and(|p| same_phone(p, phone)))
             .cloned()
             .collect();
         v.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
         Ok(v)
     }
 
-    async fn logistics(&self, _tenant: &TenantId, order_id: &str) -> Result<Vec<TrackingEvent>> {
-        Ok(self
-            .lock()
-            .tracking
-            .get(order_id)
-            .cloned()
-            .unwrap_or_default())
+    async fn logistics(&self, asker: &Asker, order_id: &str) -> Result<Vec<TrackingEvent>> {
+        let data = self.lock();
+        if !data.orders.get(order_id).is_some_and(|o| asker.owns(o)) {
+            return Ok(Vec::new());
+        }
+        Ok(data.tracking.get(order_id).cloned().unwrap_or_default())
     }
 
-    async fn start_return(
-        &self,
-        _tenant: &TenantId,
-        request: &ReturnRequest,
-    ) -> Result<ReturnReceipt> {
+    async fn start_return(&self, asker: &Asker, request: &ReturnRequest) -> Result<ReturnReceipt> {
         let mut data = self.lock();
-        let Some(order) = data.orders.get_mut(&request.order_id) else {
-            return Err(Error::InvalidInput {
-                reason: format!("no order {}", request.order_id),
+        let Some(order) = data
+            .orders
+            .get_mut(&request.order_id)
+            .filter(|o| asker.owns(o))
+        else {
+            return Err(Error::NotFound {
+                what: format!("order {}", request.order_id),
             });
         };
         if matches!(

@@ -18,13 +18,58 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ),
     (
         "order_not_found",
-        "没有找到这个订单，请核对订单号后再发一次。",
-        "I couldn't find that order. Please check the number and send it again.",
+        "在您名下没有找到这个订单，请核对订单号，或发送下单时使用的手机号。",
+        "I couldn't find that order among your orders. Please check the number, or send the phone number you ordered with.",
+    ),
+    (
+        "order_verify",
+        "为保护您的隐私，我只能查询与您已验证手机号关联的订单。请发送下单时使用的手机号，我会向该号码发送验证码。",
+        "To protect your privacy I can only look up orders linked to a phone number you've verified. Send me the phone number you ordered with and I'll text it a code.",
     ),
     (
         "phone_no_orders",
         "这个手机号下没有找到订单，请提供订单号。",
         "I found no orders for that phone number. Could you send the order number?",
+    ),
+    (
+        "own_no_orders",
+        "您已验证的手机号下没有找到订单。如果用其他手机号下单，请发送该号码，我会向它发送验证码。",
+        "I found no orders for your verified phone number. If you ordered with another number, send it and I'll text it a code.",
+    ),
+    (
+        "code_sent",
+        "为保护您的隐私，已向 {phone} 发送6位验证码（{minutes}分钟内有效），请在这里回复验证码。",
+        "To protect your privacy I've texted a 6-digit code to {phone} (valid for {minutes} minutes). Please reply here with the code.",
+    ),
+    (
+        "code_sms",
+        "您的验证码是 {code}，{minutes}分钟内有效，用于在客服对话中查询订单。请勿告诉他人。",
+        "Your verification code is {code}. It expires in {minutes} minutes and lets you see your orders in our chat. Never share it.",
+    ),
+    (
+        "phone_verified",
+        "验证成功，手机号 {phone} 已确认。",
+        "Thanks, {phone} is verified.",
+    ),
+    (
+        "code_wrong",
+        "验证码不正确，您还可以再试{attempts}次。",
+        "That code isn't right. You have {attempts} more tries.",
+    ),
+    (
+        "code_locked",
+        "验证码错误次数过多，已失效。如需重新验证，请再次发送手机号；也可以回复“转人工”。",
+        "Too many wrong codes, so that one no longer works. Send the phone number again for a new code, or type \"agent\" to reach a person.",
+    ),
+    (
+        "code_expired",
+        "验证码已过期，请再次发送手机号获取新的验证码。",
+        "That code has expired. Send the phone number again and I'll text you a new one.",
+    ),
+    (
+        "code_limit",
+        "验证码发送次数已达上限，请稍后再试，或回复“转人工”。",
+        "I've sent as many codes as I can for now. Please try again later, or type \"agent\" to reach a person.",
     ),
     (
         "choose_order",
@@ -114,8 +159,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
 ];
 
 /// Reply templates keyed by name, one text per language. Keys and placeholders:
-/// `ask_order`, `order_invalid`, `order_not_found`, `phone_no_orders`, `choose_order`
-/// (`{orders}`), `order_status`, `logistics_empty` (`{order_id}`, `{status}`, `{items}`,
+/// `ask_order`, `order_invalid`, `order_not_found` (missing or another customer's: the same
+/// words), `order_verify` (the same, to a customer who proved no phone yet), `phone_no_orders`,
+/// `own_no_orders`, `code_sent` (`{phone}` masked, `{minutes}`), `code_sms` (the SMS: `{code}`,
+/// `{minutes}`), `phone_verified` (`{phone}`), `code_wrong` (`{attempts}` left), `code_locked`,
+/// `code_expired`, `code_limit`, `choose_order` (`{orders}`), `order_status`, `logistics_empty` (`{order_id}`, `{status}`, `{items}`,
 /// `{total}`), `logistics` (those and `{carrier}`, `{timeline}`), `return_started` (and
 /// `{return_id}`), `return_refused`, `ask_ticket`, `ticket_invalid`, `ticket_not_found`,
 /// `ticket_status` (`{ticket}`, `{subject}`, `{status}`, `{updated}`), `clarify` (`{options}`),

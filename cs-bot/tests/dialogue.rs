@@ -11,6 +11,8 @@ const FAQ: &str = include_str!("../data/ecommerce_faq.txt");
 struct Chat {
     bot: Arc<IntentBot>,
     conversation: ConversationId,
+    customer: CustomerId,
+    verified_phones: Vec<String>,
 }
 
 impl Chat {
@@ -19,9 +21,10 @@ impl Chat {
             .reply(&BotInput {
                 tenant: TenantId::default(),
                 conversation: self.conversation,
-                customer: CustomerId::new(),
+                customer: self.customer,
                 text: text.into(),
                 history: vec![],
+                verified_phones: self.verified_phones.clone(),
             })
             .await
             .unwrap()
@@ -46,10 +49,14 @@ fn setup() -> (Arc<IntentBot>, Arc<DemoShop>, Arc<ManualClock>) {
     (Arc::new(bot), shop, clock)
 }
 
+/// The demo shop's customer, writing from the phone the orders were placed with (proved: e.g.
+/// over SMS or WhatsApp).
 fn chat(bot: &Arc<IntentBot>) -> Chat {
     Chat {
         bot: bot.clone(),
         conversation: ConversationId::new(),
+        customer: CustomerId::new(),
+        verified_phones: vec!["+8613800138000".into()],
     }
 }
 

@@ -272,6 +272,7 @@ async fn the_intent_bot_classifies_with_the_hybrid_when_given_one() {
             customer: CustomerId::new(),
             text: "请问怎么退款".into(),
             history: vec![],
+            verified_phones: Vec::new(),
         })
         .await
         .unwrap();

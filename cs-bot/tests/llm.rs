@@ -19,6 +19,7 @@ fn input(text: &str) -> BotInput {
         customer: CustomerId::new(),
         text: text.into(),
         history: vec![],
+        verified_phones: Vec::new(),
     }
 }
 

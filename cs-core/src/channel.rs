@@ -146,11 +146,14 @@ pub enum LinkOrigin {
         /// The merge.
         merge: crate::id::MergeId,
     },
+    /// The customer proved it by sending back a one-time code texted to it (a phone number
+    /// verified by the bot before it shows the orders placed with it).
+    OneTimeCode,
 }
 
 impl LinkOrigin {
     /// A compact text form for storage: `first_contact`, `shared_key:<key>`, `agent:<id>`,
-    /// `api`, `merge:<id>`.
+    /// `api`, `merge:<id>`, `one_time_code`.
     pub fn to_storage(&self) -> String {
         match self {
             Self::FirstContact => "first_contact".into(),
@@ -158,6 +161,7 @@ impl LinkOrigin {
             Self::Agent { agent } => format!("agent:{agent}"),
             Self::Api => "api".into(),
             Self::Merge { merge } => format!("merge:{merge}"),
+            Self::OneTimeCode => "one_time_code".into(),
         }
     }
 
@@ -170,6 +174,7 @@ impl LinkOrigin {
         Ok(match s.split_once(':') {
             None if s == "first_contact" => Self::FirstContact,
             None if s == "api" => Self::Api,
+            None if s == "one_time_code" => Self::OneTimeCode,
             Some(("shared_key", key)) => Self::SharedKey { key: key.into() },
             Some(("agent", id)) => Self::Agent {
                 agent: id.parse().map_err(|_| bad())?,

@@ -26,6 +26,7 @@ impl Engine {
             customer: customer.id,
             text: message.content.plain_text(),
             history,
+            verified_phones: self.verified_phones(customer.id).await,
         };
         let started = std::time::Instant::now();
         let answered = self.inner.bot.reply(&input).await;
@@ -44,6 +45,7 @@ impl Engine {
             }
         };
         let reply = self.screen_bot_reply(conversation.id, reply);
+        self.after_bot_turn(conversation, customer, &reply).await;
         for text in &reply.messages {
             if let Err(e) = self
                 .send_to_customer(conversation, Author::Bot, Content::text(text.clone()), None)

@@ -67,6 +67,7 @@ mod recovery;
 mod routing;
 mod texts;
 mod tickets;
+mod verify;
 mod voice;
 
 use agents::AgentEntry;

@@ -28,11 +28,14 @@ pub enum Notice {
     AfterHours,
     /// Another agent took over the conversation (`{name}`).
     Transferred,
+    /// The bot promised a one-time code by SMS that could not be sent (no SMS channel, or the
+    /// provider refused it).
+    CodeNotSent,
 }
 
 impl Notice {
     /// Every notice.
-    pub const ALL: [Notice; 7] = [
+    pub const ALL: [Notice; 8] = [
         Notice::Joined,
         Notice::Queued,
         Notice::QueuedNoEstimate,
@@ -40,6 +43,7 @@ impl Notice {
         Notice::TicketOpened,
         Notice::AfterHours,
         Notice::Transferred,
+        Notice::CodeNotSent,
     ];
 
     fn default_text(self, lang: Lang) -> &'static str {
@@ -76,6 +80,12 @@ impl Notice {
             }
             (Notice::Transferred, Lang::Zh) => "已为您转接给 {name}。",
             (Notice::Transferred, Lang::En) => "You have been transferred to {name}.",
+            (Notice::CodeNotSent, Lang::Zh) => {
+                "抱歉，验证码暂时无法发送，请稍后再试，或回复“转人工”联系人工客服。"
+            }
+            (Notice::CodeNotSent, Lang::En) => {
+                "Sorry, I couldn't text the code just now. Please try again later, or type \"agent\" to reach a person."
+            }
         }
     }
 }
