@@ -2,6 +2,8 @@
 
 mod bot;
 mod classifier;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod dialogue;
 #[cfg(feature = "embeddings")]
 mod embed;
