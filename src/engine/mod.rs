@@ -65,6 +65,7 @@ mod outbox;
 mod reading;
 mod recovery;
 mod routing;
+mod supervision;
 mod texts;
 mod tickets;
 mod voice;
