@@ -3,7 +3,8 @@
 //!
 //! Precedence: defaults < file (`OMNIDESK_CONFIG`, else `omnidesk.toml` if it exists) <
 //! environment (`OMNIDESK_BIND`, `OMNIDESK_PORT`, `OMNIDESK_DATABASE`, `OMNIDESK_FAQ`,
-//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`).
+//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`). Without a file the defaults
+//! are the demo configuration (`demo = true`, with the demo accounts Alice and Bob).
 //!
 //! ```toml
 //! bind = "127.0.0.1"
@@ -15,7 +16,7 @@
 //! # node_id = "desk-1"              # this process's outbox claims (default: host name:port)
 //! faq = "my-faq.txt"                # knowledge file; the bundled bilingual FAQ if absent
 //!                                   # (edits at /agent/knowledge are saved back to it)
-//! # secret = "..."                  # signs visitor and agent tokens; generated and kept
+//! # secret = "..."                  # signs visitor tokens (not agent sessions); generated and kept
 //! #                                 # next to the database if absent
 //!
 //! timezone = "Asia/Shanghai"        # business hours: outside them, with nobody online, a
@@ -54,9 +55,15 @@
 //! answer_target = "30s"
 //! webhook = "http://127.0.0.1:9000/alerts"
 //!
-//! [[agents]]
+//! [auth]                            # agent sessions
+//! idle = "12h"
+//! absolute = "7d"
+//!
+//! demo = true                       # only a demo config seeds [[agents]] with passwords;
+//! [[agents]]                        # real accounts: `cargo run --example server -- add-agent`
 //! name = "Alice"
-//! password = "alice"                # demo sign-in; put real auth in front in production
+//! password = "alice"                # demo sign-in, hashed with Argon2id when seeded
+//! role = "admin"                    # agent (default), supervisor or admin
 //! skills = ["after-sales:8", "logistics:6"]
 //! languages = ["zh", "en"]
 //! chat_capacity = 4

@@ -567,9 +567,20 @@ async fn every_route_of_the_document_enforces_its_role() {
                     !gate_refused(status, &answer) && status != 401 && status < 500,
                     "{role} may {method} {path}: {status} {answer}"
                 );
-                // With the agent's own conversation, every allowed call succeeds.
+                // With the agent's own conversation, every allowed call succeeds; accepting,
+                // rejecting or taking an assigned conversation (no offer, not queued) is a
+                // conflict the engine reports.
+                let conflict_only = path.ends_with("/accept")
+                    || path.ends_with("/reject")
+                    || path.ends_with("/take");
+                // Only the conversation's agent replies or opens a ticket from it (a supervisor
+                // takes it over first): a rule inside the route, not the role gate.
+                let assignee_only = role != "agent"
+                    && (path.ends_with("/reply") || path.ends_with("/{id}/tickets"));
                 assert!(
-                    (200..300).contains(&status),
+                    (200..300).contains(&status)
+                        || (conflict_only && status == 409)
+                        || (assignee_only && status == 403),
                     "{role} {method} {path}: {status} {answer}"
                 );
                 allowed_ok += 1;
@@ -583,7 +594,21 @@ async fn every_route_of_the_document_enforces_its_role() {
         }
     }
     eprintln!("role walk: {n} calls, {allowed_ok} allowed and succeeded, {refused} refused");
-    assert!(refused >= 20 && allowed_ok >= 60);
+    let expected_refusals: usize = doc
+        .values()
+        .map(|least| {
+            roles
+                .iter()
+                .filter(|(_, _, r)| rank(r) < rank(least))
+                .count()
+        })
+        .sum();
+    assert_eq!(refused, expected_refusals);
+    assert_eq!(allowed_ok + refused, n);
+    assert!(
+        refused >= 16,
+        "agents and supervisors meet the gate: {refused}"
+    );
 
     // Inside the agent role: another agent's conversation is out of reach.
     let f = fixture(&server, bob_id, 10_000).await;

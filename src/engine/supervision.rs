@@ -33,12 +33,14 @@ impl Engine {
     }
 
     /// Moves an assigned conversation to agent `to` (a transfer, or a supervisor's take-over
-    /// when `to` is themselves): it goes back to the queue and `to` takes it out of turn. When
-    /// `to` has no room it stays queued, first in line for whoever is free.
+    /// when `to` is themselves): the router frees the current agent's slot and counts the
+    /// conversation as `to`'s, the store and the event stream say so, and the customer is told
+    /// who joined. A human decision: like [`Engine::take_from_queue`] it overrides skills, and
+    /// it may leave `to` above their capacity.
     ///
     /// # Errors
-    /// [`Error::UnknownAgent`] for `to`; [`Error::Conflict`]-like router errors when `to` cannot
-    /// take it; [`Error::InvalidInput`] when the conversation is not assigned.
+    /// [`Error::UnknownAgent`] for `to`; [`Error::InvalidInput`] when the conversation is not
+    /// assigned; store and router errors.
     pub async fn transfer(&self, conversation: ConversationId, to: AgentId) -> Result<()> {
         if self.agent(to).is_none() {
             return Err(Error::UnknownAgent(to.to_string()));
@@ -59,7 +61,19 @@ impl Engine {
         if from == to {
             return Ok(());
         }
-        self.requeue_from(from, &conv).await?;
-        self.take_from_queue(to, conversation).await
+        let customer = self
+            .inner
+            .store
+            .customer(&self.inner.tenant, conv.customer)
+            .await?;
+        match self.inner.router.release(from, conversation).await {
+            Ok(decisions) => self.apply(decisions).await,
+            // Not counted by the router (assigned before a restart): nothing to free.
+            Err(cs_routing::Error::Conflict { .. } | cs_routing::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let task = self.task_for(&conv, &customer).await?;
+        self.inner.router.restore(to, task).await?;
+        self.assign(conversation, to).await
     }
 }
