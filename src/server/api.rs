@@ -1713,7 +1713,7 @@ pub(crate) async fn list_tickets(
             t.assignee == Some(c.id()) || t.customer.is_some_and(|cu| mine.contains(&cu))
         });
     }
-    list.sort_by(|a, b| b.number.cmp(&a.number));
+    list.sort_by_key(|t| std::cmp::Reverse(t.number));
     let (page, next) = window(
         list,
         |t| t.number.to_string(),
