@@ -3,7 +3,8 @@
 //!
 //! Precedence: defaults < file (`OMNIDESK_CONFIG`, else `omnidesk.toml` if it exists) <
 //! environment (`OMNIDESK_BIND`, `OMNIDESK_PORT`, `OMNIDESK_DATABASE`, `OMNIDESK_FAQ`,
-//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`).
+//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`). Without a file the defaults
+//! are the demo configuration (`demo = true`, with the demo accounts Alice and Bob).
 //!
 //! ```toml
 //! bind = "127.0.0.1"
@@ -15,7 +16,7 @@
 //! # node_id = "desk-1"              # this process's outbox claims (default: host name:port)
 //! faq = "my-faq.txt"                # knowledge file; the bundled bilingual FAQ if absent
 //!                                   # (edits at /agent/knowledge are saved back to it)
-//! # secret = "..."                  # signs visitor and agent tokens; generated and kept
+//! # secret = "..."                  # signs visitor tokens (not agent sessions); generated and kept
 //! #                                 # next to the database if absent
 //!
 //! timezone = "Asia/Shanghai"        # business hours: outside them, with nobody online, a
@@ -54,9 +55,15 @@
 //! answer_target = "30s"
 //! webhook = "http://127.0.0.1:9000/alerts"
 //!
-//! [[agents]]
+//! [auth]                            # agent sessions
+//! idle = "12h"
+//! absolute = "7d"
+//!
+//! demo = true                       # only a demo config seeds [[agents]] with passwords;
+//! [[agents]]                        # real accounts: `cargo run --example server -- add-agent`
 //! name = "Alice"
-//! password = "alice"                # demo sign-in; put real auth in front in production
+//! password = "alice"                # demo sign-in, hashed with Argon2id when seeded
+//! role = "admin"                    # agent (default), supervisor or admin
 //! skills = ["after-sales:8", "logistics:6"]
 //! languages = ["zh", "en"]
 //! chat_capacity = 4
@@ -74,14 +81,19 @@ use crate::error::{Error, Result};
 /// The largest configuration file read.
 const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
-/// One demo agent.
+/// One demo account, seeded into the account store at start-up when `demo = true` (the
+/// configuration `cargo run --example server` uses without a config file). Real accounts are
+/// added with `cargo run --example server -- add-agent` or `POST /api/v1/agents`, never here.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// Display and sign-in name (unique).
     pub name: String,
-    /// Sign-in password (demo only).
+    /// Sign-in password (demo only; hashed with Argon2id when seeded).
     pub password: String,
+    /// `agent` (default), `supervisor` or `admin`.
+    #[serde(default)]
+    pub role: Option<String>,
     /// Skills as `name` or `name:level` (level 1-10, default 5).
     #[serde(default)]
     pub skills: Vec<String>,
@@ -101,11 +113,34 @@ pub struct AgentConfig {
     pub voice: Option<String>,
 }
 
+/// Skills written `name` or `name:level` (level 1-10, default 5).
+///
+/// # Errors
+/// [`Error::Config`] for a level that is not a number from 1 to 10.
+pub fn parse_skills(agent: &str, skills: &[String]) -> Result<Vec<Skill>> {
+    skills
+        .iter()
+        .map(|s| match s.split_once(':') {
+            None => Ok(Skill::new(s.trim(), 5)),
+            Some((name, level)) => level
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|l| (1..=10).contains(l))
+                .map(|l| Skill::new(name.trim(), l))
+                .ok_or_else(|| Error::Config {
+                    reason: format!("agent {agent}: skill {s:?} needs a level of 1-10"),
+                }),
+        })
+        .collect()
+}
+
 impl std::fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentConfig")
             .field("name", &self.name)
             .field("password", &"<redacted>")
+            .field("role", &self.role)
             .field("skills", &self.skills)
             .field("languages", &self.languages)
             .field("team", &self.team)
@@ -137,22 +172,7 @@ impl AgentConfig {
     /// # Errors
     /// [`Error::Config`] for a skill level that is not a number from 1 to 10.
     pub fn to_agent(&self, tenant: &TenantId) -> Result<Agent> {
-        let skills = self
-            .skills
-            .iter()
-            .map(|s| match s.split_once(':') {
-                None => Ok(Skill::new(s.trim(), 5)),
-                Some((name, level)) => level
-                    .trim()
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|l| (1..=10).contains(l))
-                    .map(|l| Skill::new(name.trim(), l))
-                    .ok_or_else(|| Error::Config {
-                        reason: format!("agent {}: skill {s:?} needs a level of 1-10", self.name),
-                    }),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let skills = parse_skills(&self.name, &self.skills)?;
         Ok(Agent {
             id: self.id(),
             tenant: tenant.clone(),
@@ -214,8 +234,10 @@ pub struct Config {
     /// `/agent/knowledge` are saved back to it (its first version kept as `<faq>.orig`, the
     /// trained model as `<faq>.model`); without it they go to `<database>.knowledge.txt`.
     pub faq: Option<PathBuf>,
-    /// Key that signs visitor and agent tokens (default: generated once and kept in
-    /// `<database>.secret`).
+    /// Key that signs visitor tokens (and the email channel's reply addresses) (default:
+    /// generated once and kept in `<database>.secret`). Agent sessions do not use it: they are
+    /// random tokens stored hashed in the database, so rotating this key signs no agent out,
+    /// and signing agents out leaves every visitor's history reachable.
     pub secret: Option<String>,
     /// Tenant (default `default`).
     pub tenant: TenantId,
@@ -235,9 +257,19 @@ pub struct Config {
     /// `joined`, `queued`, `queued_no_estimate`, `resolved`, `ticket_opened`, `after_hours`,
     /// `transferred`).
     pub texts: crate::engine::Texts,
-    /// Demo agents (default: Alice and Bob, who between them have every skill the bundled FAQ
-    /// hands over to).
+    /// The demo configuration (`demo = true`): the demo accounts in `agents` are seeded at
+    /// start-up and the sign-in page names them. True only for the built-in defaults (no config
+    /// file), which is what the README's `cargo run --example server` uses; a config file is not
+    /// a demo unless it says `demo = true`.
+    #[serde(default)]
+    pub demo: bool,
+    /// Demo accounts, seeded only when `demo` is true (default: Alice, an admin, and Bob, an
+    /// agent, who between them have every skill the bundled FAQ hands over to). A config that is
+    /// not a demo must not list any: add accounts with `add-agent` or the admin API.
+    #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Agent sessions (`[auth]`): idle and absolute expiry, WebSocket tickets.
+    pub auth: AuthConfig,
     /// Webhook channels mounted at `/webhooks/{id}` (default: none), e.g.
     /// `[[channels]] kind = "webhook"  id = "jd"  secret = "..."`; see
     /// `cs_channels::router::ChannelConfig` for every kind and its settings.
@@ -440,6 +472,38 @@ fn demo_routing() -> cs_routing::RoutingPolicy {
         .unwrap_or_default()
 }
 
+/// Agent sessions.
+///
+/// ```toml
+/// [auth]
+/// idle = "12h"          # a session unused this long expires (each use slides it)
+/// absolute = "7d"       # and every session expires this long after sign-in
+/// ticket = "30s"        # a console WebSocket ticket is good once, for this long
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Idle expiry (default 12 hours).
+    #[serde(with = "cs_routing::policy::duration")]
+    pub idle: std::time::Duration,
+    /// Absolute expiry (default 7 days).
+    #[serde(with = "cs_routing::policy::duration")]
+    pub absolute: std::time::Duration,
+    /// How long a WebSocket ticket is good for (default 30 seconds).
+    #[serde(with = "cs_routing::policy::duration")]
+    pub ticket: std::time::Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            idle: std::time::Duration::from_secs(12 * 3600),
+            absolute: std::time::Duration::from_secs(7 * 24 * 3600),
+            ticket: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 /// The desk around the router.
 ///
 /// ```toml
@@ -489,10 +553,13 @@ impl Default for Config {
             routing: demo_routing(),
             desk: DeskConfig::default(),
             texts: crate::engine::Texts::default(),
+            demo: true,
+            auth: AuthConfig::default(),
             agents: vec![
                 AgentConfig {
                     name: "Alice".into(),
                     password: "alice".into(),
+                    role: Some("admin".into()),
                     skills: vec![
                         "after-sales:8".into(),
                         "complaints:7".into(),
@@ -508,6 +575,7 @@ impl Default for Config {
                 AgentConfig {
                     name: "Bob".into(),
                     password: "bob".into(),
+                    role: None,
                     skills: vec![
                         "presales:8".into(),
                         "billing:7".into(),

@@ -15,6 +15,7 @@ use omnidesk::core::{
     Agent, AgentId, Capacity, ChannelId, ChannelKind, Content, Identity, Presence, TenantId,
 };
 use omnidesk::server::App;
+use omnidesk::server::accounts::{Account, Role};
 use omnidesk::server::agent::AgentAuth;
 use omnidesk::{Config, Engine};
 use serde_json::Value;
@@ -68,9 +69,10 @@ async fn a_console_that_falls_behind_catches_up_with_nothing_missing() {
         .build()
         .await
         .unwrap();
-    let mut auth = AgentAuth::new(b"console test secret, 16+ bytes!!");
-    auth.add(alice.id, "Alice", "pw");
-    let token = auth.token(alice.id);
+    let auth = AgentAuth::in_memory().unwrap();
+    let mut account = Account::new(TenantId::default(), "Alice", Role::Agent);
+    account.id = alice.id;
+    auth.add(&account, "pw").await.unwrap();
     let app = App::new(
         engine.clone(),
         webchat,
@@ -84,7 +86,9 @@ async fn a_console_that_falls_behind_catches_up_with_nothing_missing() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve_with_shutdown(listener, std::future::pending()));
 
-    let mut console = Client::connect(&format!("ws://{addr}/agent/ws?token={token}")).await;
+    let token = common::login(addr, "alice", "pw").await;
+    let ticket = common::ws_ticket(addr, &token).await;
+    let mut console = Client::connect(&format!("ws://{addr}/agent/ws?ticket={ticket}")).await;
     assert_eq!(console.next().await["type"], "welcome");
     let write = |n: usize| InboundMessage {
         channel: ChannelId::new("webchat").unwrap(),

@@ -202,7 +202,7 @@ async fn sockets_open_only_from_the_service_s_own_pages_or_allowed_origins() {
     assert!(open(own).await.is_ok(), "the service's own page");
 
     // The console socket too.
-    let url = format!("ws://{}/agent/ws?token=x", server.addr);
+    let url = format!("ws://{}/agent/ws?ticket=x", server.addr);
     let mut request = url.into_client_request().unwrap();
     request
         .headers_mut()

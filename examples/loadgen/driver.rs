@@ -140,11 +140,17 @@ struct Live {
 pub(crate) struct Http {
     addr: SocketAddr,
     conn: Option<BufReader<TcpStream>>,
+    /// A session token sent as `Authorization: Bearer`.
+    bearer: Option<String>,
 }
 
 impl Http {
     pub(crate) fn new(addr: SocketAddr) -> Self {
-        Self { addr, conn: None }
+        Self {
+            addr,
+            conn: None,
+            bearer: None,
+        }
     }
 
     /// POSTs `body`; retries once on a fresh connection if the kept one was closed. Each try
@@ -177,8 +183,13 @@ impl Http {
             }
         };
         let body = body.to_string();
+        let auth = self
+            .bearer
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
         );
@@ -323,7 +334,7 @@ async fn connect_agent(
     let mut http = Http::new(addr);
     let (status, login) = http
         .post(
-            "/agent/login",
+            "/api/v1/auth/login",
             &json!({ "name": name, "password": password }),
         )
         .await?;
@@ -331,9 +342,16 @@ async fn connect_agent(
         return Err(format!("login {name}: {status} {login}"));
     }
     let token = login["token"].as_str().ok_or("no agent token")?;
+    // The session token goes in a header; the socket opens with a one-time ticket.
+    http.bearer = Some(token.to_owned());
+    let (status, ticket) = http.post("/api/v1/auth/ws-ticket", &json!({})).await?;
+    if status != 200 {
+        return Err(format!("ws-ticket {name}: {status} {ticket}"));
+    }
+    let ticket = ticket["ticket"].as_str().ok_or("no ticket")?;
     let (mut ws, _) = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio_tungstenite::connect_async(format!("ws://{addr}/agent/ws?token={token}")),
+        tokio_tungstenite::connect_async(format!("ws://{addr}/agent/ws?ticket={ticket}")),
     )
     .await
     .map_err(|_| "console socket: no upgrade within 30 s".to_owned())?

@@ -100,12 +100,8 @@ impl Engine {
         by: LinkOrigin,
     ) -> Result<Merge> {
         let tenant = &self.inner.tenant;
-        let _a = self.lock_customer(into.min(from)).await;
-        let _b = if into == from {
-            None
-        } else {
-            Some(self.lock_customer(into.max(from)).await)
-        };
+        // Two customers in one lock stripe share one lock: taking it twice would never return.
+        let _locks = self.lock_customers(into, from).await;
         let active = |c| ConversationQuery {
             tenant: tenant.clone(),
             states: vec![

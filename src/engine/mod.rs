@@ -65,6 +65,7 @@ mod outbox;
 mod reading;
 mod recovery;
 mod routing;
+mod supervision;
 mod texts;
 mod tickets;
 mod verify;
@@ -189,12 +190,34 @@ impl Engine {
 
     /// Takes the lock that serialises work on one customer's messages (FIFO).
     pub(super) async fn lock_customer(&self, customer: cs_core::CustomerId) -> OwnedMutexGuard<()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        customer.hash(&mut h);
-        self.inner.locks[(h.finish() as usize) % LOCK_STRIPES]
+        self.inner.locks[Self::stripe(customer)]
             .clone()
             .lock_owned()
             .await
+    }
+
+    /// The lock stripe of a customer.
+    fn stripe(customer: cs_core::CustomerId) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        customer.hash(&mut h);
+        (h.finish() as usize) % LOCK_STRIPES
+    }
+
+    /// Takes the locks of two customers without deadlocking: in stripe order, and once when
+    /// both share a stripe (the locks are not re-entrant).
+    pub(super) async fn lock_customers(
+        &self,
+        a: cs_core::CustomerId,
+        b: cs_core::CustomerId,
+    ) -> (OwnedMutexGuard<()>, Option<OwnedMutexGuard<()>>) {
+        let (sa, sb) = (Self::stripe(a), Self::stripe(b));
+        let first = self.inner.locks[sa.min(sb)].clone().lock_owned().await;
+        let second = if sa == sb {
+            None
+        } else {
+            Some(self.inner.locks[sa.max(sb)].clone().lock_owned().await)
+        };
+        (first, second)
     }
 
     /// Re-reads and changes a conversation, retrying when another writer got there first

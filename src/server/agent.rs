@@ -2,8 +2,11 @@
 //! queue, and takes replies.
 //!
 //! Protocol (JSON text frames):
-//! - `POST /agent/login` with `{"name": .., "password": ..}` answers `{"token": .., "agent": ..}`.
-//! - `GET /agent/ws?token=..`: the server sends `welcome` (the agent, their conversations with
+//! - Sign in through the REST API (`POST /api/v1/auth/login`, see [`super::api`]; `POST
+//!   /agent/login` is the same route kept for older clients), then ask `POST
+//!   /api/v1/auth/ws-ticket` for a one-time ticket: the session token never goes in a URL.
+//! - `GET /agent/ws?ticket=..` (a ticket is good once, for 30 seconds by default): the server
+//!   sends `welcome` (the agent, their conversations with
 //!   each customer's whole history, the offers waiting for their answer, the queue), then
 //!   `assigned`, `offer` (a conversation offered until `expires_at`), `offer_closed`
 //!   (`rejected` or `expired`), `presence` (the router set the agent away after missed offers),
@@ -16,127 +19,34 @@
 //!   (an offer), `{"type":"take","conversation_id":..}` (a queued conversation, out of turn)
 //!   and `{"type":"presence","presence":"online"|"away"}`; refused frames get `error`.
 //!   Connecting signs the agent in; closing the last socket signs them out (they keep their
-//!   conversations).
+//!   conversations). A socket whose session is revoked (sign-out, password change, admin
+//!   action) or expires is closed.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use cs_core::{
     Agent, AgentId, Content, Conversation, ConversationId, DomainEvent, Message, Presence,
 };
 use futures::{SinkExt, StreamExt};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use tokio::sync::{broadcast, mpsc};
 
 use super::limits::{self, Guard};
 use crate::engine::{CustomerView, Engine};
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// Demo sign-in for agents: name and password from the configuration, and signed session tokens.
-#[derive(Clone)]
-pub struct AgentAuth {
-    key: Vec<u8>,
-    by_name: HashMap<String, (AgentId, String)>,
-    /// Open console sockets per agent.
-    sockets: Arc<Mutex<HashMap<AgentId, usize>>>,
-}
-
-impl std::fmt::Debug for AgentAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentAuth")
-            .field("key", &"<redacted>")
-            .field("agents", &self.by_name.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl AgentAuth {
-    /// No agents yet; tokens are signed with `key`.
-    pub fn new(key: &[u8]) -> Self {
-        Self {
-            key: key.to_vec(),
-            by_name: HashMap::new(),
-            sockets: Arc::default(),
-        }
-    }
-
-    /// Lets the agent `id` sign in as `name` with `password`.
-    pub fn add(&mut self, id: AgentId, name: &str, password: &str) {
-        self.by_name
-            .insert(name.to_lowercase(), (id, password.to_owned()));
-    }
-
-    fn mac(&self, agent: AgentId) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(b"omnidesk-agent\0");
-        mac.update(agent.to_string().as_bytes());
-        mac
-    }
-
-    /// Checks a name and password; returns the agent and a session token.
-    pub fn login(&self, name: &str, password: &str) -> Option<(AgentId, String)> {
-        let (id, expected) = self.by_name.get(&name.trim().to_lowercase())?;
-        // Compare in constant time via the MAC of both.
-        let same = {
-            let mut a = HmacSha256::new_from_slice(&self.key).expect("any key");
-            a.update(password.as_bytes());
-            a.verify_slice(&{
-                let mut b = HmacSha256::new_from_slice(&self.key).expect("any key");
-                b.update(expected.as_bytes());
-                b.finalize().into_bytes()
-            })
-            .is_ok()
-        };
-        same.then(|| (*id, self.token(*id)))
-    }
-
-    /// A session token for `agent`.
-    pub fn token(&self, agent: AgentId) -> String {
-        format!(
-            "a1.{agent}.{}",
-            hex::encode(self.mac(agent).finalize().into_bytes())
-        )
-    }
-
-    /// The agent a token was issued to.
-    pub fn verify(&self, token: &str) -> Option<AgentId> {
-        let mut parts = token.splitn(3, '.');
-        let (Some("a1"), Some(id), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
-            return None;
-        };
-        let agent: AgentId = id.parse().ok()?;
-        let tag = hex::decode(tag).ok()?;
-        self.mac(agent).verify_slice(&tag).ok()?;
-        Some(agent)
-    }
-
-    fn connected(&self, agent: AgentId, delta: isize) -> usize {
-        metrics::gauge!("omnidesk_console_sockets").increment(delta as f64);
-        let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        let n = s.entry(agent).or_default();
-        *n = n.saturating_add_signed(delta);
-        let now = *n;
-        if now == 0 {
-            s.remove(&agent);
-        }
-        now
-    }
-}
+pub use super::auth::AgentAuth;
 
 #[derive(Debug, Clone)]
 struct ConsoleState {
     engine: Engine,
     auth: Arc<AgentAuth>,
-    guard: Arc<Guard>,
 }
 
 /// The console's page, script and style.
@@ -144,10 +54,16 @@ const PAGE: &str = include_str!("assets/agent.html");
 const SCRIPT: &str = include_str!("assets/agent.js");
 const STYLE: &str = include_str!("assets/agent.css");
 
-/// The console's routes: `/` (the page, its `console.js` and `console.css`), `/login` (limited
-/// per address and locked per name after repeated wrong passwords), `/ws` (only from the
-/// service's own pages or allowed origins).
-pub fn router(engine: Engine, auth: Arc<AgentAuth>, guard: Arc<Guard>) -> Router {
+/// The console's routes: `/` (the page, its `console.js` and `console.css`), `/login` (the
+/// API's `POST /api/v1/auth/login`, kept for older clients: limited per address and locked per
+/// name after repeated wrong passwords), `/ws` (a one-time ticket; only from the service's own
+/// pages or allowed origins).
+pub fn router(
+    engine: Engine,
+    auth: Arc<AgentAuth>,
+    guard: Arc<Guard>,
+    api: super::api::ApiState,
+) -> Router {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route(
@@ -160,10 +76,12 @@ pub fn router(engine: Engine, auth: Arc<AgentAuth>, guard: Arc<Guard>) -> Router
         )
         .route(
             "/login",
-            post(login).layer(axum::middleware::from_fn_with_state(
-                guard.clone(),
-                limits::limit_logins,
-            )),
+            post(super::api::login)
+                .with_state(api)
+                .layer(axum::middleware::from_fn_with_state(
+                    guard.clone(),
+                    limits::limit_logins,
+                )),
         )
         .route(
             "/ws",
@@ -172,11 +90,7 @@ pub fn router(engine: Engine, auth: Arc<AgentAuth>, guard: Arc<Guard>) -> Router
                 limits::check_origin,
             )),
         )
-        .with_state(ConsoleState {
-            engine,
-            auth,
-            guard,
-        })
+        .with_state(ConsoleState { engine, auth })
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -184,35 +98,8 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
-struct LoginRequest {
-    name: String,
-    password: String,
-}
-
-async fn login(State(s): State<ConsoleState>, Json(req): Json<LoginRequest>) -> Response {
-    if let Some(wait) = s.guard.locked(&req.name) {
-        return limits::too_many(wait, "too many wrong passwords for this name");
-    }
-    let outcome = s.auth.login(&req.name, &req.password);
-    s.guard.record_login(&req.name, outcome.is_some());
-    match outcome {
-        Some((id, token)) => {
-            let agent = s.engine.agent(id);
-            Json(serde_json::json!({"token": token, "agent": agent})).into_response()
-        }
-        None => (
-            StatusCode::UNAUTHORIZED,
-            Json(
-                serde_json::json!({"error": "unauthenticated", "reason": "wrong name or password"}),
-            ),
-        )
-            .into_response(),
-    }
-}
-
-#[derive(Debug, Deserialize)]
 struct WsQuery {
-    token: String,
+    ticket: String,
 }
 
 async fn upgrade(
@@ -220,15 +107,65 @@ async fn upgrade(
     Query(q): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let Some(agent) = s
-        .auth
-        .verify(&q.token)
-        .filter(|a| s.engine.agent(*a).is_some())
-    else {
-        return (StatusCode::UNAUTHORIZED, "invalid agent token").into_response();
+    let caller = match s.auth.redeem(&q.ticket).await {
+        Ok(Some(c)) if c.tenant() == s.engine.tenant() => {
+            super::api::ensure_agent(&s.engine, &c.account).await;
+            c
+        }
+        Ok(_) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "invalid or used ticket: ask POST /api/v1/auth/ws-ticket for another",
+            )
+                .into_response();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ticket check failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, "sign-in unavailable").into_response();
+        }
     };
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| console(s, agent, socket))
+        .on_upgrade(move |socket| session(s, caller, socket))
+}
+
+/// How often a live socket re-reads its session (expiry, and revocations by another process).
+const SESSION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs the console while the caller's session lives: a revocation or expiry drops the socket.
+async fn session(s: ConsoleState, caller: super::auth::Caller, socket: WebSocket) {
+    let agent = caller.id();
+    let mut revoked = s.auth.revocations();
+    s.auth.connected(agent, 1);
+    let auth = s.auth.clone();
+    let engine = s.engine.clone();
+    let ended = async {
+        let mut every = tokio::time::interval(SESSION_CHECK_EVERY);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                r = revoked.recv() => match r {
+                    Ok(r) if r.ends(&caller) => break,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                },
+                _ = every.tick() => {
+                    if matches!(auth.verify_hash(&caller.session).await, Ok(None)) {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!(%agent, "console session ended: socket closed");
+    };
+    tokio::select! {
+        () = console(s, agent, socket) => {}
+        () = ended => {}
+    }
+    if auth.connected(agent, -1) == 0
+        && let Err(e) = engine.set_presence(agent, Presence::Offline).await
+    {
+        tracing::warn!(error = %e, %agent, "sign-out failed");
+    }
 }
 
 /// A conversation with its customer and their tickets, as the console shows it.
@@ -470,7 +407,6 @@ async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
     // Subscribe before reading state so nothing that happens in between is missed.
     let mut events = engine.subscribe();
 
-    s.auth.connected(agent, 1);
     if let Err(e) = engine.sign_in(agent).await {
         tracing::warn!(error = %e, %agent, "sign-in failed");
     }
@@ -541,11 +477,6 @@ async fn console(s: ConsoleState, agent: AgentId, socket: WebSocket) {
         }
     }
 
-    if s.auth.connected(agent, -1) == 0
-        && let Err(e) = engine.set_presence(agent, Presence::Offline).await
-    {
-        tracing::warn!(error = %e, %agent, "sign-out failed");
-    }
     drop(tx);
     let _ = writer.await;
 }
@@ -768,26 +699,5 @@ fn error_frame(e: &crate::Error) -> ToAgent {
             crate::Error::Compliance { verdict } => Some(verdict.clone()),
             _ => None,
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn login_and_tokens() {
-        let mut auth = AgentAuth::new(b"0123456789abcdef");
-        let id = AgentId::new();
-        auth.add(id, "Alice", "pw");
-        assert!(auth.login("alice", "wrong").is_none());
-        assert!(auth.login("nobody", "pw").is_none());
-        let (who, token) = auth.login("Alice", "pw").unwrap();
-        assert_eq!(who, id);
-        assert_eq!(auth.verify(&token), Some(id));
-        let forged = auth.token(AgentId::new()).replace("a1.", "a1.x");
-        assert_eq!(auth.verify(&forged), None);
-        let other = AgentAuth::new(b"another key 12345");
-        assert_eq!(other.verify(&token), None);
     }
 }

@@ -5,9 +5,10 @@
 //! every table exports as CSV. It updates live: the page listens to a server-sent event stream
 //! that says when the figures moved (events on the engine's stream, flushed rollups, alerts).
 //!
-//! Access: an agent's session token (the console's sign-in, [`AgentAuth::verify`]) as
-//! `Authorization: Bearer ..` (or `?token=` for the event stream and downloads). Any signed-in
-//! agent may see it for now; supervisor roles come with the accounts and roles work.
+//! Access: a supervisor's or admin's session token (`POST /api/v1/auth/login`) as
+//! `Authorization: Bearer ..`, or a one-time ticket (`POST /api/v1/auth/ws-ticket`) as
+//! `?ticket=` for the event stream and downloads, which cannot send headers: the session token
+//! never goes in a URL.
 //!
 //! Routes (under `/dashboard`): `/` (the page), `/dashboard.js`, `/dashboard.css`, `/data` (every
 //! table as JSON), `/export/{table}.csv`, `/events` (text/event-stream: `refresh` and `alert`).
@@ -47,7 +48,7 @@ struct DashState {
 
 #[derive(Debug, Deserialize)]
 struct TokenQuery {
-    token: Option<String>,
+    ticket: Option<String>,
 }
 
 /// The dashboard's routes; event streams end when `closing` turns true (the service stops).
@@ -98,7 +99,7 @@ fn error(status: StatusCode, code: &str, reason: &str) -> Response {
 }
 
 /// The analytics, for a signed-in agent (bearer token or `?token=`); else the refusal.
-fn gate(
+async fn gate(
     s: &DashState,
     headers: &HeaderMap,
     query: &TokenQuery,
@@ -107,13 +108,26 @@ fn gate(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let token = bearer.or(query.token.as_deref());
-    let agent = token.and_then(|t| s.auth.verify(t));
-    if agent.and_then(|a| s.engine.agent(a)).is_none() {
+    let caller = match (bearer, query.ticket.as_deref()) {
+        (Some(t), _) => s.auth.verify(t).await,
+        (None, Some(t)) => s.auth.redeem(t).await,
+        (None, None) => Ok(None),
+    }
+    .ok()
+    .flatten()
+    .filter(|c| c.tenant() == s.engine.tenant());
+    let Some(caller) = caller else {
         return Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
-            "sign in as an agent to see the dashboard",
+            "sign in as a supervisor to see the dashboard",
+        )));
+    };
+    if !caller.is(super::accounts::Role::Supervisor) {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the dashboard is for supervisors and admins",
         )));
     }
     s.analytics.clone().ok_or_else(|| {
@@ -130,7 +144,7 @@ async fn data(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let a = match gate(&s, &headers, &q) {
+    let a = match gate(&s, &headers, &q).await {
         Ok(a) => a,
         Err(r) => return *r,
     };
@@ -158,7 +172,7 @@ async fn export(
     Query(q): Query<TokenQuery>,
     Path(file): Path<String>,
 ) -> Response {
-    let a = match gate(&s, &headers, &q) {
+    let a = match gate(&s, &headers, &q).await {
         Ok(a) => a,
         Err(r) => return *r,
     };
@@ -213,7 +227,7 @@ async fn events(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let a = match gate(&s, &headers, &q) {
+    let a = match gate(&s, &headers, &q).await {
         Ok(a) => a,
         Err(r) => return *r,
     };

@@ -464,21 +464,22 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 /// The signed-in agent of the service's tenant; else the refusal.
-fn gate(s: &KState, headers: &HeaderMap) -> ApiResult<Agent> {
+async fn gate(s: &KState, headers: &HeaderMap) -> ApiResult<Agent> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let agent = token
-        .and_then(|t| s.auth.verify(t))
-        .and_then(|a| s.engine.agent(a))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "sign in as an agent to manage the knowledge",
-            )
-        })?;
+    let caller = match token {
+        Some(t) => s.auth.verify(t).await.ok().flatten(),
+        None => None,
+    };
+    let agent = caller.and_then(|c| s.engine.agent(c.id())).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "sign in as an agent to manage the knowledge",
+        )
+    })?;
     if &agent.tenant != s.engine.tenant() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -757,7 +758,7 @@ async fn list(
     headers: HeaderMap,
     Query(search): Query<Search>,
 ) -> ApiResult {
-    gate(&s, &headers)?;
+    gate(&s, &headers).await?;
     let (k, revision) = s.kb.live.knowledge();
     let q = search.q.trim().to_lowercase();
     let hit = |e: &&FaqEntry| {
@@ -783,7 +784,7 @@ async fn one(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult {
-    gate(&s, &headers)?;
+    gate(&s, &headers).await?;
     let (k, revision) = s.kb.live.knowledge();
     let e = k
         .entries
@@ -827,7 +828,7 @@ async fn create(
     headers: HeaderMap,
     input: Result<Json<EntryInput>, JsonRejection>,
 ) -> ApiResult {
-    let agent = gate(&s, &headers)?;
+    let agent = gate(&s, &headers).await?;
     let input = body(input)?;
     let id = input.id.as_deref().unwrap_or_default().trim().to_owned();
     let kb = s.kb.clone();
@@ -872,7 +873,7 @@ async fn update(
     UrlPath(id): UrlPath<String>,
     input: Result<Json<EntryInput>, JsonRejection>,
 ) -> ApiResult {
-    let agent = gate(&s, &headers)?;
+    let agent = gate(&s, &headers).await?;
     let input = body(input)?;
     if input.id.as_deref().is_some_and(|i| i.trim() != id) {
         return Err(ApiError::invalid(
@@ -922,7 +923,7 @@ async fn remove(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult {
-    let agent = gate(&s, &headers)?;
+    let agent = gate(&s, &headers).await?;
     let kb = s.kb.clone();
     let entry_id = id.clone();
     blocking(move || {
@@ -962,7 +963,7 @@ async fn add_phrasings(
     UrlPath(id): UrlPath<String>,
     input: Result<Json<PhrasingsInput>, JsonRejection>,
 ) -> ApiResult {
-    let agent = gate(&s, &headers)?;
+    let agent = gate(&s, &headers).await?;
     let input = body(input)?;
     if input.texts.is_empty() {
         return Err(ApiError::invalid(Some("texts"), "no phrasing given"));
@@ -1023,7 +1024,7 @@ async fn remove_phrasing(
     UrlPath(id): UrlPath<String>,
     Query(q): Query<PhrasingQuery>,
 ) -> ApiResult {
-    let agent = gate(&s, &headers)?;
+    let agent = gate(&s, &headers).await?;
     let kb = s.kb.clone();
     let entry_id = id.clone();
     blocking(move || {
@@ -1066,7 +1067,7 @@ async fn out_of_scope(
     headers: HeaderMap,
     input: Result<Json<TextsInput>, JsonRejection>,
 ) -> ApiResult {
-    let agent = gate(&s, &headers)?;
+    let agent = gate(&s, &headers).await?;
     let input = body(input)?;
     if input.texts.is_empty() {
         return Err(ApiError::invalid(Some("texts"), "no question given"));
@@ -1138,12 +1139,12 @@ fn status_body(s: &KState) -> serde_json::Value {
 }
 
 async fn status(State(s): State<KState>, headers: HeaderMap) -> ApiResult {
-    gate(&s, &headers)?;
+    gate(&s, &headers).await?;
     Ok(Json(status_body(&s)).into_response())
 }
 
 async fn retrain(State(s): State<KState>, headers: HeaderMap) -> ApiResult {
-    let agent = gate(&s, &headers)?;
+    let agent = gate(&s, &headers).await?;
     let revision = s.kb.live.retrain();
     *s.kb.retrain.lock().unwrap_or_else(|e| e.into_inner()) = Some(RetrainRequest {
         at: Utc::now(),
@@ -1155,7 +1156,7 @@ async fn retrain(State(s): State<KState>, headers: HeaderMap) -> ApiResult {
 }
 
 async fn unanswered(State(s): State<KState>, headers: HeaderMap) -> ApiResult {
-    gate(&s, &headers)?;
+    gate(&s, &headers).await?;
     let log = s.kb.live.unanswered().clone();
     let tenant = s.engine.tenant().clone();
     let (total, mut clusters) = blocking(move || {
@@ -1188,7 +1189,7 @@ async fn dismiss(
     headers: HeaderMap,
     input: Result<Json<TextsInput>, JsonRejection>,
 ) -> ApiResult {
-    let agent = gate(&s, &headers)?;
+    let agent = gate(&s, &headers).await?;
     let input = body(input)?;
     let removed = forget_unanswered(&s, &input.texts);
     tracing::info!(agent = %agent.name, removed, "unanswered questions dismissed");

@@ -5,7 +5,9 @@
 //! Routes:
 //! - `GET /` — a demo shop page with the embedded chat widget
 //! - `/chat/*` — the web chat channel ([`cs_channels::webchat`])
-//! - `GET /agent` — the agent console; `POST /agent/login`, `GET /agent/ws` (see [`agent`])
+//! - `GET /agent` — the agent console; `GET /agent/ws` (see [`agent`])
+//! - `/api/v1/*` — the REST API with its OpenAPI document at `/api/v1/openapi.json` (see
+//!   [`api`]; accounts and sessions: [`accounts`], [`auth`])
 //! - `GET|POST /webhooks/{channel_id}` — every configured webhook channel (WeChat, WhatsApp,
 //!   Telegram, SMS, signed JSON webhook), see `cs_channels::router`
 //! - `GET /dashboard` — the supervisors' dashboard (see [`dashboard`]; agent sign-in)
@@ -16,7 +18,10 @@
 //!   JSON body (store, tickets, analytics, channels, ticker, event bus)
 //! - `GET /readyz` — readiness: `200` only when every check passes, else `503` with the reasons
 
+pub mod accounts;
 pub mod agent;
+pub mod api;
+pub mod auth;
 pub mod dashboard;
 #[cfg(feature = "email")]
 mod email;
@@ -140,6 +145,7 @@ async fn open_stores(
     Arc<dyn ConversationStore>,
     Arc<dyn TicketStore>,
     Arc<dyn RollupStore>,
+    Arc<dyn accounts::AccountStore>,
 )> {
     if let Some(url) = config.postgres_url() {
         #[cfg(feature = "postgres")]
@@ -151,7 +157,13 @@ async fn open_stores(
                 .build()
                 .await?;
             let rollups = crate::analytics::SqlRollupStore::postgres(store.pool().clone()).await?;
-            return Ok((Arc::new(store), Arc::new(tickets), Arc::new(rollups)));
+            let accounts = accounts::SqlAccountStore::new(store.pool().clone()).await?;
+            return Ok((
+                Arc::new(store),
+                Arc::new(tickets),
+                Arc::new(rollups),
+                Arc::new(accounts),
+            ));
         }
         #[cfg(not(feature = "postgres"))]
         {
@@ -177,7 +189,13 @@ async fn open_stores(
             .build()
             .await?;
     let rollups = crate::analytics::SqlRollupStore::sqlite(store.writer().clone()).await?;
-    Ok((Arc::new(store), Arc::new(tickets), Arc::new(rollups)))
+    let accounts = accounts::SqlAccountStore::new(store.writer().clone()).await?;
+    Ok((
+        Arc::new(store),
+        Arc::new(tickets),
+        Arc::new(rollups),
+        Arc::new(accounts),
+    ))
 }
 
 /// The desk over `tickets`: the SLA policy for countdowns, and the seeds' escalation chain
@@ -229,7 +247,7 @@ impl App {
         crate::analytics::prom::handle();
         let secret = config.secret_bytes()?;
         let sla = sla_policy(&config)?;
-        let (store, tickets, rollups) = open_stores(&config, sla.clone()).await?;
+        let (store, tickets, rollups, account_store) = open_stores(&config, sla.clone()).await?;
         let desk = Arc::new(ticket_desk(tickets, sla)?);
         let knowledge = demo_bot(&config, desk.clone())?;
         if let Err(e) = knowledge.load_unanswered(&config.tenant) {
@@ -263,15 +281,34 @@ impl App {
             builder = builder.with_channel(channel.clone());
             webhooks.push(channel);
         }
-        let mut auth = agent::AgentAuth::new(&secret);
+        let auth = auth::AgentAuth::new(account_store, config.auth.clone())?;
         let mut voice_targets = std::collections::HashMap::new();
+        if config.demo {
+            seed_demo(&auth, &config).await?;
+        } else if !config.agents.is_empty() {
+            return Err(Error::Config {
+                reason: "[[agents]] with passwords are demo accounts: set `demo = true`, or add \
+                         accounts with `cargo run --example server -- add-agent <tenant> <name> \
+                         --role agent|supervisor|admin`"
+                    .into(),
+            });
+        }
         for a in &config.agents {
-            let profile = a.to_agent(&config.tenant)?;
-            auth.add(profile.id, &a.name, &a.password);
             if let Some(target) = &a.voice {
-                voice_targets.insert(profile.id, target.clone());
+                voice_targets.insert(a.id(), target.clone());
             }
-            builder = builder.with_agent(profile);
+        }
+        let accounts = auth.store().accounts(&config.tenant).await?;
+        if accounts.is_empty() {
+            tracing::warn!(
+                tenant = %config.tenant,
+                "no accounts: nobody can sign in. Add one with `cargo run --example server -- \
+                 add-agent {} <name> --role admin` (password from stdin or OMNIDESK_PASSWORD)",
+                config.tenant
+            );
+        }
+        for a in &accounts {
+            builder = builder.with_agent(a.to_agent()?);
         }
         config.routing.validate().map_err(|e| Error::Config {
             reason: format!("routing: {e}"),
@@ -385,6 +422,11 @@ impl App {
         &self.webchat
     }
 
+    /// Agent accounts and sessions.
+    pub fn auth(&self) -> &Arc<agent::AgentAuth> {
+        &self.auth
+    }
+
     /// The settings it was built from.
     pub fn config(&self) -> &Config {
         &self.config
@@ -429,6 +471,12 @@ impl App {
             channels: self.channel_ids(),
             ticker: self.ticker.clone(),
         };
+        let api = api::ApiState::new(
+            self.engine.clone(),
+            self.auth.clone(),
+            self.guard.clone(),
+            self.settings(),
+        );
         let mut routes = Router::new();
         if let Some(kb) = &self.knowledge {
             routes = routes.nest(
@@ -465,8 +513,14 @@ impl App {
             .nest("/chat", chat)
             .nest(
                 "/agent",
-                agent::router(self.engine.clone(), self.auth.clone(), guard.clone()),
+                agent::router(
+                    self.engine.clone(),
+                    self.auth.clone(),
+                    guard.clone(),
+                    api.clone(),
+                ),
             )
+            .nest("/api/v1", api::router(api))
             .merge(webhooks)
             .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found").into_response() })
             .layer(
@@ -633,7 +687,100 @@ impl App {
     }
 }
 
+/// Opens the account store of the configured database, creating its tables (what
+/// `cargo run --example server -- add-agent` writes to).
+///
+/// # Errors
+/// Store errors; [`Error::Config`] for a PostgreSQL URL in a build without the `postgres`
+/// feature.
+pub async fn open_accounts(config: &Config) -> Result<Arc<dyn accounts::AccountStore>> {
+    if let Some(url) = config.postgres_url() {
+        #[cfg(feature = "postgres")]
+        {
+            let store = cs_core::store::PostgresStore::connect(url).await?;
+            return Ok(Arc::new(
+                accounts::SqlAccountStore::new(store.pool().clone()).await?,
+            ));
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            return Err(Error::Config {
+                reason: "database is a PostgreSQL URL but this build lacks the postgres feature"
+                    .into(),
+            });
+        }
+    }
+    let store = SqliteStoreBuilder::new(&config.database)
+        .with_group_commit(false)
+        .build()
+        .await?;
+    Ok(Arc::new(
+        accounts::SqlAccountStore::new(store.writer().clone()).await?,
+    ))
+}
+
+/// Seeds the demo accounts of the configuration (`demo = true`) that do not exist yet.
+async fn seed_demo(auth: &auth::AgentAuth, config: &Config) -> Result<()> {
+    for a in &config.agents {
+        if auth
+            .store()
+            .account_by_name(&config.tenant, &a.name)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let role = match a.role.as_deref() {
+            None => accounts::Role::Agent,
+            Some(r) => r.parse().map_err(|reason| Error::Config { reason })?,
+        };
+        let mut account = accounts::Account::new(config.tenant.clone(), a.name.clone(), role);
+        // The id the demo agent always had, so their conversations stay theirs.
+        account.id = a.id();
+        account.skills = a.skills.clone();
+        account.languages = a.languages.clone();
+        account.team = a.team.clone();
+        account.chat_capacity = a.chat_capacity;
+        auth.add(&account, &a.password).await?;
+        tracing::info!(name = %a.name, %role, "demo account seeded (demo configuration only)");
+    }
+    Ok(())
+}
+
 impl App {
+    /// What `GET /api/v1/settings` shows an admin: the desk's settings, no secrets.
+    fn settings(&self) -> serde_json::Value {
+        let c = &self.config;
+        serde_json::json!({
+            "tenant": c.tenant.as_str(),
+            "demo": c.demo,
+            "timezone": c.timezone,
+            "business_hours": c.business_hours,
+            "database_backend": if c.postgres_url().is_some() { "postgres" } else { "sqlite" },
+            "desk": {
+                "reception": c.desk.reception,
+                "reclaim_after_seconds": c.desk.reclaim_after.as_secs(),
+                "skill_teams": c.desk.skill_teams,
+            },
+            "auth": {
+                "idle_seconds": c.auth.idle.as_secs(),
+                "absolute_seconds": c.auth.absolute.as_secs(),
+                "ticket_seconds": c.auth.ticket.as_secs(),
+            },
+            "limits": {
+                "logins_per_minute": c.limits.logins_per_minute,
+                "login_failures": c.limits.login_failures,
+                "lockout_seconds": c.limits.lockout_seconds,
+                "messages_per_minute": c.limits.messages_per_minute,
+                "max_body_bytes": c.limits.max_body_bytes,
+                "allowed_origins": c.limits.allowed_origins,
+            },
+            "channels": self.channel_ids(),
+            "analytics": self.analytics.is_some(),
+        })
+    }
+
     /// The ids of the channels the service receives on.
     fn channel_ids(&self) -> Vec<String> {
         let mut ids = vec![self.webchat.info().id.to_string()];

@@ -256,17 +256,47 @@ pub async fn customer(server: &Server, token: Option<&str>) -> (String, Client, 
     (token, c, hello)
 }
 
-/// An agent signed in to the console.
-pub async fn agent(server: &Server, name: &str, password: &str) -> (Client, Value) {
+/// A REST call with an optional bearer token: the status and the JSON body (`Null` if none).
+pub async fn api(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut headers = vec![("Content-Type", "application/json".to_owned())];
+    if let Some(t) = token {
+        headers.push(("Authorization", format!("Bearer {t}")));
+    }
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let (status, _, text) = http(addr, method, path, &headers, &body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Signs in through the API; the session token.
+pub async fn login(addr: SocketAddr, name: &str, password: &str) -> String {
     let (status, login) = post_json(
-        server.addr,
-        "/agent/login",
+        addr,
+        "/api/v1/auth/login",
         &json!({ "name": name, "password": password }),
     )
     .await;
     assert_eq!(status, 200, "login: {login}");
-    let token = login["token"].as_str().unwrap();
-    let mut c = Client::connect(&format!("ws://{}/agent/ws?token={token}", server.addr)).await;
+    login["token"].as_str().unwrap().to_owned()
+}
+
+/// A one-time ticket for the console socket.
+pub async fn ws_ticket(addr: SocketAddr, token: &str) -> String {
+    let (status, t) = api(addr, "POST", "/api/v1/auth/ws-ticket", Some(token), None).await;
+    assert_eq!(status, 200, "ticket: {t}");
+    t["ticket"].as_str().unwrap().to_owned()
+}
+
+/// An agent signed in to the console.
+pub async fn agent(server: &Server, name: &str, password: &str) -> (Client, Value) {
+    let token = login(server.addr, name, password).await;
+    let ticket = ws_ticket(server.addr, &token).await;
+    let mut c = Client::connect(&format!("ws://{}/agent/ws?ticket={ticket}", server.addr)).await;
     let welcome = c.next().await;
     assert_eq!(welcome["type"], "welcome");
     (c, welcome)

@@ -185,6 +185,7 @@ port = 0
 database = "{database}"
 secret = "{secret}"
 tenant = "{tenant}"
+demo = true
 
 [limits]
 messages_per_minute = 100000000

@@ -155,17 +155,41 @@
 
   function send(frame) { if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify(frame)); }
 
+  function signedOut() {
+    state.token = null; state.me = null; sessionStorage.removeItem("omnidesk.agent.token"); showLogin();
+  }
+
+  // The REST API: the session token goes in a header, never in a URL.
+  function api(method, path, body) {
+    var opts = { method: method, headers: { authorization: "Bearer " + state.token } };
+    if (body !== undefined) { opts.headers["content-type"] = "application/json"; opts.body = JSON.stringify(body); }
+    return fetch(path, opts).then(function (r) {
+      if (r.status === 204) return { ok: true, status: 204, body: {} };
+      return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; },
+        function () { return { ok: r.ok, status: r.status, body: {} }; });
+    });
+  }
+
+  // Each socket opens with a fresh one-time ticket; a session that ended signs the console out.
   function connect() {
+    if (!state.token) return;
+    api("POST", "/api/v1/auth/ws-ticket").then(function (r) {
+      if (r.status === 401) { signedOut(); return; }
+      if (!r.ok) { $("status").textContent = "○ offline"; setTimeout(connect, 3000); return; }
+      open(r.body.ticket);
+    }, function () { $("status").textContent = "○ offline"; setTimeout(connect, 3000); });
+  }
+
+  function open(ticket) {
     var url = new URL("/agent/ws", location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("token", state.token);
+    url.searchParams.set("ticket", ticket);
     var ws = new WebSocket(url.href);
     state.ws = ws;
     ws.onopen = function () { $("status").textContent = "● online"; };
-    ws.onclose = function (ev) {
+    ws.onclose = function () {
       $("status").textContent = "○ offline";
-      if (ev.code === 1006 && !state.me) { sessionStorage.removeItem("omnidesk.agent.token"); showLogin(); return; }
-      setTimeout(connect, 1500);
+      if (state.ws === ws && state.token) setTimeout(connect, 1500);
     };
     ws.onmessage = function (ev) {
       var f = JSON.parse(ev.data);
@@ -225,9 +249,16 @@
   function showLogin() { $("login").style.display = "flex"; $("desk").style.display = "none"; }
   function showDesk() { $("login").style.display = "none"; $("desk").style.display = "flex"; connect(); }
 
+  $("signout").addEventListener("click", function () {
+    var ws = state.ws; state.ws = null;
+    api("POST", "/api/v1/auth/logout").then(function () {}, function () {});
+    if (ws) ws.close();
+    signedOut();
+  });
+
   $("login").addEventListener("submit", function (ev) {
     ev.preventDefault();
-    fetch("/agent/login", { method: "POST", headers: { "content-type": "application/json" },
+    fetch("/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: $("name").value, password: $("password").value }) })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (r) {

@@ -381,12 +381,27 @@
     while (bar.children.length > 3) bar.removeChild(bar.lastChild);
   }
 
+  // The event stream cannot send headers: it opens with a one-time ticket (the session token
+  // never goes in a URL), and a new ticket whenever the browser gives up reconnecting.
   function listen() {
     if (state.es) state.es.close();
-    var es = new EventSource("/dashboard/events?token=" + encodeURIComponent(state.token));
+    fetch("/api/v1/auth/ws-ticket", { method: "POST", headers: { authorization: "Bearer " + state.token } })
+      .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; }); })
+      .then(function (r) {
+        if (r.status === 401) { signOut(); return; }
+        if (!r.ok) { setLive("off"); setTimeout(listen, 3000); return; }
+        open(r.body.ticket);
+      }, function () { setLive("off"); setTimeout(listen, 3000); });
+  }
+
+  function open(ticket) {
+    var es = new EventSource("/dashboard/events?ticket=" + encodeURIComponent(ticket));
     state.es = es;
     es.onopen = function () { setLive("on"); };
-    es.onerror = function () { setLive("off"); };
+    es.onerror = function () {
+      setLive("off");
+      if (es.readyState === 2 && state.es === es) setTimeout(listen, 2000);
+    };
     es.addEventListener("refresh", function () { setLive("on"); load(); });
     es.addEventListener("alert", function (e) { try { showAlert(JSON.parse(e.data)); } catch (x) {} });
   }
@@ -412,7 +427,7 @@
   $("#login").addEventListener("submit", function (ev) {
     ev.preventDefault();
     $("#login-error").textContent = "";
-    fetch("/agent/login", { method: "POST", headers: { "content-type": "application/json" },
+    fetch("/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: $("#name").value, password: $("#password").value }) })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (r) {

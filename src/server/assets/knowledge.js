@@ -493,7 +493,7 @@
   $("#login").addEventListener("submit", function (ev) {
     ev.preventDefault();
     $("#login-error").textContent = "";
-    fetch("/agent/login", { method: "POST", headers: { "content-type": "application/json" },
+    fetch("/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: $("#name").value, password: $("#password").value }) })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (r) {
