@@ -64,6 +64,9 @@ pub(crate) struct Options {
     pub(crate) max_time: Duration,
     /// After sending, wait (up to `drain`) until the consoles hold this many conversations.
     pub(crate) expect_assigned: Option<usize>,
+    /// Several nodes of one desk: visitors are spread over these (round robin) instead of
+    /// `addr`; agents sign in at `addr`.
+    pub(crate) visitor_addrs: Vec<SocketAddr>,
 }
 
 impl Options {
@@ -85,6 +88,16 @@ impl Options {
             resolve_at_end: true,
             max_time: Duration::from_secs(600),
             expect_assigned: None,
+            visitor_addrs: Vec::new(),
+        }
+    }
+
+    /// Where visitors connect: `visitor_addrs`, or `addr`.
+    fn visitor_targets(&self) -> Vec<SocketAddr> {
+        if self.visitor_addrs.is_empty() {
+            vec![self.addr]
+        } else {
+            self.visitor_addrs.clone()
         }
     }
 
@@ -133,6 +146,12 @@ struct Live {
     bot: AtomicU64,
     errors: AtomicU64,
     agent_frames: AtomicU64,
+    /// When each customer message was sent (by client id), while agents are measured.
+    sent_at: Mutex<HashMap<String, Instant>>,
+    /// Customer sends -> an agent's console receives, in microseconds (first console only).
+    agent_latencies_us: Mutex<Vec<u32>>,
+    /// Whether agent consoles are connected (only then are send times kept).
+    measure_agents: std::sync::atomic::AtomicBool,
 }
 
 /// A minimal HTTP/1.1 client on one keep-alive connection (JSON bodies with a length).
@@ -279,7 +298,7 @@ pub(crate) async fn connect_visitor(
 /// Connects `n` visitors, `concurrency` at a time; failures are returned as errors. Gives up
 /// on the rest after 50 failures in a row or at `deadline`.
 pub(crate) async fn connect_visitors(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     n: usize,
     concurrency: usize,
     deadline: Instant,
@@ -288,11 +307,14 @@ pub(crate) async fn connect_visitors(
     let next = Arc::new(AtomicU64::new(0));
     let failing = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
+    let addrs: Arc<[SocketAddr]> = addrs.into();
     for _ in 0..workers {
         let next = next.clone();
         let failing = failing.clone();
+        let addrs = addrs.clone();
         tasks.push(tokio::spawn(async move {
-            let mut http = Http::new(addr);
+            // One kept HTTP connection per node; visitor `i` goes to node `i % nodes`.
+            let mut https: Vec<Http> = addrs.iter().map(|a| Http::new(*a)).collect();
             let mut out = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -303,7 +325,8 @@ pub(crate) async fn connect_visitors(
                     out.push((i, Err("not tried: connecting was given up".to_owned())));
                     continue;
                 }
-                let r = connect_visitor(&mut http, addr, None).await;
+                let node = i % addrs.len();
+                let r = connect_visitor(&mut https[node], addrs[node], None).await;
                 if r.is_ok() {
                     failing.store(0, Ordering::Relaxed);
                 } else {
@@ -443,6 +466,12 @@ async fn run_visitor(i: usize, ws: Ws, plan: Arc<Plan>, live: Arc<Live>) -> Visi
                 break;
             }
             let at = Instant::now();
+            if live.measure_agents.load(Ordering::Relaxed) {
+                live.sent_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(client_id.clone(), at);
+            }
             pending.insert(client_id, at);
             last_send = at;
             seq += 1;
@@ -632,6 +661,20 @@ async fn run_agent(
                         (m["id"].as_str(), v["conversation_id"].as_str())
                 {
                     live.agent_frames.fetch_add(1, Ordering::Relaxed);
+                    // The first console to receive it measures the message's way to an agent.
+                    if let Some(client_id) = m["provider_message_id"].as_str()
+                        && let Some(sent) = live
+                            .sent_at
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(client_id)
+                    {
+                        let us = sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                        live.agent_latencies_us
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(us);
+                    }
                     s.conversation_of.insert(mid.to_owned(), conv.to_owned());
                     s.frames += 1;
                     s.live.insert(mid.to_owned());
@@ -668,6 +711,8 @@ async fn run_agent(
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Report {
     pub(crate) visitors: usize,
+    /// Nodes the visitors were spread over.
+    pub(crate) nodes: usize,
     pub(crate) connected: usize,
     pub(crate) agents: usize,
     pub(crate) mode: &'static str,
@@ -689,6 +734,10 @@ pub(crate) struct Report {
     pub(crate) agent_missing: u64,
     /// Live console frames for customer messages (each console of an agent gets its own).
     pub(crate) agent_frames: u64,
+    /// A customer message's way to an agent's console (sent -> first console frame), median.
+    pub(crate) agent_p50_ms: f64,
+    /// The same, 99th percentile.
+    pub(crate) agent_p99_ms: f64,
     /// Frames a console received twice for the same message.
     pub(crate) agent_duplicate_frames: u64,
     pub(crate) assigned_conversations: usize,
@@ -785,6 +834,8 @@ pub(crate) async fn run(o: &Options) -> Result<Report, String> {
     let seen = Arc::new(Mutex::new(AgentSeen::default()));
     let (stop, stopped) = watch::channel(false);
     let mut agent_tasks = Vec::new();
+    live.measure_agents
+        .store(!o.agents.is_empty(), Ordering::Relaxed);
     for (name, password) in &o.agents {
         let (ws, welcome) = connect_agent(o.addr, name, password).await?;
         agent_tasks.push(tokio::spawn(run_agent(
@@ -799,7 +850,7 @@ pub(crate) async fn run(o: &Options) -> Result<Report, String> {
 
     let t = Instant::now();
     let conns = connect_visitors(
-        o.addr,
+        &o.visitor_targets(),
         o.visitors,
         o.connect_concurrency,
         Instant::now() + o.max_time,
@@ -950,6 +1001,13 @@ pub(crate) async fn run(o: &Options) -> Result<Report, String> {
         .flat_map(|o| o.latencies_us.iter().copied())
         .collect();
     latencies.sort_unstable();
+    let mut agent_latencies = std::mem::take(
+        &mut *live
+            .agent_latencies_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    agent_latencies.sort_unstable();
     let mut error_codes = connect_errors;
     for out in &outcomes {
         for (k, v) in &out.errors {
@@ -965,6 +1023,7 @@ pub(crate) async fn run(o: &Options) -> Result<Report, String> {
     let bot_replies = sum(|o| o.bot_replies);
     Ok(Report {
         visitors: o.visitors,
+        nodes: o.visitor_targets().len(),
         connected: outcomes.len(),
         agents: o.agents.len(),
         mode: if o.rate.is_some() { "open" } else { "closed" },
@@ -983,6 +1042,8 @@ pub(crate) async fn run(o: &Options) -> Result<Report, String> {
         agent_delivered,
         agent_missing: agent_expected - agent_delivered,
         agent_frames: seen.frames,
+        agent_p50_ms: percentile(&agent_latencies, 0.50),
+        agent_p99_ms: percentile(&agent_latencies, 0.99),
         agent_duplicate_frames: seen.duplicate_frames,
         assigned_conversations: seen.assigned.len(),
         unacked: sum(|o| o.unacked),
@@ -1055,7 +1116,7 @@ pub(crate) async fn idle(o: &Options, n: usize) -> Result<IdleReport, String> {
     let rss = || o.server_pid.and_then(rss_mb);
     let before = rss();
     let t = Instant::now();
-    let conns = connect_visitors(o.addr, n, o.connect_concurrency, t + o.max_time).await;
+    let conns = connect_visitors(&[o.addr], n, o.connect_concurrency, t + o.max_time).await;
     let connect_s = round3(t.elapsed().as_secs_f64());
     let mut held = Vec::new();
     let mut failed = 0;

@@ -13,7 +13,11 @@
 //! ```
 //!
 //! Flags:
-//! - `--url URL` the service (default `http://127.0.0.1:8080`); only loopback targets
+//! - `--url URL` the service (default `http://127.0.0.1:8080`); only loopback targets. Several
+//!   nodes of one desk: `--url URL1,URL2,...` spreads the visitors over them (round robin), and
+//!   agents sign in at the first or at `--agent-url URL`; the JSON line's `nodes` says how many
+//!   took visitors, `agent_p50_ms`/`agent_p99_ms` how long a customer message took to reach an
+//!   agent's console (wherever both are)
 //! - `--visitors N` (default 10), `--messages-per-visitor K` and/or `--duration SECONDS`
 //!   (default 100 messages each when neither is given)
 //! - `--rate R` offered messages a second over all visitors (open loop); without it each visitor
@@ -51,6 +55,7 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut url = "http://127.0.0.1:8080".to_owned();
+    let mut agent_url: Option<String> = None;
     let mut visitors = 10;
     let mut agents = 0usize;
     let mut names = vec!["alice".to_owned(), "bob".to_owned()];
@@ -69,6 +74,7 @@ fn parse() -> Result<Args, String> {
         };
         match a.as_str() {
             "--url" => url = value()?,
+            "--agent-url" => agent_url = Some(value()?),
             "--visitors" => visitors = num(value()?)? as usize,
             "--agents" => agents = num(value()?)? as usize,
             "--agent-names" => names = list(value()?),
@@ -91,7 +97,17 @@ fn parse() -> Result<Args, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    o.addr = driver::loopback_addr(&url)?;
+    let nodes = url
+        .split(',')
+        .map(|u| driver::loopback_addr(u.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    o.addr = match &agent_url {
+        Some(u) => driver::loopback_addr(u)?,
+        None => nodes[0],
+    };
+    if nodes.len() > 1 || agent_url.is_some() {
+        o.visitor_addrs = nodes;
+    }
     o.visitors = visitors;
     let passwords = passwords.unwrap_or_else(|| names.iter().map(|n| n.to_lowercase()).collect());
     if names.is_empty() || names.len() != passwords.len() {
