@@ -3,7 +3,8 @@
 //!
 //! Precedence: defaults < file (`OMNIDESK_CONFIG`, else `omnidesk.toml` if it exists) <
 //! environment (`OMNIDESK_BIND`, `OMNIDESK_PORT`, `OMNIDESK_DATABASE`, `OMNIDESK_FAQ`,
-//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`).
+//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`, `OMNIDESK_NATS`,
+//! `OMNIDESK_NODE`).
 //!
 //! ```toml
 //! bind = "127.0.0.1"
@@ -13,6 +14,9 @@
 //! #                                 # loss the last commits) or "full" (nothing, one disk flush
 //! #                                 # per commit); see SECURITY.md
 //! # node_id = "desk-1"              # this process's outbox claims (default: host name:port)
+//! # nats = "nats://127.0.0.1:4222"  # several nodes on one PostgreSQL desk: events, routing
+//! #                                 # commands, the router lease and presence go over NATS
+//! #                                 # JetStream (feature `nats`; default: one process)
 //! faq = "my-faq.txt"                # knowledge file; the bundled bilingual FAQ if absent
 //!                                   # (edits at /agent/knowledge are saved back to it)
 //! # secret = "..."                  # signs visitor and agent tokens; generated and kept
@@ -210,6 +214,13 @@ pub struct Config {
     /// Keep it stable across restarts and distinct between processes running at the same time
     /// on one database.
     pub node_id: Option<String>,
+    /// NATS server URL (`nats = "nats://host:4222"`, or `OMNIDESK_NATS`; feature `nats`): this
+    /// process is one node of several sharing a PostgreSQL desk. Every event goes over
+    /// JetStream to every node's consoles and web-chat sockets, one node at a time runs the
+    /// tenant's router (the others send it commands), and agent presence lives in a key-value
+    /// bucket. Each node needs its own `node_id` (`OMNIDESK_NODE`; default the host name and
+    /// the process id). Default none: one process, nothing crosses processes.
+    pub nats: Option<String>,
     /// FAQ knowledge file (default: the bundled bilingual e-commerce FAQ). Edits made at
     /// `/agent/knowledge` are saved back to it (its first version kept as `<faq>.orig`, the
     /// trained model as `<faq>.model`); without it they go to `<database>.knowledge.txt`.
@@ -408,6 +419,7 @@ impl std::fmt::Debug for Config {
             .field("durability", &self.durability)
             .field("group_commit", &self.group_commit)
             .field("node_id", &self.node_id)
+            .field("nats", &self.nats.as_ref().map(|u| redact_url(u)))
             .field("faq", &self.faq)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("tenant", &self.tenant)
@@ -424,6 +436,20 @@ impl std::fmt::Debug for Config {
 
 /// The demo's routing: direct assignment, and overflow rings so no conversation waits for ever
 /// for a skill nobody online has.
+/// A URL with its password (if any) replaced by `***`, for logs.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 fn demo_routing() -> cs_routing::RoutingPolicy {
     use cs_routing::{OverflowRing, Relax};
     use std::time::Duration;
@@ -480,6 +506,7 @@ impl Default for Config {
             durability: Durability::Normal,
             group_commit: true,
             node_id: None,
+            nats: None,
             faq: None,
             secret: None,
             tenant: TenantId::default(),
@@ -614,6 +641,12 @@ impl Config {
         if let Some(v) = get("OMNIDESK_SECRET") {
             self.secret = Some(v);
         }
+        if let Some(v) = get("OMNIDESK_NATS").filter(|v| !v.is_empty()) {
+            self.nats = Some(v);
+        }
+        if let Some(v) = get("OMNIDESK_NODE").filter(|v| !v.is_empty()) {
+            self.node_id = Some(v);
+        }
         if let Some(v) = get("OMNIDESK_TENANT") {
             self.tenant = TenantId::new(v).map_err(|e| Error::Config {
                 reason: format!("OMNIDESK_TENANT: {e}"),
@@ -642,7 +675,8 @@ impl Config {
         Ok((start, end))
     }
 
-    /// This process's node id: `node_id`, or the host name and the port.
+    /// This process's node id: `node_id`, else the host name and the port (with `nats`: the
+    /// host name and the process id, so nodes on one host differ).
     pub fn node(&self) -> String {
         self.node_id.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME")
@@ -651,8 +685,17 @@ impl Config {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".into());
-            format!("{host}:{}", self.port)
+            if self.nats.is_some() {
+                format!("{host}-{}", std::process::id())
+            } else {
+                format!("{host}:{}", self.port)
+            }
         })
+    }
+
+    /// The NATS URL, when this process is one node of several.
+    pub fn nats_url(&self) -> Option<&str> {
+        self.nats.as_deref().filter(|u| !u.is_empty())
     }
 
     /// The PostgreSQL URL, when `database` is one.

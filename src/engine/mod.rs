@@ -58,9 +58,11 @@ mod agents;
 mod bot;
 mod builder;
 mod cache;
+mod cluster;
 mod compliance;
 mod identity;
 mod inbound;
+mod locks;
 mod outbox;
 mod reading;
 mod recovery;
@@ -71,6 +73,10 @@ mod voice;
 
 use agents::AgentEntry;
 pub use builder::{BusinessHours, DeskSettings, EngineBuilder};
+pub use cluster::{Cluster, RouterFactory};
+#[cfg(feature = "postgres")]
+pub use locks::PostgresLocks;
+pub use locks::{DeskLocks, LockGuard, LockKey};
 pub use outbox::OutboxPolicy;
 use routing::{Entry, Pace, Routed};
 pub use routing::{Offer, Reception};
@@ -113,6 +119,10 @@ struct Inner {
     compliance: crate::compliance::TenantRules,
     /// This process's node id: the owner of its outbox claims.
     node: Option<String>,
+    /// Locks across the processes sharing the store, when there are several.
+    desk_locks: Option<Arc<dyn DeskLocks>>,
+    /// This node's part in a desk of several nodes.
+    cluster: Option<cluster::Node>,
 }
 
 /// A customer as an agent sees them: profile, identities and whole history.
@@ -182,18 +192,12 @@ impl Engine {
     pub(super) fn emit(&self, kind: DomainEvent) {
         let event = Event::new(self.inner.tenant.clone(), self.inner.clock.now(), kind);
         tracing::debug!(event = ?event.kind, "event");
-        // No subscribers is fine.
-        let _ = self.inner.events.send(event);
+        self.dispatch_event(event);
     }
 
-    /// Takes the lock that serialises work on one customer's messages (FIFO).
-    pub(super) async fn lock_customer(&self, customer: cs_core::CustomerId) -> OwnedMutexGuard<()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        customer.hash(&mut h);
-        self.inner.locks[(h.finish() as usize) % LOCK_STRIPES]
-            .clone()
-            .lock_owned()
-            .await
+    /// The router (on a node of several, the tenant's router wherever it runs).
+    pub(super) fn router(&self) -> &Arc<dyn Router> {
+        &self.inner.router
     }
 
     /// Re-reads and changes a conversation, retrying when another writer got there first
