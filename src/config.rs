@@ -4,7 +4,7 @@
 //! Precedence: defaults < file (`OMNIDESK_CONFIG`, else `omnidesk.toml` if it exists) <
 //! environment (`OMNIDESK_BIND`, `OMNIDESK_PORT`, `OMNIDESK_DATABASE`, `OMNIDESK_FAQ`,
 //! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`, `OMNIDESK_NATS`,
-//! `OMNIDESK_NODE`).
+//! `OMNIDESK_NATS_PREFIX`, `OMNIDESK_NODE`).
 //!
 //! ```toml
 //! bind = "127.0.0.1"
@@ -221,6 +221,10 @@ pub struct Config {
     /// bucket. Each node needs its own `node_id` (`OMNIDESK_NODE`; default the host name and
     /// the process id). Default none: one process, nothing crosses processes.
     pub nats: Option<String>,
+    /// The names of the desk's NATS streams and buckets start with it (default `omnidesk`;
+    /// `OMNIDESK_NATS_PREFIX`): desks, or test runs, with different prefixes share one NATS
+    /// server without meeting.
+    pub nats_prefix: String,
     /// FAQ knowledge file (default: the bundled bilingual e-commerce FAQ). Edits made at
     /// `/agent/knowledge` are saved back to it (its first version kept as `<faq>.orig`, the
     /// trained model as `<faq>.model`); without it they go to `<database>.knowledge.txt`.
@@ -420,6 +424,7 @@ impl std::fmt::Debug for Config {
             .field("group_commit", &self.group_commit)
             .field("node_id", &self.node_id)
             .field("nats", &self.nats.as_ref().map(|u| redact_url(u)))
+            .field("nats_prefix", &self.nats_prefix)
             .field("faq", &self.faq)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("tenant", &self.tenant)
@@ -507,6 +512,7 @@ impl Default for Config {
             group_commit: true,
             node_id: None,
             nats: None,
+            nats_prefix: "omnidesk".into(),
             faq: None,
             secret: None,
             tenant: TenantId::default(),
@@ -643,6 +649,9 @@ impl Config {
         }
         if let Some(v) = get("OMNIDESK_NATS").filter(|v| !v.is_empty()) {
             self.nats = Some(v);
+        }
+        if let Some(v) = get("OMNIDESK_NATS_PREFIX").filter(|v| !v.is_empty()) {
+            self.nats_prefix = v;
         }
         if let Some(v) = get("OMNIDESK_NODE").filter(|v| !v.is_empty()) {
             self.node_id = Some(v);

@@ -105,6 +105,8 @@ login_failures = 1000
             .iter()
             .map(|name| {
                 let (config, nats, name) = (config.to_owned(), nats.to_owned(), name.to_string());
+                // The run's own streams and buckets (the node names start with the run's id).
+                let prefix = format!("omnidesk-test-{}", &name[..name.len() - 2]);
                 std::thread::spawn(move || {
                     let p = ServerProcess::start_with_env(
                         &config,
@@ -112,6 +114,7 @@ login_failures = 1000
                         &[
                             ("OMNIDESK_NATS", nats.as_str()),
                             ("OMNIDESK_NODE", name.as_str()),
+                            ("OMNIDESK_NATS_PREFIX", prefix.as_str()),
                             ("RUST_LOG", "info"),
                         ],
                     );

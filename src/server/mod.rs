@@ -616,6 +616,8 @@ impl App {
         .await
         .map_err(|e| Error::Other(Box::new(e)));
         ticker.abort();
+        // One node of several: the router lease goes to another node at once.
+        self.engine.leave().await;
         self.ticker.store(0, std::sync::atomic::Ordering::Relaxed);
         drop(running);
         if let Some(keeper) = keeper {

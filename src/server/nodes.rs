@@ -151,14 +151,35 @@ pub async fn join(config: &crate::Config) -> crate::Result<Option<crate::engine:
     connect(url, config).await.map(Some)
 }
 
+/// How long the router lease lasts without renewal: a dead owner's router moves after it.
+pub const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long an agent's presence lasts without refresh: the agents of a dead node are signed out
+/// after it.
+pub const PRESENCE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[cfg(feature = "nats")]
 async fn connect(url: &str, config: &crate::Config) -> crate::Result<crate::engine::Cluster> {
-    let _ = config;
-    Err(crate::Error::Config {
-        reason: format!(
-            "nats = {:?}: the JetStream bus is not in this build yet",
-            url.split('@').next_back().unwrap_or_default()
-        ),
+    use cs_core::bus::nats::NatsBusBuilder;
+    let nats = NatsBusBuilder::new(url)
+        .with_prefix(config.nats_prefix.clone())
+        .build()
+        .await?;
+    let leases = nats.leases(LEASE_TTL).await?;
+    let presence = nats.presence(PRESENCE_TTL).await?;
+    let node = crate::engine::Cluster::node_name(&config.node());
+    tracing::info!(%node, prefix = %config.nats_prefix, "one node of several, over NATS JetStream");
+    Ok(crate::engine::Cluster {
+        node,
+        bus: Arc::new(nats.clone()),
+        commands: Arc::new(nats),
+        leases: Arc::new(leases),
+        presence: Arc::new(presence),
+        // Filled in by the caller from the routing policy.
+        router: Arc::new(|| {
+            Arc::new(cs_routing::Shared::new(cs_routing::SkillRouter::new(
+                cs_routing::RoutingPolicy::default(),
+            ))) as Arc<dyn cs_routing::Router>
+        }),
     })
 }
 
