@@ -98,9 +98,16 @@ login_failures = 1000
         }
     }
 
-    /// Starts the three nodes at once (a debug build trains its bot at start-up: in parallel
-    /// that takes one start's time).
+    /// Starts the first node, then the others at once (a debug build trains its bot at
+    /// start-up: in parallel that takes one start's time; the first one alone creates the
+    /// schema, as concurrent first migrations of the analytics tables collide).
     fn start_nodes(config: &std::path::Path, nats: &str, names: &[&str]) -> Vec<Node> {
+        let mut first = start_parallel(config, nats, &names[..1]);
+        first.extend(start_parallel(config, nats, &names[1..]));
+        first
+    }
+
+    fn start_parallel(config: &std::path::Path, nats: &str, names: &[&str]) -> Vec<Node> {
         let handles: Vec<_> = names
             .iter()
             .map(|name| {
@@ -332,17 +339,27 @@ login_failures = 1000
             &mut second_frames,
         )
         .await;
-        read_until(
-            &mut agent,
+        let assigned = tokio::time::timeout(
             Duration::from_secs(30),
-            &mut agent_frames,
-            |f| {
-                (f["type"] == "assigned"
-                    && f["conversation"]["conversation"]["id"] != conversation.as_str())
-                .then_some(())
-            },
-        )
-        .await;
+            read_until(
+                &mut agent,
+                Duration::from_secs(60),
+                &mut agent_frames,
+                |f| {
+                    (f["type"] == "assigned"
+                        && f["conversation"]["conversation"]["id"] != conversation.as_str())
+                    .then_some(())
+                },
+            ),
+        );
+        if assigned.await.is_err() {
+            for n in &nodes {
+                if let Some(p) = &n.process {
+                    eprintln!("--- log of {}:\n{}", n.name, p.log().join("\n"));
+                }
+            }
+            panic!("no assignment after the failover");
+        }
         let next_assignment = killed_at.elapsed();
         eprintln!(
             "FAILOVER kill -> lease moved {} ms -> next assignment {} ms",
