@@ -522,7 +522,9 @@ login_failures = 1000
                 tokio::spawn(async move {
                     let (_, mut c, _) = session(addr, None).await;
                     let mut seen = Vec::new();
-                    say(&mut c, "h", "I want to talk to a human please", &mut seen).await;
+                    // Client ids are the desk's provider ids: unique per message.
+                    let id = format!("h{i}");
+                    say(&mut c, &id, "I want to talk to a human please", &mut seen).await;
                     // Keep the socket open until the end.
                     c
                 })
@@ -543,7 +545,7 @@ login_failures = 1000
             customer: None,
             limit: 1000,
         };
-        let deadline = Instant::now() + Duration::from_secs(180);
+        let deadline = Instant::now() + Duration::from_secs(120);
         let mut peak = 0;
         loop {
             let assigned = store
@@ -568,9 +570,16 @@ login_failures = 1000
             if done == CONVERSATIONS {
                 break;
             }
+            if Instant::now() >= deadline {
+                for n in &nodes {
+                    if let Some(p) = &n.process {
+                        eprintln!("--- log of {}:\n{}", n.name, p.log().join("\n"));
+                    }
+                }
+            }
             assert!(
                 Instant::now() < deadline,
-                "only {done} of {CONVERSATIONS} conversations went through within 180 s ({} assigned now)",
+                "only {done} of {CONVERSATIONS} conversations went through within 120 s ({} assigned now)",
                 assigned.len()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -4,8 +4,8 @@
 //!
 //! In one process the engine's own striped mutexes are enough ([`Engine`] always takes them);
 //! [`DeskLocks`] adds the cross-process part. [`PostgresLocks`] (feature `postgres`) takes
-//! PostgreSQL session advisory locks on a pool of its own, so a node that dies mid-turn releases
-//! its locks with its connections.
+//! PostgreSQL session advisory locks on a connection of its own, so a node that dies mid-turn
+//! releases its locks with its connection.
 
 use super::*;
 
@@ -65,34 +65,89 @@ pub trait DeskLocks: Send + Sync + std::fmt::Debug + 'static {
     async fn lock(&self, tenant: &TenantId, key: LockKey) -> cs_core::Result<LockGuard>;
 }
 
-/// [`DeskLocks`] over PostgreSQL session advisory locks (`pg_advisory_lock(class, key)`), on a
-/// pool of their own (a lock is held on its connection for as long as the guard lives; the
-/// store's pool is never starved by locks).
+/// [`DeskLocks`] over PostgreSQL session advisory locks (`pg_try_advisory_lock(class, key)`),
+/// all held by one connection of their own: a session holds any number of advisory locks, so
+/// thousands of customers' locks cost one connection, not one each (the store's pool is never
+/// touched). A lock another node holds is tried again after a short, growing pause (5 to
+/// 50 ms). When the connection breaks, every lock it held is released by the server; the next
+/// lock reconnects.
 #[cfg(feature = "postgres")]
 #[derive(Debug, Clone)]
 pub struct PostgresLocks {
-    pool: sqlx::PgPool,
+    inner: Arc<PgLockSession>,
+}
+
+#[cfg(feature = "postgres")]
+#[derive(Debug)]
+struct PgLockSession {
+    options: sqlx::postgres::PgConnectOptions,
+    conn: Mutex<Option<sqlx::PgConnection>>,
 }
 
 #[cfg(feature = "postgres")]
 impl PostgresLocks {
-    /// Connects a pool of up to `connections` (each held lock uses one).
+    /// Connects the locks' connection.
     ///
     /// # Errors
     /// [`cs_core::Error::InvalidInput`] for a malformed URL; [`cs_core::Error::Unavailable`]
     /// when the server cannot be reached.
-    pub async fn connect(url: &str, connections: u32) -> cs_core::Result<Self> {
-        let pool = cs_core::sql::postgres::connect(
-            &cs_core::sql::postgres::PgConfig::new(url).with_max_connections(connections),
-        )
-        .await?;
-        Ok(Self { pool })
+    pub async fn connect(url: &str) -> cs_core::Result<Self> {
+        let options: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|e| cs_core::Error::invalid(format!("postgres url: {e}")))?;
+        let session = PgLockSession {
+            options,
+            conn: Mutex::new(None),
+        };
+        session.run(0, 0, "SELECT true").await?;
+        Ok(Self {
+            inner: Arc::new(session),
+        })
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl PgLockSession {
+    /// Runs one lock statement on the session (connecting first when needed); its boolean.
+    async fn run(&self, class: i32, key: i32, sql: &str) -> cs_core::Result<bool> {
+        use sqlx::{Connection, Row};
+        let unavailable = |e: sqlx::Error| cs_core::Error::Unavailable {
+            reason: format!("advisory lock: {e}"),
+        };
+        let mut conn = self.conn.lock().await;
+        if conn.is_none() {
+            *conn = Some(
+                sqlx::PgConnection::connect_with(&self.options)
+                    .await
+                    .map_err(unavailable)?,
+            );
+        }
+        let Some(c) = conn.as_mut() else {
+            return Err(cs_core::Error::Unavailable {
+                reason: "advisory lock: no connection".into(),
+            });
+        };
+        let query = sqlx::query(sql);
+        let query = if sql.contains("$1") {
+            query.bind(class).bind(key)
+        } else {
+            query
+        };
+        match query.fetch_one(&mut *c).await {
+            Ok(row) => Ok(row.try_get::<bool, _>(0).unwrap_or(true)),
+            Err(e) => {
+                // A broken session released its locks; the next call starts a new one.
+                tracing::warn!(error = %e, "advisory lock session lost");
+                *conn = None;
+                Err(unavailable(e))
+            }
+        }
     }
 }
 
 #[cfg(feature = "postgres")]
 struct PgHeld {
-    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    session: Arc<PgLockSession>,
     class: i32,
     key: i32,
 }
@@ -100,26 +155,16 @@ struct PgHeld {
 #[cfg(feature = "postgres")]
 impl Drop for PgHeld {
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
-            return;
-        };
-        let (class, key) = (self.class, self.key);
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(async move {
-                    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-                        .bind(class)
-                        .bind(key)
-                        .execute(&mut *conn)
-                        .await;
-                    if unlocked.is_err() {
-                        // Never hand a connection that may still hold the lock back to the pool.
-                        let _ = conn.close().await;
-                    }
-                });
-            }
-            // No runtime to unlock on: closing the connection releases the lock.
-            Err(_) => drop(conn.detach()),
+        let (session, class, key) = (self.session.clone(), self.class, self.key);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = session
+                    .run(class, key, "SELECT pg_advisory_unlock($1, $2)")
+                    .await
+                {
+                    tracing::warn!(error = %e, "advisory lock not released (its session ended)");
+                }
+            });
         }
     }
 }
@@ -128,22 +173,23 @@ impl Drop for PgHeld {
 #[async_trait]
 impl DeskLocks for PostgresLocks {
     async fn lock(&self, tenant: &TenantId, key: LockKey) -> cs_core::Result<LockGuard> {
-        let unavailable = |e: sqlx::Error| cs_core::Error::Unavailable {
-            reason: format!("advisory lock: {e}"),
-        };
-        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
         let (class, key) = (key.class(), key.key(tenant));
-        sqlx::query("SELECT pg_advisory_lock($1, $2)")
-            .bind(class)
-            .bind(key)
-            .execute(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(LockGuard::new(PgHeld {
-            conn: Some(conn),
-            class,
-            key,
-        }))
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            if self
+                .inner
+                .run(class, key, "SELECT pg_try_advisory_lock($1, $2)")
+                .await?
+            {
+                return Ok(LockGuard::new(PgHeld {
+                    session: self.inner.clone(),
+                    class,
+                    key,
+                }));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
     }
 }
 

@@ -116,9 +116,7 @@ pub fn deliver_to_sockets(engine: Engine, chat: Arc<WebChat>) -> tokio::task::Jo
 pub async fn desk_locks(url: &str) -> crate::Result<Arc<dyn crate::engine::DeskLocks>> {
     #[cfg(feature = "postgres")]
     {
-        Ok(Arc::new(
-            crate::engine::PostgresLocks::connect(url, 32).await?,
-        ))
+        Ok(Arc::new(crate::engine::PostgresLocks::connect(url).await?))
     }
     #[cfg(not(feature = "postgres"))]
     {
