@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{
     Acker, Acquired, Command, CommandQueue, CommandSubscription, Delivery, EventBus,
     EventSubscription, Lease, LeaseRecord, LeaseStore, PresenceEntry, PresenceStore,
-    SubscribeOptions, Subscription, check_lease_name, check_name, event_key,
+    SubscribeOptions, Subscription, check_lease_name, check_name, check_queue_name, event_key,
 };
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -332,7 +332,7 @@ impl InProcessBus {
 #[async_trait]
 impl CommandQueue for InProcessBus {
     async fn send(&self, queue: &str, command: &Command) -> Result<u64> {
-        check_name("queue name", queue)?;
+        check_queue_name(queue)?;
         let mut s = lock(&self.state);
         s.next_seq += 1;
         let seq = s.next_seq;
@@ -356,7 +356,7 @@ impl CommandQueue for InProcessBus {
         queue: &str,
         options: &SubscribeOptions,
     ) -> Result<CommandSubscription> {
-        check_name("queue name", queue)?;
+        check_queue_name(queue)?;
         options.check()?;
         let q = self.queue(queue);
         q.configure(options);
@@ -410,22 +410,28 @@ impl LeaseStore for InProcessLeases {
         let now = Instant::now();
         let mut guard = lock(&self.state);
         let s = &mut *guard;
-        if let Some(slot) = s.slots.get(name)
+        let next = s.revision + 1;
+        if let Some(slot) = s.slots.get_mut(name)
             && slot.expires > now
         {
-            return Ok(if slot.holder == holder {
-                Acquired::Held(Lease {
-                    name: name.to_owned(),
-                    holder: holder.to_owned(),
-                    revision: slot.revision,
-                    epoch: slot.epoch,
-                })
-            } else {
-                Acquired::HeldBy {
+            if slot.holder != holder {
+                return Ok(Acquired::HeldBy {
                     holder: slot.holder.clone(),
                     epoch: slot.epoch,
-                }
-            });
+                });
+            }
+            // Asked again by its holder: renewed.
+            slot.revision = next;
+            slot.expires = now + self.ttl;
+            let lease = Lease {
+                name: name.to_owned(),
+                holder: holder.to_owned(),
+                revision: next,
+                epoch: slot.epoch,
+                valid_until: slot.expires,
+            };
+            s.revision = next;
+            return Ok(Acquired::Held(lease));
         }
         s.revision += 1;
         let revision = s.revision;
@@ -443,6 +449,7 @@ impl LeaseStore for InProcessLeases {
             holder: holder.to_owned(),
             revision,
             epoch: revision,
+            valid_until: now + self.ttl,
         }))
     }
 
@@ -462,6 +469,7 @@ impl LeaseStore for InProcessLeases {
                 s.revision = next;
                 Ok(Lease {
                     revision: next,
+                    valid_until: slot.expires,
                     ..lease.clone()
                 })
             }

@@ -101,6 +101,26 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Checks a queue name: 1 to [`MAX_NAME_LEN`] characters of `A-Z a-z 0-9 - _ .`
+/// (`router.{tenant}` fits for tenants of up to 57 characters).
+///
+/// # Errors
+/// [`Error::InvalidInput`] otherwise.
+pub fn check_queue_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid queue name {name:?}: use 1-{MAX_NAME_LEN} of [A-Za-z0-9._-]"
+        )))
+    }
+}
+
 /// Checks a lease name: 1 to 128 characters of `A-Z a-z 0-9 - _ .` (`router.{tenant}` fits).
 ///
 /// # Errors
@@ -294,6 +314,12 @@ pub trait EventBus: Send + Sync + Debug + 'static {
     /// one was subscribed under that name. Several subscriptions of one name share its
     /// deliveries (each delivery goes to one of them).
     ///
+    /// Order: one subscription receives the events of a key in publish order; a redelivery
+    /// comes back in its place in the in-process bus and after the deliveries already handed out
+    /// on JetStream, so with more than one delivery in flight a consumer that needs strict order
+    /// across redeliveries compares [`Delivery::sequence`] or sets
+    /// [`SubscribeOptions::max_in_flight`] to 1.
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad name or options (see [`check_name`]);
     /// [`Error::Unavailable`] when the backend is out of reach.
@@ -333,7 +359,8 @@ impl Command {
 /// Named work-queues: each command goes to one consumer.
 #[async_trait]
 pub trait CommandQueue: Send + Sync + Debug + 'static {
-    /// Sends `command` on `queue` and returns its sequence once it is stored. A command sent
+    /// Sends `command` on `queue` (see [`check_queue_name`]) and returns its sequence once it is
+    /// stored. A command sent
     /// before anyone consumes the queue waits for the first consumer.
     ///
     /// # Errors
@@ -363,6 +390,17 @@ pub struct Lease {
     /// The revision at which this holder acquired it: the same across renewals and greater than
     /// any earlier holder's, so decisions stamped with it can be fenced.
     pub epoch: u64,
+    /// Until when, by this process's monotonic clock, the holder may act on it: the instant the
+    /// last acquire or renew was sent plus the TTL (the store expires it a little later). A holder
+    /// whose renewals fail (e.g. [`Error::Unavailable`]) stops acting at this instant.
+    pub valid_until: tokio::time::Instant,
+}
+
+impl Lease {
+    /// Whether [`Lease::valid_until`] is still ahead.
+    pub fn is_valid(&self) -> bool {
+        tokio::time::Instant::now() < self.valid_until
+    }
 }
 
 /// The answer to [`LeaseStore::acquire`].
@@ -405,7 +443,7 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     fn ttl(&self) -> Duration;
 
     /// Takes the lease `name` for `holder` if it is free (never taken, released, or not renewed
-    /// for the TTL). Asking again while holding it returns the lease held (same epoch): holder
+    /// for the TTL). Asking again while holding it renews it (same epoch, a new revision): holder
     /// names must be unique per process.
     ///
     /// # Errors

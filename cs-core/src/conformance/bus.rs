@@ -40,6 +40,7 @@ pub async fn run(
     unacked_events_are_redelivered_to_the_next_subscriber(bus, ack_wait).await;
     redeliveries_keep_their_sequence_for_idempotence(bus, ack_wait).await;
     nak_redelivers_at_once(bus, ack_wait).await;
+    a_deleted_subscription_says_so(bus, ack_wait).await;
     bad_bus_input_is_refused(bus, queue).await;
     work_queue_delivers_each_command_to_one_consumer(queue, ack_wait).await;
     commands_wait_for_a_consumer_and_queues_are_separate(queue, ack_wait).await;
@@ -279,7 +280,8 @@ pub async fn durable_subscriptions_keep_events_while_away(bus: &dyn EventBus, ac
         .await
         .expect("publish");
     let mut sub = bus
-        .subscribe(&durable, &options(ack_wait))
+        // Coming back with other options (an update of the durable) keeps what it had.
+        .subscribe(&durable, &options(ack_wait * 2).with_max_in_flight(10))
         .await
         .expect("subscribe again");
     let d = recv(&mut sub, &t, "kept while away").await;
@@ -401,9 +403,28 @@ pub async fn nak_redelivers_at_once(bus: &dyn EventBus, ack_wait: Duration) {
     delete(bus, &durable).await;
 }
 
+/// A subscription whose durable is deleted under it ends with [`Error::NotFound`] instead of
+/// waiting for ever.
+pub async fn a_deleted_subscription_says_so(bus: &dyn EventBus, ack_wait: Duration) {
+    let durable = unique_name("gone");
+    let mut sub = bus
+        .subscribe(&durable, &options(ack_wait))
+        .await
+        .expect("subscribe");
+    delete(bus, &durable).await;
+    loop {
+        match timeout(PATIENCE, sub.next()).await {
+            Err(_) => panic!("a deleted subscription still waits after {PATIENCE:?}"),
+            Ok(Err(Error::NotFound { .. })) => break,
+            Ok(Err(Error::Unavailable { .. })) => continue,
+            Ok(other) => panic!("a deleted subscription: {other:?}"),
+        }
+    }
+}
+
 /// Bad names and options are typed errors, not panics.
 pub async fn bad_bus_input_is_refused(bus: &dyn EventBus, queue: &dyn CommandQueue) {
-    for bad in ["", "a.b", "a b", "*", ">", &"x".repeat(65)] {
+    for bad in ["", "a.b", "a b", "*", ">", "a=b", &"x".repeat(65)] {
         assert!(
             matches!(
                 bus.subscribe(bad, &SubscribeOptions::default()).await,
@@ -411,6 +432,8 @@ pub async fn bad_bus_input_is_refused(bus: &dyn EventBus, queue: &dyn CommandQue
             ),
             "durable name {bad:?} is refused"
         );
+    }
+    for bad in ["", "a b", "*", ">", "a=b", "a/b", &"x".repeat(65)] {
         assert!(
             matches!(
                 queue
@@ -438,7 +461,7 @@ pub async fn work_queue_delivers_each_command_to_one_consumer(
     queue: &dyn CommandQueue,
     ack_wait: Duration,
 ) {
-    let name = unique_name("q");
+    let name = format!("router.{}", unique_name("q"));
     let mut a = queue
         .consume(&name, &options(ack_wait))
         .await
@@ -492,7 +515,8 @@ pub async fn commands_wait_for_a_consumer_and_queues_are_separate(
     queue: &dyn CommandQueue,
     ack_wait: Duration,
 ) {
-    let (q1, q2) = (unique_name("q1"), unique_name("q2"));
+    // Names with dots (a tenant's router queue) are fine, and stay distinct from similar ones.
+    let (q1, q2) = (format!("r.{}", unique_name("q")), unique_name("r"));
     for n in 0..3 {
         queue
             .send(&q1, &Command::new("k", serde_json::json!(n)))
@@ -583,12 +607,13 @@ pub async fn lease_is_exclusive(leases: &dyn LeaseStore) {
     let again = leases
         .acquire(&name, &lease.holder)
         .await
-        .expect("acquire again");
-    assert_eq!(
-        again.held().map(|l| l.epoch),
-        Some(lease.epoch),
-        "the holder asking again keeps its epoch"
-    );
+        .expect("acquire again")
+        .held()
+        .expect("the holder asking again holds it");
+    assert_eq!(again.epoch, lease.epoch, "and keeps its epoch");
+    assert!(again.revision > lease.revision, "renewed");
+    assert!(again.is_valid() && again.valid_until >= lease.valid_until);
+    let lease = &again;
     let record = leases.holder(&name).await.expect("holder").expect("held");
     assert_eq!(
         (record.holder, record.epoch),
@@ -615,8 +640,10 @@ pub async fn lease_renew_refuses_a_stale_revision(leases: &dyn LeaseStore) {
         .expect("acquire")
         .held()
         .expect("free");
+    assert!(first.is_valid(), "valid for the TTL");
     let renewed = leases.renew(&first).await.expect("renew");
     assert!(renewed.revision > first.revision, "a new revision");
+    assert!(renewed.valid_until >= first.valid_until, "valid longer");
     assert_eq!(renewed.epoch, first.epoch, "the same epoch");
     assert!(
         matches!(leases.renew(&first).await, Err(Error::Conflict { .. })),
@@ -663,6 +690,7 @@ pub async fn lease_expires_after_its_ttl(leases: &dyn LeaseStore) {
     );
     // Then the holder stops renewing.
     sleep(ttl + ttl / 2).await;
+    assert!(!a.is_valid(), "the holder knows it may no longer act on it");
     assert!(
         leases.holder(&name).await.expect("holder").is_none(),
         "nobody holds an expired lease"

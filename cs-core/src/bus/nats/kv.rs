@@ -114,24 +114,31 @@ impl LeaseStore for NatsLeases {
         check_lease_name(name)?;
         check_name("lease holder", holder)?;
         let key = escape(name);
+        let sent = tokio::time::Instant::now();
         // A few rounds: a write can lose to another node's, or the entry can expire under us.
         for _ in 0..8 {
             let entry = self.entry(&key).await?;
             if let Some(e) = &entry
                 && let Some(record) = Self::record(e)
             {
-                return Ok(if record.holder == holder {
-                    Acquired::Held(Lease {
+                if record.holder == holder {
+                    // Asked again by its holder: renewed, so it is valid for a whole TTL.
+                    let lease = Lease {
                         name: name.to_owned(),
                         holder: holder.to_owned(),
                         revision: e.revision,
                         epoch: record.epoch,
-                    })
-                } else {
-                    Acquired::HeldBy {
-                        holder: record.holder,
-                        epoch: record.epoch,
+                        valid_until: sent,
+                    };
+                    match self.renew(&lease).await {
+                        Ok(lease) => return Ok(Acquired::Held(lease)),
+                        Err(Error::Conflict { .. }) => continue,
+                        Err(e) => return Err(e),
                     }
+                }
+                return Ok(Acquired::HeldBy {
+                    holder: record.holder,
+                    epoch: record.epoch,
                 });
             }
             // Free: never taken (0), expired (0), or released (the deletion's revision).
@@ -147,6 +154,7 @@ impl LeaseStore for NatsLeases {
                         holder: holder.to_owned(),
                         revision,
                         epoch: revision,
+                        valid_until: sent + self.ttl,
                     }));
                 }
                 Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
@@ -159,6 +167,7 @@ impl LeaseStore for NatsLeases {
     }
 
     async fn renew(&self, lease: &Lease) -> Result<Lease> {
+        let sent = tokio::time::Instant::now();
         if self.current(lease).await?.is_none() {
             return Err(Self::lost(lease));
         }
@@ -173,6 +182,7 @@ impl LeaseStore for NatsLeases {
         {
             Ok(revision) => Ok(Lease {
                 revision,
+                valid_until: sent + self.ttl,
                 ..lease.clone()
             }),
             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Err(Self::lost(lease)),

@@ -17,12 +17,12 @@
 //!
 //! NATS 2.9 has no per-key TTL: every key of a bucket lives for the bucket's `max_age`, so each
 //! TTL is one bucket, fixed when it is created; a node asking for another TTL gets
-//! [`Error::InvalidInput`](crate::Error::InvalidInput).
+//! [`Error::InvalidInput`].
 //!
 //! The client reconnects by itself (forever, with backoff). A subscription re-issues its pull
 //! requests after a reconnect and goes on; while the server is away, [`Subscription::next`]
-//! returns [`Error::Unavailable`](crate::Error::Unavailable) on missed heartbeats (call it again to
-//! go on waiting), and [`Error::NotFound`](crate::Error::NotFound) when its consumer is gone.
+//! returns [`Error::Unavailable`] on missed heartbeats (call it again to
+//! go on waiting), and [`Error::NotFound`] when its consumer is gone.
 //!
 //! [`Subscription::next`]: super::Subscription::next
 //!
@@ -238,6 +238,11 @@ impl NatsBus {
     /// The client (e.g. to watch its connection state).
     pub fn client(&self) -> &async_nats::Client {
         &self.client
+    }
+
+    /// The JetStream context (e.g. to inspect streams and consumers).
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
     }
 
     /// The prefix of every name.

@@ -14,15 +14,15 @@ use futures::StreamExt;
 use super::{NatsBus, escape, map_err};
 use crate::bus::{
     Acker, Command, CommandQueue, CommandSubscription, Delivery, EventBus, EventSubscription,
-    SubscribeOptions, Subscription, check_name, event_key,
+    SubscribeOptions, Subscription, check_name, check_queue_name, event_key,
 };
 use crate::error::{Error, Result};
 use crate::event::Event;
 
 /// The header carrying a delivery's ordering key.
 const KEY_HEADER: &str = "Cs-Key";
-/// Idle heartbeat of the pull requests: a missing server shows within twice this.
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Idle heartbeat of the pull requests: a missing server or consumer shows within twice this.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long one pull request waits for messages before it is renewed.
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
 
@@ -149,12 +149,12 @@ fn decode_command(payload: &Bytes, key: &str) -> Result<Command> {
 #[async_trait]
 impl CommandQueue for NatsBus {
     async fn send(&self, queue: &str, command: &Command) -> Result<u64> {
-        check_name("queue name", queue)?;
+        check_queue_name(queue)?;
         let payload = serde_json::to_vec(&command.body).map_err(|e| Error::Backend {
             backend: super::BACKEND,
             source: Box::new(e),
         })?;
-        let subject = format!("{}.commands.{queue}", self.prefix);
+        let subject = format!("{}.commands.{}", self.prefix, queue_token(queue));
         self.publish_on(subject, &command.key, None, payload.into())
             .await
     }
@@ -164,12 +164,13 @@ impl CommandQueue for NatsBus {
         queue: &str,
         options: &SubscribeOptions,
     ) -> Result<CommandSubscription> {
-        check_name("queue name", queue)?;
+        check_queue_name(queue)?;
         options.check()?;
+        let token = queue_token(queue);
         let config = pull::Config {
-            durable_name: Some(queue.to_owned()),
+            durable_name: Some(token.clone()),
             description: Some("omnidesk command queue".into()),
-            filter_subject: format!("{}.commands.{queue}", self.prefix),
+            filter_subject: format!("{}.commands.{token}", self.prefix),
             deliver_policy: DeliverPolicy::All,
             ack_policy: AckPolicy::Explicit,
             ack_wait: options.ack_wait,
@@ -179,6 +180,12 @@ impl CommandQueue for NatsBus {
         self.open(&self.commands, config, decode_command, options)
             .await
     }
+}
+
+/// A queue's name as one subject token and consumer name: `.` becomes `=` (which queue names do
+/// not have, so the mapping is one to one).
+fn queue_token(queue: &str) -> String {
+    queue.replace('.', "=")
 }
 
 /// A durable pull consumer read as a [`Subscription`].
@@ -259,9 +266,20 @@ impl<T: Send + 'static> Subscription<T> for NatsSubscription<T> {
                         self.messages = None;
                         Error::not_found("subscription", &self.name)
                     }
-                    pull::MessagesErrorKind::MissingHeartbeat => Error::Unavailable {
-                        reason: format!("NATS: missed heartbeats on {}", self.name),
-                    },
+                    // Silence: the server is away, or the consumer was deleted (2.9 does not
+                    // tell pull requests so).
+                    pull::MessagesErrorKind::MissingHeartbeat => {
+                        use async_nats::jetstream::context::ConsumerInfoErrorKind;
+                        match self.stream.consumer_info(&self.name).await {
+                            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
+                                self.messages = None;
+                                Error::not_found("subscription", &self.name)
+                            }
+                            _ => Error::Unavailable {
+                                reason: format!("NATS: missed heartbeats on {}", self.name),
+                            },
+                        }
+                    }
                     _ => map_err(&self.client, "pull", e),
                 });
             }
