@@ -643,9 +643,18 @@ async fn lease_loop(engine: std::sync::Weak<Inner>) {
                         c.abort();
                     }
                 }
-                Err(err) => {
+                Err(err) if lease.is_valid() => {
                     tracing::warn!(error = %err, "router lease not renewed; trying again");
                     held = Some(lease);
+                }
+                Err(err) => {
+                    // Past the lease's validity another node may own the router: stop here.
+                    tracing::error!(error = %err, node = %node.cluster.node, "router lease expired unrenewed; routing stops here");
+                    node.router.owner.store(false, Ordering::SeqCst);
+                    node.router.reset();
+                    if let Some(c) = consumer.take() {
+                        c.abort();
+                    }
                 }
             },
             None => match leases.acquire(&name, &node.cluster.node).await {
