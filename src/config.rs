@@ -799,6 +799,32 @@ mod tests {
     }
 
     #[test]
+    fn nats_and_the_node_come_from_the_file_or_the_environment() {
+        let c = Config::default();
+        assert_eq!(c.nats_url(), None, "one process by default");
+        assert!(c.node().ends_with(":8080"));
+        let mut c = Config::from_toml("nats = \"nats://desk:pw@10.0.0.5:4222\"\n").unwrap();
+        assert_eq!(c.nats_url(), Some("nats://desk:pw@10.0.0.5:4222"));
+        assert!(
+            c.node().ends_with(&format!("-{}", std::process::id())),
+            "several nodes on one host differ by default: {}",
+            c.node()
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(":pw@"), "{shown}");
+        c.apply_env(|k| match k {
+            "OMNIDESK_NATS" => Some("nats://127.0.0.1:4222".into()),
+            "OMNIDESK_NODE" => Some("desk-b".into()),
+            "OMNIDESK_NATS_PREFIX" => Some("shop2".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.nats_url(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(c.node(), "desk-b");
+        assert_eq!(c.nats_prefix, "shop2");
+    }
+
+    #[test]
     fn durability_and_node_id_come_from_the_file() {
         let c = Config::default();
         assert_eq!(c.durability, Durability::Normal, "NORMAL unless asked");
