@@ -3,8 +3,9 @@
 //!
 //! Precedence: defaults < file (`OMNIDESK_CONFIG`, else `omnidesk.toml` if it exists) <
 //! environment (`OMNIDESK_BIND`, `OMNIDESK_PORT`, `OMNIDESK_DATABASE`, `OMNIDESK_FAQ`,
-//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`). Without a file the defaults
-//! are the demo configuration (`demo = true`, with the demo accounts Alice and Bob).
+//! `OMNIDESK_SECRET`, `OMNIDESK_TENANT`, `OMNIDESK_GROUP_COMMIT`, `OMNIDESK_NATS`,
+//! `OMNIDESK_NATS_PREFIX`, `OMNIDESK_NODE`). Without a file the defaults are the demo
+//! configuration (`demo = true`, with the demo accounts Alice and Bob).
 //!
 //! ```toml
 //! bind = "127.0.0.1"
@@ -14,6 +15,9 @@
 //! #                                 # loss the last commits) or "full" (nothing, one disk flush
 //! #                                 # per commit); see SECURITY.md
 //! # node_id = "desk-1"              # this process's outbox claims (default: host name:port)
+//! # nats = "nats://127.0.0.1:4222"  # several nodes on one PostgreSQL desk: events, routing
+//! #                                 # commands, the router lease and presence go over NATS
+//! #                                 # JetStream (feature `nats`; default: one process)
 //! faq = "my-faq.txt"                # knowledge file; the bundled bilingual FAQ if absent
 //!                                   # (edits at /agent/knowledge are saved back to it)
 //! # secret = "..."                  # signs visitor tokens (not agent sessions); generated and kept
@@ -230,6 +234,17 @@ pub struct Config {
     /// Keep it stable across restarts and distinct between processes running at the same time
     /// on one database.
     pub node_id: Option<String>,
+    /// NATS server URL (`nats = "nats://host:4222"`, or `OMNIDESK_NATS`; feature `nats`): this
+    /// process is one node of several sharing a PostgreSQL desk. Every event goes over
+    /// JetStream to every node's consoles and web-chat sockets, one node at a time runs the
+    /// tenant's router (the others send it commands), and agent presence lives in a key-value
+    /// bucket. Each node needs its own `node_id` (`OMNIDESK_NODE`; default the host name and
+    /// the process id). Default none: one process, nothing crosses processes.
+    pub nats: Option<String>,
+    /// The names of the desk's NATS streams and buckets start with it (default `omnidesk`;
+    /// `OMNIDESK_NATS_PREFIX`): desks, or test runs, with different prefixes share one NATS
+    /// server without meeting.
+    pub nats_prefix: String,
     /// FAQ knowledge file (default: the bundled bilingual e-commerce FAQ). Edits made at
     /// `/agent/knowledge` are saved back to it (its first version kept as `<faq>.orig`, the
     /// trained model as `<faq>.model`); without it they go to `<database>.knowledge.txt`.
@@ -440,6 +455,8 @@ impl std::fmt::Debug for Config {
             .field("durability", &self.durability)
             .field("group_commit", &self.group_commit)
             .field("node_id", &self.node_id)
+            .field("nats", &self.nats.as_ref().map(|u| redact_url(u)))
+            .field("nats_prefix", &self.nats_prefix)
             .field("faq", &self.faq)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("tenant", &self.tenant)
@@ -456,6 +473,20 @@ impl std::fmt::Debug for Config {
 
 /// The demo's routing: direct assignment, and overflow rings so no conversation waits for ever
 /// for a skill nobody online has.
+/// A URL with its password (if any) replaced by `***`, for logs.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 fn demo_routing() -> cs_routing::RoutingPolicy {
     use cs_routing::{OverflowRing, Relax};
     use std::time::Duration;
@@ -544,6 +575,8 @@ impl Default for Config {
             durability: Durability::Normal,
             group_commit: true,
             node_id: None,
+            nats: None,
+            nats_prefix: "omnidesk".into(),
             faq: None,
             secret: None,
             tenant: TenantId::default(),
@@ -682,6 +715,15 @@ impl Config {
         if let Some(v) = get("OMNIDESK_SECRET") {
             self.secret = Some(v);
         }
+        if let Some(v) = get("OMNIDESK_NATS").filter(|v| !v.is_empty()) {
+            self.nats = Some(v);
+        }
+        if let Some(v) = get("OMNIDESK_NATS_PREFIX").filter(|v| !v.is_empty()) {
+            self.nats_prefix = v;
+        }
+        if let Some(v) = get("OMNIDESK_NODE").filter(|v| !v.is_empty()) {
+            self.node_id = Some(v);
+        }
         if let Some(v) = get("OMNIDESK_TENANT") {
             self.tenant = TenantId::new(v).map_err(|e| Error::Config {
                 reason: format!("OMNIDESK_TENANT: {e}"),
@@ -710,7 +752,8 @@ impl Config {
         Ok((start, end))
     }
 
-    /// This process's node id: `node_id`, or the host name and the port.
+    /// This process's node id: `node_id`, else the host name and the port (with `nats`: the
+    /// host name and the process id, so nodes on one host differ).
     pub fn node(&self) -> String {
         self.node_id.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME")
@@ -719,8 +762,17 @@ impl Config {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".into());
-            format!("{host}:{}", self.port)
+            if self.nats.is_some() {
+                format!("{host}-{}", std::process::id())
+            } else {
+                format!("{host}:{}", self.port)
+            }
         })
+    }
+
+    /// The NATS URL, when this process is one node of several.
+    pub fn nats_url(&self) -> Option<&str> {
+        self.nats.as_deref().filter(|u| !u.is_empty())
     }
 
     /// The PostgreSQL URL, when `database` is one.
@@ -812,6 +864,32 @@ mod tests {
         assert!(bad.agents[0].to_agent(&TenantId::default()).is_err());
         assert!(format!("{:?}", bad).contains("<redacted>"));
         assert!(!format!("{:?}", bad).contains("\"x\""));
+    }
+
+    #[test]
+    fn nats_and_the_node_come_from_the_file_or_the_environment() {
+        let c = Config::default();
+        assert_eq!(c.nats_url(), None, "one process by default");
+        assert!(c.node().ends_with(":8080"));
+        let mut c = Config::from_toml("nats = \"nats://desk:pw@10.0.0.5:4222\"\n").unwrap();
+        assert_eq!(c.nats_url(), Some("nats://desk:pw@10.0.0.5:4222"));
+        assert!(
+            c.node().ends_with(&format!("-{}", std::process::id())),
+            "several nodes on one host differ by default: {}",
+            c.node()
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(":pw@"), "{shown}");
+        c.apply_env(|k| match k {
+            "OMNIDESK_NATS" => Some("nats://127.0.0.1:4222".into()),
+            "OMNIDESK_NODE" => Some("desk-b".into()),
+            "OMNIDESK_NATS_PREFIX" => Some("shop2".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.nats_url(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(c.node(), "desk-b");
+        assert_eq!(c.nats_prefix, "shop2");
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Engine {
             };
             presence
         };
-        let decisions = self.inner.router.upsert_agent(agent).await?;
+        let decisions = self.router().upsert_agent(agent).await?;
         self.apply(decisions).await;
         Ok(())
     }
@@ -76,8 +76,10 @@ impl Engine {
             a.offline_since = (presence == Presence::Offline).then_some(now);
             a.profile.clone()
         };
+        // Several nodes: the presence store knows before the rest of the desk does.
+        self.share_presence(agent, presence).await;
         self.emit(DomainEvent::AgentPresenceChanged { agent, presence });
-        let decisions = self.inner.router.upsert_agent(profile).await?;
+        let decisions = self.router().upsert_agent(profile).await?;
         self.apply(decisions).await;
         Ok(())
     }
@@ -123,7 +125,7 @@ impl Engine {
         if self.agent(agent).is_none() {
             return Err(Error::UnknownAgent(agent.to_string()));
         }
-        let decisions = self.inner.router.pick(agent, conversation).await?;
+        let decisions = self.router().pick(agent, conversation).await?;
         self.apply(decisions).await;
         Ok(())
     }
@@ -131,6 +133,10 @@ impl Engine {
     /// Agents signed out for longer than the grace period lose their conversations to the
     /// queue, each keeping the time it first started waiting.
     pub(super) async fn requeue_absent_agents(&self) -> Result<()> {
+        if !self.routes_here() {
+            // The router's owner reclaims (every node sees who signed out).
+            return Ok(());
+        }
         let now = self.inner.clock.now();
         let grace = self.inner.settings.reclaim_after;
         let absent: Vec<AgentId> = {
@@ -177,7 +183,7 @@ impl Engine {
             from: conversation.state,
             to: ConversationState::Queued,
         });
-        match self.inner.router.release(agent, conversation.id).await {
+        match self.router().release(agent, conversation.id).await {
             Ok(decisions) => self.apply(decisions).await,
             Err(cs_routing::Error::Conflict { .. } | cs_routing::Error::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -269,7 +275,7 @@ impl Engine {
             to: ConversationState::Resolved,
         });
         self.notify(&resolved, Notice::Resolved, &[]).await?;
-        match self.inner.router.release(agent, conversation).await {
+        match self.router().release(agent, conversation).await {
             Ok(decisions) => self.apply(decisions).await,
             // The router may not know the task (assigned before a restart): nothing to free.
             Err(cs_routing::Error::Conflict { .. } | cs_routing::Error::NotFound { .. }) => {}

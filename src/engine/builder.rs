@@ -69,6 +69,8 @@ pub struct EngineBuilder {
     hot_cache: bool,
     compliance: crate::compliance::TenantRules,
     node: Option<String>,
+    desk_locks: Option<Arc<dyn DeskLocks>>,
+    cluster: Option<Cluster>,
 }
 
 impl Default for EngineBuilder {
@@ -95,6 +97,8 @@ impl EngineBuilder {
             hot_cache: true,
             compliance: crate::compliance::TenantRules::default(),
             node: None,
+            desk_locks: None,
+            cluster: None,
         }
     }
 
@@ -116,6 +120,25 @@ impl EngineBuilder {
     /// claims are anonymous and only their lease releases them.
     pub fn with_node_id(mut self, node: impl Into<String>) -> Self {
         self.node = Some(node.into());
+        self
+    }
+
+    /// Locks across the processes that share the store (default none: one process). With them
+    /// one customer's messages are handled in order whichever process receives them, and an
+    /// assignment counts the agent's conversations and takes one more under the agent's lock,
+    /// so two routers can never push an agent past capacity ([`PostgresLocks`] with PostgreSQL).
+    pub fn with_desk_locks(mut self, locks: Arc<dyn DeskLocks>) -> Self {
+        self.desk_locks = Some(locks);
+        self
+    }
+
+    /// Shares the desk with other nodes (default: one node): events go over the cluster's bus to
+    /// every node's subscribers, the tenant's router runs on the node holding its lease (the
+    /// others send it commands), presence is kept in the presence store. The cluster's router
+    /// factory replaces [`EngineBuilder::with_router`]. Give the engine [`DeskLocks`] too and
+    /// turn the hot cache off.
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -242,15 +265,20 @@ impl EngineBuilder {
             );
         }
         let (events, _) = broadcast::channel(self.event_capacity);
+        let node = self.cluster.map(|c| cluster::Node::new(c, &self.tenant));
+        let router = match &node {
+            Some(n) => n.router.clone() as Arc<dyn Router>,
+            None => self.router.unwrap_or_else(|| {
+                Arc::new(cs_routing::Shared::new(cs_routing::SkillRouter::new(
+                    cs_routing::RoutingPolicy::default(),
+                )))
+            }),
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 tenant: self.tenant,
                 store,
-                router: self.router.unwrap_or_else(|| {
-                    Arc::new(cs_routing::Shared::new(cs_routing::SkillRouter::new(
-                        cs_routing::RoutingPolicy::default(),
-                    )))
-                }),
+                router,
                 bot,
                 desk: match self.tickets {
                     Some(TicketSource::Desk(d)) => d,
@@ -280,9 +308,12 @@ impl EngineBuilder {
                 cache: cache::HotCache::new(self.hot_cache),
                 compliance: self.compliance,
                 node: self.node,
+                desk_locks: self.desk_locks,
+                cluster: node,
             }),
         };
         engine.recover().await?;
+        engine.start_node().await?;
         Ok(engine)
     }
 }

@@ -131,10 +131,10 @@ impl Engine {
         {
             match (closed.state, closed.assignee) {
                 (ConversationState::Queued, _) => {
-                    self.inner.router.cancel(closed.id).await?;
+                    self.router().cancel(closed.id).await?;
                 }
                 (ConversationState::Assigned, Some(agent)) => {
-                    if let Ok(decisions) = self.inner.router.release(agent, closed.id).await {
+                    if let Ok(decisions) = self.router().release(agent, closed.id).await {
                         self.apply(decisions).await;
                     }
                 }

@@ -58,9 +58,11 @@ mod agents;
 mod bot;
 mod builder;
 mod cache;
+mod cluster;
 mod compliance;
 mod identity;
 mod inbound;
+mod locks;
 mod outbox;
 mod reading;
 mod recovery;
@@ -73,6 +75,10 @@ mod voice;
 
 use agents::AgentEntry;
 pub use builder::{BusinessHours, DeskSettings, EngineBuilder};
+pub use cluster::{Cluster, RouterFactory};
+#[cfg(feature = "postgres")]
+pub use locks::PostgresLocks;
+pub use locks::{DeskLocks, LockGuard, LockKey};
 pub use outbox::OutboxPolicy;
 use routing::{Entry, Pace, Routed};
 pub use routing::{Offer, Reception};
@@ -115,6 +121,10 @@ struct Inner {
     compliance: crate::compliance::TenantRules,
     /// This process's node id: the owner of its outbox claims.
     node: Option<String>,
+    /// Locks across the processes sharing the store, when there are several.
+    desk_locks: Option<Arc<dyn DeskLocks>>,
+    /// This node's part in a desk of several nodes.
+    cluster: Option<cluster::Node>,
 }
 
 /// A customer as an agent sees them: profile, identities and whole history.
@@ -184,20 +194,16 @@ impl Engine {
     pub(super) fn emit(&self, kind: DomainEvent) {
         let event = Event::new(self.inner.tenant.clone(), self.inner.clock.now(), kind);
         tracing::debug!(event = ?event.kind, "event");
-        // No subscribers is fine.
-        let _ = self.inner.events.send(event);
+        self.dispatch_event(event);
     }
 
-    /// Takes the lock that serialises work on one customer's messages (FIFO).
-    pub(super) async fn lock_customer(&self, customer: cs_core::CustomerId) -> OwnedMutexGuard<()> {
-        self.inner.locks[Self::stripe(customer)]
-            .clone()
-            .lock_owned()
-            .await
+    /// The router (on a node of several, the tenant's router wherever it runs).
+    pub(super) fn router(&self) -> &Arc<dyn Router> {
+        &self.inner.router
     }
 
     /// The lock stripe of a customer.
-    fn stripe(customer: cs_core::CustomerId) -> usize {
+    pub(super) fn stripe(customer: cs_core::CustomerId) -> usize {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         customer.hash(&mut h);
         (h.finish() as usize) % LOCK_STRIPES
@@ -209,7 +215,7 @@ impl Engine {
         &self,
         a: cs_core::CustomerId,
         b: cs_core::CustomerId,
-    ) -> (OwnedMutexGuard<()>, Option<OwnedMutexGuard<()>>) {
+    ) -> locks::CustomersGuard {
         let (sa, sb) = (Self::stripe(a), Self::stripe(b));
         let first = self.inner.locks[sa.min(sb)].clone().lock_owned().await;
         let second = if sa == sb {
@@ -217,7 +223,18 @@ impl Engine {
         } else {
             Some(self.inner.locks[sa.max(sb)].clone().lock_owned().await)
         };
-        (first, second)
+        // Across nodes: both customers' desk locks, in one order everywhere.
+        let mut desk = Vec::new();
+        for c in [a.min(b), a.max(b)] {
+            match self.desk_lock(locks::LockKey::Customer(c)).await {
+                Ok(Some(g)) => desk.push(g),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, customer = %c, "customer lock across nodes not taken")
+                }
+            }
+        }
+        locks::CustomersGuard::new(first, second, desk)
     }
 
     /// Re-reads and changes a conversation, retrying when another writer got there first

@@ -15,8 +15,13 @@ use super::*;
 impl Engine {
     pub(super) async fn recover(&self) -> Result<()> {
         self.release_dead_claims().await?;
-        self.rebuild_router().await?;
-        self.redo_bot_turns().await
+        if !self.is_clustered() {
+            self.rebuild_router().await?;
+            self.redo_bot_turns().await?;
+        }
+        // On a node of several, the node that takes the router rebuilds it and runs the
+        // interrupted bot turns again.
+        Ok(())
     }
 
     /// Releases the outbox claims of this node's previous (dead) process.
@@ -45,7 +50,7 @@ impl Engine {
 
     /// Runs the bot again on the customer message each unanswered bot conversation ends with,
     /// in the background, holding the customer's lock (their next message waits behind it).
-    async fn redo_bot_turns(&self) -> Result<()> {
+    pub(super) async fn redo_bot_turns(&self) -> Result<()> {
         let tenant = &self.inner.tenant;
         let mut query = UnansweredQuery::new(tenant.clone(), cs_core::store::MAX_PAGE);
         loop {
@@ -67,6 +72,13 @@ impl Engine {
                 };
                 tracing::info!(conversation = %conversation.id, message = %message.id, "bot turn interrupted by a stop; running it again");
                 let guard = self.lock_customer(customer.id).await;
+                // Another node may have answered meanwhile (its turn finished under the lock).
+                if self.is_clustered()
+                    && self.inner.store.messages(&last).await?.pop().map(|m| m.id)
+                        != Some(message.id)
+                {
+                    continue;
+                }
                 let (engine, conversation) = (self.clone(), conversation.clone());
                 tokio::spawn(async move {
                     let _guard = guard;
@@ -83,10 +95,10 @@ impl Engine {
     }
 
     /// Rebuilds the router from the conversations waiting or with agents.
-    async fn rebuild_router(&self) -> Result<()> {
+    pub(super) async fn rebuild_router(&self) -> Result<()> {
         // Every agent is known to the router, signed out, before their conversations are.
         for entry in self.agents() {
-            let decisions = self.inner.router.upsert_agent(entry).await?;
+            let decisions = self.router().upsert_agent(entry).await?;
             self.apply(decisions).await;
         }
         let active = self
@@ -103,7 +115,7 @@ impl Engine {
             match (conv.state, conv.assignee) {
                 (ConversationState::Assigned, Some(agent)) if self.agent(agent).is_some() => {
                     let task = self.task_for(&conv, &customer).await?;
-                    self.inner.router.restore(agent, task).await?;
+                    self.router().restore(agent, task).await?;
                     let mut agents = self.inner.agents.write().unwrap_or_else(|e| e.into_inner());
                     if let Some(a) = agents.get_mut(&agent) {
                         a.offline_since.get_or_insert(now);

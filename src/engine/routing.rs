@@ -111,7 +111,7 @@ impl Engine {
             skills: conversation.skills.clone(),
         });
         let started = std::time::Instant::now();
-        let decisions = self.inner.router.enqueue(task).await?;
+        let decisions = self.router().enqueue(task).await?;
         metrics::histogram!("omnidesk_routing_latency_seconds").record(started.elapsed());
         if decisions
             .iter()
@@ -295,7 +295,7 @@ impl Engine {
     /// Router errors: [`cs_routing::Error::Conflict`] when it is not offered to this agent
     /// (any more), [`cs_routing::Error::NotFound`] for an unknown conversation.
     pub async fn accept_offer(&self, agent: AgentId, conversation: ConversationId) -> Result<()> {
-        let decisions = self.inner.router.accept(agent, conversation).await?;
+        let decisions = self.router().accept(agent, conversation).await?;
         self.apply(decisions).await;
         Ok(())
     }
@@ -306,7 +306,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::accept_offer`].
     pub async fn reject_offer(&self, agent: AgentId, conversation: ConversationId) -> Result<()> {
-        let decisions = self.inner.router.reject(agent, conversation).await?;
+        let decisions = self.router().reject(agent, conversation).await?;
         self.offer_closed(conversation, agent, "rejected");
         self.apply(decisions).await;
         Ok(())
@@ -318,17 +318,25 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(conversation = %conversation))]
     pub(super) async fn assign(&self, conversation: ConversationId, agent: AgentId) -> Result<()> {
         self.forget_offer(conversation);
+        // Across processes: the agent's load is counted and taken under their lock.
+        let _agent_lock = self.desk_lock(LockKey::Agent(agent)).await?;
         let before = self.conversation(conversation).await?;
         if before.state == ConversationState::Assigned && before.assignee == Some(agent) {
             return Ok(());
         }
+        let saved = if self.inner.desk_locks.is_some() && !self.may_assign(&before, agent).await? {
+            None
+        } else {
+            self.store_assignment(&before, agent).await?
+        };
+        let Some(assigned) = saved else {
+            // The router's view was stale: it must not count the conversation against the agent.
+            if let Ok(decisions) = self.router().release(agent, conversation).await {
+                Box::pin(self.apply(decisions)).await;
+            }
+            return Ok(());
+        };
         let now = self.inner.clock.now();
-        let assigned = self
-            .update_conversation(conversation, |c| {
-                c.state = ConversationState::Assigned;
-                c.assignee = Some(agent);
-            })
-            .await?;
         self.inner
             .pace
             .lock()
@@ -353,9 +361,87 @@ impl Engine {
         self.connect_call(&assigned, agent).await
     }
 
+    /// Whether a decision to give `conversation` to `agent` may be carried out when several
+    /// processes share the desk (a stale router's decision may not): the conversation still
+    /// waits (no other agent has it, it is not closed) and the agent, by the store's count, has
+    /// room for one more of its medium. Called under the agent's desk lock.
+    async fn may_assign(&self, conversation: &Conversation, agent: AgentId) -> Result<bool> {
+        if !conversation.state.is_active() || conversation.state == ConversationState::Assigned {
+            tracing::warn!(
+                conversation = %conversation.id,
+                %agent,
+                state = ?conversation.state,
+                holder = ?conversation.assignee,
+                "assignment refused: the conversation no longer waits"
+            );
+            metrics::counter!("omnidesk_assignments_refused_total", "why" => "taken").increment(1);
+            return Ok(false);
+        }
+        let Some(profile) = self.agent(agent) else {
+            return Err(Error::UnknownAgent(agent.to_string()));
+        };
+        let medium = conversation.route.identity.kind.medium();
+        let held = self
+            .agent_conversations(agent)
+            .await?
+            .iter()
+            .filter(|c| c.route.identity.kind.medium() == medium)
+            .count();
+        if held >= usize::from(profile.capacity.slots(medium)) {
+            tracing::warn!(
+                conversation = %conversation.id,
+                %agent,
+                held,
+                "assignment refused: the agent is at capacity"
+            );
+            metrics::counter!("omnidesk_assignments_refused_total", "why" => "capacity")
+                .increment(1);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Stores `conversation` as `agent`'s with the store's optimistic version: when another
+    /// writer changed it first, it is read again and, with several processes, given up when it
+    /// no longer waits. `None` when given up.
+    async fn store_assignment(
+        &self,
+        conversation: &Conversation,
+        agent: AgentId,
+    ) -> Result<Option<Conversation>> {
+        let mut current = conversation.clone();
+        for _ in 0..cs_core::store::UPDATE_RETRIES {
+            let mut next = current.clone();
+            next.state = ConversationState::Assigned;
+            next.assignee = Some(agent);
+            next.updated_at = self.inner.clock.now();
+            match self.inner.store.update_conversation(&next).await {
+                Ok(saved) => {
+                    self.inner.cache.put_conversation(&saved);
+                    return Ok(Some(saved));
+                }
+                Err(cs_core::Error::Conflict { .. }) => {
+                    current = self.conversation(conversation.id).await?;
+                    if current.state == ConversationState::Assigned
+                        && current.assignee == Some(agent)
+                    {
+                        return Ok(None);
+                    }
+                    if self.inner.desk_locks.is_some() && !self.may_assign(&current, agent).await? {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Store(cs_core::Error::Conflict {
+            reason: format!("conversation {} kept changing", conversation.id),
+        }))
+    }
+
     /// Tells a customer who just joined the queue their place in it and an honest wait.
     pub(super) async fn announce_place(&self, conversation: &Conversation) -> Result<()> {
-        let snapshot = self.inner.router.snapshot().await?;
+        let snapshot = self.router().snapshot().await?;
         let Some(place) = snapshot
             .queued
             .iter()
@@ -413,7 +499,7 @@ impl Engine {
         match offered {
             Some(agent) => {
                 self.forget_offer(conversation);
-                match self.inner.router.release(agent, conversation).await {
+                match self.router().release(agent, conversation).await {
                     Ok(decisions) => self.apply(decisions).await,
                     Err(
                         cs_routing::Error::Conflict { .. } | cs_routing::Error::NotFound { .. },
@@ -422,7 +508,7 @@ impl Engine {
                 }
             }
             None => {
-                self.inner.router.cancel(conversation).await?;
+                self.router().cancel(conversation).await?;
             }
         }
         self.update_conversation(conversation, |c| c.state = ConversationState::Closed)
@@ -444,7 +530,7 @@ impl Engine {
     /// # Errors
     /// Router errors.
     pub async fn queue(&self) -> Result<Snapshot> {
-        Ok(self.inner.router.snapshot().await?)
+        Ok(self.router().snapshot().await?)
     }
 
     /// The router's queue and agents' loads as of at most `max_age` ago: one snapshot serves
@@ -466,7 +552,7 @@ impl Engine {
                 return Ok(snap.clone());
             }
         }
-        let snap = Arc::new(self.inner.router.snapshot().await?);
+        let snap = Arc::new(self.router().snapshot().await?);
         *self
             .inner
             .snapshot
@@ -483,7 +569,7 @@ impl Engine {
     /// # Errors
     /// Router, store and ticket errors.
     pub async fn tick(&self) -> Result<()> {
-        let decisions = self.inner.router.tick(self.inner.clock.now()).await?;
+        let decisions = self.router().tick(self.inner.clock.now()).await?;
         self.apply(decisions).await;
         self.requeue_absent_agents().await?;
         for e in self.inner.desk.tick(&self.inner.tenant).await? {
@@ -497,6 +583,6 @@ impl Engine {
     /// # Errors
     /// Router errors.
     pub async fn next_deadline(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        Ok(self.inner.router.next_deadline().await?)
+        Ok(self.router().next_deadline().await?)
     }
 }

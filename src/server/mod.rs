@@ -27,6 +27,7 @@ pub mod dashboard;
 mod email;
 pub mod knowledge;
 pub mod limits;
+pub mod nodes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -261,11 +262,21 @@ impl App {
                 .with_socket_buffer_bytes(config.limits.widget_socket_buffer_bytes)
                 .build()?,
         );
+        let cluster = nodes::join(&config).await?;
+        // On a node of several, web-chat messages are pushed by the node holding the socket.
+        let chat_channel: Arc<dyn Channel> = if cluster.is_some() {
+            Arc::new(nodes::SocketDelivered::new(webchat.clone()))
+        } else {
+            webchat.clone()
+        };
         let mut builder = Engine::builder()
             .with_tenant(config.tenant.clone())
             .with_store(store)
             .with_bot(knowledge.live().clone())
-            .with_channel(webchat.clone());
+            .with_channel(chat_channel);
+        if let Some(url) = config.postgres_url() {
+            builder = builder.with_desk_locks(nodes::desk_locks(url).await?);
+        }
         #[cfg(feature = "email")]
         let mail = match &config.email {
             Some(c) => {
@@ -329,12 +340,23 @@ impl App {
             })?,
             voice_targets,
         };
-        let router = cs_routing::Shared::new(cs_routing::SkillRouter::new(config.routing.clone()));
+        let routing = config.routing.clone();
+        let router: crate::engine::RouterFactory = Arc::new(move || {
+            Arc::new(cs_routing::Shared::new(cs_routing::SkillRouter::new(
+                routing.clone(),
+            ))) as Arc<dyn cs_routing::Router>
+        });
+        builder = match cluster.clone() {
+            Some(mut c) => {
+                c.router = router;
+                builder.with_cluster(c)
+            }
+            None => builder.with_router(router()),
+        };
         let engine = builder
             // Several processes may share a PostgreSQL desk: each reads the store afresh.
             .with_hot_cache(config.postgres_url().is_none())
             .with_node_id(config.node())
-            .with_router(Arc::new(router))
             .with_settings(settings)
             .with_compliance(crate::compliance::TenantRules::new(
                 config.compliance.phrase_rules(),
@@ -354,6 +376,9 @@ impl App {
         } else {
             None
         };
+        if cluster.is_some() {
+            nodes::deliver_to_sockets(engine.clone(), webchat.clone());
+        }
         let mut app = Self::new(engine, webchat, auth, config);
         app.webhooks = webhooks;
         app.analytics = analytics;
@@ -645,6 +670,8 @@ impl App {
         .await
         .map_err(|e| Error::Other(Box::new(e)));
         ticker.abort();
+        // One node of several: the router lease goes to another node at once.
+        self.engine.leave().await;
         self.ticker.store(0, std::sync::atomic::Ordering::Relaxed);
         drop(running);
         if let Some(keeper) = keeper {
