@@ -79,84 +79,113 @@ impl StandIn {
     }
 }
 
-// --- the generic signed webhook -----------------------------------------------------------------
+/// How to make one adapter's provider requests.
+type TextRequest = Box<dyn Fn(&TextEvent, Signing) -> RawInbound + Send + Sync>;
+type BodyRequest = Box<dyn Fn(Bytes) -> RawInbound + Send + Sync>;
 
-#[derive(Debug)]
-struct WebhookFixture {
+/// One adapter under the suite: the channel, its provider stand-in (none for the web chat), and
+/// how its provider signs requests.
+struct Fixture {
+    name: &'static str,
     channel: Arc<dyn Channel>,
-    provider: StandIn,
+    features: Features,
+    provider: Option<StandIn>,
+    recipient: Identity,
+    text: TextRequest,
+    body: BodyRequest,
 }
 
-const WEBHOOK_SECRET: &[u8] = b"marketplace-shared-secret";
-
-impl WebhookFixture {
-    async fn new() -> Self {
-        use cs_channels::webhook::Webhook;
-        let provider =
-            StandIn::start(ResponseTemplate::new(200).set_body_json(json!({"id": "out-1"}))).await;
-        let channel = Webhook::builder(ChannelId::new("market").unwrap())
-            .with_secret(WEBHOOK_SECRET)
-            .with_callback_url(format!("{}/cb", provider.uri()))
-            .with_clock(clock())
-            .with_max_body_bytes(MAX_BODY)
-            .with_retry(retry())
-            .build()
-            .unwrap();
-        Self {
-            channel: Arc::new(channel),
-            provider,
-        }
-    }
-
-    fn request(body: Bytes, at: DateTime<Utc>, signing: Signing) -> RawInbound {
-        use cs_channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
-        let ts = at.timestamp().to_string();
-        let sig = match signing {
-            Signing::Genuine => Some(sign(WEBHOOK_SECRET, at.timestamp(), &body)),
-            Signing::WrongKey => Some(sign(b"not-the-secret", at.timestamp(), &body)),
-            Signing::Missing => None,
-        };
-        let mut headers = vec![(TIMESTAMP_HEADER, ts.as_str())];
-        if let Some(sig) = &sig {
-            headers.push((SIGNATURE_HEADER, sig.as_str()));
-        }
-        raw(Method::POST, "/webhooks/market", &headers, body)
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
 #[async_trait]
-impl ChannelFixture for WebhookFixture {
+impl ChannelFixture for Fixture {
     fn name(&self) -> &str {
-        "webhook"
+        self.name
     }
     fn channel(&self) -> Arc<dyn Channel> {
         self.channel.clone()
     }
     fn features(&self) -> Features {
-        Features {
-            signed: true,
-            replay_window: Some(chrono::Duration::minutes(5)),
-            max_body_bytes: Some(MAX_BODY),
-            outbound_http: true,
-        }
+        self.features.clone()
     }
     fn now(&self) -> DateTime<Utc> {
         start()
     }
     fn text_request(&self, e: &TextEvent, signing: Signing) -> RawInbound {
-        let body = json!({"type": "message", "id": e.provider_id, "from": e.from,
-                          "content": {"type": "text", "text": e.text}})
-        .to_string();
-        Self::request(body.into(), e.at, signing)
+        (self.text)(e, signing)
     }
     fn body_request(&self, body: Bytes) -> RawInbound {
-        Self::request(body, start(), Signing::Genuine)
+        (self.body)(body)
     }
     async fn provider_answers(&self, answer: ProviderAnswer) {
-        self.provider.answer(answer).await;
+        if let Some(p) = &self.provider {
+            p.answer(answer).await;
+        }
     }
     fn recipient(&self) -> Identity {
-        Identity::new(ChannelKind::Webhook, "buyer-1")
+        self.recipient.clone()
+    }
+}
+
+/// The features of a signed HTTP adapter with the suite's body limit.
+fn signed_http(replay_window: Option<chrono::Duration>) -> Features {
+    Features {
+        signed: true,
+        replay_window,
+        max_body_bytes: Some(MAX_BODY),
+        outbound_http: true,
+    }
+}
+
+// --- the generic signed webhook -----------------------------------------------------------------
+
+const WEBHOOK_SECRET: &[u8] = b"marketplace-shared-secret";
+
+fn webhook_request(body: Bytes, at: DateTime<Utc>, signing: Signing) -> RawInbound {
+    use cs_channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+    let ts = at.timestamp().to_string();
+    let sig = match signing {
+        Signing::Genuine => Some(sign(WEBHOOK_SECRET, at.timestamp(), &body)),
+        Signing::WrongKey => Some(sign(b"not-the-secret", at.timestamp(), &body)),
+        Signing::Missing => None,
+    };
+    let mut headers = vec![(TIMESTAMP_HEADER, ts.as_str())];
+    if let Some(sig) = &sig {
+        headers.push((SIGNATURE_HEADER, sig.as_str()));
+    }
+    raw(Method::POST, "/webhooks/market", &headers, body)
+}
+
+async fn webhook() -> Fixture {
+    use cs_channels::webhook::Webhook;
+    let provider =
+        StandIn::start(ResponseTemplate::new(200).set_body_json(json!({"id": "out-1"}))).await;
+    let channel = Webhook::builder(ChannelId::new("market").unwrap())
+        .with_secret(WEBHOOK_SECRET)
+        .with_callback_url(format!("{}/cb", provider.uri()))
+        .with_clock(clock())
+        .with_max_body_bytes(MAX_BODY)
+        .with_retry(retry())
+        .build()
+        .unwrap();
+    Fixture {
+        name: "webhook",
+        channel: Arc::new(channel),
+        features: signed_http(Some(chrono::Duration::minutes(5))),
+        provider: Some(provider),
+        recipient: Identity::new(ChannelKind::Webhook, "buyer-1"),
+        text: Box::new(|e, signing| {
+            let body = json!({"type": "message", "id": e.provider_id, "from": e.from,
+                              "content": {"type": "text", "text": e.text}});
+            webhook_request(body.to_string().into(), e.at, signing)
+        }),
+        body: Box::new(|body| webhook_request(body, start(), Signing::Genuine)),
     }
 }
 
@@ -165,95 +194,60 @@ impl ChannelFixture for WebhookFixture {
 const WA_SECRET: &str = "meta-app-secret";
 const WA_CUSTOMER: &str = "8613800138000";
 
-#[derive(Debug)]
-struct WhatsAppFixture {
-    channel: Arc<cs_channels::whatsapp::WhatsApp>,
-    provider: StandIn,
+fn whatsapp_request(body: Bytes, signing: Signing) -> RawInbound {
+    use cs_channels::whatsapp::{SIGNATURE_HEADER, sign};
+    let sig = match signing {
+        Signing::Genuine => Some(sign(WA_SECRET.as_bytes(), &body)),
+        Signing::WrongKey => Some(sign(b"not-the-secret", &body)),
+        Signing::Missing => None,
+    };
+    let headers: Vec<(&str, &str)> = sig
+        .as_deref()
+        .map(|s| vec![(SIGNATURE_HEADER, s)])
+        .unwrap_or_default();
+    raw(Method::POST, "/webhooks/whatsapp", &headers, body)
 }
 
-impl WhatsAppFixture {
-    async fn new() -> Self {
-        use cs_channels::whatsapp::WhatsApp;
-        let provider = StandIn::start(
-            ResponseTemplate::new(200).set_body_json(json!({"messaging_product": "whatsapp",
-                                      "messages": [{"id": "wamid.conformance"}]})),
-        )
-        .await;
-        let channel = Arc::new(
-            WhatsApp::builder(ChannelId::new("whatsapp").unwrap())
-                .with_app_secret(WA_SECRET)
-                .with_verify_token("verify-me")
-                .with_access_token("EAAG-token")
-                .with_phone_number_id("1234567890")
-                .with_base_url(provider.uri())
-                .with_clock(clock())
-                .with_max_body_bytes(MAX_BODY)
-                .with_retry(retry())
-                .build()
-                .unwrap(),
-        );
-        // The customer wrote a minute ago: free-form replies are inside the 24 h window.
-        channel.record_inbound(WA_CUSTOMER, start() - chrono::Duration::minutes(1));
-        Self { channel, provider }
-    }
-
-    fn request(body: Bytes, signing: Signing) -> RawInbound {
-        use cs_channels::whatsapp::{SIGNATURE_HEADER, sign};
-        let sig = match signing {
-            Signing::Genuine => Some(sign(WA_SECRET.as_bytes(), &body)),
-            Signing::WrongKey => Some(sign(b"not-the-secret", &body)),
-            Signing::Missing => None,
-        };
-        let headers: Vec<(&str, &str)> = sig
-            .as_deref()
-            .map(|s| vec![(SIGNATURE_HEADER, s)])
-            .unwrap_or_default();
-        raw(Method::POST, "/webhooks/whatsapp", &headers, body)
-    }
-}
-
-#[async_trait]
-impl ChannelFixture for WhatsAppFixture {
-    fn name(&self) -> &str {
-        "whatsapp"
-    }
-    fn channel(&self) -> Arc<dyn Channel> {
-        self.channel.clone()
-    }
-    fn features(&self) -> Features {
-        Features {
-            signed: true,
-            replay_window: None,
-            max_body_bytes: Some(MAX_BODY),
-            outbound_http: true,
-        }
-    }
-    fn now(&self) -> DateTime<Utc> {
-        start()
-    }
-    fn text_request(&self, e: &TextEvent, signing: Signing) -> RawInbound {
-        let body = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1234567890"},
-                "contacts": [{"profile": {"name": "Mei"}, "wa_id": e.from}],
-                "messages": [{"from": e.from, "id": e.provider_id,
-                              "timestamp": e.at.timestamp().to_string(),
-                              "type": "text", "text": {"body": e.text}}],
-            }}]}]
-        })
-        .to_string();
-        Self::request(body.into(), signing)
-    }
-    fn body_request(&self, body: Bytes) -> RawInbound {
-        Self::request(body, Signing::Genuine)
-    }
-    async fn provider_answers(&self, answer: ProviderAnswer) {
-        self.provider.answer(answer).await;
-    }
-    fn recipient(&self) -> Identity {
-        Identity::new(ChannelKind::WhatsApp, WA_CUSTOMER)
+async fn whatsapp() -> Fixture {
+    use cs_channels::whatsapp::WhatsApp;
+    let provider = StandIn::start(ResponseTemplate::new(200).set_body_json(
+        json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.conformance"}]}),
+    ))
+    .await;
+    let channel = WhatsApp::builder(ChannelId::new("whatsapp").unwrap())
+        .with_app_secret(WA_SECRET)
+        .with_verify_token("verify-me")
+        .with_access_token("EAAG-token")
+        .with_phone_number_id("1234567890")
+        .with_base_url(provider.uri())
+        .with_clock(clock())
+        .with_max_body_bytes(MAX_BODY)
+        .with_retry(retry())
+        .build()
+        .unwrap();
+    // The customer wrote a minute ago: free-form replies are inside the 24 h window.
+    channel.record_inbound(WA_CUSTOMER, start() - chrono::Duration::minutes(1));
+    Fixture {
+        name: "whatsapp",
+        channel: Arc::new(channel),
+        features: signed_http(None),
+        provider: Some(provider),
+        recipient: Identity::new(ChannelKind::WhatsApp, WA_CUSTOMER),
+        text: Box::new(|e, signing| {
+            let body = json!({
+                "object": "whatsapp_business_account",
+                "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1234567890"},
+                    "contacts": [{"profile": {"name": "Mei"}, "wa_id": e.from}],
+                    "messages": [{"from": e.from, "id": e.provider_id,
+                                  "timestamp": e.at.timestamp().to_string(),
+                                  "type": "text", "text": {"body": e.text}}],
+                }}]}]
+            });
+            whatsapp_request(body.to_string().into(), signing)
+        }),
+        body: Box::new(|body| whatsapp_request(body, Signing::Genuine)),
     }
 }
 
@@ -261,88 +255,54 @@ impl ChannelFixture for WhatsAppFixture {
 
 const TG_SECRET: &str = "tg_secret-123";
 
-#[derive(Debug)]
-struct TelegramFixture {
-    channel: Arc<dyn Channel>,
-    provider: StandIn,
+fn telegram_request(body: Bytes, signing: Signing) -> RawInbound {
+    use cs_channels::telegram::SECRET_HEADER;
+    let headers: Vec<(&str, &str)> = match signing {
+        Signing::Genuine => vec![(SECRET_HEADER, TG_SECRET)],
+        Signing::WrongKey => vec![(SECRET_HEADER, "tg_not-the-secret")],
+        Signing::Missing => vec![],
+    };
+    raw(Method::POST, "/webhooks/telegram", &headers, body)
 }
 
-impl TelegramFixture {
-    async fn new() -> Self {
-        use cs_channels::telegram::Telegram;
-        let provider = StandIn::start(ResponseTemplate::new(200).set_body_json(
-            json!({"ok": true, "result": {"message_id": 99, "chat": {"id": 4242}}}),
-        ))
-        .await;
-        let channel = Telegram::builder(ChannelId::new("telegram").unwrap())
-            .with_bot_token("123456:ABC-DEF")
-            .with_secret_token(TG_SECRET)
-            .with_base_url(provider.uri())
-            .with_max_body_bytes(MAX_BODY)
-            .with_retry(retry())
-            .build()
-            .unwrap();
-        Self {
-            channel: Arc::new(channel),
-            provider,
-        }
-    }
-
-    fn request(body: Bytes, signing: Signing) -> RawInbound {
-        use cs_channels::telegram::SECRET_HEADER;
-        let headers: Vec<(&str, &str)> = match signing {
-            Signing::Genuine => vec![(SECRET_HEADER, TG_SECRET)],
-            Signing::WrongKey => vec![(SECRET_HEADER, "tg_not-the-secret")],
-            Signing::Missing => vec![],
-        };
-        raw(Method::POST, "/webhooks/telegram", &headers, body)
-    }
+/// A stable number for a provider id (Telegram's update ids and WeChat's message ids are numbers).
+fn number_of(id: &str, seed: u64) -> u64 {
+    id.bytes()
+        .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
 }
 
-#[async_trait]
-impl ChannelFixture for TelegramFixture {
-    fn name(&self) -> &str {
-        "telegram"
-    }
-    fn channel(&self) -> Arc<dyn Channel> {
-        self.channel.clone()
-    }
-    fn features(&self) -> Features {
-        Features {
-            signed: true,
-            replay_window: None,
-            max_body_bytes: Some(MAX_BODY),
-            outbound_http: true,
-        }
-    }
-    fn now(&self) -> DateTime<Utc> {
-        start()
-    }
-    fn text_request(&self, e: &TextEvent, signing: Signing) -> RawInbound {
-        // Telegram's update id is the provider's delivery id; derive a stable number from ours.
-        let update_id = e
-            .provider_id
-            .bytes()
-            .fold(7_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
-            % 1_000_000_000;
-        let body = json!({"update_id": update_id, "message": {
-            "message_id": 7,
-            "from": {"id": 4242, "is_bot": false, "first_name": "Ivan"},
-            "chat": {"id": 4242, "type": "private"},
-            "date": e.at.timestamp(),
-            "text": e.text,
-        }})
-        .to_string();
-        Self::request(body.into(), signing)
-    }
-    fn body_request(&self, body: Bytes) -> RawInbound {
-        Self::request(body, Signing::Genuine)
-    }
-    async fn provider_answers(&self, answer: ProviderAnswer) {
-        self.provider.answer(answer).await;
-    }
-    fn recipient(&self) -> Identity {
-        Identity::new(ChannelKind::Telegram, "4242")
+async fn telegram() -> Fixture {
+    use cs_channels::telegram::Telegram;
+    let provider = StandIn::start(
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"ok": true, "result": {"message_id": 99, "chat": {"id": 4242}}})),
+    )
+    .await;
+    let channel = Telegram::builder(ChannelId::new("telegram").unwrap())
+        .with_bot_token("123456:ABC-DEF")
+        .with_secret_token(TG_SECRET)
+        .with_base_url(provider.uri())
+        .with_max_body_bytes(MAX_BODY)
+        .with_retry(retry())
+        .build()
+        .unwrap();
+    Fixture {
+        name: "telegram",
+        channel: Arc::new(channel),
+        features: signed_http(None),
+        provider: Some(provider),
+        recipient: Identity::new(ChannelKind::Telegram, "4242"),
+        text: Box::new(|e, signing| {
+            let body = json!({"update_id": number_of(&e.provider_id, 7) % 1_000_000_000, "message": {
+                "message_id": 7,
+                "from": {"id": 4242, "is_bot": false, "first_name": "Ivan"},
+                "chat": {"id": 4242, "type": "private"},
+                "date": e.at.timestamp(),
+                "text": e.text,
+            }});
+            telegram_request(body.to_string().into(), signing)
+        }),
+        body: Box::new(|body| telegram_request(body, Signing::Genuine)),
     }
 }
 
@@ -351,100 +311,66 @@ impl ChannelFixture for TelegramFixture {
 const SMS_TOKEN: &str = "2bd9e9638872de601313dc77410d3b23";
 const SMS_URL: &str = "https://shop.example/webhooks/sms";
 
-#[derive(Debug)]
-struct SmsFixture {
-    channel: Arc<dyn Channel>,
-    provider: StandIn,
+fn sms_request(body: Bytes, signature: Option<String>) -> RawInbound {
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+    if let Some(sig) = &signature {
+        headers.push((cs_channels::sms::SIGNATURE_HEADER, sig.as_str()));
+    }
+    raw(Method::POST, "/webhooks/sms", &headers, body)
 }
 
-impl SmsFixture {
-    async fn new() -> Self {
-        use cs_channels::sms::Sms;
-        let provider = StandIn::start(
-            ResponseTemplate::new(201).set_body_json(json!({"sid": "SMok", "status": "queued"})),
-        )
-        .await;
-        let channel = Sms::builder(ChannelId::new("sms").unwrap())
-            .with_account_sid("ACba8bc05eacf94afdae398e642c9cc32d")
-            .with_auth_token(SMS_TOKEN)
-            .with_from("+14158141819")
-            .with_webhook_url(SMS_URL)
-            .with_base_url(provider.uri())
-            .with_max_body_bytes(MAX_BODY)
-            .with_retry(retry())
-            .build()
-            .unwrap();
-        Self {
-            channel: Arc::new(channel),
-            provider,
-        }
+fn sms_text(e: &TextEvent, signing: Signing) -> RawInbound {
+    let params = [
+        ("AccountSid", "ACba8bc05eacf94afdae398e642c9cc32d"),
+        ("MessageSid", e.provider_id.as_str()),
+        ("SmsMessageSid", e.provider_id.as_str()),
+        ("From", "+14159354345"),
+        ("To", "+14158141819"),
+        ("Body", e.text.as_str()),
+        ("NumMedia", "0"),
+    ];
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        form.append_pair(k, v);
     }
-
-    fn request(body: Bytes, signature: Option<String>) -> RawInbound {
-        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
-        if let Some(sig) = &signature {
-            headers.push((cs_channels::sms::SIGNATURE_HEADER, sig.as_str()));
-        }
-        raw(Method::POST, "/webhooks/sms", &headers, body)
-    }
+    let token = match signing {
+        Signing::Genuine => Some(SMS_TOKEN),
+        Signing::WrongKey => Some("00000000000000000000000000000000"),
+        Signing::Missing => None,
+    };
+    let signature = token.map(|t| cs_channels::sms::signature(t, SMS_URL, &params));
+    sms_request(form.finish().into(), signature)
 }
 
-#[async_trait]
-impl ChannelFixture for SmsFixture {
-    fn name(&self) -> &str {
-        "sms"
-    }
-    fn channel(&self) -> Arc<dyn Channel> {
-        self.channel.clone()
-    }
-    fn features(&self) -> Features {
-        Features {
-            signed: true,
-            replay_window: None,
-            max_body_bytes: Some(MAX_BODY),
-            outbound_http: true,
-        }
-    }
-    fn now(&self) -> DateTime<Utc> {
-        start()
-    }
-    fn text_request(&self, e: &TextEvent, signing: Signing) -> RawInbound {
-        let from = "+14159354345";
-        let params = [
-            ("AccountSid", "ACba8bc05eacf94afdae398e642c9cc32d"),
-            ("MessageSid", e.provider_id.as_str()),
-            ("SmsMessageSid", e.provider_id.as_str()),
-            ("From", from),
-            ("To", "+14158141819"),
-            ("Body", e.text.as_str()),
-            ("NumMedia", "0"),
-        ];
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in params {
-            form.append_pair(k, v);
-        }
-        let signature = match signing {
-            Signing::Genuine => Some(cs_channels::sms::signature(SMS_TOKEN, SMS_URL, &params)),
-            Signing::WrongKey => Some(cs_channels::sms::signature(
-                "00000000000000000000000000000000",
-                SMS_URL,
-                &params,
-            )),
-            Signing::Missing => None,
-        };
-        Self::request(form.finish().into(), signature)
-    }
-    fn body_request(&self, body: Bytes) -> RawInbound {
-        // The signature covers the parsed form fields; sign whatever the body parses to.
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-        let signature = cs_channels::sms::signature(SMS_TOKEN, SMS_URL, &pairs);
-        Self::request(body, Some(signature))
-    }
-    async fn provider_answers(&self, answer: ProviderAnswer) {
-        self.provider.answer(answer).await;
-    }
-    fn recipient(&self) -> Identity {
-        Identity::new(ChannelKind::Sms, "+14159354345")
+async fn sms() -> Fixture {
+    use cs_channels::sms::Sms;
+    let provider = StandIn::start(
+        ResponseTemplate::new(201).set_body_json(json!({"sid": "SMok", "status": "queued"})),
+    )
+    .await;
+    let channel = Sms::builder(ChannelId::new("sms").unwrap())
+        .with_account_sid("ACba8bc05eacf94afdae398e642c9cc32d")
+        .with_auth_token(SMS_TOKEN)
+        .with_from("+14158141819")
+        .with_webhook_url(SMS_URL)
+        .with_base_url(provider.uri())
+        .with_max_body_bytes(MAX_BODY)
+        .with_retry(retry())
+        .build()
+        .unwrap();
+    Fixture {
+        name: "sms",
+        channel: Arc::new(channel),
+        features: signed_http(None),
+        provider: Some(provider),
+        recipient: Identity::new(ChannelKind::Sms, "+14159354345"),
+        text: Box::new(sms_text),
+        body: Box::new(|body| {
+            // The signature covers the parsed form fields; sign whatever the body parses to.
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            let signature = cs_channels::sms::signature(SMS_TOKEN, SMS_URL, &pairs);
+            sms_request(body, Some(signature))
+        }),
     }
 }
 
@@ -452,198 +378,136 @@ impl ChannelFixture for SmsFixture {
 
 const WX_TOKEN: &str = "omnidesk-token";
 
-#[derive(Debug)]
-struct WeChatFixture {
-    channel: Arc<dyn Channel>,
-    provider: StandIn,
+fn wechat_request(body: Bytes, at: DateTime<Utc>, signing: Signing) -> RawInbound {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let nonce = format!(
+        "c{}",
+        NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let ts = at.timestamp().to_string();
+    let token = match signing {
+        Signing::Genuine => Some(WX_TOKEN),
+        Signing::WrongKey => Some("not-the-token"),
+        Signing::Missing => None,
+    };
+    let query = match token {
+        Some(t) => format!(
+            "signature={}&timestamp={ts}&nonce={nonce}",
+            cs_channels::wechat::signature(&[t, &ts, &nonce])
+        ),
+        None => format!("timestamp={ts}&nonce={nonce}"),
+    };
+    raw(
+        Method::POST,
+        &format!("/webhooks/wechat?{query}"),
+        &[],
+        body,
+    )
 }
 
-impl WeChatFixture {
-    async fn new() -> Self {
-        use cs_channels::wechat::WeChat;
-        let mut provider = StandIn::start(
-            ResponseTemplate::new(200).set_body_json(json!({"errcode": 0, "errmsg": "ok"})),
-        )
-        .await;
-        provider.token = Some((
-            "/cgi-bin/token".into(),
-            json!({"access_token": "ACCESS", "expires_in": 7200}),
-        ));
-        let channel = WeChat::builder(ChannelId::new("wechat").unwrap())
-            .with_token(WX_TOKEN)
-            .with_app_id("wx2c2769f8efd9abc2")
-            .with_app_secret("app-secret")
-            .with_base_url(provider.uri())
-            .with_clock(clock())
-            .with_max_body_bytes(MAX_BODY)
-            .with_retry(retry())
-            .build()
-            .unwrap();
-        Self {
-            channel: Arc::new(channel),
-            provider,
-        }
-    }
-
-    fn request(body: Bytes, at: DateTime<Utc>, signing: Signing) -> RawInbound {
-        static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let nonce = format!(
-            "c{}",
-            NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let ts = at.timestamp().to_string();
-        let query = match signing {
-            Signing::Genuine => format!(
-                "signature={}&timestamp={ts}&nonce={nonce}",
-                cs_channels::wechat::signature(&[WX_TOKEN, &ts, &nonce])
-            ),
-            Signing::WrongKey => format!(
-                "signature={}&timestamp={ts}&nonce={nonce}",
-                cs_channels::wechat::signature(&["not-the-token", &ts, &nonce])
-            ),
-            Signing::Missing => format!("timestamp={ts}&nonce={nonce}"),
-        };
-        raw(
-            Method::POST,
-            &format!("/webhooks/wechat?{query}"),
-            &[],
-            body,
-        )
-    }
-}
-
-#[async_trait]
-impl ChannelFixture for WeChatFixture {
-    fn name(&self) -> &str {
-        "wechat"
-    }
-    fn channel(&self) -> Arc<dyn Channel> {
-        self.channel.clone()
-    }
-    fn features(&self) -> Features {
-        Features {
-            signed: true,
-            replay_window: Some(chrono::Duration::minutes(5)),
-            max_body_bytes: Some(MAX_BODY),
-            outbound_http: true,
-        }
-    }
-    fn now(&self) -> DateTime<Utc> {
-        start()
-    }
-    fn text_request(&self, e: &TextEvent, signing: Signing) -> RawInbound {
-        // WeChat's message ids are 64-bit numbers.
-        let msg_id = e
-            .provider_id
-            .bytes()
-            .fold(17_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-        let body = format!(
-            "<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{}]]></FromUserName>\
-             <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{}]]></Content>\
-             <MsgId>{msg_id}</MsgId></xml>",
-            e.from,
-            e.at.timestamp(),
-            e.text
-        );
-        Self::request(body.into(), e.at, signing)
-    }
-    fn body_request(&self, body: Bytes) -> RawInbound {
-        Self::request(body, start(), Signing::Genuine)
-    }
-    async fn provider_answers(&self, answer: ProviderAnswer) {
-        self.provider.answer(answer).await;
-    }
-    fn recipient(&self) -> Identity {
-        Identity::new(ChannelKind::WeChat, "o-buyer-1")
+async fn wechat() -> Fixture {
+    use cs_channels::wechat::WeChat;
+    let mut provider = StandIn::start(
+        ResponseTemplate::new(200).set_body_json(json!({"errcode": 0, "errmsg": "ok"})),
+    )
+    .await;
+    provider.token = Some((
+        "/cgi-bin/token".into(),
+        json!({"access_token": "ACCESS", "expires_in": 7200}),
+    ));
+    let channel = WeChat::builder(ChannelId::new("wechat").unwrap())
+        .with_token(WX_TOKEN)
+        .with_app_id("wx2c2769f8efd9abc2")
+        .with_app_secret("app-secret")
+        .with_base_url(provider.uri())
+        .with_clock(clock())
+        .with_max_body_bytes(MAX_BODY)
+        .with_retry(retry())
+        .build()
+        .unwrap();
+    Fixture {
+        name: "wechat",
+        channel: Arc::new(channel),
+        features: signed_http(Some(chrono::Duration::minutes(5))),
+        provider: Some(provider),
+        recipient: Identity::new(ChannelKind::WeChat, "o-buyer-1"),
+        text: Box::new(|e, signing| {
+            let body = format!(
+                "<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{}]]></FromUserName>\
+                 <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{}]]></Content>\
+                 <MsgId>{}</MsgId></xml>",
+                e.from,
+                e.at.timestamp(),
+                e.text,
+                number_of(&e.provider_id, 17)
+            );
+            wechat_request(body.into(), e.at, signing)
+        }),
+        body: Box::new(|body| wechat_request(body, start(), Signing::Genuine)),
     }
 }
 
 // --- web chat (frames from an authenticated socket) -----------------------------------------------
 
-#[derive(Debug)]
-struct WebChatFixture {
-    channel: Arc<dyn Channel>,
+fn webchat_request(body: Bytes, visitor: Option<&str>) -> RawInbound {
+    let headers: Vec<(&str, &str)> = visitor
+        .map(|v| vec![(cs_channels::webchat::VISITOR_HEADER, v)])
+        .unwrap_or_default();
+    raw(Method::POST, "/chat/ws", &headers, body)
 }
 
-impl WebChatFixture {
-    fn new() -> Self {
-        let channel = cs_channels::WebChat::builder(ChannelId::new("webchat").unwrap())
-            .with_secret(b"a-secret-of-at-least-16-bytes".to_vec())
-            .build()
-            .unwrap();
-        Self {
-            channel: Arc::new(channel),
-        }
-    }
-
-    fn request(body: Bytes, visitor: Option<&str>) -> RawInbound {
-        let headers: Vec<(&str, &str)> = visitor
-            .map(|v| vec![(cs_channels::webchat::VISITOR_HEADER, v)])
-            .unwrap_or_default();
-        raw(Method::POST, "/chat/ws", &headers, body)
-    }
-}
-
-#[async_trait]
-impl ChannelFixture for WebChatFixture {
-    fn name(&self) -> &str {
-        "webchat"
-    }
-    fn channel(&self) -> Arc<dyn Channel> {
-        self.channel.clone()
-    }
-    fn features(&self) -> Features {
+fn webchat() -> Fixture {
+    let channel = cs_channels::WebChat::builder(ChannelId::new("webchat").unwrap())
+        .with_secret(b"a-secret-of-at-least-16-bytes".to_vec())
+        .build()
+        .unwrap();
+    Fixture {
+        name: "webchat",
+        channel: Arc::new(channel),
         // The socket authenticates the visitor before any frame; frames carry no signature.
-        Features {
+        features: Features {
             signed: false,
             replay_window: None,
             max_body_bytes: None,
             outbound_http: false,
-        }
-    }
-    fn now(&self) -> DateTime<Utc> {
-        start()
-    }
-    fn text_request(&self, e: &TextEvent, signing: Signing) -> RawInbound {
-        let body = json!({"type": "message", "client_id": e.provider_id, "text": e.text});
-        let visitor = (signing != Signing::Missing).then_some("v-conformance-1");
-        Self::request(body.to_string().into(), visitor)
-    }
-    fn body_request(&self, body: Bytes) -> RawInbound {
-        Self::request(body, Some("v-conformance-1"))
-    }
-    async fn provider_answers(&self, _answer: ProviderAnswer) {}
-    fn recipient(&self) -> Identity {
-        Identity::new(ChannelKind::WebChat, "v-conformance-1")
+        },
+        provider: None,
+        recipient: Identity::new(ChannelKind::WebChat, "v-conformance-1"),
+        text: Box::new(|e, signing| {
+            let body = json!({"type": "message", "client_id": e.provider_id, "text": e.text});
+            let visitor = (signing != Signing::Missing).then_some("v-conformance-1");
+            webchat_request(body.to_string().into(), visitor)
+        }),
+        body: Box::new(|body| webchat_request(body, Some("v-conformance-1"))),
     }
 }
 
 #[tokio::test]
 async fn webhook_conforms() {
-    conformance::run(&WebhookFixture::new().await).await;
+    conformance::run(&webhook().await).await;
 }
 
 #[tokio::test]
 async fn whatsapp_conforms() {
-    conformance::run(&WhatsAppFixture::new().await).await;
+    conformance::run(&whatsapp().await).await;
 }
 
 #[tokio::test]
 async fn telegram_conforms() {
-    conformance::run(&TelegramFixture::new().await).await;
+    conformance::run(&telegram().await).await;
 }
 
 #[tokio::test]
 async fn sms_conforms() {
-    conformance::run(&SmsFixture::new().await).await;
+    conformance::run(&sms().await).await;
 }
 
 #[tokio::test]
 async fn wechat_conforms() {
-    conformance::run(&WeChatFixture::new().await).await;
+    conformance::run(&wechat().await).await;
 }
 
 #[tokio::test]
 async fn webchat_conforms() {
-    conformance::run(&WebChatFixture::new()).await;
+    conformance::run(&webchat()).await;
 }
