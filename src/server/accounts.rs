@@ -3,7 +3,7 @@
 //! Argon2id; and the sessions they sign in with, stored only as a hash of their token.
 //!
 //! [`AccountStore`] is the storage trait ([`MemoryAccountStore`] for tests, [`SqlAccountStore`]
-//! written once over the workspace's SQL [`Driver`] for SQLite and PostgreSQL, migrating its own
+//! written once over the workspace's SQL [`Driver`](cs_core::sql::Driver) for SQLite and PostgreSQL, migrating its own
 //! tables as component `accounts`); [`conformance`] is the suite every implementation passes.
 
 use std::collections::HashMap;
