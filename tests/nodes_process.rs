@@ -27,7 +27,7 @@ mod nodes {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use super::common::{Client, TempDir, post_json};
+    use super::common::{Client, TempDir, login, post_json, ws_ticket};
     use super::server_process::ServerProcess;
     use futures::{SinkExt, StreamExt};
     use omnidesk::core::store::{
@@ -66,6 +66,8 @@ database = "{url}"
 secret = "{SECRET}"
 tenant = "{tenant}"
 business_hours = "00:00-23:59"
+# The agents below are listed with passwords, which only a demo configuration may do.
+demo = true
 
 [limits]
 messages_per_minute = 100000000
@@ -159,15 +161,9 @@ login_failures = 1000
     }
 
     async fn console(addr: SocketAddr, name: &str, password: &str) -> Client {
-        let (status, login) = post_json(
-            addr,
-            "/agent/login",
-            &json!({ "name": name, "password": password }),
-        )
-        .await;
-        assert_eq!(status, 200, "login: {login}");
-        let token = login["token"].as_str().unwrap();
-        let mut c = Client::connect(&format!("ws://{addr}/agent/ws?token={token}")).await;
+        let token = login(addr, name, password).await;
+        let ticket = ws_ticket(addr, &token).await;
+        let mut c = Client::connect(&format!("ws://{addr}/agent/ws?ticket={ticket}")).await;
         let welcome = c.next().await;
         assert_eq!(welcome["type"], "welcome");
         c
