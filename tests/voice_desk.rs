@@ -54,6 +54,12 @@ async fn a_call_walks_the_menu_and_reaches_the_agent_with_the_skill() {
         provider.uri()
     ))
     .unwrap();
+    // The demo accounts (Alice has the skill the menu asks for).
+    let config = omnidesk::Config {
+        demo: true,
+        agents: omnidesk::Config::default().agents,
+        ..config
+    };
     let server = Server::start_with(config).await;
     let (mut alice, _) = agent(&server, "alice", "alice").await;
 
