@@ -5,7 +5,7 @@ use super::*;
 impl Engine {
     /// The bot answers `message`; its hand-over (or its failure) queues the conversation.
     /// `urgency` is what the message's sentiment asks for.
-    #[tracing::instrument(skip_all, fields(conversation = %conversation.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation = %conversation.id))]
     pub(super) async fn run_bot(
         &self,
         conversation: &Conversation,

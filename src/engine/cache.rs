@@ -35,6 +35,8 @@ struct Maps {
     active: HashMap<CustomerId, Conversation>,
     /// The latest messages of a conversation, oldest first, when known.
     recent: HashMap<ConversationId, VecDeque<Message>>,
+    /// The phone numbers each customer proved (the bot's order lookups), when known.
+    verified: HashMap<CustomerId, Vec<String>>,
 }
 
 fn bounded<K, V>(map: &mut HashMap<K, V>) {
@@ -157,6 +159,20 @@ impl HotCache {
             m.owners.clear();
             m.profiles.clear();
             m.active.clear();
+            m.verified.clear();
+        });
+    }
+
+    /// The phone numbers `customer` proved, if known.
+    pub(super) fn verified_phones(&self, customer: CustomerId) -> Option<Vec<String>> {
+        self.with(|m| m.verified.get(&customer).cloned()).flatten()
+    }
+
+    /// Remembers the phone numbers `customer` proved (as read from the store).
+    pub(super) fn put_verified_phones(&self, customer: CustomerId, phones: &[String]) {
+        self.with(|m| {
+            bounded(&mut m.verified);
+            m.verified.insert(customer, phones.to_vec());
         });
     }
 }

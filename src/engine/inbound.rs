@@ -27,7 +27,7 @@ impl Engine {
         self.ingest(msg, true).await
     }
 
-    #[tracing::instrument(skip_all, fields(channel = %msg.channel, conversation = tracing::field::Empty))]
+    #[tracing::instrument(level = "debug", skip_all, fields(channel = %msg.channel, conversation = tracing::field::Empty))]
     pub(super) async fn ingest(&self, msg: InboundMessage, wait: bool) -> Result<Delivered> {
         let channel = self
             .inner
@@ -144,7 +144,7 @@ impl Engine {
     /// Who takes a stored customer message: the bot while it has the conversation (or a new
     /// conversation the router gives it), the queue (a calmer or angrier customer re-ranks
     /// their place), or the agent, who sees it on the event stream.
-    #[tracing::instrument(skip_all, fields(conversation = %conversation.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation = %conversation.id))]
     async fn dispatch(
         &self,
         conversation: Conversation,

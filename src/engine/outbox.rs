@@ -38,7 +38,7 @@ impl Engine {
     /// Stores an outbound message in the outbox, adapted to what the channel carries, and tries
     /// to deliver the conversation's due messages at once. A message that cannot go out now stays
     /// in the outbox (see [`Engine::flush_outbox`]); the stored message is returned either way.
-    #[tracing::instrument(skip_all, fields(conversation = %conversation.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation = %conversation.id))]
     pub(super) async fn send_to_customer(
         &self,
         conversation: &Conversation,
@@ -61,10 +61,16 @@ impl Engine {
             self.inner.clock.now(),
         )
         .with_provider_id(client_id);
-        let appended = self
+        // Stored and, when nothing older of the conversation waits, claimed for this attempt
+        // in the same write.
+        let (appended, claimed) = self
             .inner
             .store
-            .append_outbound(&message, &route.identity)
+            .append_and_claim(
+                &message,
+                &route.identity,
+                &self.claim_request(Some(conversation.id)),
+            )
             .await?;
         if appended.is_duplicate() {
             return Ok(appended.message().clone());
@@ -73,7 +79,7 @@ impl Engine {
         self.emit(DomainEvent::MessageSent {
             message: message.clone(),
         });
-        self.flush(Some(conversation.id)).await?;
+        self.deliver_in_turn(claimed, Some(conversation.id)).await?;
         Ok(message)
     }
 
@@ -89,35 +95,72 @@ impl Engine {
     }
 
     pub(super) async fn flush(&self, conversation: Option<ConversationId>) -> Result<usize> {
-        let policy = &self.inner.outbox;
-        let mut attempts = 0;
-        loop {
-            let now = self.inner.clock.now();
-            let claimed = self
-                .inner
-                .store
-                .claim_outbound(&ClaimOutbound {
-                    tenant: self.inner.tenant.clone(),
-                    now,
-                    lease_until: now + policy.lease,
-                    conversation,
-                    limit: 64,
-                    owner: self.inner.node.clone(),
-                })
-                .await?;
-            if claimed.is_empty() {
-                return Ok(attempts);
-            }
-            for c in claimed {
-                attempts += 1;
-                self.deliver(c).await?;
-            }
+        let claimed = self
+            .inner
+            .store
+            .claim_outbound(&self.claim_request(conversation))
+            .await?;
+        self.deliver_in_turn(claimed, conversation).await
+    }
+
+    /// A claim of the due outbox messages (of one conversation, or all), leased to this node.
+    fn claim_request(&self, conversation: Option<ConversationId>) -> ClaimOutbound {
+        let now = self.inner.clock.now();
+        ClaimOutbound {
+            tenant: self.inner.tenant.clone(),
+            now,
+            lease_until: now + self.inner.outbox.lease,
+            conversation,
+            limit: 64,
+            owner: self.inner.node.clone(),
         }
     }
 
-    /// One delivery attempt of a claimed outbox message.
-    #[tracing::instrument(skip_all, fields(conversation = %claimed.message.conversation))]
-    pub(super) async fn deliver(&self, claimed: Claimed) -> Result<()> {
+    /// Delivers `claimed`, then whatever is due next, until nothing is: the last outcome of each
+    /// round is stored together with the next claim (one write, not two).
+    async fn deliver_in_turn(
+        &self,
+        mut claimed: Vec<Claimed>,
+        conversation: Option<ConversationId>,
+    ) -> Result<usize> {
+        let mut attempts = 0;
+        while !claimed.is_empty() {
+            let last = claimed.len() - 1;
+            let mut next = Vec::new();
+            for (i, c) in claimed.into_iter().enumerate() {
+                attempts += 1;
+                let (of, finish) = self.attempt(c).await;
+                if i == last {
+                    next = self
+                        .inner
+                        .store
+                        .finish_and_claim(&finish, Some(&self.claim_request(conversation)))
+                        .await?;
+                } else {
+                    self.inner.store.finish_outbound(&finish).await?;
+                }
+                self.finished(of, finish);
+            }
+            claimed = next;
+        }
+        Ok(attempts)
+    }
+
+    /// Announces a delivery that failed for good, once its outcome is stored.
+    fn finished(&self, conversation: ConversationId, finish: FinishOutbound) {
+        if let Outcome::Dead { error } = finish.outcome {
+            self.emit(DomainEvent::DeliveryFailed {
+                conversation,
+                message: finish.message,
+                reason: error,
+            });
+        }
+    }
+
+    /// One delivery attempt of a claimed outbox message: its conversation and its outcome, to
+    /// be stored.
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation = %claimed.message.conversation))]
+    async fn attempt(&self, claimed: Claimed) -> (ConversationId, FinishOutbound) {
         let Claimed {
             message,
             to,
@@ -162,15 +205,7 @@ impl Engine {
             message: message.id,
             outcome,
         };
-        self.inner.store.finish_outbound(&finish).await?;
-        if let Outcome::Dead { error } = finish.outcome {
-            self.emit(DomainEvent::DeliveryFailed {
-                conversation: message.conversation,
-                message: message.id,
-                reason: error,
-            });
-        }
-        Ok(())
+        (message.conversation, finish)
     }
 
     /// Applies a provider's delivery or read receipt to the message it names.

@@ -33,17 +33,25 @@ impl Engine {
     /// The phone numbers `customer` proved, for the bot (empty, with a warning, when the store
     /// cannot say: the bot then shows no orders without a code).
     pub(super) async fn verified_phones(&self, customer: cs_core::CustomerId) -> Vec<String> {
+        if let Some(known) = self.inner.cache.verified_phones(customer) {
+            return known;
+        }
         match self
             .inner
             .store
             .identity_links(&self.inner.tenant, customer)
             .await
         {
-            Ok(links) => links
-                .iter()
-                .filter_map(proven_phone)
-                .map(str::to_owned)
-                .collect(),
+            Ok(links) => {
+                let phones: Vec<String> = links
+                    .iter()
+                    .filter_map(proven_phone)
+                    .map(str::to_owned)
+                    .collect();
+                // Identity changes go through the engine, which forgets these (write-through).
+                self.inner.cache.put_verified_phones(customer, &phones);
+                phones
+            }
             Err(e) => {
                 tracing::warn!(error = %e, %customer, "identities unavailable for the bot");
                 Vec::new()

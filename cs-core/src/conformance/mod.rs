@@ -25,8 +25,8 @@ pub use customers::{
     merges_carry_history_and_can_be_undone, shared_keys_join_only_when_both_prove,
 };
 pub use outbox::{
-    claims_of_a_dead_node_are_released, outbox_orders_retries_and_dead_letters,
-    receipts_move_status_forward,
+    claims_of_a_dead_node_are_released, outbox_claims_in_one_write,
+    outbox_orders_retries_and_dead_letters, receipts_move_status_forward,
 };
 
 use crate::channel::{ChannelKind, Identity, Route};
@@ -61,6 +61,7 @@ pub async fn run(store: &dyn ConversationStore) {
     outbox_orders_retries_and_dead_letters(store).await;
     receipts_move_status_forward(store).await;
     claims_of_a_dead_node_are_released(store).await;
+    outbox_claims_in_one_write(store).await;
 }
 
 /// The PostgreSQL database of the conformance tests (`CS_TEST_POSTGRES_URL`, feature

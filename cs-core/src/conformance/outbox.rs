@@ -5,7 +5,7 @@ use chrono::Duration;
 use super::{claim, conversation, customer, outbound, status_of, t0, tenant, web};
 use crate::error::Error;
 use crate::id::{ChannelId, MessageId, TenantId};
-use crate::message::DeliveryStatus;
+use crate::message::{DeliveryStatus, Message};
 use crate::store::{
     ClaimOutbound, ConversationStore, DeadLetterQuery, FinishOutbound, MessageQuery, MessageScope,
     Outcome, Receipt, ReleaseClaims,
@@ -347,4 +347,129 @@ pub async fn claims_of_a_dead_node_are_released(store: &dyn ConversationStore) {
         0,
         "a node with no claims releases nothing"
     );
+}
+
+/// Storing-and-claiming and finishing-and-claiming behave as the two calls they stand for: a
+/// fresh message with nothing older waiting is claimed as it is stored, a later one waits
+/// behind it, a duplicate claims nothing, the claim never leaves the message's conversation,
+/// and a finish that fails claims nothing.
+pub async fn outbox_claims_in_one_write(store: &dyn ConversationStore) {
+    let t = tenant();
+    let ann = customer(store, &t, "ann").await;
+    let bob = customer(store, &t, "bob").await;
+    let ca = conversation(store, &t, &ann).await;
+    let cb = conversation(store, &t, &bob).await;
+    let b1 = outbound(&cb, "b1", t0());
+    store.append_outbound(&b1, &web("vb")).await.unwrap();
+
+    // Any conversation the caller names, the claim stays in the message's own.
+    let elsewhere = ClaimOutbound {
+        conversation: Some(cb.id),
+        ..claim(&t, t0())
+    };
+    let a1 = outbound(&ca, "a1", t0()).with_provider_id(Some("client-a1".into()));
+    let (appended, claimed) = store
+        .append_and_claim(&a1, &web("va"), &elsewhere)
+        .await
+        .unwrap();
+    assert!(!appended.is_duplicate());
+    let ids: Vec<MessageId> = claimed.iter().map(|c| c.message.id).collect();
+    assert_eq!(ids, [a1.id], "a fresh message is claimed as it is stored");
+    assert_eq!(claimed[0].to, web("va"));
+    assert_eq!(claimed[0].attempts, 0);
+    assert_eq!(claimed[0].message.content, a1.content);
+
+    let a2 = outbound(&ca, "a2", t0());
+    let (appended, claimed) = store
+        .append_and_claim(&a2, &web("va"), &claim(&t, t0()))
+        .await
+        .unwrap();
+    assert!(!appended.is_duplicate());
+    assert!(claimed.is_empty(), "a2 waits behind a1's claim");
+
+    let retry = Message {
+        id: MessageId::new(),
+        ..a1.clone()
+    };
+    let (appended, claimed) = store
+        .append_and_claim(&retry, &web("va"), &claim(&t, t0()))
+        .await
+        .unwrap();
+    assert!(appended.is_duplicate(), "the same client id is stored once");
+    assert_eq!(appended.message().id, a1.id);
+    assert!(claimed.is_empty(), "a duplicate claims nothing");
+
+    // Finishing a1 hands out a2 in the same write.
+    let next = ClaimOutbound {
+        conversation: Some(ca.id),
+        ..claim(&t, t0())
+    };
+    let claimed = store
+        .finish_and_claim(
+            &FinishOutbound {
+                tenant: t.clone(),
+                message: a1.id,
+                outcome: Outcome::Sent {
+                    status: DeliveryStatus::Delivered,
+                    provider_id: None,
+                },
+            },
+            Some(&next),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<MessageId> = claimed.iter().map(|c| c.message.id).collect();
+    assert_eq!(ids, [a2.id], "the next message of the conversation, not b1");
+
+    // A finish of something not in the outbox fails and claims nothing.
+    let err = store
+        .finish_and_claim(
+            &FinishOutbound {
+                tenant: t.clone(),
+                message: a1.id,
+                outcome: Outcome::Sent {
+                    status: DeliveryStatus::Delivered,
+                    provider_id: None,
+                },
+            },
+            Some(&claim(&t, t0())),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    let due: Vec<MessageId> = store
+        .claim_outbound(&claim(&t, t0()))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.message.id)
+        .collect();
+    assert_eq!(due, [b1.id], "the failed finish left b1 unclaimed");
+
+    // A retry finishes a2 and nothing is due yet.
+    let claimed = store
+        .finish_and_claim(
+            &FinishOutbound {
+                tenant: t.clone(),
+                message: a2.id,
+                outcome: Outcome::Retry {
+                    at: t0() + Duration::minutes(5),
+                    error: "timeout".into(),
+                },
+            },
+            Some(&next),
+        )
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "a2 waits for its retry");
+    let messages = store
+        .messages(&MessageQuery::new(
+            t.clone(),
+            MessageScope::Conversation(ca.id),
+            10,
+        ))
+        .await
+        .unwrap();
+    let a1_status = messages.iter().find(|m| m.id == a1.id).unwrap().status;
+    assert_eq!(a1_status, DeliveryStatus::Delivered);
 }

@@ -37,6 +37,18 @@ pub(crate) const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4_096;
 /// Prepared statements kept per connection (the stores use a few dozen distinct statements).
 const STATEMENT_CACHE: usize = 256;
+/// The writer's page cache, in KiB (SQLite's default is 2 MiB): the hot pages of the message
+/// table and its indexes stay in the writer's memory instead of being read back from the file
+/// for every batch.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// How often the checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// How often the writer itself finishes a checkpoint between batches. SQLite starts the log
+/// afresh only when a write begins after a checkpoint that copied every frame; under steady
+/// writes the checkpointer never quite catches up, so without this the log would grow without
+/// end. The writer's own checkpoint copies only what was written since the checkpointer's last
+/// round.
+const WRITER_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How hard a commit is pushed to disk: SQLite's `synchronous` setting on the writer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -290,15 +302,35 @@ impl GroupWriter {
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(map_error)?;
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;
+             PRAGMA cache_size = -{WRITER_CACHE_KIB};",
             durability.pragma()
         ))
         .map_err(map_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Checkpoints (copying the log into the file, with its syncs) run on a thread of their
+        // own, so the writer, the one serial part of the store, only appends to the log. Without
+        // that thread the writer checkpoints itself, as SQLite does by default.
+        let stopped = match Checkpointer::start(path) {
+            Ok(stopped) => {
+                conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+                    .map_err(map_error)?;
+                Some(stopped)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpoint thread; the SQLite writer checkpoints itself");
+                None
+            }
+        };
         let (jobs, queue) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, queue))
+            .spawn(move || {
+                let own_checkpoints = stopped.is_some();
+                run(conn, queue, own_checkpoints);
+                // The writer is done: the checkpointer makes its last checkpoint and stops.
+                drop(stopped);
+            })
             .map_err(|e| Error::Unavailable {
                 reason: format!("cannot start the SQLite writer: {e}"),
             })?;
@@ -325,6 +357,48 @@ impl GroupWriter {
     }
 }
 
+/// The checkpoint thread: every [`CHECKPOINT_EVERY`] a passive checkpoint (it never blocks the
+/// writer or a reader; what it cannot copy yet waits for the next round) on a connection of its
+/// own, and a last one when the writer stops.
+struct Checkpointer;
+
+impl Checkpointer {
+    /// Starts the thread on the database at `path`; dropping the returned sender stops it.
+    fn start(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::Unavailable {
+            reason: format!("cannot open {}: {e}", path.display()),
+        })?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(map_error)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                loop {
+                    let last = match stopped.recv_timeout(CHECKPOINT_EVERY) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+                        _ => true,
+                    };
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "SQLite checkpoint failed; retried next round");
+                    }
+                    if last {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::Unavailable {
+                reason: format!("cannot start the SQLite checkpointer: {e}"),
+            })?;
+        Ok(stop)
+    }
+}
+
 fn gone() -> Error {
     Error::Unavailable {
         reason: "the SQLite writer stopped".into(),
@@ -337,7 +411,10 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// The writer thread: batches of jobs, one transaction each.
-fn run(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn Work>>) {
+/// With `own_checkpoints`, the writer also checkpoints every [`WRITER_CHECKPOINT_EVERY`], after
+/// answering a batch's callers, so the log is started afresh.
+fn run(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn Work>>, own_checkpoints: bool) {
+    let mut last_checkpoint = std::time::Instant::now();
     while let Some(first) = queue.blocking_recv() {
         if let Err(e) = control(&conn, "BEGIN IMMEDIATE") {
             first.fail(map_error(e));
@@ -384,6 +461,12 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn Work>>) {
         }
         for answer in answers {
             answer(failed.as_deref());
+        }
+        if own_checkpoints && last_checkpoint.elapsed() >= WRITER_CHECKPOINT_EVERY {
+            last_checkpoint = std::time::Instant::now();
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "SQLite checkpoint on the writer failed");
+            }
         }
     }
 }

@@ -182,6 +182,52 @@ pub trait Outbox: Send + Sync + Debug + 'static {
     /// [`crate::Error::NotFound`] when the message is not in the outbox.
     async fn finish_outbound(&self, req: &FinishOutbound) -> Result<()>;
 
+    /// [`Outbox::append_outbound`], then [`Outbox::claim_outbound`] of `claim` (scoped to the
+    /// message's conversation whatever `claim.conversation` says), as one write where the store
+    /// can: a fresh message whose conversation has nothing older waiting is stored already
+    /// claimed, and the caller delivers it without a second round trip. A duplicate claims
+    /// nothing. Stores that do not override it get exactly the two calls.
+    ///
+    /// # Errors
+    /// As [`Outbox::append_outbound`] and [`Outbox::claim_outbound`].
+    async fn append_and_claim(
+        &self,
+        message: &Message,
+        to: &Identity,
+        claim: &ClaimOutbound,
+    ) -> Result<(Appended, Vec<Claimed>)> {
+        let appended = self.append_outbound(message, to).await?;
+        if appended.is_duplicate() {
+            return Ok((appended, Vec::new()));
+        }
+        let claim = ClaimOutbound {
+            conversation: Some(message.conversation),
+            ..claim.clone()
+        };
+        let claimed = self.claim_outbound(&claim).await?;
+        Ok((appended, claimed))
+    }
+
+    /// [`Outbox::finish_outbound`], then, when `next` is given, [`Outbox::claim_outbound`] of
+    /// it, as one write where the store can: a sender working through one conversation's queue
+    /// finishes a message and takes the next in one round trip. Stores that do not override it
+    /// get exactly the two calls.
+    ///
+    /// # Errors
+    /// As [`Outbox::finish_outbound`] (the claim is not made when the finish fails) and
+    /// [`Outbox::claim_outbound`].
+    async fn finish_and_claim(
+        &self,
+        finish: &FinishOutbound,
+        next: Option<&ClaimOutbound>,
+    ) -> Result<Vec<Claimed>> {
+        self.finish_outbound(finish).await?;
+        match next {
+            Some(claim) => self.claim_outbound(claim).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Messages that could not be delivered, oldest first.
     ///
     /// # Errors

@@ -533,15 +533,18 @@ impl<D: Driver> CustomerStore for SqlStore<D> {
         .map(|r| r.parse("id"))
         .collect::<Result<_>>()?;
                 conversations.sort();
-                tx.execute(
-                    Stmt::new(
-                        "UPDATE cs_messages SET customer = $1 WHERE tenant = $2 AND customer = $3",
-                    )
-                    .bind(into.as_str())
-                    .bind(t)
-                    .bind(from.as_str()),
-                )
-                .await?;
+                // The moved conversations' messages, found by the conversation index (messages
+                // have no index by customer: it would cost every message a write).
+                if !conversations.is_empty() {
+                    let mut moved =
+                        Stmt::new("UPDATE cs_messages SET customer = $1 WHERE tenant = $2")
+                            .bind(into.as_str())
+                            .bind(t);
+                    moved
+                        .push(" AND conversation ")
+                        .push_in::<D>(conversations.iter().map(ConversationId::to_string));
+                    tx.execute(moved).await?;
+                }
                 let merge = Merge {
                     id,
                     tenant: req.tenant.clone(),

@@ -8,7 +8,7 @@ use crate::conversation::Conversation;
 use crate::error::{Error, Result};
 use crate::id::{ConversationId, CustomerId, TenantId};
 use crate::message::Message;
-use crate::sql::{Driver, Stmt, micros};
+use crate::sql::{Driver, SqlRow, Stmt, micros};
 use crate::store::log::new_conversation;
 use crate::store::{
     Appended, ConversationLog, ConversationQuery, MessageOrder, MessageQuery, MessageScope,
@@ -192,32 +192,53 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
     }
 
     async fn messages(&self, q: &MessageQuery) -> Result<Vec<Message>> {
-        let (column, key) = match q.scope {
-            MessageScope::Conversation(c) => (" AND conversation = ", c.to_string()),
-            MessageScope::Customer(c) => (" AND customer = ", c.to_string()),
+        let conversations = match q.scope {
+            MessageScope::Conversation(c) => vec![c],
+            // A customer's history: each of their conversations' page by the conversation
+            // index, merged (a customer has a handful of conversations; messages have no index
+            // by customer).
+            MessageScope::Customer(c) => self
+                .read_all(
+                    Stmt::new("SELECT id FROM cs_conversations WHERE tenant = $1 AND customer = $2")
+                        .bind(q.tenant.as_str())
+                        .bind(c.to_string()),
+                )
+                .await?
+                .iter()
+                .map(|r| r.parse("id"))
+                .collect::<Result<_>>()?,
         };
-        let mut sql = Stmt::new("SELECT * FROM cs_messages WHERE tenant = ");
-        sql.push_bind(q.tenant.as_str()).push(column).push_bind(key);
-        if let Some(after) = q.after {
-            sql.push(" AND id > ").push_bind(after.to_string());
+        let mut out = Vec::new();
+        for conversation in conversations {
+            let mut sql = Stmt::new("SELECT * FROM cs_messages WHERE tenant = ");
+            sql.push_bind(q.tenant.as_str())
+                .push(" AND conversation = ")
+                .push_bind(conversation.to_string());
+            if let Some(after) = q.after {
+                sql.push(" AND id > ").push_bind(after.to_string());
+            }
+            if let Some(before) = q.before {
+                sql.push(" AND id < ").push_bind(before.to_string());
+            }
+            if !q.directions.is_empty() {
+                sql.push(" AND direction ")
+                    .push_in::<D>(q.directions.iter().map(|d| d.as_str()));
+            }
+            sql.push(match q.order {
+                MessageOrder::OldestFirst => " ORDER BY id LIMIT ",
+                MessageOrder::NewestFirst => " ORDER BY id DESC LIMIT ",
+            })
+            .push_bind(page(q.limit) as i64);
+            for row in self.read_all(sql).await? {
+                out.push(message_from_row(&row)?);
+            }
         }
-        if let Some(before) = q.before {
-            sql.push(" AND id < ").push_bind(before.to_string());
+        match q.order {
+            MessageOrder::OldestFirst => out.sort_by_key(|m| m.id),
+            MessageOrder::NewestFirst => out.sort_by_key(|m| std::cmp::Reverse(m.id)),
         }
-        if !q.directions.is_empty() {
-            sql.push(" AND direction ")
-                .push_in::<D>(q.directions.iter().map(|d| d.as_str()));
-        }
-        sql.push(match q.order {
-            MessageOrder::OldestFirst => " ORDER BY id LIMIT ",
-            MessageOrder::NewestFirst => " ORDER BY id DESC LIMIT ",
-        })
-        .push_bind(page(q.limit) as i64);
-        self.read_all(sql)
-            .await?
-            .iter()
-            .map(message_from_row)
-            .collect()
+        out.truncate(page(q.limit));
+        Ok(out)
     }
 
     async fn unanswered(&self, q: &UnansweredQuery) -> Result<Vec<Conversation>> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::rows::message_from_row;
-use super::{SqlStore, insert_message};
+use super::{Conn, SqlStore, insert_message};
 use crate::channel::Identity;
 use crate::error::{Error, Result};
 use crate::id::MessageId;
@@ -31,93 +31,16 @@ impl<D: Driver> Outbox for SqlStore<D> {
         m.validate()?;
         let (m, to) = (m.clone(), to.clone());
         self.transact(true, move |mut conn| {
-            Box::pin(async move {
-                let appended = insert_message::<D>(&mut conn, &m).await?;
-                if let Appended::Inserted(m) = &appended {
-                    conn.execute(
-                        Stmt::new(
-                            "INSERT INTO cs_outbox (tenant, message, conversation, to_kind,
-                                to_external_id, next_attempt_at)
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(m.tenant.as_str())
-                        .bind(m.id.to_string())
-                        .bind(m.conversation.to_string())
-                        .bind(to.kind.as_str())
-                        .bind(&to.external_id)
-                        .bind(micros(m.created_at)),
-                    )
-                    .await?;
-                }
-                Ok(appended)
-            })
+            Box::pin(async move { insert_outbound(&mut conn, &m, &to).await })
         })
         .await
     }
 
     async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
-        let t = req.tenant.clone();
-        // The head of each conversation's queue that is due; SKIP LOCKED where several
-        // processes claim at once, so none gets a message another has.
-        let mut claim = Stmt::new(
-            "UPDATE cs_outbox SET next_attempt_at = $1, claimed_by = $4
-             WHERE tenant = $2 AND message IN (
-                SELECT o.message FROM cs_outbox o
-                WHERE o.tenant = $2 AND o.dead = 0 AND o.next_attempt_at <= $3
-                  AND NOT EXISTS (
-                    SELECT 1 FROM cs_outbox p
-                    WHERE p.tenant = o.tenant AND p.conversation = o.conversation
-                      AND p.dead = 0 AND p.message < o.message)",
-        )
-        .bind(micros(req.lease_until))
-        .bind(t.as_str())
-        .bind(micros(req.now))
-        .bind(req.owner.clone());
-        if let Some(c) = req.conversation {
-            claim
-                .push(" AND o.conversation = ")
-                .push_bind(c.to_string());
-        }
-        claim
-            .push(" ORDER BY o.message LIMIT ")
-            .push_bind(page(req.limit) as i64)
-            .push(D::SKIP_LOCKED)
-            .push(") RETURNING message, attempts, to_kind, to_external_id");
+        let (t, claim) = (req.tenant.clone(), claim_stmt::<D>(req));
         // The claim and the claimed messages in one unit: one hand-over to the writer.
         self.transact(false, move |mut conn| {
-            Box::pin(async move {
-                let claimed = conn.fetch_all(claim).await?;
-                if claimed.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut heads = HashMap::with_capacity(claimed.len());
-                for row in &claimed {
-                    let to = Identity {
-                        kind: row.parse("to_kind")?,
-                        external_id: row.text("to_external_id")?,
-                    };
-                    let attempts = u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX);
-                    heads.insert(row.text("message")?, (to, attempts));
-                }
-                // The claimed messages in one read, not one each.
-                let mut read = Stmt::new("SELECT * FROM cs_messages WHERE tenant = ");
-                read.push_bind(t.as_str())
-                    .push(" AND id ")
-                    .push_in::<D>(heads.keys().cloned());
-                let mut out = Vec::with_capacity(heads.len());
-                for row in conn.fetch_all(read).await? {
-                    let message = message_from_row(&row)?;
-                    if let Some((to, attempts)) = heads.remove(&message.id.to_string()) {
-                        out.push(Claimed {
-                            message,
-                            to,
-                            attempts,
-                        });
-                    }
-                }
-                out.sort_by_key(|c| c.message.id);
-                Ok(out)
-            })
+            Box::pin(async move { claim_in(&mut conn, t.as_str(), claim, None).await })
         })
         .await
     }
@@ -138,86 +61,55 @@ impl<D: Driver> Outbox for SqlStore<D> {
     }
 
     async fn finish_outbound(&self, req: &FinishOutbound) -> Result<()> {
-        let (t, id) = (req.tenant.as_str().to_owned(), req.message.to_string());
-        let message = req.message;
-        let gone = move || Error::not_found("outbox message", message);
-        if let Outcome::Retry { at, error } = &req.outcome {
-            let done = self
-                .write(
-                    Stmt::new(
-                        "UPDATE cs_outbox SET attempts = attempts + 1, next_attempt_at = $1,
-                            last_error = $2, claimed_by = NULL
-                         WHERE tenant = $3 AND message = $4 AND dead = 0",
-                    )
-                    .bind(micros(*at))
-                    .bind(error)
-                    .bind(t.as_str())
-                    .bind(id.as_str()),
-                )
-                .await?;
-            return if done == 0 { Err(gone()) } else { Ok(()) };
-        }
-        let outcome = req.outcome.clone();
-        self.transact(true, move |mut tx| {
+        let req = req.clone();
+        // A retry is one statement; the other outcomes change the outbox and the message.
+        let atomic = !matches!(req.outcome, Outcome::Retry { .. });
+        self.transact(atomic, move |mut conn| {
+            Box::pin(async move { finish_in(&mut conn, &req).await })
+        })
+        .await
+    }
+
+    async fn append_and_claim(
+        &self,
+        m: &Message,
+        to: &Identity,
+        claim: &ClaimOutbound,
+    ) -> Result<(Appended, Vec<Claimed>)> {
+        m.validate()?;
+        let req = ClaimOutbound {
+            conversation: Some(m.conversation),
+            ..claim.clone()
+        };
+        let (t, claim) = (req.tenant.clone(), claim_stmt::<D>(&req));
+        let (m, to) = (m.clone(), to.clone());
+        self.transact(true, move |mut conn| {
             Box::pin(async move {
-                let t = t.as_str();
-                match &outcome {
-                    Outcome::Sent {
-                        status,
-                        provider_id,
-                    } => {
-                        let done = tx
-                            .execute(
-                                Stmt::new(
-                                    "DELETE FROM cs_outbox
-                                     WHERE tenant = $1 AND message = $2 AND dead = 0",
-                                )
-                                .bind(t)
-                                .bind(id.as_str()),
-                            )
-                            .await?;
-                        if done == 0 {
-                            return Err(gone());
-                        }
-                        tx.execute(set_status(t, &id, *status)).await?;
-                        if let Some(pid) = provider_id {
-                            tx.execute(
-                                Stmt::new(
-                                    "INSERT INTO cs_receipts (tenant, channel, provider_id, message)
-                                     SELECT tenant, channel, $1, id FROM cs_messages
-                                     WHERE tenant = $2 AND id = $3
-                                     ON CONFLICT (tenant, channel, provider_id)
-                                     DO UPDATE SET message = excluded.message",
-                                )
-                                .bind(pid)
-                                .bind(t)
-                                .bind(id.as_str()),
-                            )
-                            .await?;
-                        }
-                    }
-                    Outcome::Dead { error } => {
-                        let done = tx
-                            .execute(
-                                Stmt::new(
-                                    "UPDATE cs_outbox SET attempts = attempts + 1, dead = 1,
-                                        last_error = $1
-                                     WHERE tenant = $2 AND message = $3 AND dead = 0",
-                                )
-                                .bind(error)
-                                .bind(t)
-                                .bind(id.as_str()),
-                            )
-                            .await?;
-                        if done == 0 {
-                            return Err(gone());
-                        }
-                        tx.execute(set_status(t, &id, DeliveryStatus::Failed))
-                            .await?;
-                    }
-                    Outcome::Retry { .. } => unreachable!("handled above"),
+                let appended = insert_outbound(&mut conn, &m, &to).await?;
+                if appended.is_duplicate() {
+                    return Ok((appended, Vec::new()));
                 }
-                Ok(())
+                let claimed = claim_in(&mut conn, t.as_str(), claim, Some(&m)).await?;
+                Ok((appended, claimed))
+            })
+        })
+        .await
+    }
+
+    async fn finish_and_claim(
+        &self,
+        finish: &FinishOutbound,
+        next: Option<&ClaimOutbound>,
+    ) -> Result<Vec<Claimed>> {
+        let Some(next) = next else {
+            self.finish_outbound(finish).await?;
+            return Ok(Vec::new());
+        };
+        let (finish, t, claim) = (finish.clone(), next.tenant.clone(), claim_stmt::<D>(next));
+        self.transact(true, move |mut conn| {
+            Box::pin(async move {
+                finish_in(&mut conn, &finish).await?;
+                claim_in(&mut conn, t.as_str(), claim, None).await
             })
         })
         .await
@@ -295,4 +187,194 @@ impl<D: Driver> Outbox for SqlStore<D> {
         }
         Ok(())
     }
+}
+
+/// Stores an outbound message and its outbox entry (nothing when it is a duplicate).
+async fn insert_outbound<D: Driver>(
+    conn: &mut Conn<'_, D>,
+    m: &Message,
+    to: &Identity,
+) -> Result<Appended> {
+    let appended = insert_message::<D>(conn, m).await?;
+    if let Appended::Inserted(m) = &appended {
+        conn.execute(
+            Stmt::new(
+                "INSERT INTO cs_outbox (tenant, message, conversation, to_kind,
+                    to_external_id, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(m.tenant.as_str())
+            .bind(m.id.to_string())
+            .bind(m.conversation.to_string())
+            .bind(to.kind.as_str())
+            .bind(&to.external_id)
+            .bind(micros(m.created_at)),
+        )
+        .await?;
+    }
+    Ok(appended)
+}
+
+/// The claim of `req`: the head of each conversation's queue that is due; SKIP LOCKED where
+/// several processes claim at once, so none gets a message another has.
+fn claim_stmt<D: Driver>(req: &ClaimOutbound) -> Stmt {
+    let mut claim = Stmt::new(
+        "UPDATE cs_outbox SET next_attempt_at = $1, claimed_by = $4
+         WHERE tenant = $2 AND message IN (
+            SELECT o.message FROM cs_outbox o
+            WHERE o.tenant = $2 AND o.dead = 0 AND o.next_attempt_at <= $3
+              AND NOT EXISTS (
+                SELECT 1 FROM cs_outbox p
+                WHERE p.tenant = o.tenant AND p.conversation = o.conversation
+                  AND p.dead = 0 AND p.message < o.message)",
+    )
+    .bind(micros(req.lease_until))
+    .bind(req.tenant.as_str())
+    .bind(micros(req.now))
+    .bind(req.owner.clone());
+    if let Some(c) = req.conversation {
+        claim
+            .push(" AND o.conversation = ")
+            .push_bind(c.to_string());
+    }
+    claim
+        .push(" ORDER BY o.message LIMIT ")
+        .push_bind(page(req.limit) as i64)
+        .push(D::SKIP_LOCKED)
+        .push(") RETURNING message, attempts, to_kind, to_external_id");
+    claim
+}
+
+/// Runs a claim and reads the claimed messages (in one read, not one each); `known` is a
+/// message the caller holds already (just stored), not read again.
+async fn claim_in<D: Driver>(
+    conn: &mut Conn<'_, D>,
+    tenant: &str,
+    claim: Stmt,
+    known: Option<&Message>,
+) -> Result<Vec<Claimed>> {
+    let claimed = conn.fetch_all(claim).await?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut heads = HashMap::with_capacity(claimed.len());
+    for row in &claimed {
+        let to = Identity {
+            kind: row.parse("to_kind")?,
+            external_id: row.text("to_external_id")?,
+        };
+        let attempts = u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX);
+        heads.insert(row.parse::<MessageId>("message")?, (to, attempts));
+    }
+    let mut out = Vec::with_capacity(heads.len());
+    if let Some(m) = known
+        && let Some((to, attempts)) = heads.remove(&m.id)
+    {
+        out.push(Claimed {
+            message: m.clone(),
+            to,
+            attempts,
+        });
+    }
+    if !heads.is_empty() {
+        let mut read = Stmt::new("SELECT * FROM cs_messages WHERE tenant = ");
+        read.push_bind(tenant)
+            .push(" AND id ")
+            .push_in::<D>(heads.keys().map(MessageId::to_string));
+        for row in conn.fetch_all(read).await? {
+            let message = message_from_row(&row)?;
+            if let Some((to, attempts)) = heads.remove(&message.id) {
+                out.push(Claimed {
+                    message,
+                    to,
+                    attempts,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|c| c.message.id);
+    Ok(out)
+}
+
+/// Records the outcome of a delivery attempt: a retry reschedules the entry; a delivery removes
+/// it and sets the message's status (and files the provider's id for receipts); a dead letter
+/// keeps it, marked, and fails the message.
+async fn finish_in<D: Driver>(conn: &mut Conn<'_, D>, req: &FinishOutbound) -> Result<()> {
+    let (t, id) = (req.tenant.as_str(), req.message.to_string());
+    let message = req.message;
+    let gone = move || Error::not_found("outbox message", message);
+    match &req.outcome {
+        Outcome::Retry { at, error } => {
+            let done = conn
+                .execute(
+                    Stmt::new(
+                        "UPDATE cs_outbox SET attempts = attempts + 1, next_attempt_at = $1,
+                            last_error = $2, claimed_by = NULL
+                         WHERE tenant = $3 AND message = $4 AND dead = 0",
+                    )
+                    .bind(micros(*at))
+                    .bind(error)
+                    .bind(t)
+                    .bind(id.as_str()),
+                )
+                .await?;
+            if done == 0 {
+                return Err(gone());
+            }
+        }
+        Outcome::Sent {
+            status,
+            provider_id,
+        } => {
+            let done = conn
+                .execute(
+                    Stmt::new(
+                        "DELETE FROM cs_outbox
+                         WHERE tenant = $1 AND message = $2 AND dead = 0",
+                    )
+                    .bind(t)
+                    .bind(id.as_str()),
+                )
+                .await?;
+            if done == 0 {
+                return Err(gone());
+            }
+            conn.execute(set_status(t, &id, *status)).await?;
+            if let Some(pid) = provider_id {
+                conn.execute(
+                    Stmt::new(
+                        "INSERT INTO cs_receipts (tenant, channel, provider_id, message)
+                         SELECT tenant, channel, $1, id FROM cs_messages
+                         WHERE tenant = $2 AND id = $3
+                         ON CONFLICT (tenant, channel, provider_id)
+                         DO UPDATE SET message = excluded.message",
+                    )
+                    .bind(pid)
+                    .bind(t)
+                    .bind(id.as_str()),
+                )
+                .await?;
+            }
+        }
+        Outcome::Dead { error } => {
+            let done = conn
+                .execute(
+                    Stmt::new(
+                        "UPDATE cs_outbox SET attempts = attempts + 1, dead = 1,
+                            last_error = $1
+                         WHERE tenant = $2 AND message = $3 AND dead = 0",
+                    )
+                    .bind(error)
+                    .bind(t)
+                    .bind(id.as_str()),
+                )
+                .await?;
+            if done == 0 {
+                return Err(gone());
+            }
+            conn.execute(set_status(t, &id, DeliveryStatus::Failed))
+                .await?;
+        }
+    }
+    Ok(())
 }
