@@ -993,3 +993,129 @@ async fn a_restarted_node_sends_at_once_what_its_dead_predecessor_had_claimed() 
         Content::text("Within 48 hours.")
     );
 }
+
+/// A bot whose first turn waits at a gate; it records the text of every turn it takes, and
+/// hands the conversation over when told `human`.
+#[derive(Debug, Default)]
+struct Gated {
+    gate: tokio::sync::Notify,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Bot for Gated {
+    async fn reply(&self, input: &BotInput) -> cs_bot::Result<BotReply> {
+        let first = {
+            let mut seen = self.seen.lock().unwrap();
+            seen.push(input.text.clone());
+            seen.len() == 1
+        };
+        if first {
+            self.gate.notified().await;
+        }
+        if input.text == "human" {
+            return Ok(BotReply {
+                handoff: Some(cs_bot::Handoff::new(
+                    cs_bot::HandoffReason::CustomerRequest,
+                    "asked for a person",
+                )),
+                ..Default::default()
+            });
+        }
+        Ok(BotReply {
+            messages: vec![format!("re: {}", input.text)],
+            ..Default::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn messages_are_acknowledged_while_the_bot_thinks_and_answered_in_order() {
+    let store = Arc::new(MemoryStore::new());
+    let (chan, sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let bot = Arc::new(Gated::default());
+    let engine = Engine::builder()
+        .with_store(store.clone())
+        .with_bot(bot.clone())
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    let send = |pid: &str, text: &str| {
+        let (engine, m) = (
+            engine.clone(),
+            inbound("webchat", ChannelKind::WebChat, "v1", pid, text),
+        );
+        async move {
+            tokio::time::timeout(std::time::Duration::from_secs(5), engine.handle_inbound(m))
+                .await
+                .expect("acknowledged while the bot's first turn waits")
+                .unwrap()
+        }
+    };
+    send("c1", "one").await;
+    // The first turn is stuck at the gate; the next messages are stored and acknowledged.
+    send("c2", "two").await;
+    send("c3", "three").await;
+    assert!(sent.lock().unwrap().is_empty(), "nothing answered yet");
+    bot.gate.notify_one();
+    wait_for_sends(&sent, 3).await;
+    let answers: Vec<Content> = sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.message.content.clone())
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            Content::text("re: one"),
+            Content::text("re: two"),
+            Content::text("re: three")
+        ],
+        "turns in the order the messages were stored"
+    );
+    assert_eq!(*bot.seen.lock().unwrap(), ["one", "two", "three"]);
+}
+
+#[tokio::test]
+async fn a_message_stored_while_the_bot_hands_over_is_left_for_the_agent() {
+    let store = Arc::new(MemoryStore::new());
+    let (chan, _sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let bot = Arc::new(Gated::default());
+    let engine = Engine::builder()
+        .with_store(store.clone())
+        .with_bot(bot.clone())
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    let first = engine
+        .handle_inbound(inbound("webchat", ChannelKind::WebChat, "v1", "c1", "human"))
+        .await
+        .unwrap();
+    // Stored while the first turn (a hand-over) still waits at the gate.
+    engine
+        .handle_inbound(inbound("webchat", ChannelKind::WebChat, "v1", "c2", "hello?"))
+        .await
+        .unwrap();
+    bot.gate.notify_one();
+    let conversation = first.message.conversation;
+    for _ in 0..500 {
+        if engine.conversation(conversation).await.unwrap().state == ConversationState::Queued {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The second turn, run after the hand-over, sees the conversation queued: no bot turn.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        engine.conversation(conversation).await.unwrap().state,
+        ConversationState::Queued
+    );
+    assert_eq!(
+        *bot.seen.lock().unwrap(),
+        ["human"],
+        "the bot never answers a conversation already handed over"
+    );
+}

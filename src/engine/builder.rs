@@ -301,6 +301,12 @@ impl EngineBuilder {
                 locks: (0..LOCK_STRIPES)
                     .map(|_| Arc::new(Mutex::new(())))
                     .collect(),
+                append_locks: (0..LOCK_STRIPES)
+                    .map(|_| Arc::new(Mutex::new(())))
+                    .collect(),
+                turns: (0..LOCK_STRIPES)
+                    .map(|_| Arc::new(tokio::sync::Semaphore::new(TURNS_PER_STRIPE)))
+                    .collect(),
                 settings: self.settings,
                 offers: std::sync::Mutex::default(),
                 pace: std::sync::Mutex::default(),

@@ -37,9 +37,15 @@ impl Engine {
         let kind = channel.info().kind;
         let now = self.inner.clock.now();
 
-        // 1. Who is writing.
+        // 1. Who is writing. Their messages are stored one at a time; on one node the bot's turn
+        // on the previous one need not be over (turns keep the order the messages were stored
+        // in), across nodes the desk lock covers the whole turn.
         let customer = self.resolve_sender(&msg, now).await?;
-        let guard = self.lock_customer(customer.id).await;
+        let (guard, appending) = if self.inner.desk_locks.is_some() {
+            (Some(self.lock_customer(customer.id).await), None)
+        } else {
+            (None, Some(self.lock_appends(customer.id).await))
+        };
 
         // 2. Their active conversation; replies go back where they wrote last.
         let route = Route {
@@ -101,10 +107,33 @@ impl Engine {
         // until this one is answered), the queue, or the agent who has it.
         let urgency = self.score_sentiment(&conversation, &message);
         let customer = self.learn_language(customer, &message).await;
+        let turn = match appending {
+            Some(appending) => {
+                let turn = self.reserve_turn(customer.id).await;
+                drop(appending);
+                Some(turn)
+            }
+            None => None,
+        };
         let engine = self.clone();
         let stored = message.clone();
         let dispatch = async move {
             let _guard = guard;
+            let _turn = match turn {
+                Some(turn) => Some(turn.wait().await),
+                None => None,
+            };
+            // The turns before this one may have moved the conversation on (handed it over).
+            let conversation = match engine.inner.cache.active(customer.id) {
+                Some(c) if c.id == conversation.id => c,
+                _ => match engine.conversation(conversation.id).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, message = %stored.id, "conversation unavailable; message not dispatched");
+                        return;
+                    }
+                },
+            };
             if let Err(e) = engine
                 .dispatch(conversation, &customer, &stored, opened, urgency)
                 .await

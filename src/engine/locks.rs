@@ -7,6 +7,11 @@
 //! PostgreSQL session advisory locks on a connection of its own, so a node that dies mid-turn
 //! releases its locks with its connection.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::OwnedSemaphorePermit;
+
 use super::*;
 
 /// What a lock serialises.
@@ -193,18 +198,58 @@ impl DeskLocks for PostgresLocks {
     }
 }
 
-/// The lock on one customer's messages: the process's own stripe, and across processes the
-/// desk's lock when there is one.
+/// The lock on one customer's messages: the process's own stripes (appending, then work), and
+/// across processes the desk's lock when there is one.
 #[derive(Debug)]
 pub(crate) struct CustomerGuard {
+    _append: OwnedMutexGuard<()>,
     _local: OwnedMutexGuard<()>,
     _desk: Option<LockGuard>,
+}
+
+/// A customer's next turn of work, reserved in the order their messages were stored: the
+/// stripe's work lock, asked for (and so queued, first come first served) while the append lock
+/// was held, and a place among the stripe's waiting turns.
+pub(crate) struct Turn {
+    lock: Pin<Box<dyn Future<Output = OwnedMutexGuard<()>> + Send>>,
+    early: Option<OwnedMutexGuard<()>>,
+    place: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn")
+            .field("granted", &self.early.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reserved turn, now taken: work on the customer may go on until it is dropped.
+#[derive(Debug)]
+pub(crate) struct TurnGuard {
+    _work: OwnedMutexGuard<()>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl Turn {
+    /// Waits until the turns reserved before this one are done.
+    pub(crate) async fn wait(self) -> TurnGuard {
+        let work = match self.early {
+            Some(g) => g,
+            None => self.lock.await,
+        };
+        TurnGuard {
+            _work: work,
+            _place: self.place,
+        }
+    }
 }
 
 /// The locks on two customers' messages (a merge): their stripes (once when shared) and, across
 /// processes, both desk locks.
 #[derive(Debug)]
 pub(crate) struct CustomersGuard {
+    _append: Vec<OwnedMutexGuard<()>>,
     _first: OwnedMutexGuard<()>,
     _second: Option<OwnedMutexGuard<()>>,
     _desk: Vec<LockGuard>,
@@ -212,11 +257,13 @@ pub(crate) struct CustomersGuard {
 
 impl CustomersGuard {
     pub(super) fn new(
+        append: Vec<OwnedMutexGuard<()>>,
         first: OwnedMutexGuard<()>,
         second: Option<OwnedMutexGuard<()>>,
         desk: Vec<LockGuard>,
     ) -> Self {
         Self {
+            _append: append,
             _first: first,
             _second: second,
             _desk: desk,
@@ -228,10 +275,9 @@ impl Engine {
     /// Takes the lock that serialises work on one customer's messages (FIFO in this process;
     /// across processes through [`DeskLocks`] when configured).
     pub(super) async fn lock_customer(&self, customer: cs_core::CustomerId) -> CustomerGuard {
-        let local = self.inner.locks[Self::stripe(customer)]
-            .clone()
-            .lock_owned()
-            .await;
+        let stripe = Self::stripe(customer);
+        let append = self.inner.append_locks[stripe].clone().lock_owned().await;
+        let local = self.inner.locks[stripe].clone().lock_owned().await;
         let desk = self
             .desk_lock(LockKey::Customer(customer))
             .await
@@ -240,9 +286,45 @@ impl Engine {
                 None
             });
         CustomerGuard {
+            _append: append,
             _local: local,
             _desk: desk,
         }
+    }
+
+    /// The lock on storing one customer's incoming messages, in this process (a desk of several
+    /// processes takes [`Engine::lock_customer`] instead). Take [`Engine::reserve_turn`] before
+    /// letting it go.
+    pub(super) async fn lock_appends(&self, customer: cs_core::CustomerId) -> OwnedMutexGuard<()> {
+        self.inner.append_locks[Self::stripe(customer)]
+            .clone()
+            .lock_owned()
+            .await
+    }
+
+    /// Reserves the customer's next turn of work behind the turns reserved before it; called
+    /// while the append lock is held, so turns follow the order messages were stored in. Waits
+    /// while the stripe already has [`TURNS_PER_STRIPE`] turns waiting (a customer writing
+    /// faster than the bot answers is slowed down, not queued without end).
+    pub(super) async fn reserve_turn(&self, customer: cs_core::CustomerId) -> Turn {
+        let stripe = Self::stripe(customer);
+        let place = self.inner.turns[stripe]
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the engine never closes its turn semaphores");
+        // Polled once now: a lock that is free is taken at once, a busy one queues this turn
+        // (tokio's mutex serves waiters in the order they first asked).
+        let mut lock: Pin<Box<dyn Future<Output = OwnedMutexGuard<()>> + Send>> =
+            Box::pin(self.inner.locks[stripe].clone().lock_owned());
+        let early = match lock
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(g) => Some(g),
+            std::task::Poll::Pending => None,
+        };
+        Turn { lock, early, place }
     }
 
     /// The desk-wide lock of `key`, when the engine has [`DeskLocks`].

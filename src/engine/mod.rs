@@ -88,6 +88,8 @@ pub use texts::{Lang, Notice, Texts};
 const BOT_HISTORY: usize = 20;
 /// Locks striped by customer: a customer's messages are handled one at a time, in order.
 const LOCK_STRIPES: usize = 256;
+/// Bot turns that may wait, stored, for one lock stripe (see [`Engine::reserve_turn`]).
+const TURNS_PER_STRIPE: usize = 32;
 
 /// The customer-service engine. Cheap to clone; all clones share one state.
 #[derive(Debug, Clone)]
@@ -107,7 +109,12 @@ struct Inner {
     clock: Arc<dyn Clock>,
     outbox: OutboxPolicy,
     events: broadcast::Sender<Event>,
+    /// Work on a customer (a bot turn, an agent's action), one at a time in order, by stripe.
     locks: Vec<Arc<Mutex<()>>>,
+    /// Storing a customer's incoming messages, by stripe: taken before [`Inner::locks`].
+    append_locks: Vec<Arc<Mutex<()>>>,
+    /// Bot turns stored and waiting for their stripe's work lock, bounded per stripe.
+    turns: Vec<Arc<tokio::sync::Semaphore>>,
     settings: DeskSettings,
     /// Offers waiting for an agent's answer, by conversation.
     offers: std::sync::Mutex<HashMap<ConversationId, Offer>>,
@@ -217,11 +224,16 @@ impl Engine {
         b: cs_core::CustomerId,
     ) -> locks::CustomersGuard {
         let (sa, sb) = (Self::stripe(a), Self::stripe(b));
-        let first = self.inner.locks[sa.min(sb)].clone().lock_owned().await;
+        let (lo, hi) = (sa.min(sb), sa.max(sb));
+        let mut held = vec![self.inner.append_locks[lo].clone().lock_owned().await];
+        if hi != lo {
+            held.push(self.inner.append_locks[hi].clone().lock_owned().await);
+        }
+        let first = self.inner.locks[lo].clone().lock_owned().await;
         let second = if sa == sb {
             None
         } else {
-            Some(self.inner.locks[sa.max(sb)].clone().lock_owned().await)
+            Some(self.inner.locks[hi].clone().lock_owned().await)
         };
         // Across nodes: both customers' desk locks, in one order everywhere.
         let mut desk = Vec::new();
@@ -234,7 +246,7 @@ impl Engine {
                 }
             }
         }
-        locks::CustomersGuard::new(first, second, desk)
+        locks::CustomersGuard::new(held, first, second, desk)
     }
 
     /// Re-reads and changes a conversation, retrying when another writer got there first
