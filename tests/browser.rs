@@ -545,7 +545,9 @@ async fn the_widget_at_375_px_in_chinese_never_loses_a_message() {
     server.stop().await;
 }
 
-/// The English page (`?lang=en` sets `<html lang="en">`): the same widget speaks English.
+/// The English page (`?lang=en`, read through the widget's `data-lang-param`): the same widget
+/// speaks English, refuses the 1,500-character message in English, and shows the place in the
+/// queue the engine announces when the customer asks for a human and nobody is free.
 #[tokio::test]
 async fn the_widget_speaks_english_on_an_english_page() {
     let Some(chromedriver) = std::env::var_os("CS_TEST_CHROMEDRIVER") else {
@@ -553,7 +555,13 @@ async fn the_widget_speaks_english_on_an_english_page() {
         return;
     };
     let dir = TempDir::new();
-    let server = Server::start(&dir.0).await;
+    let server = Server::start_with(omnidesk::Config {
+        database: dir.0.join("desk.db"),
+        // Open all day, nobody signed in: a hand-over waits in the queue (not after hours).
+        business_hours: "00:00-23:59".into(),
+        ..Default::default()
+    })
+    .await;
     let driver = start_driver(&chromedriver).await;
     let shopper = browser(&driver, "shopper").await;
     shopper.set_window_size(1280, 800).await.unwrap();
@@ -585,6 +593,21 @@ async fn the_widget_speaks_english_on_an_english_page() {
     )
     .await;
     assert!(width.as_f64().unwrap() < 500.0, "{width}");
+
+    // Asking for a human with nobody free: the queue banner.
+    paste(&shopper, "").await;
+    type_and_send(
+        &shopper,
+        "[data-testid=chat-input]",
+        "[data-testid=chat-send]",
+        "human please",
+    )
+    .await;
+    let banner = wait_for_text(&shopper, "[data-testid=chat-queue]", "In the queue").await;
+    assert!(
+        banner.contains("you're next") || banner.contains("ahead of you"),
+        "{banner}"
+    );
     shopper.close().await.unwrap();
     server.stop().await;
 }

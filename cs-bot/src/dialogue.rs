@@ -15,7 +15,7 @@ use crate::classifier::{ClassifierBuilder, Example, IntentClassifier, OUT_OF_SCO
 use crate::error::{Error, Result};
 use crate::faq::{FaqEntry, Knowledge, asks_for_human, parse_knowledge};
 use crate::knowledge::UnansweredLog;
-use crate::sentiment::{Sentiment, sentiment};
+use crate::sentiment::{Polarity, Sentiment, sentiment};
 use crate::shop::{
     Asker, Order, OrderService, OwnOrders, ReturnKind, ReturnRequest, TicketLookup, same_phone,
 };
@@ -486,6 +486,8 @@ struct Session {
     sentiment: Sentiment,
     zh: bool,
     seen_at: DateTime<Utc>,
+    /// The bot has acknowledged the customer's frustration once in this session.
+    soothed: bool,
 }
 
 impl Session {
@@ -499,6 +501,7 @@ impl Session {
             sentiment: Sentiment::default(),
             zh: false,
             seen_at: now,
+            soothed: false,
         }
     }
 }
@@ -856,6 +859,21 @@ impl IntentBot {
             return Ok(reply);
         }
         Ok(self.out_of_scope(s, input))
+    }
+
+    /// An unhappy customer (a negative message) the bot goes on helping hears an
+    /// acknowledgement first, in their language, once per session: the answer, question or
+    /// menu follows as before. A hand-over carries its own apology.
+    fn soothe(&self, s: &mut Session, reply: &mut BotReply, input: &BotInput) {
+        if s.soothed || reply.handoff.is_some() || reply.messages.is_empty() {
+            return;
+        }
+        if sentiment(&input.text).polarity != Polarity::Negative {
+            return;
+        }
+        s.soothed = true;
+        let line = self.cfg.templates.render("empathy", s.zh, &[]);
+        reply.messages.insert(0, line);
     }
 
     /// Out of scope: say so and offer the menu or a human, never the nearest entry.
@@ -1381,7 +1399,10 @@ impl Bot for IntentBot {
         let now = self.cfg.clock.now();
         let mut s = self.take_session(input.conversation, now);
         s.seen_at = now;
-        let result = self.run(&mut s, input).await;
+        let mut result = self.run(&mut s, input).await;
+        if let Ok(r) = &mut result {
+            self.soothe(&mut s, r, input);
+        }
         match &result {
             Ok(r) if r.handoff.is_some() => {} // a human owns it now; start afresh afterwards
             _ => self.put_session(input.conversation, s),
@@ -1493,6 +1514,42 @@ mod tests {
             vec![Content::text("Within 48 hours.")],
             "plain answers stay text"
         );
+    }
+
+    /// Issue 16: "这东西不好用" (negative) is answered with an acknowledgement first, in
+    /// Chinese, then the clarifying question with its buttons; a second unhappy message gets
+    /// no second apology; a calm customer gets none.
+    #[tokio::test]
+    async fn an_unhappy_customer_hears_an_acknowledgement_once() {
+        let bot = bot(Arc::new(UnansweredLog::new(16)));
+        let mut i = input("这东西不好用");
+        assert_eq!(sentiment(&i.text).polarity, Polarity::Negative);
+        let r = Bot::reply(&bot, &i).await.unwrap();
+        assert!(r.handoff.is_none(), "{r:?}");
+        assert_eq!(
+            r.messages[0], "很抱歉给您带来不好的体验，我来帮您看看。",
+            "{r:?}"
+        );
+        assert!(r.messages.len() >= 2, "the help follows: {r:?}");
+        if r.choices.is_some() {
+            assert!(
+                matches!(
+                    r.contents().as_slice(),
+                    [Content::Text { .. }, Content::RichCard(_)]
+                ),
+                "{r:?}"
+            );
+        }
+        i.text = "还是不好用".into();
+        let again = Bot::reply(&bot, &i).await.unwrap();
+        assert!(
+            again.messages.iter().all(|m| !m.contains("很抱歉给您带来")),
+            "{again:?}"
+        );
+        let calm = Bot::reply(&bot, &input("when will my order ship"))
+            .await
+            .unwrap();
+        assert_eq!(calm.messages, vec!["Within 48 hours.".to_owned()]);
     }
 
     /// A screened-out question takes its buttons with it: no card without its message.

@@ -84,7 +84,8 @@
       },
       waitSeconds: function (s) { return "请在 " + s + " 秒后重试。"; },
       queue: function (ahead, wait) {
-        return "正在排队 · 您前面还有 " + ahead + " 位" + (wait ? " · 预计等待" + wait : "");
+        return "正在排队 · " + (Number(ahead) === 0 ? "下一位就是您" : "您前面还有 " + ahead + " 位") +
+          (wait ? " · 预计等待" + wait : "");
       },
       time: "zh-CN"
     },
@@ -128,7 +129,8 @@
       },
       waitSeconds: function (s) { return "Retry in " + s + " s."; },
       queue: function (ahead, wait) {
-        return "In the queue · " + ahead + " ahead of you" + (wait ? " · about " + wait : "");
+        return "In the queue · " + (Number(ahead) === 0 ? "you're next" : ahead + " ahead of you") +
+          (wait ? " · about " + wait : "");
       },
       time: "en-GB"
     }
@@ -152,7 +154,7 @@
   var title = attr("data-title", T.title);
   var ackTimeout = Number(attr("data-ack-timeout", "10000")) || 10000;
 
-  // ---- Styles: AA contrast (white on #c0161c is 6.1:1), 16 px inputs, full screen on phones --
+  // ---- Styles: AA contrast (white on #c0161c is 6.2:1), 16 px inputs, full screen on phones --
   var css =
     ".ods-launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:28px;" +
     "background:#c0161c;color:#fff;padding:14px 20px;font:600 16px system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif;" +
@@ -326,7 +328,7 @@
   });
   closeBtn.addEventListener("click", closePanel);
   panel.addEventListener("keydown", function (ev) {
-    if (ev.key === "Escape") closePanel();
+    if (ev.key === "Escape" && !ev.isComposing) closePanel();
   });
 
   // ---- State ---------------------------------------------------------------------------------
@@ -409,6 +411,7 @@
       var out = outgoing[key];
       if (out && out.timer) clearTimeout(out.timer);
       delete outgoing[key];
+      disableOldOptions(); // options offered before the customer wrote again are spent
       drawCustomer(key, m.text, "sent", null, m.at);
       shown[m.id] = shown[key];
       shown[key].setAttribute("data-message-id", m.id);
@@ -659,8 +662,11 @@
     counter.classList.toggle("ods-over", over);
     if (over) showError(T.tooLong(size, maxTextBytes));
     else if (input.getAttribute("aria-invalid") === "true") showError("");
+    // The box grows with the text (up to 120 px); the conversation stays scrolled to its end.
+    var atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight + 2, 120) + "px";
+    if (atEnd) log.scrollTop = log.scrollHeight;
     return !over;
   }
   input.addEventListener("input", update);
