@@ -21,11 +21,11 @@
 //!   the connection stays open: the widget marks that message failed, in the page's language,
 //!   with a retry. A frame over the frame limit closes the socket with code 1009 and a reason;
 //!   the widget marks every message not yet acknowledged failed.
+//! - `GET /widget.js` serves the widget (plain JavaScript, no build step).
 //!
 //! Text limits are counted in UTF-8 bytes on both sides: the hello frame tells the widget the
 //! server's limit, and the widget counts the same bytes (so a 1,500-character Chinese message,
 //! 4,500 bytes, is stopped in the browser with the text kept, not lost on the server).
-//! - `GET /widget.js` serves the widget (plain JavaScript, no build step).
 //!
 //! Each socket holds small read and write buffers sized for chat frames
 //! ([`WebChatBuilder::with_socket_buffer_bytes`], 4 KiB by default, grown only for a larger
