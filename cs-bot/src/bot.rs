@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
 
 use async_trait::async_trait;
-use cs_core::{ConversationId, CustomerId, Message, Priority, TenantId};
+use cs_core::{
+    CardButton, Content, ConversationId, CustomerId, Message, Priority, RichCard, TenantId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -159,6 +161,51 @@ pub struct BotReply {
     /// ([`cs_core::LinkOrigin::OneTimeCode`]).
     #[serde(default)]
     pub verified_phones: Vec<String>,
+    /// Options offered with one of [`BotReply::messages`] (a clarifying question): channels
+    /// that show buttons get them as quick replies, text-only channels the numbered list.
+    /// [`BotReply::contents`] turns the reply into what the engine sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Choices>,
+}
+
+/// A question with options the customer picks from (see [`BotReply::choices`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Choices {
+    /// The message among [`BotReply::messages`] the options belong to, exactly as written
+    /// there: the question followed by the numbered options.
+    pub text: String,
+    /// The question alone, shown above the buttons.
+    pub prompt: String,
+    /// One button per option: `label` is shown, `value` is what a tap sends back (text the
+    /// bot recognises as that option).
+    pub options: Vec<CardButton>,
+}
+
+impl BotReply {
+    /// What to send to the customer, in order: each of [`BotReply::messages`] as text, except
+    /// the message [`BotReply::choices`] belongs to, which becomes a [`RichCard`] with the
+    /// prompt as its title and a button per option. A channel that cannot show cards renders
+    /// the card back to the question and its numbered options (`Capabilities::adapt` in
+    /// cs-channels), so text-only customers read what they did before. A message screened out
+    /// of [`BotReply::messages`] takes its options with it.
+    pub fn contents(&self) -> Vec<Content> {
+        let mut card = self.choices.as_ref().filter(|c| !c.options.is_empty());
+        self.messages
+            .iter()
+            .map(|text| match card {
+                Some(c) if c.text == *text => {
+                    card = None;
+                    Content::RichCard(RichCard {
+                        title: c.prompt.clone(),
+                        body: None,
+                        image_url: None,
+                        buttons: c.options.clone(),
+                    })
+                }
+                _ => Content::text(text.clone()),
+            })
+            .collect()
+    }
 }
 
 /// Answers customers and decides when to hand over to a human.

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use cs_core::{Clock, ConversationId, Priority, SystemClock};
+use cs_core::{CardButton, Clock, ConversationId, Priority, SystemClock};
 
-use crate::bot::{Bot, BotInput, BotReply, Handoff, HandoffReason, Intent};
+use crate::bot::{Bot, BotInput, BotReply, Choices, Handoff, HandoffReason, Intent};
 use crate::classifier::{ClassifierBuilder, Example, IntentClassifier, OUT_OF_SCOPE, Prediction};
 use crate::error::{Error, Result};
 use crate::faq::{FaqEntry, Knowledge, asks_for_human, parse_knowledge};
 use crate::knowledge::UnansweredLog;
-use crate::sentiment::{Sentiment, sentiment};
+use crate::sentiment::{Polarity, Sentiment, sentiment};
 use crate::shop::{
     Asker, Order, OrderService, OwnOrders, ReturnKind, ReturnRequest, TicketLookup, same_phone,
 };
@@ -486,6 +486,8 @@ struct Session {
     sentiment: Sentiment,
     zh: bool,
     seen_at: DateTime<Utc>,
+    /// The bot has acknowledged the customer's frustration once in this session.
+    soothed: bool,
 }
 
 impl Session {
@@ -499,6 +501,7 @@ impl Session {
             sentiment: Sentiment::default(),
             zh: false,
             seen_at: now,
+            soothed: false,
         }
     }
 }
@@ -810,11 +813,20 @@ impl IntentBot {
                 }
             }
             Some(Pending::Clarify { candidates }) => {
-                let picked = pick_choice(text, &candidates).or_else(|| {
-                    (confident || prediction.in_scope)
-                        .then(|| prediction.label.clone())
-                        .filter(|l| candidates.contains(l) || confident)
-                });
+                // A number, the intent's name, or an option's title (what a quick-reply button
+                // sends).
+                let picked = pick_choice(text, &candidates)
+                    .or_else(|| {
+                        candidates
+                            .iter()
+                            .find(|c| self.title(c, true) == text || self.title(c, false) == text)
+                            .cloned()
+                    })
+                    .or_else(|| {
+                        (confident || prediction.in_scope)
+                            .then(|| prediction.label.clone())
+                            .filter(|l| candidates.contains(l) || confident)
+                    });
                 return Ok(match picked {
                     Some(intent) => {
                         let conf = if candidates.contains(&intent) {
@@ -847,6 +859,21 @@ impl IntentBot {
             return Ok(reply);
         }
         Ok(self.out_of_scope(s, input))
+    }
+
+    /// An unhappy customer (a negative message) the bot goes on helping hears an
+    /// acknowledgement first, in their language, once per session: the answer, question or
+    /// menu follows as before. A hand-over carries its own apology.
+    fn soothe(&self, s: &mut Session, reply: &mut BotReply, input: &BotInput) {
+        if s.soothed || reply.handoff.is_some() || reply.messages.is_empty() {
+            return;
+        }
+        if sentiment(&input.text).polarity != Polarity::Negative {
+            return;
+        }
+        s.soothed = true;
+        let line = self.cfg.templates.render("empathy", s.zh, &[]);
+        reply.messages.insert(0, line);
     }
 
     /// Out of scope: say so and offer the menu or a human, never the nearest entry.
@@ -900,17 +927,35 @@ impl IntentBot {
         if candidates.is_empty() {
             return None;
         }
-        let options: Vec<String> = candidates
+        let titles: Vec<String> = candidates.iter().map(|l| self.title(l, s.zh)).collect();
+        let options: Vec<String> = titles
             .iter()
             .enumerate()
-            .map(|(i, l)| format!("{}. {}", i + 1, self.title(l, s.zh)))
+            .map(|(i, t)| format!("{}. {t}", i + 1))
             .collect();
-        let msg = self
-            .cfg
-            .templates
-            .render("clarify", s.zh, &[("options", &options.join("\n"))]);
+        let templates = &self.cfg.templates;
+        let msg = templates.render("clarify", s.zh, &[("options", &options.join("\n"))]);
+        // The question alone, for buttons: only when the template ends with the options (a
+        // reworded template with text after them stays a plain numbered list everywhere).
+        const MARK: &str = "\u{1}";
+        let prompt = templates
+            .render("clarify", s.zh, &[("options", MARK)])
+            .strip_suffix(MARK)
+            .map(|p| p.trim_end().to_owned());
         s.pending = Some(Pending::Clarify { candidates });
-        Some(self.reply(s, vec![msg], input))
+        let mut reply = self.reply(s, vec![msg.clone()], input);
+        reply.choices = prompt.map(|prompt| Choices {
+            text: msg,
+            prompt,
+            options: titles
+                .into_iter()
+                .map(|t| CardButton {
+                    label: t.clone(),
+                    value: t,
+                })
+                .collect(),
+        });
+        Some(reply)
     }
 
     async fn handle_intent(
@@ -1354,7 +1399,10 @@ impl Bot for IntentBot {
         let now = self.cfg.clock.now();
         let mut s = self.take_session(input.conversation, now);
         s.seen_at = now;
-        let result = self.run(&mut s, input).await;
+        let mut result = self.run(&mut s, input).await;
+        if let Ok(r) = &mut result {
+            self.soothe(&mut s, r, input);
+        }
         match &result {
             Ok(r) if r.handoff.is_some() => {} // a human owns it now; start afresh afterwards
             _ => self.put_session(input.conversation, s),
@@ -1366,7 +1414,7 @@ impl Bot for IntentBot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cs_core::{CustomerId, TenantId};
+    use cs_core::{Content, CustomerId, TenantId};
 
     const KNOWLEDGE: &str = "Intent: payment\nQ: what payment methods do you accept\nQ: can I pay with a credit card\nA: Alipay and cards.\n\nIntent: shipping\nQ: when will my order ship\nQ: how long does delivery take\nA: Within 48 hours.\n\nIntent: oos\nQ: tell me a joke\nQ: what's the weather like today\n";
 
@@ -1421,6 +1469,105 @@ mod tests {
             ..p
         };
         assert!(bot.clarify(&mut s, &only_oos, &input("cards?")).is_none());
+    }
+
+    /// Issue 16: a clarifying question carries its options as quick replies (the prompt alone
+    /// plus one button per topic, sending the topic's title), its text still holds the
+    /// numbered list for text-only channels, and tapping a button answers that topic.
+    #[tokio::test]
+    async fn a_clarifying_question_offers_its_options_as_quick_replies() {
+        let bot = bot(Arc::new(UnansweredLog::new(16)));
+        let mut first = input("it doesn't work");
+        let asked = Bot::reply(&bot, &first).await.unwrap();
+        let choices = asked.choices.clone().expect("quick replies");
+        assert_eq!(choices.text, asked.messages[0]);
+        assert_eq!(
+            choices.prompt,
+            "Which of these do you mean? Reply with the number:"
+        );
+        assert!(choices.options.len() >= 2, "{choices:?}");
+        for (i, o) in choices.options.iter().enumerate() {
+            assert_eq!(o.label, o.value);
+            assert!(
+                asked.messages[0].contains(&format!("{}. {}", i + 1, o.label)),
+                "the text keeps the numbered list: {asked:?}"
+            );
+        }
+        match asked.contents().as_slice() {
+            [Content::RichCard(card)] => {
+                assert_eq!(card.title, choices.prompt);
+                assert_eq!(card.buttons, choices.options);
+            }
+            other => panic!("one card expected, got {other:?}"),
+        }
+        let shipping = choices
+            .options
+            .iter()
+            .find(|o| o.value == "when will my order ship")
+            .expect("shipping offered");
+        first.text = shipping.value.clone();
+        let answered = Bot::reply(&bot, &first).await.unwrap();
+        assert_eq!(answered.messages, vec!["Within 48 hours.".to_owned()]);
+        assert!(answered.choices.is_none());
+        assert_eq!(
+            answered.contents(),
+            vec![Content::text("Within 48 hours.")],
+            "plain answers stay text"
+        );
+    }
+
+    /// Issue 16: "这东西不好用" (negative) is answered with an acknowledgement first, in
+    /// Chinese, then the clarifying question with its buttons; a second unhappy message gets
+    /// no second apology; a calm customer gets none.
+    #[tokio::test]
+    async fn an_unhappy_customer_hears_an_acknowledgement_once() {
+        let bot = bot(Arc::new(UnansweredLog::new(16)));
+        let mut i = input("这东西不好用");
+        assert_eq!(sentiment(&i.text).polarity, Polarity::Negative);
+        let r = Bot::reply(&bot, &i).await.unwrap();
+        assert!(r.handoff.is_none(), "{r:?}");
+        assert_eq!(
+            r.messages[0], "很抱歉给您带来不好的体验，我来帮您看看。",
+            "{r:?}"
+        );
+        assert!(r.messages.len() >= 2, "the help follows: {r:?}");
+        if r.choices.is_some() {
+            assert!(
+                matches!(
+                    r.contents().as_slice(),
+                    [Content::Text { .. }, Content::RichCard(_)]
+                ),
+                "{r:?}"
+            );
+        }
+        i.text = "还是不好用".into();
+        let again = Bot::reply(&bot, &i).await.unwrap();
+        assert!(
+            again.messages.iter().all(|m| !m.contains("很抱歉给您带来")),
+            "{again:?}"
+        );
+        let calm = Bot::reply(&bot, &input("when will my order ship"))
+            .await
+            .unwrap();
+        assert_eq!(calm.messages, vec!["Within 48 hours.".to_owned()]);
+    }
+
+    /// A screened-out question takes its buttons with it: no card without its message.
+    #[test]
+    fn choices_without_their_message_send_no_card() {
+        let reply = BotReply {
+            messages: vec!["Hello".into()],
+            choices: Some(Choices {
+                text: "Which one?\n1. A".into(),
+                prompt: "Which one?".into(),
+                options: vec![CardButton {
+                    label: "A".into(),
+                    value: "A".into(),
+                }],
+            }),
+            ..BotReply::default()
+        };
+        assert_eq!(reply.contents(), vec![Content::text("Hello")]);
     }
 
     /// Issue 20: a question the bot asks back about is logged as not answered.

@@ -127,6 +127,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Which of these do you mean? Reply with the number:\n{options}",
     ),
     (
+        "empathy",
+        "很抱歉给您带来不好的体验，我来帮您看看。",
+        "I'm sorry you're having trouble. Let me help you sort it out.",
+    ),
+    (
         "rephrase",
         "抱歉，我没有理解您的问题，可以换个说法吗？输入“转人工”可联系人工客服。",
         "Sorry, I didn't get that. Could you rephrase? Type \"agent\" to reach a person.",
@@ -167,7 +172,7 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
 /// `{total}`), `logistics` (those and `{carrier}`, `{timeline}`), `return_started` (and
 /// `{return_id}`), `return_refused`, `ask_ticket`, `ticket_invalid`, `ticket_not_found`,
 /// `ticket_status` (`{ticket}`, `{subject}`, `{status}`, `{updated}`), `clarify` (`{options}`),
-/// `rephrase`, `out_of_scope` (`{menu}`: the topics the bot can help with), `handoff_request`, `handoff_complaint`, `handoff_upset`, `handoff_failure`.
+/// `empathy` (the first line of the first answer to an unhappy customer), `rephrase`, `out_of_scope` (`{menu}`: the topics the bot can help with), `handoff_request`, `handoff_complaint`, `handoff_upset`, `handoff_failure`.
 #[derive(Debug, Clone)]
 pub struct Templates {
     map: HashMap<(&'static str, bool), String>,

@@ -49,10 +49,14 @@ impl Capabilities {
     }
 
     /// Rewrites `content` into something this channel carries: media it cannot carry becomes a
-    /// text with the link, a card becomes its text, and text over the length limit is cut.
+    /// text with the link, a card becomes its text with the buttons as a numbered list (a
+    /// customer on a text-only channel answers with the number, as a bot's clarifying question
+    /// asks), and text over the length limit is cut.
     pub fn adapt(&self, content: Content) -> Content {
         let adapted = if self.supports(content.kind()) {
             content
+        } else if let Content::RichCard(card) = &content {
+            Content::text(numbered_card(card))
         } else {
             Content::text(content.plain_text())
         };
@@ -64,6 +68,23 @@ impl Capabilities {
             (other, _) => other,
         }
     }
+}
+
+/// A card as text: the title, the body, then one numbered line per button (`1. label`).
+fn numbered_card(card: &cs_core::RichCard) -> String {
+    let mut out = card.title.clone();
+    if let Some(body) = card.body.as_deref().filter(|b| !b.is_empty()) {
+        out.push('\n');
+        out.push_str(body);
+    }
+    for (i, b) in card.buttons.iter().enumerate() {
+        let link = b.value.starts_with("https://") || b.value.starts_with("http://");
+        out.push_str(&format!("\n{}. {}", i + 1, b.label));
+        if link {
+            out.push_str(&format!(" {}", b.value));
+        }
+    }
+    out
 }
 
 /// Static facts about a configured channel instance.

@@ -112,3 +112,69 @@ async fn a_frame_over_the_limit_closes_the_socket_with_1009_and_a_reason() {
     assert_eq!(u16::from(close.code), 1009);
     assert!(close.reason.contains("16384"), "{close:?}");
 }
+
+/// A 1,500-character Chinese message (4,500 UTF-8 bytes) is over a 4 KiB text limit however
+/// the browser counts characters: the server refuses it with a code, the size and the limit
+/// in bytes (what the widget translates), says it is not worth retrying as is, and the hello
+/// frame gives the widget both limits so it can refuse first.
+#[tokio::test]
+async fn a_refusal_carries_a_code_the_size_and_the_limit_in_bytes() {
+    let (mut ws, hello) = connect().await;
+    assert_eq!(hello["max_frame_bytes"], 16 * 1024, "{hello}");
+    let text = "订".repeat(400);
+    let frame = json!({"type": "message", "client_id": "c-zh", "text": text});
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    let refused = next_json(&mut ws).await;
+    assert_eq!(refused["code"], "payload_too_large", "{refused}");
+    assert_eq!(refused["client_id"], "c-zh", "{refused}");
+    assert_eq!(refused["size"], 1200, "{refused}");
+    assert_eq!(refused["limit"], 1024, "{refused}");
+    assert_eq!(refused["temporary"], false, "{refused}");
+
+    let empty = json!({"type": "message", "client_id": "c-empty", "text": "  "});
+    ws.send(Message::Text(empty.to_string().into()))
+        .await
+        .unwrap();
+    let refused = next_json(&mut ws).await;
+    assert_eq!(refused["code"], "invalid_input", "{refused}");
+    assert_eq!(refused["client_id"], "c-empty", "{refused}");
+    assert!(refused.get("limit").is_none(), "{refused}");
+}
+
+/// A card (a bot's clarifying question with quick-reply buttons) reaches a text-only channel
+/// as the question and a numbered list, so the customer can answer with the number; the web
+/// chat carries the card as it is.
+#[test]
+fn a_card_on_a_text_only_channel_becomes_a_numbered_list() {
+    use cs_channels::Capabilities;
+    use cs_core::{CardButton, Content, RichCard};
+    let card = Content::RichCard(RichCard {
+        title: "请问您想咨询的是以下哪个问题？回复序号即可：".into(),
+        body: None,
+        image_url: None,
+        buttons: vec![
+            CardButton {
+                label: "怎么退货？".into(),
+                value: "怎么退货？".into(),
+            },
+            CardButton {
+                label: "什么时候发货？".into(),
+                value: "什么时候发货？".into(),
+            },
+        ],
+    });
+    assert_eq!(
+        Capabilities::text_only().adapt(card.clone()),
+        Content::text(
+            "请问您想咨询的是以下哪个问题？回复序号即可：\n1. 怎么退货？\n2. 什么时候发货？"
+        )
+    );
+    let chat = WebChat::builder(ChannelId::new("web").unwrap())
+        .with_secret(*b"a widget secret of 16+ bytes")
+        .build()
+        .unwrap();
+    use cs_channels::Channel;
+    assert_eq!(chat.info().capabilities.adapt(card.clone()), card);
+}

@@ -46,9 +46,9 @@ impl Engine {
         };
         let reply = self.screen_bot_reply(conversation.id, reply);
         self.after_bot_turn(conversation, customer, &reply).await;
-        for text in &reply.messages {
+        for content in reply.contents() {
             if let Err(e) = self
-                .send_to_customer(conversation, Author::Bot, Content::text(text.clone()), None)
+                .send_to_customer(conversation, Author::Bot, content, None)
                 .await
             {
                 tracing::warn!(error = %e, "bot answer not stored");

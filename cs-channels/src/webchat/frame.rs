@@ -55,9 +55,11 @@ pub(crate) enum ServerFrame {
     Hello {
         visitor: String,
         history: Vec<MessageView>,
-        /// The longest message text accepted, in UTF-8 bytes: the widget refuses longer ones
-        /// itself.
+        /// The longest message text accepted, in UTF-8 bytes: the widget counts what the
+        /// server counts and refuses longer ones itself, keeping the text for editing.
         max_text_bytes: usize,
+        /// The largest frame read at all, in bytes (a larger one closes the socket with 1009).
+        max_frame_bytes: usize,
     },
     /// The customer's message was stored (or had been: `duplicate`).
     Ack {
@@ -67,11 +69,22 @@ pub(crate) enum ServerFrame {
     },
     /// A message for the customer (bot, agent or system).
     Message { message: MessageView },
-    /// A frame was refused; the connection stays open.
+    /// A frame was refused; the connection stays open. `code` is stable (the widget translates
+    /// it); `reason` is an English explanation for logs.
     Error {
         code: &'static str,
         reason: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// Whether sending the same frame again later may succeed (rate limit, engine busy).
+        temporary: bool,
+        /// For `payload_too_large`: the size found and the limit, in UTF-8 bytes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+        /// For `rate_limited`: whole seconds to wait before sending again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
     },
 }

@@ -11,13 +11,21 @@
 //!   (or, with `{"token": ..}` in the body, the same visitor again if the token is valid). Shops
 //!   that know their logged-in user call [`WebChat::issue_token`] themselves instead.
 //! - `GET /ws?token=..` upgrades to a WebSocket. The server first sends
-//!   `{"type":"hello","visitor":..,"history":[..],"max_text_bytes":..}`; the widget sends
-//!   `{"type":"message","client_id":..,"text":..}` and gets `{"type":"ack",..}` back; bot and
-//!   agent replies arrive as `{"type":"message","message":{..}}`; a refused frame gets
-//!   `{"type":"error","code":..,"reason":..,"client_id":..}` and the connection stays open (the
-//!   widget marks that message refused). A frame over the frame limit closes the socket with
-//!   code 1009 and a reason; the widget marks every message not yet acknowledged refused.
+//!   `{"type":"hello","visitor":..,"history":[..],"max_text_bytes":..,"max_frame_bytes":..}`;
+//!   the widget sends `{"type":"message","client_id":..,"text":..}` and gets
+//!   `{"type":"ack",..}` back; bot and agent replies arrive as
+//!   `{"type":"message","message":{..}}` (a bot's clarifying question as a `rich_card` whose
+//!   buttons the widget shows as quick replies); a refused frame gets
+//!   `{"type":"error","code":..,"reason":..,"client_id":..,"temporary":..}` (with `size` and
+//!   `limit` in UTF-8 bytes for `payload_too_large`, `retry_after_secs` for `rate_limited`) and
+//!   the connection stays open: the widget marks that message failed, in the page's language,
+//!   with a retry. A frame over the frame limit closes the socket with code 1009 and a reason;
+//!   the widget marks every message not yet acknowledged failed.
 //! - `GET /widget.js` serves the widget (plain JavaScript, no build step).
+//!
+//! Text limits are counted in UTF-8 bytes on both sides: the hello frame tells the widget the
+//! server's limit, and the widget counts the same bytes (so a 1,500-character Chinese message,
+//! 4,500 bytes, is stopped in the browser with the text kept, not lost on the server).
 //!
 //! Each socket holds small read and write buffers sized for chat frames
 //! ([`WebChatBuilder::with_socket_buffer_bytes`], 4 KiB by default, grown only for a larger
@@ -445,6 +453,7 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
         visitor: visitor.clone(),
         history: history.iter().map(MessageView::from).collect(),
         max_text_bytes: s.chat.max_text_bytes,
+        max_frame_bytes: s.chat.max_frame_bytes,
     };
     if tx.send(hello).await.is_err() {
         return;
@@ -551,10 +560,25 @@ fn too_big(e: axum::Error, limit: usize) -> Option<String> {
 }
 
 fn error_frame(e: &Error, client_id: Option<String>) -> ServerFrame {
+    let (size, limit) = match e {
+        Error::PayloadTooLarge { size, limit } => (Some(*size), Some(*limit)),
+        _ => (None, None),
+    };
+    let retry_after_secs = match e {
+        // Rounded up: "wait 0 seconds" would invite an immediate second refusal.
+        Error::RateLimited { retry_after } => {
+            Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+        }
+        _ => None,
+    };
     ServerFrame::Error {
         code: e.code(),
         reason: e.to_string(),
         client_id,
+        temporary: e.is_temporary(),
+        size,
+        limit,
+        retry_after_secs,
     }
 }
 
