@@ -149,6 +149,19 @@ async fn the_desk_nested_at_support_serves_pages_api_and_sockets_under_it() {
         assert_eq!(get(addr, script).await.0, 200, "{script}");
     }
 
+    // The desk's background work runs (App::start): its health turns 200 once the ticker has
+    // beaten, with the analytics subscriber running.
+    let mut health = (0, String::new());
+    for _ in 0..50 {
+        health = get(addr, "/support/readyz").await;
+        if health.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health.0, 200, "{}", health.1);
+    assert!(health.1.contains("ticker"), "{}", health.1);
+
     // Sign-in and the API under the prefix.
     let (status, login) = post_json(
         addr,
@@ -278,6 +291,19 @@ async fn the_console_at_support_agent_signs_in_and_answers_the_shop_in_chromium(
         .unwrap()
         .unwrap_or_default();
     assert_eq!(href, "/support/agent/knowledge");
+
+    // The dashboard and the knowledge editor under the prefix, signed in by the console's
+    // session: their data, event stream and entries load from /support.
+    console.goto(&host.url("/support/dashboard")).await.unwrap();
+    wait_for_text(&console, "[data-testid=dash-live]", "live").await;
+    wait_for_text(&console, "[data-testid=dash-tiles]", "").await;
+    browser::screenshot(&console, "embed-dashboard").await;
+    console
+        .goto(&host.url("/support/agent/knowledge"))
+        .await
+        .unwrap();
+    wait_for_text(&console, "[data-testid=kb-entries]", "invoice").await;
+    browser::screenshot(&console, "embed-knowledge").await;
 
     shopper.close().await.unwrap();
     console.close().await.unwrap();
