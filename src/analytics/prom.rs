@@ -22,8 +22,6 @@
 //! | `omnidesk_analytics_lagged_events_total` | counter | | events the analytics subscriber missed (fell behind) |
 //! | `omnidesk_analytics_flush_errors_total` | counter | | rollup flushes that failed (retried) |
 
-use std::sync::OnceLock;
-
 use cs_core::{Author, Direction, DomainEvent, Event};
 
 /// Histogram buckets for latencies, seconds.
@@ -36,8 +34,8 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
 /// data path (the metrics go to that recorder) and `None` is returned.
 #[cfg(feature = "server")]
 pub fn handle() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
-    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        OnceLock::new();
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()

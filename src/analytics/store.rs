@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use cs_core::ConversationId;
 
 use super::rollup::{Dim, Grain, Metric, RollupKey, RollupRow, Rollups, Stat};
-use crate::error::{Error, Result};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::error::Error;
+use crate::error::Result;
 
 /// One flush: rollup deltas and the conversations the aggregator follows, applied at once.
 #[derive(Debug, Default)]

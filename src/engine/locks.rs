@@ -25,6 +25,7 @@ pub enum LockKey {
 
 impl LockKey {
     /// The lock's class (a namespace of its own, apart from the migrations' lock).
+    #[cfg(feature = "postgres")]
     fn class(&self) -> i32 {
         match self {
             Self::Customer(_) => 0x0D35_C001,
@@ -33,6 +34,7 @@ impl LockKey {
     }
 
     /// A 32-bit key for `tenant` and this id (a collision only makes two keys share one lock).
+    #[cfg(feature = "postgres")]
     fn key(&self, tenant: &TenantId) -> i32 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         tenant.as_str().hash(&mut h);

@@ -29,7 +29,7 @@ use axum::Router;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cs_core::{
     Agent, AgentId, Content, Conversation, ConversationId, DomainEvent, Message, Presence,
@@ -38,6 +38,7 @@ use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
+use super::BasePath;
 use super::limits::{self, Guard};
 use crate::engine::{CustomerView, Engine};
 
@@ -65,7 +66,7 @@ pub fn router(
     api: super::api::ApiState,
 ) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(|base: BasePath| async move { base.page(PAGE) }))
         .route(
             "/console.js",
             get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),

@@ -20,13 +20,14 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cs_core::DomainEvent;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
+use super::BasePath;
 use super::agent::AgentAuth;
 use crate::analytics::{Analytics, Update};
 use crate::engine::Engine;
@@ -59,7 +60,7 @@ pub fn router(
     closing: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(|base: BasePath| async move { base.page(PAGE) }))
         .route(
             "/dashboard.js",
             get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),

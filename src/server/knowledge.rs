@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -58,6 +58,7 @@ use cs_core::Agent;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::BasePath;
 use super::agent::AgentAuth;
 use crate::engine::Engine;
 
@@ -428,7 +429,7 @@ struct KState {
 /// The knowledge routes (to nest at `/agent/knowledge`).
 pub fn router(engine: Engine, auth: Arc<AgentAuth>, kb: KnowledgeBase) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(|base: BasePath| async move { base.page(PAGE) }))
         .route(
             "/knowledge.js",
             get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),

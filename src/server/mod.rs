@@ -2,6 +2,11 @@
 //! web chat WebSocket server, and the agent console — all on one axum router you can serve as is
 //! ([`App::serve`]) or nest into your own application ([`App::router`]).
 //!
+//! Nested under a path of its own (`Router::new().nest("/support", app.router()?)`), every
+//! page follows: each is rendered with the mount point ([`BasePath`]), so its scripts, API calls
+//! and sockets stay under `/support`. A host that serves the router itself runs the desk's
+//! background work with [`App::start`] (`examples/embed_axum.rs`).
+//!
 //! Routes:
 //! - `GET /` — a demo shop page with the embedded chat widget
 //! - `/chat/*` — the web chat channel ([`cs_channels::webchat`])
@@ -510,7 +515,10 @@ impl App {
             );
         }
         Ok(routes
-            .route("/", get(|| async { Html(SHOP_HTML) }))
+            .route(
+                "/",
+                get(|base: BasePath| async move { base.page(SHOP_HTML) }),
+            )
             .route(
                 "/healthz",
                 get({
@@ -550,6 +558,7 @@ impl App {
             .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found").into_response() })
             .layer(
                 tower::ServiceBuilder::new()
+                    .layer(axum::middleware::from_fn(mount_point))
                     .layer(axum::middleware::from_fn(json_errors))
                     .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                     .layer(header(header::X_FRAME_OPTIONS, "DENY"))
@@ -574,35 +583,29 @@ impl App {
         })
     }
 
-    /// Serves on `listener` until `shutdown` completes, then finishes open requests.
+    /// Starts the service's background work: the ticker (offers lapsing, overflow, aging, SLA
+    /// clocks, outbox retries, once a second), analytics, the bot's unanswered-question keeper
+    /// and the mail listeners. [`App::serve_with_shutdown`] does this itself; a host application
+    /// that nests [`App::router`] into its own server calls it once and
+    /// [`Background::stop`] when it shuts down.
     ///
     /// # Errors
-    /// I/O errors of the server.
-    pub async fn serve_with_shutdown(
-        self,
-        listener: TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
-        // One shutdown signal for the HTTP server and the mail listeners.
+    /// [`Error::Config`] when a configured mail listener cannot bind.
+    pub async fn start(&self) -> Result<Background> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let closing = self.closing.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-            closing.send_replace(true);
-        });
-        let until_stopped = move || {
-            let mut rx = stopped.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
         #[cfg(feature = "email")]
         if let Some(mail) = &self.email {
             let handler: Arc<dyn InboundHandler> = Arc::new(self.engine.clone());
-            mail.start(handler, until_stopped.clone()).await?;
+            mail.start(handler, move || {
+                let mut rx = stopped.clone();
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+            })
+            .await?;
         }
-        let shutdown = until_stopped();
+        #[cfg(not(feature = "email"))]
+        drop(stopped);
         // Metrics, rollups and alerts from the event stream, for as long as the service runs.
         let running: Option<Running> = self.analytics.as_ref().map(|a| a.start(&self.engine));
         // The questions the bot could not answer, kept for the next run every half minute.
@@ -650,6 +653,31 @@ impl App {
                 );
             }
         });
+        Ok(Background {
+            app: self.clone(),
+            stop,
+            ticker,
+            keeper,
+            running,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then finishes open requests.
+    ///
+    /// # Errors
+    /// I/O errors of the server; [`Error::Config`] as [`App::start`].
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let background = self.start().await?;
+        let closing = self.closing.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Long-lived responses end, so the graceful shutdown does not wait for them.
+            closing.send_replace(true);
+        };
         // Chat frames are small: without TCP_NODELAY every reply waits for the peer's delayed
         // ACK (~40 ms).
         let listener = listener.tap_io(|tcp| {
@@ -669,27 +697,7 @@ impl App {
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::Other(Box::new(e)));
-        ticker.abort();
-        // One node of several: the router lease goes to another node at once.
-        self.engine.leave().await;
-        self.ticker.store(0, std::sync::atomic::Ordering::Relaxed);
-        drop(running);
-        if let Some(keeper) = keeper {
-            keeper.abort();
-        }
-        if let Some(kb) = self.knowledge.clone() {
-            let tenant = self.engine.tenant().clone();
-            match tokio::task::spawn_blocking(move || kb.save_unanswered(&tenant)).await {
-                Ok(Err(e)) => tracing::warn!(error = %e, "unanswered questions not saved"),
-                Err(e) => tracing::warn!(error = %e, "unanswered questions not saved"),
-                Ok(Ok(())) => {}
-            }
-        }
-        if let Some(a) = &self.analytics
-            && let Err(e) = a.flush().await
-        {
-            tracing::warn!(error = %e, "analytics not flushed at shutdown");
-        }
+        background.stop().await;
         result
     }
 
@@ -711,6 +719,60 @@ impl App {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
+    }
+}
+
+/// The background work of a started service (see [`App::start`]): stopped by
+/// [`Background::stop`], or aborted when dropped.
+#[derive(Debug)]
+#[must_use = "the background work stops when this is dropped"]
+pub struct Background {
+    app: App,
+    stop: tokio::sync::watch::Sender<bool>,
+    ticker: tokio::task::JoinHandle<()>,
+    keeper: Option<tokio::task::JoinHandle<()>>,
+    running: Option<Running>,
+}
+
+impl Background {
+    /// Stops the background work and saves what it kept: the ticker stops (one node of
+    /// several: the router lease passes to another node at once), the mail listeners close,
+    /// the dashboard's event streams end (so the host's graceful shutdown does not wait for
+    /// them), the unanswered questions are saved and the analytics flushed.
+    pub async fn stop(mut self) {
+        let app = self.app.clone();
+        let _ = self.stop.send(true);
+        app.closing.send_replace(true);
+        self.ticker.abort();
+        app.engine.leave().await;
+        app.ticker.store(0, std::sync::atomic::Ordering::Relaxed);
+        drop(self.running.take());
+        if let Some(keeper) = self.keeper.take() {
+            keeper.abort();
+        }
+        if let Some(kb) = app.knowledge.clone() {
+            let tenant = app.engine.tenant().clone();
+            match tokio::task::spawn_blocking(move || kb.save_unanswered(&tenant)).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "unanswered questions not saved"),
+                Err(e) => tracing::warn!(error = %e, "unanswered questions not saved"),
+                Ok(Ok(())) => {}
+            }
+        }
+        if let Some(a) = &app.analytics
+            && let Err(e) = a.flush().await
+        {
+            tracing::warn!(error = %e, "analytics not flushed at shutdown");
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        if let Some(keeper) = &self.keeper {
+            keeper.abort();
+        }
+        let _ = self.stop.send(true);
     }
 }
 
@@ -955,6 +1017,80 @@ async fn guard_chat(
     }
 }
 
+/// Where the service is mounted: `""` when it is served at the root, `"/support"` when a host
+/// application nests [`App::router`] there (`Router::new().nest("/support", desk)`).
+///
+/// The bundled pages (shop, agent console, dashboard, knowledge editor) are rendered with it, so
+/// their scripts, styles, API calls and sockets stay under the mount point. It is worked out per
+/// request from the path the host received ([`axum::extract::OriginalUri`]) and the path left
+/// for the service; as an extractor it is `""` outside [`App::router`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BasePath(String);
+
+impl BasePath {
+    /// The mount point from the path the host received (`original`) and the part of it the
+    /// service routes (`inner`): `("/support/agent", "/agent")` is `"/support"`. Never ends
+    /// with `/`; `""` at the root or when `inner` is not a tail of `original`.
+    pub fn from_paths(original: &str, inner: &str) -> Self {
+        let base = match original.strip_suffix(inner) {
+            Some(base) => base,
+            // A host's `nest("/support", desk)` hands `/support` to the desk as `/`.
+            None if inner == "/" => original,
+            None => "",
+        };
+        Self(base.trim_end_matches('/').to_owned())
+    }
+
+    /// The mount point, `""` at the root.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A bundled page with every `{{base}}` replaced by the (HTML-escaped) mount point.
+    pub(crate) fn page(&self, template: &str) -> Html<String> {
+        let mut escaped = String::with_capacity(self.0.len());
+        for c in self.0.chars() {
+            match c {
+                '&' => escaped.push_str("&amp;"),
+                '<' => escaped.push_str("&lt;"),
+                '>' => escaped.push_str("&gt;"),
+                '"' => escaped.push_str("&quot;"),
+                '\'' => escaped.push_str("&#39;"),
+                c => escaped.push(c),
+            }
+        }
+        Html(template.replace("{{base}}", &escaped))
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for BasePath {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<BasePath>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+/// Records the [`BasePath`] of every request for the pages.
+async fn mount_point(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let base = match request.extensions().get::<axum::extract::OriginalUri>() {
+        Some(original) => BasePath::from_paths(original.path(), request.uri().path()),
+        None => BasePath::default(),
+    };
+    request.extensions_mut().insert(base);
+    next.run(request).await
+}
+
 /// Errors answered by a layer or a framework rejection (a time-out, a body over the limit, a
 /// malformed upgrade, an unknown path) come as the same JSON every handler answers with:
 /// `{"error": .., "reason": ..}`.
@@ -996,4 +1132,27 @@ async fn json_errors(
         HeaderValue::from_static("application/json"),
     );
     axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BasePath;
+
+    #[test]
+    fn the_mount_point_is_what_the_host_put_before_the_desk() {
+        let base = |o, i| BasePath::from_paths(o, i).as_str().to_owned();
+        assert_eq!(base("/agent", "/agent"), "");
+        assert_eq!(base("/", "/"), "");
+        assert_eq!(base("/support/agent", "/agent"), "/support");
+        assert_eq!(base("/support", "/"), "/support");
+        assert_eq!(base("/a/b/api/v1/me", "/api/v1/me"), "/a/b");
+        assert_eq!(base("/elsewhere", "/agent"), "", "not a tail: the root");
+    }
+
+    #[test]
+    fn pages_get_the_mount_point_escaped() {
+        let page =
+            BasePath::from_paths("/x\"<y>/agent", "/agent").page(r#"<a href="{{base}}/agent">"#);
+        assert_eq!(page.0, r#"<a href="/x&quot;&lt;y&gt;/agent">"#);
+    }
 }

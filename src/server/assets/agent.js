@@ -1,5 +1,8 @@
 (function () {
   "use strict";
+  // Where the desk is mounted ("" at the root, "/support" when nested in another app): the
+  // server renders it into the page.
+  var ROOT = (document.querySelector('meta[name="omnidesk-base"]') || { content: "" }).content;
   var $ = function (id) { return document.getElementById(id); };
   var state = { convs: {}, order: [], active: null, me: null, ws: null, offers: {}, pending: {}, token: sessionStorage.getItem("omnidesk.agent.token") };
 
@@ -163,7 +166,7 @@
   function api(method, path, body) {
     var opts = { method: method, headers: { authorization: "Bearer " + state.token } };
     if (body !== undefined) { opts.headers["content-type"] = "application/json"; opts.body = JSON.stringify(body); }
-    return fetch(path, opts).then(function (r) {
+    return fetch(ROOT + path, opts).then(function (r) {
       if (r.status === 204) return { ok: true, status: 204, body: {} };
       return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; },
         function () { return { ok: r.ok, status: r.status, body: {} }; });
@@ -181,7 +184,7 @@
   }
 
   function open(ticket) {
-    var url = new URL("/agent/ws", location.href);
+    var url = new URL(ROOT + "/agent/ws", location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("ticket", ticket);
     var ws = new WebSocket(url.href);
@@ -258,7 +261,7 @@
 
   $("login").addEventListener("submit", function (ev) {
     ev.preventDefault();
-    fetch("/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
+    fetch(ROOT + "/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: $("name").value, password: $("password").value }) })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (r) {

@@ -2,6 +2,9 @@
 // /dashboard/events (server-sent events) says when they moved.
 (function () {
   "use strict";
+  // Where the desk is mounted ("" at the root, "/support" when nested in another app): the
+  // server renders it into the page.
+  var ROOT = (document.querySelector('meta[name="omnidesk-base"]') || { content: "" }).content;
   var TOKEN_KEY = "omnidesk.agent.token";
   var LANG_KEY = "omnidesk.dashboard.lang";
   var state = {
@@ -124,7 +127,7 @@
   }
 
   function api(path) {
-    return fetch(path, { headers: { authorization: "Bearer " + state.token } }).then(function (r) {
+    return fetch(ROOT + path, { headers: { authorization: "Bearer " + state.token } }).then(function (r) {
       if (r.status === 401) { signOut(); throw new Error("signed out"); }
       return r;
     });
@@ -385,7 +388,7 @@
   // never goes in a URL), and a new ticket whenever the browser gives up reconnecting.
   function listen() {
     if (state.es) state.es.close();
-    fetch("/api/v1/auth/ws-ticket", { method: "POST", headers: { authorization: "Bearer " + state.token } })
+    fetch(ROOT + "/api/v1/auth/ws-ticket", { method: "POST", headers: { authorization: "Bearer " + state.token } })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; }); })
       .then(function (r) {
         if (r.status === 401) { signOut(); return; }
@@ -395,7 +398,7 @@
   }
 
   function open(ticket) {
-    var es = new EventSource("/dashboard/events?ticket=" + encodeURIComponent(ticket));
+    var es = new EventSource(ROOT + "/dashboard/events?ticket=" + encodeURIComponent(ticket));
     state.es = es;
     es.onopen = function () { setLive("on"); };
     es.onerror = function () {
@@ -427,7 +430,7 @@
   $("#login").addEventListener("submit", function (ev) {
     ev.preventDefault();
     $("#login-error").textContent = "";
-    fetch("/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
+    fetch(ROOT + "/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: $("#name").value, password: $("#password").value }) })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (r) {

@@ -4,7 +4,10 @@
   "use strict";
   var TOKEN_KEY = "omnidesk.agent.token";
   var LANG_KEY = "omnidesk.knowledge.lang";
-  var BASE = "/agent/knowledge";
+  // Where the desk is mounted ("" at the root, "/support" when nested in another app): the
+  // server renders it into the page.
+  var ROOT = (document.querySelector('meta[name="omnidesk-base"]') || { content: "" }).content;
+  var BASE = ROOT + "/agent/knowledge";
   var state = {
     token: sessionStorage.getItem(TOKEN_KEY),
     lang: localStorage.getItem(LANG_KEY) || ((navigator.language || "").toLowerCase().indexOf("zh") === 0 ? "zh" : "en"),
@@ -493,7 +496,7 @@
   $("#login").addEventListener("submit", function (ev) {
     ev.preventDefault();
     $("#login-error").textContent = "";
-    fetch("/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
+    fetch(ROOT + "/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: $("#name").value, password: $("#password").value }) })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (r) {
