@@ -244,8 +244,8 @@ async fn the_console_at_support_agent_signs_in_and_answers_the_shop_in_chromium(
     // A shopper on the desk's shop page under /support: the widget connects under the prefix,
     // asks for a human and gets Alice's answer.
     let shopper = browser::browser(&driver, "shopper", 390, 844).await;
-    shopper.goto(&host.url("/support")).await.unwrap();
-    wait_for_text(&shopper, "[data-testid=chat-status]", "online").await;
+    shopper.goto(&host.url("/support?lang=en")).await.unwrap();
+    wait_for_text(&shopper, "[data-testid=chat-status]", "Online").await;
     type_and_send(
         &shopper,
         "[data-testid=chat-input]",

@@ -12,7 +12,11 @@
 //!   savepoint and fails alone, the others go on;
 //! - one `COMMIT` for the batch; only then are the callers answered, so an acknowledged write is
 //!   committed (and as durable as the connection's `synchronous` setting makes a commit);
-//! - a failed `COMMIT` rolls the batch back and fails every job in it.
+//! - a failed `COMMIT` rolls the batch back and fails every job in it;
+//! - checkpoints (copying the write-ahead log into the database file, with their syncs) run on a
+//!   thread of their own, so the writer only appends to the log; the writer itself finishes one
+//!   between batches every second, which lets SQLite start the log afresh (under steady writes a
+//!   checkpointer alone never catches up and the log would grow without end).
 //!
 //! Jobs are synchronous on the writer thread. The store's write code is written once as async
 //! code over [`super::super::store`]'s connection type; on this writer its statements complete at
@@ -41,6 +45,9 @@ const STATEMENT_CACHE: usize = 256;
 /// table and its indexes stay in the writer's memory instead of being read back from the file
 /// for every batch.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// The size the write-ahead log file is cut back to when SQLite starts it afresh (a burst of
+/// writes may grow it past this meanwhile).
+const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 /// How often the checkpointer copies the write-ahead log into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// How often the writer itself finishes a checkpoint between batches. SQLite starts the log
@@ -303,7 +310,7 @@ impl GroupWriter {
             .map_err(map_error)?;
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -{WRITER_CACHE_KIB};",
+             PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA journal_size_limit = {WAL_LIMIT_BYTES};",
             durability.pragma()
         ))
         .map_err(map_error)?;
