@@ -1091,12 +1091,24 @@ async fn a_message_stored_while_the_bot_hands_over_is_left_for_the_agent() {
         .await
         .unwrap();
     let first = engine
-        .handle_inbound(inbound("webchat", ChannelKind::WebChat, "v1", "c1", "human"))
+        .handle_inbound(inbound(
+            "webchat",
+            ChannelKind::WebChat,
+            "v1",
+            "c1",
+            "human",
+        ))
         .await
         .unwrap();
     // Stored while the first turn (a hand-over) still waits at the gate.
     engine
-        .handle_inbound(inbound("webchat", ChannelKind::WebChat, "v1", "c2", "hello?"))
+        .handle_inbound(inbound(
+            "webchat",
+            ChannelKind::WebChat,
+            "v1",
+            "c2",
+            "hello?",
+        ))
         .await
         .unwrap();
     bot.gate.notify_one();

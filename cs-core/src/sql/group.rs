@@ -386,10 +386,10 @@ impl Checkpointer {
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 loop {
-                    let last = match stopped.recv_timeout(CHECKPOINT_EVERY) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
-                        _ => true,
-                    };
+                    let last = !matches!(
+                        stopped.recv_timeout(CHECKPOINT_EVERY),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    );
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::warn!(error = %e, "SQLite checkpoint failed; retried next round");

@@ -199,9 +199,11 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
             // by customer).
             MessageScope::Customer(c) => self
                 .read_all(
-                    Stmt::new("SELECT id FROM cs_conversations WHERE tenant = $1 AND customer = $2")
-                        .bind(q.tenant.as_str())
-                        .bind(c.to_string()),
+                    Stmt::new(
+                        "SELECT id FROM cs_conversations WHERE tenant = $1 AND customer = $2",
+                    )
+                    .bind(q.tenant.as_str())
+                    .bind(c.to_string()),
                 )
                 .await?
                 .iter()
