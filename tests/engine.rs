@@ -1131,3 +1131,64 @@ async fn a_message_stored_while_the_bot_hands_over_is_left_for_the_agent() {
         "the bot never answers a conversation already handed over"
     );
 }
+
+/// A bot that reads three messages of history and records what it was given.
+#[derive(Debug, Default)]
+struct ShortMemory {
+    given: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Bot for ShortMemory {
+    fn history_len(&self) -> usize {
+        3
+    }
+
+    async fn reply(&self, input: &BotInput) -> cs_bot::Result<BotReply> {
+        self.given.lock().unwrap().push(
+            input
+                .history
+                .iter()
+                .map(|m| m.content.plain_text())
+                .collect(),
+        );
+        Ok(BotReply {
+            messages: vec![format!("re: {}", input.text)],
+            ..Default::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_bot_is_given_the_history_it_asks_for_with_the_new_message_last() {
+    let store = Arc::new(MemoryStore::new());
+    let (chan, _sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let bot = Arc::new(ShortMemory::default());
+    let engine = Engine::builder()
+        .with_store(store)
+        .with_bot(bot.clone())
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    for (i, text) in ["a", "b", "c"].into_iter().enumerate() {
+        engine
+            .handle_inbound_and_wait(inbound(
+                "webchat",
+                ChannelKind::WebChat,
+                "v1",
+                &format!("c{i}"),
+                text,
+            ))
+            .await
+            .unwrap();
+    }
+    let given = bot.given.lock().unwrap().clone();
+    assert_eq!(given[0], ["a"]);
+    assert_eq!(given[1], ["a", "re: a", "b"]);
+    assert_eq!(
+        given[2],
+        ["re: a", "b", "re: b", "c"][1..],
+        "three, the new one last"
+    );
+}

@@ -217,4 +217,14 @@ pub trait Bot: Send + Sync + Debug + 'static {
     /// [`crate::Error::Unavailable`] when a backing service is out of reach (the engine then
     /// hands over).
     async fn reply(&self, input: &BotInput) -> Result<BotReply>;
+
+    /// How many of the conversation's latest messages (the new one included) this bot reads in
+    /// [`BotInput::history`]; the engine passes no more, so a bot that keeps its own state need
+    /// not be handed (and the engine need not copy) a long history every turn. At least 1.
+    fn history_len(&self) -> usize {
+        DEFAULT_HISTORY
+    }
 }
+
+/// The history a bot is given unless it says otherwise ([`Bot::history_len`]).
+pub const DEFAULT_HISTORY: usize = 20;

@@ -1395,6 +1395,11 @@ fn bare_number(text: &str) -> Option<u64> {
 
 #[async_trait]
 impl Bot for IntentBot {
+    /// Only the new message: the dialogue keeps its own state per conversation.
+    fn history_len(&self) -> usize {
+        1
+    }
+
     async fn reply(&self, input: &BotInput) -> Result<BotReply> {
         let now = self.cfg.clock.now();
         let mut s = self.take_session(input.conversation, now);

@@ -455,6 +455,10 @@ fn cosine(a: &Vector, b: &Vector) -> f32 {
         .sum()
 }
 
+/// The history a hand-over's [`summary`] reads: the customer's last three lines, with the
+/// answers between them.
+pub(crate) const SUMMARY_HISTORY: usize = 8;
+
 pub(crate) fn summary(input: &BotInput) -> String {
     let customer_lines: Vec<String> = input
         .history
@@ -478,6 +482,11 @@ pub(crate) fn summary(input: &BotInput) -> String {
 
 #[async_trait]
 impl Bot for FaqBot {
+    /// Enough for a hand-over's summary (the customer's last three lines).
+    fn history_len(&self) -> usize {
+        SUMMARY_HISTORY
+    }
+
     async fn reply(&self, input: &BotInput) -> Result<BotReply> {
         let zh = is_chinese(&input.text);
         if asks_for_human(&input.text) {

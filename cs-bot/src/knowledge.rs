@@ -592,6 +592,10 @@ impl Bot for LiveBot {
         let bot = self.bot();
         bot.reply(input).await
     }
+
+    fn history_len(&self) -> usize {
+        self.bot().history_len()
+    }
 }
 
 #[cfg(test)]

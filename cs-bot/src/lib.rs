@@ -26,7 +26,7 @@ mod templates;
 pub mod text;
 mod verify;
 
-pub use bot::{Bot, BotInput, BotReply, Choices, Handoff, HandoffReason, Intent};
+pub use bot::{Bot, BotInput, BotReply, Choices, DEFAULT_HISTORY, Handoff, HandoffReason, Intent};
 pub use classifier::{
     ClassifierBuilder, Example, Features, IntentClassifier, MAX_AUTO_THRESHOLD, Model,
     OUT_OF_SCOPE, Prediction, Selection, Threshold, TrainProgress, TrainStage, Trial, parse_csv,

@@ -452,6 +452,11 @@ impl LlmBot {
 
 #[async_trait]
 impl Bot for LlmBot {
+    /// The turns sent to the model, the new message, and what a hand-over's summary reads.
+    fn history_len(&self) -> usize {
+        (self.history + 1).max(crate::faq::SUMMARY_HISTORY)
+    }
+
     async fn reply(&self, input: &BotInput) -> Result<BotReply> {
         if asks_for_human(&input.text) {
             return Ok(self.handoff(input, HandoffReason::CustomerRequest));

@@ -13,7 +13,8 @@ impl Engine {
         message: &Message,
         urgency: Option<Priority>,
     ) {
-        let history = match self.recent_messages(conversation.id, BOT_HISTORY).await {
+        let wanted = self.inner.bot.history_len().max(1);
+        let history = match self.recent_messages(conversation.id, wanted).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "history unavailable for the bot");

@@ -84,8 +84,6 @@ use routing::{Entry, Pace, Routed};
 pub use routing::{Offer, Reception};
 pub use texts::{Lang, Notice, Texts};
 
-/// How many recent messages the bot sees.
-const BOT_HISTORY: usize = 20;
 /// Locks striped by customer: a customer's messages are handled one at a time, in order.
 const LOCK_STRIPES: usize = 256;
 /// Bot turns that may wait, stored, for one lock stripe (see [`Engine::reserve_turn`]).
