@@ -8,131 +8,23 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::browser::{self, type_and_send, wait_for_text};
 use common::{Server, TempDir};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
-
-struct Driver {
-    child: Child,
-    port: u16,
-    _profiles: TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_driver(binary: &std::ffi::OsStr) -> Driver {
-    let port = free_port();
-    let child = Command::new(binary)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Driver {
-        child,
-        port,
-        _profiles: TempDir::new(),
-    }
-}
-
-async fn browser(driver: &Driver, profile: &str) -> Client {
-    let chromium = std::env::var("CS_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let dir = driver._profiles.0.join(profile);
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", dir.display()),
-            ]
-        }
-    });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("a Chromium session")
-}
-
-/// Waits up to 15 s for an element whose text contains `needle`.
-async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        for el in client.find_all(Locator::Css(css)).await.unwrap_or_default() {
-            if let Ok(t) = el.text().await
-                && t.contains(needle)
-            {
-                return t;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {css} containing {needle:?} within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn type_and_send(client: &Client, input: &str, send: &str, text: &str) {
-    let field = client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css(input))
-        .await
-        .expect("input present");
-    field.send_keys(text).await.unwrap();
-    client
-        .find(Locator::Css(send))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
 
 #[tokio::test]
 async fn widget_bot_handoff_and_agent_console_in_chromium() {
-    let Some(chromedriver) = std::env::var_os("CS_TEST_CHROMEDRIVER") else {
-        eprintln!("skipping the browser test: set CS_TEST_CHROMEDRIVER=/usr/bin/chromedriver");
+    let Some(driver) = browser::driver().await else {
         return;
     };
     let dir = TempDir::new();
     let server = Server::start(&dir.0).await;
-    let driver = start_driver(&chromedriver).await;
 
     // The shopper opens the shop; the widget connects and the bot answers.
-    let shopper = browser(&driver, "shopper").await;
+    let shopper = browser::browser(&driver, "shopper", 1280, 900).await;
     shopper.goto(&server.url("/")).await.unwrap();
     // The shop page is Chinese (<html lang="zh-CN">): so is the widget.
     wait_for_text(&shopper, "[data-testid=chat-status]", "在线").await;
@@ -158,7 +50,7 @@ async fn widget_bot_handoff_and_agent_console_in_chromium() {
     assert!(answer.contains("ship"), "{answer}");
 
     // An agent signs in to the console in another browser.
-    let console = browser(&driver, "agent").await;
+    let console = browser::browser(&driver, "agent", 1280, 900).await;
     console.goto(&server.url("/agent")).await.unwrap();
     console
         .wait()
@@ -284,8 +176,7 @@ async fn js(client: &Client, script: &str) -> serde_json::Value {
 /// failed with a retry, never as sent.
 #[tokio::test]
 async fn the_widget_at_375_px_in_chinese_never_loses_a_message() {
-    let Some(chromedriver) = std::env::var_os("CS_TEST_CHROMEDRIVER") else {
-        eprintln!("skipping the browser test: set CS_TEST_CHROMEDRIVER=/usr/bin/chromedriver");
+    let Some(driver) = browser::driver().await else {
         return;
     };
     let dir = TempDir::new();
@@ -300,8 +191,7 @@ async fn the_widget_at_375_px_in_chinese_never_loses_a_message() {
         ..Default::default()
     })
     .await;
-    let driver = start_driver(&chromedriver).await;
-    let shopper = browser(&driver, "shopper").await;
+    let shopper = browser::browser(&driver, "shopper", 1280, 900).await;
     shopper.set_window_size(375, 812).await.unwrap();
     shopper.goto(&server.url("/")).await.unwrap();
     wait_for_text(
@@ -550,8 +440,7 @@ async fn the_widget_at_375_px_in_chinese_never_loses_a_message() {
 /// queue the engine announces when the customer asks for a human and nobody is free.
 #[tokio::test]
 async fn the_widget_speaks_english_on_an_english_page() {
-    let Some(chromedriver) = std::env::var_os("CS_TEST_CHROMEDRIVER") else {
-        eprintln!("skipping the browser test: set CS_TEST_CHROMEDRIVER=/usr/bin/chromedriver");
+    let Some(driver) = browser::driver().await else {
         return;
     };
     let dir = TempDir::new();
@@ -562,8 +451,7 @@ async fn the_widget_speaks_english_on_an_english_page() {
         ..Default::default()
     })
     .await;
-    let driver = start_driver(&chromedriver).await;
-    let shopper = browser(&driver, "shopper").await;
+    let shopper = browser::browser(&driver, "shopper", 1280, 900).await;
     shopper.set_window_size(1280, 800).await.unwrap();
     shopper.goto(&server.url("/?lang=en")).await.unwrap();
     wait_for_text(

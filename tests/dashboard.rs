@@ -8,11 +8,9 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, TempDir, http, post_json};
+use common::{Server, TempDir, browser, http, post_json};
 use omnidesk::Config;
 use omnidesk::channels::InboundMessage;
 use omnidesk::core::{ChannelId, ChannelKind, Content, Identity, Survey};
@@ -293,120 +291,20 @@ async fn readiness_is_false_before_the_service_ticks() {
 // ---------------------------------------------------------------------------------------------
 // Chromium.
 
-struct Driver {
-    child: Child,
-    port: u16,
-    profiles: TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_driver(binary: &std::ffi::OsStr) -> Driver {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(binary)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Driver {
-        child,
-        port,
-        profiles: TempDir::new(),
-    }
-}
-
-async fn browser(driver: &Driver, lang: &str) -> fantoccini::Client {
-    let chromium = std::env::var("CS_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let dir = driver.profiles.0.join(lang);
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--no-first-run", "--disable-component-update",
-                "--disable-sync", "--hide-scrollbars", format!("--lang={lang}"),
-                format!("--user-data-dir={}", dir.display()),
-            ],
-            "prefs": { "intl.accept_languages": lang }
-        }
-    });
-    let Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("a Chromium session")
-}
-
-async fn text_of(client: &fantoccini::Client, css: &str) -> String {
-    match client.find(fantoccini::Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn wait_until(client: &fantoccini::Client, css: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let t = text_of(client, css).await;
-        if pred(&t) {
-            return t;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{css} never matched; last {t:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn shoot(client: &fantoccini::Client, name: &str, width: u32, height: u32) {
-    client.set_window_size(width, height).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let png = client.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    if let Some(dir) = std::env::var_os("CS_TEST_SCREENSHOTS") {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-    }
-}
+/// How long the page may take to show what a step expects.
+const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn dashboard_in_chromium() {
-    let Some(chromedriver) = std::env::var_os("CS_TEST_CHROMEDRIVER") else {
-        eprintln!(
-            "skipping the dashboard browser test: set CS_TEST_CHROMEDRIVER=/usr/bin/chromedriver"
-        );
+    let Some(driver) = browser::driver().await else {
         return;
     };
     let dir = TempDir::new();
     let server = Server::start_with(config(&dir)).await;
     a_little_day(&server).await;
-    let driver = start_driver(&chromedriver).await;
 
     for lang in ["en", "zh-CN"] {
-        let client = browser(&driver, lang).await;
+        let client = browser::browser_in(&driver, lang, 1280, 800).await;
         client.set_window_size(1280, 800).await.unwrap();
         client.goto(&server.url("/dashboard")).await.unwrap();
         // Signed out: the sign-in form; a wrong password is refused.
@@ -431,33 +329,39 @@ async fn dashboard_in_chromium() {
             .click()
             .await
             .unwrap();
-        wait_until(&client, "[data-testid=tile-conversations-value]", |t| {
-            !t.is_empty()
-        })
+        browser::wait_until(
+            &client,
+            "[data-testid=tile-conversations-value]",
+            WAIT,
+            |t| !t.is_empty(),
+        )
         .await;
-        let before: i64 = text_of(&client, "[data-testid=tile-conversations-value]")
+        let before: i64 = browser::text_of(&client, "[data-testid=tile-conversations-value]")
             .await
             .parse()
             .unwrap();
-        wait_until(&client, "[data-testid=dash-live]", |t| {
+        browser::wait_until(&client, "[data-testid=dash-live]", WAIT, |t| {
             t.contains("live") || t.contains("实时")
         })
         .await;
         if lang == "en" {
-            let csat = text_of(&client, "[data-testid=tile-csat-value]").await;
+            let csat = browser::text_of(&client, "[data-testid=tile-csat-value]").await;
             assert_eq!(csat, "100%");
             // Live: a new conversation reaches the open page without a reload.
             say(&server, &format!("live-{lang}"), "Where is my parcel?").await;
-            let after = wait_until(&client, "[data-testid=tile-conversations-value]", |t| {
-                t.parse::<i64>().is_ok_and(|n| n == before + 1)
-            })
+            let after = browser::wait_until(
+                &client,
+                "[data-testid=tile-conversations-value]",
+                WAIT,
+                |t| t.parse::<i64>().is_ok_and(|n| n == before + 1),
+            )
             .await;
             assert_eq!(after, (before + 1).to_string());
-            let title = text_of(&client, "h1").await;
+            let title = browser::text_of(&client, "h1").await;
             assert_eq!(title, "Service desk today");
         } else {
             // The page follows the browser's language; the button switches it either way.
-            if text_of(&client, "h1").await != "客服健康度仪表盘" {
+            if browser::text_of(&client, "h1").await != "客服健康度仪表盘" {
                 client
                     .find(fantoccini::Locator::Css("[data-testid=dash-lang]"))
                     .await
@@ -466,9 +370,9 @@ async fn dashboard_in_chromium() {
                     .await
                     .unwrap();
             }
-            let title = text_of(&client, "h1").await;
+            let title = browser::text_of(&client, "h1").await;
             assert_eq!(title, "客服健康度仪表盘");
-            let tile = text_of(&client, "[data-testid=tile-containment]").await;
+            let tile = browser::text_of(&client, "[data-testid=tile-containment]").await;
             assert!(tile.contains("机器人解决率"), "{tile}");
         }
         // The tables and charts are drawn.
@@ -517,8 +421,8 @@ async fn dashboard_in_chromium() {
             );
         }
         let short = if lang == "en" { "en" } else { "zh" };
-        shoot(&client, &format!("dashboard-desktop-{short}"), 1280, 800).await;
-        shoot(&client, &format!("dashboard-phone-{short}"), 390, 844).await;
+        browser::shoot(&client, &format!("dashboard-desktop-{short}"), 1280, 800).await;
+        browser::shoot(&client, &format!("dashboard-phone-{short}"), 390, 844).await;
         // The whole page too, for a person to look at.
         for (w, kind) in [(1280u32, "desktop"), (390, "phone")] {
             client.set_window_size(w, 800).await.unwrap();
@@ -529,7 +433,7 @@ async fn dashboard_in_chromium() {
                 .unwrap()
                 .as_u64()
                 .unwrap_or(800) as u32;
-            shoot(
+            browser::shoot(
                 &client,
                 &format!("dashboard-{kind}-{short}-full"),
                 w,

@@ -9,11 +9,9 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, TempDir, customer, http, is_message_from, post_json};
+use common::{Server, TempDir, browser, customer, http, is_message_from, post_json};
 use omnidesk::Config;
 use serde_json::{Value, json};
 
@@ -584,100 +582,11 @@ async fn edits_and_the_model_survive_a_restart() {
 
 // ---- the page in headless Chromium ----
 
-struct Driver {
-    child: Child,
-    port: u16,
-    profiles: TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_driver(binary: &std::ffi::OsStr) -> Driver {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(binary)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Driver {
-        child,
-        port,
-        profiles: TempDir::new(),
-    }
-}
-
-async fn browser(driver: &Driver, lang: &str) -> fantoccini::Client {
-    let chromium = std::env::var("CS_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let dir = driver.profiles.0.join(lang);
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--no-first-run", "--disable-component-update",
-                "--disable-sync", "--hide-scrollbars", format!("--lang={lang}"),
-                format!("--user-data-dir={}", dir.display()),
-            ],
-            "prefs": { "intl.accept_languages": lang }
-        }
-    });
-    let Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("a Chromium session")
-}
+/// How long the page may take to show what a step expects.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn css(s: &str) -> fantoccini::Locator<'_> {
     fantoccini::Locator::Css(s)
-}
-
-async fn text_of(client: &fantoccini::Client, selector: &str) -> String {
-    match client.find(css(selector)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn wait_until(
-    client: &fantoccini::Client,
-    selector: &str,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let t = text_of(client, selector).await;
-        if pred(&t) {
-            return t;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{selector} never matched; last {t:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
 }
 
 async fn click(client: &fantoccini::Client, selector: &str) {
@@ -696,17 +605,6 @@ async fn type_into(client: &fantoccini::Client, selector: &str, text: &str) {
     e.send_keys(text).await.unwrap();
 }
 
-async fn shoot(client: &fantoccini::Client, name: &str, width: u32, height: u32) {
-    client.set_window_size(width, height).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let png = client.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    if let Some(dir) = std::env::var_os("CS_TEST_SCREENSHOTS") {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-    }
-}
-
 /// Whether the page overflows sideways (nothing should at phone width).
 async fn overflows(client: &fantoccini::Client) -> bool {
     client
@@ -722,10 +620,7 @@ async fn overflows(client: &fantoccini::Client) -> bool {
 
 #[tokio::test]
 async fn knowledge_page_in_chromium() {
-    let Some(chromedriver) = std::env::var_os("CS_TEST_CHROMEDRIVER") else {
-        eprintln!(
-            "skipping the knowledge browser test: set CS_TEST_CHROMEDRIVER=/usr/bin/chromedriver"
-        );
+    let Some(driver) = browser::driver().await else {
         return;
     };
     let dir = TempDir::new();
@@ -741,11 +636,10 @@ async fn knowledge_page_in_chromium() {
     ] {
         ask(&server, q).await;
     }
-    let driver = start_driver(&chromedriver).await;
 
     for lang in ["en", "zh-CN"] {
         let short = if lang == "en" { "en" } else { "zh" };
-        let client = browser(&driver, lang).await;
+        let client = browser::browser_in(&driver, lang, 1280, 800).await;
         client.set_window_size(1280, 800).await.unwrap();
         // The console links to the page.
         client.goto(&server.url("/agent")).await.unwrap();
@@ -759,7 +653,7 @@ async fn knowledge_page_in_chromium() {
             .unwrap_or_default();
         assert!(href.ends_with("/agent/knowledge"), "{href}");
         if short == "en" {
-            shoot(&client, "console-with-knowledge-link", 1280, 800).await;
+            browser::shoot(&client, "console-with-knowledge-link", 1280, 800).await;
         }
         client.goto(&server.url("/agent/knowledge")).await.unwrap();
         client
@@ -768,7 +662,7 @@ async fn knowledge_page_in_chromium() {
             .for_element(css("[data-testid=kb-name]"))
             .await
             .unwrap();
-        let hint = text_of(&client, "#login .hint").await;
+        let hint = browser::text_of(&client, "#login .hint").await;
         assert!(
             hint.contains("dashboard") || hint.contains("仪表盘"),
             "the page says which sign-in: {hint}"
@@ -779,33 +673,33 @@ async fn knowledge_page_in_chromium() {
         } else {
             "机器人知识库"
         };
-        if text_of(&client, "h1").await != want_title {
+        if browser::text_of(&client, "h1").await != want_title {
             click(&client, "[data-testid=kb-lang]").await;
         }
-        assert_eq!(text_of(&client, "h1").await, want_title);
-        shoot(&client, &format!("knowledge-login-phone-{short}"), 390, 844).await;
+        assert_eq!(browser::text_of(&client, "h1").await, want_title);
+        browser::shoot(&client, &format!("knowledge-login-phone-{short}"), 390, 844).await;
         client.set_window_size(1280, 800).await.unwrap();
         type_into(&client, "[data-testid=kb-name]", "alice").await;
         type_into(&client, "[data-testid=kb-password]", "alice").await;
         click(&client, "[data-testid=kb-login-submit]").await;
-        wait_until(&client, "[data-testid=kb-entries]", |t| {
+        browser::wait_until(&client, "[data-testid=kb-entries]", WAIT, |t| {
             t.contains("invoice")
         })
         .await;
-        wait_until(&client, "[data-testid=kb-status]", |t| !t.is_empty()).await;
+        browser::wait_until(&client, "[data-testid=kb-status]", WAIT, |t| !t.is_empty()).await;
         // Search narrows the list.
         type_into(&client, "[data-testid=kb-search]", "发票").await;
-        wait_until(&client, "[data-testid=kb-entries]", |t| {
+        browser::wait_until(&client, "[data-testid=kb-entries]", WAIT, |t| {
             t.contains("invoice") && !t.contains("greeting")
         })
         .await;
         // Emptied by keys, as a person would (the page listens to input events).
         type_into(&client, "[data-testid=kb-search]", "x\u{E003}").await;
-        wait_until(&client, "[data-testid=kb-entries]", |t| {
+        browser::wait_until(&client, "[data-testid=kb-entries]", WAIT, |t| {
             t.contains("greeting")
         })
         .await;
-        shoot(&client, &format!("knowledge-phone-list-{short}"), 390, 844).await;
+        browser::shoot(&client, &format!("knowledge-phone-list-{short}"), 390, 844).await;
         client.set_window_size(1280, 800).await.unwrap();
         // An entry opens in the editor with its phrasings.
         click(&client, "[data-testid=kb-entry][data-id=invoice]").await;
@@ -814,11 +708,11 @@ async fn knowledge_page_in_chromium() {
             .await
             .unwrap();
         assert!(phrasings.len() > 2);
-        shoot(&client, &format!("knowledge-desktop-{short}"), 1280, 800).await;
+        browser::shoot(&client, &format!("knowledge-desktop-{short}"), 1280, 800).await;
         client.set_window_size(390, 844).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!overflows(&client).await, "no sideways scrolling at 390 px");
-        shoot(
+        browser::shoot(
             &client,
             &format!("knowledge-phone-editor-{short}"),
             390,
@@ -831,11 +725,11 @@ async fn knowledge_page_in_chromium() {
         // The unanswered questions, grouped; one click starts an entry from a group.
         click(&client, "[data-testid=kb-tab-unanswered]").await;
         // (The English pass turns the gift card group into an entry.)
-        wait_until(&client, "[data-testid=kb-clusters]", |t| {
+        browser::wait_until(&client, "[data-testid=kb-clusters]", WAIT, |t| {
             t.contains("loyalty")
         })
         .await;
-        shoot(
+        browser::shoot(
             &client,
             &format!("knowledge-unanswered-desktop-{short}"),
             1280,
@@ -845,7 +739,7 @@ async fn knowledge_page_in_chromium() {
         client.set_window_size(390, 844).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!overflows(&client).await, "no sideways scrolling at 390 px");
-        shoot(
+        browser::shoot(
             &client,
             &format!("knowledge-unanswered-phone-{short}"),
             390,
@@ -866,20 +760,23 @@ async fn knowledge_page_in_chromium() {
             assert!(id.contains("gift"), "an id is suggested: {id:?}");
             // Saving without an answer is refused with the reason next to the field.
             click(&client, "[data-testid=kb-save]").await;
-            wait_until(&client, ".ferr[data-field=answer]", |t| {
+            browser::wait_until(&client, ".ferr[data-field=answer]", WAIT, |t| {
                 t.contains("answer")
             })
             .await;
-            shoot(&client, "knowledge-validation-en", 1280, 800).await;
+            browser::shoot(&client, "knowledge-validation-en", 1280, 800).await;
             type_into(&client, "[data-testid=kb-answer-en]", GIFT_EN).await;
             click(&client, "[data-testid=kb-save]").await;
-            wait_until(&client, "[data-testid=kb-entries]", |t| t.contains("gift")).await;
-            wait_until(&client, "[data-testid=kb-status]", |t| {
+            browser::wait_until(&client, "[data-testid=kb-entries]", WAIT, |t| {
+                t.contains("gift")
+            })
+            .await;
+            browser::wait_until(&client, "[data-testid=kb-status]", WAIT, |t| {
                 t.contains("not trained")
             })
             .await;
             click(&client, "[data-testid=kb-retrain]").await;
-            wait_until(&client, "[data-testid=kb-status]", |t| {
+            browser::wait_until(&client, "[data-testid=kb-status]", WAIT, |t| {
                 t.contains("Serving revision")
             })
             .await;
@@ -890,7 +787,7 @@ async fn knowledge_page_in_chromium() {
         client.set_window_size(390, 844).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!overflows(&client).await, "no sideways scrolling at 390 px");
-        shoot(&client, &format!("knowledge-phone-{short}"), 390, 844).await;
+        browser::shoot(&client, &format!("knowledge-phone-{short}"), 390, 844).await;
         client.close().await.unwrap();
     }
     server.stop().await;

@@ -63,21 +63,45 @@ pub async fn driver() -> Option<Driver> {
 /// A fresh headless Chromium with a profile of its own (`profile` names it), `width` x
 /// `height` pixels.
 pub async fn browser(driver: &Driver, profile: &str, width: u32, height: u32) -> Client {
+    open(driver, profile, width, height, None).await
+}
+
+/// As [`browser`], with the browser's own language (`--lang` and the `Accept-Language` it
+/// sends) set to `lang`, and no scrollbars (screenshots); the profile is named after it.
+pub async fn browser_in(driver: &Driver, lang: &str, width: u32, height: u32) -> Client {
+    open(driver, lang, width, height, Some(lang)).await
+}
+
+async fn open(
+    driver: &Driver,
+    profile: &str,
+    width: u32,
+    height: u32,
+    lang: Option<&str>,
+) -> Client {
     let chromium = std::env::var("CS_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let dir = driver.profiles.0.join(profile);
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                "--disable-component-update", "--disable-sync",
-                format!("--window-size={width},{height}"),
-                format!("--user-data-dir={}", dir.display()),
-            ]
-        }
-    });
-    let serde_json::Value::Object(caps) = caps else {
+    let mut args = vec![
+        "--headless".to_owned(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-background-networking".into(),
+        "--disable-dev-shm-usage".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        format!("--window-size={width},{height}"),
+        format!("--user-data-dir={}", dir.display()),
+    ];
+    let mut options = json!({ "binary": chromium });
+    if let Some(lang) = lang {
+        args.push("--hide-scrollbars".into());
+        args.push(format!("--lang={lang}"));
+        options["prefs"] = json!({ "intl.accept_languages": lang });
+    }
+    options["args"] = json!(args);
+    let serde_json::Value::Object(caps) = json!({ "goog:chromeOptions": options }) else {
         unreachable!()
     };
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -85,6 +109,49 @@ pub async fn browser(driver: &Driver, profile: &str, width: u32, height: u32) ->
         .connect(&format!("http://127.0.0.1:{}", driver.port))
         .await
         .expect("a Chromium session")
+}
+
+/// The text of the first element matching `css` (empty when there is none).
+pub async fn text_of(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits up to `within` until the text of the first element matching `css` satisfies `pred`;
+/// that text.
+pub async fn wait_until(
+    client: &Client,
+    css: &str,
+    within: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let t = text_of(client, css).await;
+        if pred(&t) {
+            return t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{css} never matched; last {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Resizes the window to `width` x `height`, lets the page settle, takes a screenshot (checked
+/// to be a PNG) and keeps it as `{name}.png` in `CS_TEST_SCREENSHOTS` when that is set.
+pub async fn shoot(client: &Client, name: &str, width: u32, height: u32) {
+    client.set_window_size(width, height).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    if let Some(dir) = std::env::var_os("CS_TEST_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
 }
 
 /// Waits up to 15 s for an element matching `css` whose text contains `needle`; its text.
