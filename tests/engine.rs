@@ -994,6 +994,19 @@ async fn a_restarted_node_sends_at_once_what_its_dead_predecessor_had_claimed() 
     );
 }
 
+/// An engine on an in-memory store with `bot` and a recording web chat channel; what it sent.
+async fn web_desk(bot: Arc<dyn Bot>) -> (Engine, Arc<std::sync::Mutex<Vec<OutboundMessage>>>) {
+    let (chan, sent) = recording_channel("webchat", ChannelKind::WebChat);
+    let engine = Engine::builder()
+        .with_store(Arc::new(MemoryStore::new()))
+        .with_bot(bot)
+        .with_channel(Arc::new(chan))
+        .build()
+        .await
+        .unwrap();
+    (engine, sent)
+}
+
 /// A bot whose first turn waits at a gate; it records the text of every turn it takes, and
 /// hands the conversation over when told `human`.
 #[derive(Debug, Default)]
@@ -1031,16 +1044,8 @@ impl Bot for Gated {
 
 #[tokio::test]
 async fn messages_are_acknowledged_while_the_bot_thinks_and_answered_in_order() {
-    let store = Arc::new(MemoryStore::new());
-    let (chan, sent) = recording_channel("webchat", ChannelKind::WebChat);
     let bot = Arc::new(Gated::default());
-    let engine = Engine::builder()
-        .with_store(store.clone())
-        .with_bot(bot.clone())
-        .with_channel(Arc::new(chan))
-        .build()
-        .await
-        .unwrap();
+    let (engine, sent) = web_desk(bot.clone()).await;
     let send = |pid: &str, text: &str| {
         let (engine, m) = (
             engine.clone(),
@@ -1080,16 +1085,8 @@ async fn messages_are_acknowledged_while_the_bot_thinks_and_answered_in_order() 
 
 #[tokio::test]
 async fn a_message_stored_while_the_bot_hands_over_is_left_for_the_agent() {
-    let store = Arc::new(MemoryStore::new());
-    let (chan, _sent) = recording_channel("webchat", ChannelKind::WebChat);
     let bot = Arc::new(Gated::default());
-    let engine = Engine::builder()
-        .with_store(store.clone())
-        .with_bot(bot.clone())
-        .with_channel(Arc::new(chan))
-        .build()
-        .await
-        .unwrap();
+    let (engine, _sent) = web_desk(bot.clone()).await;
     let first = engine
         .handle_inbound(inbound(
             "webchat",
@@ -1161,16 +1158,8 @@ impl Bot for ShortMemory {
 
 #[tokio::test]
 async fn the_bot_is_given_the_history_it_asks_for_with_the_new_message_last() {
-    let store = Arc::new(MemoryStore::new());
-    let (chan, _sent) = recording_channel("webchat", ChannelKind::WebChat);
     let bot = Arc::new(ShortMemory::default());
-    let engine = Engine::builder()
-        .with_store(store)
-        .with_bot(bot.clone())
-        .with_channel(Arc::new(chan))
-        .build()
-        .await
-        .unwrap();
+    let (engine, _sent) = web_desk(bot.clone()).await;
     for (i, text) in ["a", "b", "c"].into_iter().enumerate() {
         engine
             .handle_inbound_and_wait(inbound(

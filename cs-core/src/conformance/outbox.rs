@@ -400,22 +400,20 @@ pub async fn outbox_claims_in_one_write(store: &dyn ConversationStore) {
     assert!(claimed.is_empty(), "a duplicate claims nothing");
 
     // Finishing a1 hands out a2 in the same write.
+    let delivered = |message| FinishOutbound {
+        tenant: t.clone(),
+        message,
+        outcome: Outcome::Sent {
+            status: DeliveryStatus::Delivered,
+            provider_id: None,
+        },
+    };
     let next = ClaimOutbound {
         conversation: Some(ca.id),
         ..claim(&t, t0())
     };
     let claimed = store
-        .finish_and_claim(
-            &FinishOutbound {
-                tenant: t.clone(),
-                message: a1.id,
-                outcome: Outcome::Sent {
-                    status: DeliveryStatus::Delivered,
-                    provider_id: None,
-                },
-            },
-            Some(&next),
-        )
+        .finish_and_claim(&delivered(a1.id), Some(&next))
         .await
         .unwrap();
     let ids: Vec<MessageId> = claimed.iter().map(|c| c.message.id).collect();
@@ -423,17 +421,7 @@ pub async fn outbox_claims_in_one_write(store: &dyn ConversationStore) {
 
     // A finish of something not in the outbox fails and claims nothing.
     let err = store
-        .finish_and_claim(
-            &FinishOutbound {
-                tenant: t.clone(),
-                message: a1.id,
-                outcome: Outcome::Sent {
-                    status: DeliveryStatus::Delivered,
-                    provider_id: None,
-                },
-            },
-            Some(&claim(&t, t0())),
-        )
+        .finish_and_claim(&delivered(a1.id), Some(&claim(&t, t0())))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
