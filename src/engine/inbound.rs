@@ -103,8 +103,9 @@ impl Engine {
             message: message.clone(),
         });
 
-        // 4. Dispatch: to the bot (the customer's lock goes along, so their next message waits
-        // until this one is answered), the queue, or the agent who has it.
+        // 4. Dispatch: to the bot, the queue, or the agent who has it, in this message's turn
+        // (reserved before the append lock is let go, so the customer's next message is stored
+        // and acknowledged at once but answered after this one).
         let urgency = self.score_sentiment(&conversation, &message);
         let customer = self.learn_language(customer, &message).await;
         let turn = match appending {
