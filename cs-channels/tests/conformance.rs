@@ -374,11 +374,12 @@ async fn sms() -> Fixture {
     }
 }
 
-// --- WeChat Official Account (plain mode) -------------------------------------------------------
+// --- WeChat Official Account (plain and safe mode) -------------------------------------------------------
 
 const WX_TOKEN: &str = "omnidesk-token";
 
-fn wechat_request(body: Bytes, at: DateTime<Utc>, signing: Signing) -> RawInbound {
+/// The signed query of a WeChat request at `at`, and its nonce.
+fn wechat_query(at: DateTime<Utc>, signing: Signing) -> (String, String) {
     static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let nonce = format!(
         "c{}",
@@ -397,6 +398,11 @@ fn wechat_request(body: Bytes, at: DateTime<Utc>, signing: Signing) -> RawInboun
         ),
         None => format!("timestamp={ts}&nonce={nonce}"),
     };
+    (query, nonce)
+}
+
+fn wechat_request(body: Bytes, at: DateTime<Utc>, signing: Signing) -> RawInbound {
+    let (query, _) = wechat_query(at, signing);
     raw(
         Method::POST,
         &format!("/webhooks/wechat?{query}"),
@@ -405,7 +411,39 @@ fn wechat_request(body: Bytes, at: DateTime<Utc>, signing: Signing) -> RawInboun
     )
 }
 
-async fn wechat() -> Fixture {
+/// A WeChat request in safe mode: the message encrypted into an `Encrypt` envelope, signed over
+/// the ciphertext (`msg_signature`) as well as plainly.
+fn wechat_safe_request(inner: &str, at: DateTime<Utc>, signing: Signing) -> RawInbound {
+    let crypt = cs_channels::wechat::MsgCrypt::new(WX_TOKEN, WX_AES_KEY, WX_APP_ID).unwrap();
+    let encrypted = crypt.encrypt(inner);
+    let (query, nonce) = wechat_query(at, signing);
+    let ts = at.timestamp().to_string();
+    let msg_signature = match signing {
+        Signing::Genuine => format!(
+            "&msg_signature={}",
+            crypt.msg_signature(&ts, &nonce, &encrypted)
+        ),
+        Signing::WrongKey => format!(
+            "&msg_signature={}",
+            cs_channels::wechat::signature(&["not-the-token", &ts, &nonce, &encrypted])
+        ),
+        Signing::Missing => String::new(),
+    };
+    raw(
+        Method::POST,
+        &format!("/webhooks/wechat?{query}&encrypt_type=aes{msg_signature}"),
+        &[],
+        Bytes::from(format!(
+            "<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        )),
+    )
+}
+
+const WX_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const WX_APP_ID: &str = "wx2c2769f8efd9abc2";
+
+/// The WeChat adapter, in plain mode or (`safe`) with message encryption.
+async fn wechat(safe: bool) -> Fixture {
     use cs_channels::wechat::WeChat;
     let mut provider = StandIn::start(
         ResponseTemplate::new(200).set_body_json(json!({"errcode": 0, "errmsg": "ok"})),
@@ -415,35 +453,57 @@ async fn wechat() -> Fixture {
         "/cgi-bin/token".into(),
         json!({"access_token": "ACCESS", "expires_in": 7200}),
     ));
-    let channel = WeChat::builder(ChannelId::new("wechat").unwrap())
+    let mut builder = WeChat::builder(ChannelId::new("wechat").unwrap())
         .with_token(WX_TOKEN)
-        .with_app_id("wx2c2769f8efd9abc2")
+        .with_app_id(WX_APP_ID)
         .with_app_secret("app-secret")
         .with_base_url(provider.uri())
         .with_clock(clock())
         .with_max_body_bytes(MAX_BODY)
-        .with_retry(retry())
-        .build()
-        .unwrap();
+        .with_retry(retry());
+    if safe {
+        builder = builder.with_encoding_aes_key(WX_AES_KEY);
+    }
+    let channel = builder.build().unwrap();
+    let text_xml = |e: &TextEvent| {
+        format!(
+            "<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{}]]></FromUserName>\
+             <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{}]]></Content>\
+             <MsgId>{}</MsgId></xml>",
+            e.from,
+            e.at.timestamp(),
+            e.text,
+            number_of(&e.provider_id, 17)
+        )
+    };
     Fixture {
-        name: "wechat",
+        name: if safe { "wechat (safe mode)" } else { "wechat" },
         channel: Arc::new(channel),
         features: signed_http(Some(chrono::Duration::minutes(5))),
         provider: Some(provider),
         recipient: Identity::new(ChannelKind::WeChat, "o-buyer-1"),
-        text: Box::new(|e, signing| {
-            let body = format!(
-                "<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{}]]></FromUserName>\
-                 <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{}]]></Content>\
-                 <MsgId>{}</MsgId></xml>",
-                e.from,
-                e.at.timestamp(),
-                e.text,
-                number_of(&e.provider_id, 17)
-            );
-            wechat_request(body.into(), e.at, signing)
+        text: Box::new(move |e, signing| {
+            if safe {
+                wechat_safe_request(&text_xml(e), e.at, signing)
+            } else {
+                wechat_request(text_xml(e).into(), e.at, signing)
+            }
         }),
-        body: Box::new(|body| wechat_request(body, start(), Signing::Genuine)),
+        body: Box::new(move |body| {
+            let (query, _) = wechat_query(start(), Signing::Genuine);
+            // In safe mode, an envelope that is not one: no ciphertext to sign over.
+            let safe_part = if safe {
+                "&encrypt_type=aes&msg_signature=0"
+            } else {
+                ""
+            };
+            raw(
+                Method::POST,
+                &format!("/webhooks/wechat?{query}{safe_part}"),
+                &[],
+                body,
+            )
+        }),
     }
 }
 
@@ -504,7 +564,12 @@ async fn sms_conforms() {
 
 #[tokio::test]
 async fn wechat_conforms() {
-    conformance::run(&wechat().await).await;
+    conformance::run(&wechat(false).await).await;
+}
+
+#[tokio::test]
+async fn wechat_safe_mode_conforms() {
+    conformance::run(&wechat(true).await).await;
 }
 
 #[tokio::test]
