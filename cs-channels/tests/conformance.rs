@@ -576,3 +576,62 @@ async fn wechat_safe_mode_conforms() {
 async fn webchat_conforms() {
     conformance::run(&webchat()).await;
 }
+
+// --- email (raw MIME POSTed by the mail relay with a bearer token; replies go out over SMTP) ------
+
+const EMAIL_TOKEN: &str = "inbound-token";
+
+fn email_request(body: Bytes, signing: Signing) -> RawInbound {
+    let bearer = match signing {
+        Signing::Genuine => Some(format!("Bearer {EMAIL_TOKEN}")),
+        Signing::WrongKey => Some("Bearer not-the-token".to_owned()),
+        Signing::Missing => None,
+    };
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| vec![("authorization", b)])
+        .unwrap_or_default();
+    raw(Method::POST, "/webhooks/email", &headers, body)
+}
+
+fn email() -> Fixture {
+    use cs_channels::email::{EmailChannel, SmtpConfig};
+    let channel = EmailChannel::builder(ChannelId::new("email").unwrap(), "support@shop.test")
+        // Sending goes over SMTP, not HTTP: the suite's provider checks do not apply.
+        .with_smtp(SmtpConfig::new("127.0.0.1", 9))
+        .with_thread_secret(b"thread secret for the conformance suite".as_slice())
+        .with_inbound_token(EMAIL_TOKEN)
+        .with_max_message_bytes(MAX_BODY)
+        .build()
+        .unwrap();
+    Fixture {
+        name: "email",
+        channel: Arc::new(channel),
+        features: Features {
+            signed: true,
+            replay_window: None,
+            max_body_bytes: Some(MAX_BODY),
+            outbound_http: false,
+        },
+        provider: None,
+        recipient: Identity::new(ChannelKind::Email, "buyer@customer.test"),
+        text: Box::new(|e, signing| {
+            let mime = format!(
+                "From: <{}@customer.test>\r\nTo: support@shop.test\r\nSubject: Question\r\n\
+                 Message-ID: <{}@customer.test>\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+                e.from,
+                e.provider_id,
+                e.at.to_rfc2822(),
+                e.text
+            );
+            email_request(mime.into(), signing)
+        }),
+        body: Box::new(|body| email_request(body, Signing::Genuine)),
+    }
+}
+
+#[tokio::test]
+async fn email_conforms() {
+    conformance::run(&email()).await;
+}
