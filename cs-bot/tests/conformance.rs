@@ -1,5 +1,5 @@
-//! Our bots against the public `Bot` conformance suite (`cs_bot::conformance`): one fixture each,
-//! one line to run every check that applies.
+//! Our bots against the public `Bot` conformance suite (`cs_bot::conformance`): one fixture
+//! type, one line to run every check that applies to each bot.
 
 use std::sync::Arc;
 
@@ -10,31 +10,19 @@ use cs_core::ManualClock;
 
 const FAQ: &str = include_str!("../data/ecommerce_faq.txt");
 
-/// The intent bot with the demo shop's orders behind it.
+/// One of our bots under the suite: it speaks Chinese and English and hands over on request;
+/// `orders` when it looks orders up; an in-scope question per language.
 #[derive(Debug)]
-struct IntentFixture {
-    bot: Arc<IntentBot>,
+struct Fixture {
+    name: &'static str,
+    bot: Arc<dyn Bot>,
+    orders: Option<OrderProbe>,
+    questions: [&'static str; 2],
 }
 
-impl IntentFixture {
-    fn new() -> Self {
-        let now = Utc.with_ymd_and_hms(2026, 11, 11, 10, 0, 0).unwrap();
-        let shop = Arc::new(DemoShop::sample(now));
-        let bot = IntentBot::builder()
-            .with_faq_text(FAQ)
-            .unwrap()
-            .with_orders(shop.clone())
-            .with_tickets(shop)
-            .with_clock(Arc::new(ManualClock::new(now)))
-            .build()
-            .unwrap();
-        Self { bot: Arc::new(bot) }
-    }
-}
-
-impl BotFixture for IntentFixture {
+impl BotFixture for Fixture {
     fn name(&self) -> &str {
-        "IntentBot"
+        self.name
     }
     fn bot(&self) -> Arc<dyn Bot> {
         self.bot.clone()
@@ -43,14 +31,12 @@ impl BotFixture for IntentFixture {
         Features {
             languages: vec!["zh".into(), "en".into()],
             handoff: true,
-            orders: Some(demo_shop_probe()),
+            orders: self.orders.clone(),
         }
     }
     fn question(&self, language: &str) -> String {
-        match language {
-            "zh" => "怎么退货？".into(),
-            _ => "How do I return an item?".into(),
-        }
+        let [zh, en] = self.questions;
+        if language == "zh" { zh } else { en }.to_owned()
     }
 }
 
@@ -77,43 +63,39 @@ fn demo_shop_probe() -> OrderProbe {
     }
 }
 
-/// The FAQ bot: answers from the knowledge file, no orders.
-#[derive(Debug)]
-struct FaqFixture {
-    bot: Arc<FaqBot>,
-}
-
-impl BotFixture for FaqFixture {
-    fn name(&self) -> &str {
-        "FaqBot"
-    }
-    fn bot(&self) -> Arc<dyn Bot> {
-        self.bot.clone()
-    }
-    fn features(&self) -> Features {
-        Features {
-            languages: vec!["zh".into(), "en".into()],
-            handoff: true,
-            orders: None,
-        }
-    }
-    fn question(&self, language: &str) -> String {
-        match language {
-            "zh" => "怎么退货？".into(),
-            _ => "How do I return an item?".into(),
-        }
-    }
-}
+/// Questions from the FAQ both bots answer themselves.
+const RETURNS: [&str; 2] = ["怎么退货？", "How do I return an item?"];
 
 #[tokio::test]
 async fn intent_bot_conforms() {
-    conformance::run(&IntentFixture::new()).await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 11, 10, 0, 0).unwrap();
+    let shop = Arc::new(DemoShop::sample(now));
+    let bot = IntentBot::builder()
+        .with_faq_text(FAQ)
+        .unwrap()
+        .with_orders(shop.clone())
+        .with_tickets(shop)
+        .with_clock(Arc::new(ManualClock::new(now)))
+        .build()
+        .unwrap();
+    conformance::run(&Fixture {
+        name: "IntentBot",
+        bot: Arc::new(bot),
+        orders: Some(demo_shop_probe()),
+        questions: RETURNS,
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn faq_bot_conforms() {
-    let bot = FaqBot::from_text(FAQ).unwrap();
-    conformance::run(&FaqFixture { bot: Arc::new(bot) }).await;
+    conformance::run(&Fixture {
+        name: "FaqBot",
+        bot: Arc::new(FaqBot::from_text(FAQ).unwrap()),
+        orders: None,
+        questions: RETURNS,
+    })
+    .await;
 }
 
 /// The LLM bot over the demo shop's orders, against a stand-in model at the network boundary
@@ -127,8 +109,8 @@ mod llm {
     use std::sync::Arc;
 
     use chrono::Utc;
-    use cs_bot::conformance::{self, BotFixture, Features};
-    use cs_bot::{Bot, DemoShop, LlmBot};
+    use cs_bot::conformance;
+    use cs_bot::{DemoShop, LlmBot};
     use serde_json::{Value, json};
     use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -195,34 +177,6 @@ mod llm {
         }
     }
 
-    #[derive(Debug)]
-    struct LlmFixture {
-        _model: MockServer,
-        bot: Arc<LlmBot>,
-    }
-
-    impl BotFixture for LlmFixture {
-        fn name(&self) -> &str {
-            "LlmBot"
-        }
-        fn bot(&self) -> Arc<dyn Bot> {
-            self.bot.clone()
-        }
-        fn features(&self) -> Features {
-            Features {
-                languages: vec!["zh".into(), "en".into()],
-                handoff: true,
-                orders: Some(super::demo_shop_probe()),
-            }
-        }
-        fn question(&self, language: &str) -> String {
-            match language {
-                "zh" => "你们几点上班？".into(),
-                _ => "What are your opening hours?".into(),
-            }
-        }
-    }
-
     #[tokio::test]
     async fn llm_bot_conforms() {
         let model = MockServer::start().await;
@@ -234,10 +188,13 @@ mod llm {
             .with_orders(Arc::new(DemoShop::sample(Utc::now())))
             .build()
             .unwrap();
-        conformance::run(&LlmFixture {
-            _model: model,
+        conformance::run(&super::Fixture {
+            name: "LlmBot",
             bot: Arc::new(bot),
+            orders: Some(super::demo_shop_probe()),
+            questions: ["你们几点上班？", "What are your opening hours?"],
         })
         .await;
+        drop(model);
     }
 }
