@@ -310,7 +310,7 @@ impl SyncRouter for SkillRouter {
         // O(log n) amortised instead of a scan of every timer.
         while let Some(Reverse(top)) = self.timers.peek() {
             if self.timer_live(top) {
-                return Some(from_ms(top.0));
+                return Some(from_ms(top.at));
             }
             self.timers.pop();
         }

@@ -17,15 +17,37 @@ pub(super) const HOLD_END: u8 = 1;
 /// The task reaches its next overflow ring.
 const RING_UP: u8 = 2;
 
-/// (time, kind, rank, seq, task, life)
-pub(super) type Timer = (i64, u8, i64, u64, u32, u32);
+/// One scheduled time-out. Timers fire in the order of their fields as declared (the derived
+/// ordering compares them in turn): time, then kind, then the task's rank and arrival, so one
+/// instant's timers fire in a fixed order whatever order they were scheduled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Timer {
+    /// When it fires (ms).
+    pub(super) at: i64,
+    /// What it does ([`EXPIRE`], [`HOLD_END`], [`RING_UP`]).
+    pub(super) kind: u8,
+    /// The task's rank when scheduled.
+    pub(super) rank: i64,
+    /// The task's arrival sequence number.
+    pub(super) seq: u64,
+    /// The task's slot.
+    pub(super) task: u32,
+    /// The task's life in that slot when scheduled (a reused slot's old timers are dead).
+    pub(super) life: u32,
+}
 
 impl SkillRouter {
     /// Schedules a timer of `kind` for task `t` at `at` (ms), for the task's current life.
     pub(super) fn timer(&mut self, at: i64, kind: u8, t: u32) {
         let task = &self.hot[t as usize];
-        self.timers
-            .push(Reverse((at, kind, task.rank, task.seq, t, task.life)));
+        self.timers.push(Reverse(Timer {
+            at,
+            kind,
+            rank: task.rank,
+            seq: task.seq,
+            task: t,
+            life: task.life,
+        }));
     }
 
     /// Schedules task `t`'s next overflow ring, if it has one.
@@ -48,7 +70,13 @@ impl SkillRouter {
 
     /// Whether `timer` still applies (timers are deleted lazily).
     pub(super) fn timer_live(&self, timer: &Timer) -> bool {
-        let &(at, kind, _, _, t, life) = timer;
+        let &Timer {
+            at,
+            kind,
+            task: t,
+            life,
+            ..
+        } = timer;
         let task = &self.hot[t as usize];
         if task.life != life {
             return false;
@@ -69,13 +97,13 @@ impl SkillRouter {
     /// Moves the clock to `to` (ms), firing due timers instant by instant; after each instant
     /// dispatch runs for the tasks and agents it changed.
     pub(super) fn advance(&mut self, to: i64, out: &mut Vec<Decision>) {
-        while let Some(&Reverse((instant, ..))) = self.timers.peek() {
+        while let Some(&Reverse(Timer { at: instant, .. })) = self.timers.peek() {
             if instant > to {
                 break;
             }
             let mut due = Vec::new();
             while let Some(&Reverse(timer)) = self.timers.peek() {
-                if timer.0 != instant {
+                if timer.at != instant {
                     break;
                 }
                 self.timers.pop();
@@ -91,7 +119,7 @@ impl SkillRouter {
                     fired = true;
                     self.now = instant;
                 }
-                let (_, kind, _, _, t, _) = timer;
+                let Timer { kind, task: t, .. } = timer;
                 tasks.push(t);
                 match kind {
                     EXPIRE => {
