@@ -1,18 +1,7 @@
 //! Small helpers the webhook adapters share for checking inbound requests.
-#![cfg_attr(
-    not(all(
-        feature = "wechat",
-        feature = "whatsapp",
-        feature = "telegram",
-        feature = "sms",
-        feature = "webhook"
-    )),
-    allow(dead_code)
-)]
-
-use hmac::{Hmac, Mac};
-use http::{HeaderMap, Uri};
-use sha2::Sha256;
+//!
+//! The module is built when any HTTP adapter is; each helper only for the adapters that use it
+//! (voice builds on SMS).
 
 use crate::error::{Error, Result};
 
@@ -28,13 +17,20 @@ pub(crate) fn check_size(body: &[u8], limit: usize) -> Result<()> {
 }
 
 /// A header's value as text, if present and visible ASCII.
-pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+#[cfg(any(
+    feature = "webhook",
+    feature = "sms",
+    feature = "telegram",
+    feature = "whatsapp"
+))]
+pub(crate) fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The decoded query parameters of `uri`, in order; no more than
 /// [`crate::limits::MAX_FORM_FIELDS`] of them (the rest are ignored).
-pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+#[cfg(any(feature = "wechat", feature = "whatsapp"))]
+pub(crate) fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
     form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .take(crate::limits::MAX_FORM_FIELDS)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -42,12 +38,14 @@ pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
 }
 
 /// The decoded pairs of an `application/x-www-form-urlencoded` body, in order.
+#[cfg(feature = "sms")]
 pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// [`form_pairs`] of a provider's form after checking its field count and field sizes
 /// ([`crate::limits::check_form`]).
+#[cfg(feature = "sms")]
 pub(crate) fn bounded_form_pairs(body: &[u8]) -> Result<Vec<(String, String)>> {
     crate::limits::check_form(
         body,
@@ -58,6 +56,7 @@ pub(crate) fn bounded_form_pairs(body: &[u8]) -> Result<Vec<(String, String)>> {
 }
 
 /// The first value of `name` in `pairs`.
+#[cfg(any(feature = "sms", feature = "wechat", feature = "whatsapp"))]
 pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -71,8 +70,11 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// HMAC-SHA256 of the concatenated `parts` under `key`.
+#[cfg(any(feature = "webhook", feature = "whatsapp"))]
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
         mac.update(p);
     }
@@ -81,6 +83,7 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 /// Parses a JSON body, naming the provider in the error, after checking its nesting depth
 /// ([`crate::limits::MAX_JSON_DEPTH`]).
+#[cfg(any(feature = "webhook", feature = "telegram", feature = "whatsapp"))]
 pub(crate) fn json_body<T: serde::de::DeserializeOwned>(provider: &str, body: &[u8]) -> Result<T> {
     crate::limits::check_json(body, crate::limits::MAX_JSON_DEPTH)?;
     serde_json::from_slice(body)
@@ -88,6 +91,7 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(provider: &str, body: &[
 }
 
 /// A builder setting that must be present and non-empty.
+#[cfg(any(feature = "sms", feature = "wechat", feature = "whatsapp"))]
 pub(crate) fn required(value: Option<String>, provider: &str, what: &str) -> Result<String> {
     value
         .filter(|s| !s.is_empty())
@@ -95,6 +99,7 @@ pub(crate) fn required(value: Option<String>, provider: &str, what: &str) -> Res
 }
 
 /// Escapes text for an XML element or attribute.
+#[cfg(feature = "sms")]
 pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -125,8 +130,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "wechat", feature = "whatsapp"))]
     fn query_pairs_decode() {
-        let uri: Uri = "/x?a=1&b=hello%20world&c=%2B1".parse().unwrap();
+        let uri: http::Uri = "/x?a=1&b=hello%20world&c=%2B1".parse().unwrap();
         let pairs = query_pairs(&uri);
         assert_eq!(param(&pairs, "b"), Some("hello world"));
         assert_eq!(param(&pairs, "c"), Some("+1"));

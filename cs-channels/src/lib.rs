@@ -8,7 +8,14 @@ pub mod conformance;
 #[cfg(feature = "email")]
 pub mod email;
 mod error;
-#[cfg(feature = "http-client")]
+// The inbound helpers of the HTTP adapters: built when one of them is.
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
 mod inbound;
 pub mod limits;
 #[cfg(feature = "router")]

@@ -579,8 +579,10 @@ async fn webchat_conforms() {
 
 // --- email (raw MIME POSTed by the mail relay with a bearer token; replies go out over SMTP) ------
 
+#[cfg(feature = "email")]
 const EMAIL_TOKEN: &str = "inbound-token";
 
+#[cfg(feature = "email")]
 fn email_request(body: Bytes, signing: Signing) -> RawInbound {
     let bearer = match signing {
         Signing::Genuine => Some(format!("Bearer {EMAIL_TOKEN}")),
@@ -594,6 +596,7 @@ fn email_request(body: Bytes, signing: Signing) -> RawInbound {
     raw(Method::POST, "/webhooks/email", &headers, body)
 }
 
+#[cfg(feature = "email")]
 fn email() -> Fixture {
     use cs_channels::email::{EmailChannel, SmtpConfig};
     let channel = EmailChannel::builder(ChannelId::new("email").unwrap(), "support@shop.test")
@@ -631,6 +634,7 @@ fn email() -> Fixture {
     }
 }
 
+#[cfg(feature = "email")]
 #[tokio::test]
 async fn email_conforms() {
     conformance::run(&email()).await;

@@ -9,26 +9,22 @@
 //! Providers that report errors inside a `200` body (WeChat's `errcode`, Telegram's `ok`) map
 //! those themselves after the HTTP exchange succeeds.
 
-#![cfg_attr(
-    not(all(
-        feature = "wechat",
-        feature = "whatsapp",
-        feature = "telegram",
-        feature = "sms",
-        feature = "webhook"
-    )),
-    allow(dead_code)
-)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use cs_core::Clock;
-use http::StatusCode;
-use serde::de::DeserializeOwned;
-
-use crate::error::{Error, Result};
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
+use {
+    crate::error::{Error, Result},
+    bytes::Bytes,
+    http::StatusCode,
+};
 
 /// How the shared HTTP client retries temporary failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,8 +156,24 @@ impl HttpSettings {
         self.clock = Some(clock);
         self
     }
+}
 
+/// What the adapters read of their settings (built with the adapters).
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
+impl HttpSettings {
     /// The base URL, or the adapter's `default`.
+    #[cfg(any(
+        feature = "sms",
+        feature = "wechat",
+        feature = "whatsapp",
+        feature = "telegram"
+    ))]
     pub(crate) fn base_url_or(&self, default: &str) -> String {
         self.base_url.clone().unwrap_or_else(|| default.to_owned())
     }
@@ -172,6 +184,12 @@ impl HttpSettings {
     }
 
     /// The clock, or the system clock.
+    #[cfg(any(
+        feature = "voice",
+        feature = "webhook",
+        feature = "wechat",
+        feature = "whatsapp"
+    ))]
     pub(crate) fn clock(&self) -> Arc<dyn Clock> {
         self.clock
             .clone()
@@ -230,21 +248,48 @@ macro_rules! http_settings_setters {
 #[allow(unused_imports)]
 pub(crate) use http_settings_setters;
 
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
 /// A provider's successful answer.
 #[derive(Debug, Clone)]
 pub(crate) struct HttpResponse {
     pub(crate) body: Bytes,
 }
 
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
 impl HttpResponse {
     /// Decodes the body as JSON.
-    pub(crate) fn json<T: DeserializeOwned>(&self, provider: &str) -> Result<T> {
+    #[cfg(any(
+        feature = "sms",
+        feature = "wechat",
+        feature = "whatsapp",
+        feature = "telegram"
+    ))]
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, provider: &str) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| Error::Rejected {
             reason: format!("{provider} answered with an unexpected body: {e}"),
         })
     }
 }
 
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
 /// The shared client: a `reqwest::Client` plus the provider's name (for error messages) and the
 /// retry policy.
 #[derive(Debug, Clone)]
@@ -254,6 +299,13 @@ pub(crate) struct HttpClient {
     retry: RetryPolicy,
 }
 
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
 impl HttpClient {
     pub(crate) fn new(provider: &'static str, retry: RetryPolicy) -> Result<Self> {
         let inner = reqwest::Client::builder()
@@ -306,6 +358,13 @@ impl HttpClient {
     }
 }
 
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
 /// Maps a transport failure: nothing reached the provider or the answer was cut off.
 fn map_transport(provider: &str, e: &reqwest::Error) -> Error {
     if e.is_builder() {
@@ -316,6 +375,13 @@ fn map_transport(provider: &str, e: &reqwest::Error) -> Error {
     }
 }
 
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram",
+    feature = "webhook"
+))]
 /// Maps a non-success HTTP status: `429`, `408` and `5xx` are temporary, other `4xx` permanent.
 pub(crate) fn map_status(provider: &str, status: StatusCode, body: &[u8]) -> Error {
     let excerpt: String = String::from_utf8_lossy(body).chars().take(300).collect();
@@ -330,6 +396,12 @@ pub(crate) fn map_status(provider: &str, status: StatusCode, body: &[u8]) -> Err
     }
 }
 
+#[cfg(any(
+    feature = "sms",
+    feature = "wechat",
+    feature = "whatsapp",
+    feature = "telegram"
+))]
 /// Joins a configured base URL and a path without doubling or dropping the slash.
 pub(crate) fn join_url(base: &str, path: &str) -> String {
     format!(
@@ -359,6 +431,13 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(
+        feature = "sms",
+        feature = "wechat",
+        feature = "whatsapp",
+        feature = "telegram",
+        feature = "webhook"
+    ))]
     fn statuses_map_by_meaning() {
         assert!(map_status("p", StatusCode::BAD_GATEWAY, b"").is_temporary());
         assert!(map_status("p", StatusCode::TOO_MANY_REQUESTS, b"").is_temporary());
@@ -368,6 +447,12 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(
+        feature = "sms",
+        feature = "wechat",
+        feature = "whatsapp",
+        feature = "telegram"
+    ))]
     fn urls_join_with_one_slash() {
         assert_eq!(join_url("http://a/", "/b"), "http://a/b");
         assert_eq!(join_url("http://a", "b"), "http://a/b");
