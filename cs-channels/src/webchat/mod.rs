@@ -414,9 +414,11 @@ async fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(s.chat.socket_buffer_bytes)
-        // Every frame is sent and flushed on its own: no buffering to a threshold. (No cap on
-        // the write buffer: a hello frame with a long history may be large.)
-        .write_buffer_size(0)
+        // Frames gather up to the read buffer's size before they are written; the socket's
+        // writer flushes after every frame that was waiting (none is held back), so under load
+        // several frames leave in one write. (No cap on the write buffer: a hello frame with a
+        // long history may be large.)
+        .write_buffer_size(s.chat.socket_buffer_bytes)
         .on_upgrade(move |socket| serve_socket(s, visitor, socket))
 }
 
@@ -431,6 +433,9 @@ async fn widget_js() -> impl IntoResponse {
 }
 
 static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The most frames a socket's writer queues before it flushes them to the socket.
+const FRAMES_PER_FLUSH: usize = 32;
 
 async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
@@ -467,11 +472,23 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
     // Why the reader stopped, when the server is the one closing (a frame over the limit).
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<ws::CloseFrame>();
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let Ok(text) = serde_json::to_string(&frame) else {
-                continue;
-            };
-            if sink.send(ws::Message::Text(text.into())).await.is_err() {
+        // Every frame waiting is written before one flush: under load an acknowledgement and
+        // the answers queued behind it leave in one write to the socket, not one each.
+        'frames: while let Some(frame) = rx.recv().await {
+            let mut next = Some(frame);
+            let mut queued = 0;
+            while let Some(frame) = next.take() {
+                if let Ok(text) = serde_json::to_string(&frame)
+                    && sink.feed(ws::Message::Text(text.into())).await.is_err()
+                {
+                    break 'frames;
+                }
+                queued += 1;
+                if queued < FRAMES_PER_FLUSH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }

@@ -35,6 +35,10 @@ pub trait Dialect: Database {
     /// A statement that serialises concurrent migrators until the transaction ends, where the
     /// database needs one (several processes starting at once).
     const MIGRATION_LOCK: Option<&'static str>;
+    /// Whether writes run one at a time (one writer connection, SQLite): a write transaction may
+    /// then read and act on what it read without row locks, because no other write can come in
+    /// between.
+    const SERIAL_WRITES: bool;
 
     /// A parenthesised subquery of the strings in the JSON array bound at placeholder `$n`, for
     /// `column IN <subquery>`.

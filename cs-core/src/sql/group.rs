@@ -310,7 +310,8 @@ impl GroupWriter {
             .map_err(map_error)?;
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA journal_size_limit = {WAL_LIMIT_BYTES};",
+             PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA journal_size_limit = {WAL_LIMIT_BYTES};
+             PRAGMA temp_store = MEMORY;",
             durability.pragma()
         ))
         .map_err(map_error)?;
@@ -422,6 +423,7 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// answering a batch's callers, so the log is started afresh.
 fn run(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn Work>>, own_checkpoints: bool) {
     let mut last_checkpoint = std::time::Instant::now();
+    let mut stats = BatchStats::default();
     while let Some(first) = queue.blocking_recv() {
         if let Err(e) = control(&conn, "BEGIN IMMEDIATE") {
             first.fail(map_error(e));
@@ -466,6 +468,7 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn Work>>, own_check
         if failed.is_some() && !conn.is_autocommit() {
             let _ = control(&conn, "ROLLBACK");
         }
+        stats.record(answers.len());
         for answer in answers {
             answer(failed.as_deref());
         }
@@ -474,6 +477,43 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn Work>>, own_check
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 tracing::warn!(error = %e, "SQLite checkpoint on the writer failed");
             }
+        }
+    }
+}
+
+/// How full the writer's transactions are, logged at debug level every [`BatchStats::EVERY`]:
+/// the one figure that tells whether group commit is grouping.
+#[derive(Debug)]
+struct BatchStats {
+    since: std::time::Instant,
+    batches: u64,
+    jobs: u64,
+}
+
+impl Default for BatchStats {
+    fn default() -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            batches: 0,
+            jobs: 0,
+        }
+    }
+}
+
+impl BatchStats {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn record(&mut self, jobs: usize) {
+        self.batches += 1;
+        self.jobs += jobs as u64;
+        if self.since.elapsed() >= Self::EVERY {
+            tracing::debug!(
+                batches = self.batches,
+                jobs = self.jobs,
+                jobs_per_batch = self.jobs as f64 / self.batches as f64,
+                "SQLite writer"
+            );
+            *self = Self::default();
         }
     }
 }

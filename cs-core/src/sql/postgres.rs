@@ -103,6 +103,7 @@ impl Dialect for Postgres {
     const NOW_COLUMN: &'static str = "TIMESTAMPTZ NOT NULL DEFAULT now()";
     // One lock for every component: migrations may create shared objects (extensions).
     const MIGRATION_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7253411906)");
+    const SERIAL_WRITES: bool = false;
 
     fn json_list(n: usize) -> String {
         format!("(SELECT jsonb_array_elements_text(CAST(${n} AS jsonb)))")

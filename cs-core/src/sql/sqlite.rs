@@ -99,6 +99,7 @@ impl Dialect for Sqlite {
     const NOW_COLUMN: &'static str =
         "TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
     const MIGRATION_LOCK: Option<&'static str> = None;
+    const SERIAL_WRITES: bool = true;
 
     fn json_list(n: usize) -> String {
         format!("(SELECT value FROM json_each(${n}))")

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::rows::{conversation_from_row, message_from_row, to_json};
-use super::{SqlStore, by_provider_id, insert_message, is_missing_parent};
+use super::{SqlStore, by_provider_id, insert_message, insert_stmt, is_missing_parent};
 use crate::conversation::Conversation;
 use crate::error::{Error, Result};
 use crate::id::{ConversationId, CustomerId, TenantId};
@@ -184,9 +184,9 @@ impl<D: Driver> ConversationLog for SqlStore<D> {
 
     async fn append_message(&self, m: &Message) -> Result<Appended> {
         m.validate()?;
-        let m = m.clone();
+        let (m, insert) = (m.clone(), insert_stmt(m)?);
         self.transact(false, move |mut conn| {
-            Box::pin(async move { insert_message::<D>(&mut conn, &m).await })
+            Box::pin(async move { insert_message::<D>(&mut conn, &m, insert).await })
         })
         .await
     }

@@ -278,11 +278,10 @@ fn by_provider_id(tenant: &TenantId, channel: &ChannelId, pid: &str) -> Stmt {
     .bind(pid)
 }
 
-/// Inserts a message on `conn` (a pooled connection or a transaction of the writer). A provider
-/// message id that is already stored (a retry, or a concurrent delivery) returns the stored
-/// message; a missing conversation is [`Error::NotFound`].
-async fn insert_message<D: Driver>(conn: &mut Conn<'_, D>, m: &Message) -> Result<Appended> {
-    let insert = Stmt::new(
+/// The statement that inserts `m` (built before a write is handed to the writer, so that the
+/// serialisation of its author and content runs on the caller's thread, not the one writer).
+fn insert_stmt(m: &Message) -> Result<Stmt> {
+    Ok(Stmt::new(
         "INSERT INTO cs_messages (tenant, id, conversation, customer, channel, channel_kind,
             direction, author, content, provider_message_id, status, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -299,7 +298,18 @@ async fn insert_message<D: Driver>(conn: &mut Conn<'_, D>, m: &Message) -> Resul
     .bind(to_json(&m.content)?)
     .bind(&m.provider_message_id)
     .bind(m.status.as_str())
-    .bind(micros(m.created_at));
+    .bind(micros(m.created_at)))
+}
+
+/// Inserts a message on `conn` (a pooled connection or a transaction of the writer) with
+/// `insert`, its [`insert_stmt`]. A provider message id that is already stored (a retry, or a
+/// concurrent delivery) returns the stored message; a missing conversation is
+/// [`Error::NotFound`].
+async fn insert_message<D: Driver>(
+    conn: &mut Conn<'_, D>,
+    m: &Message,
+    insert: Stmt,
+) -> Result<Appended> {
     match conn.execute(insert).await {
         Ok(1) => Ok(Appended::Inserted(m.clone())),
         // Nothing inserted: the provider id (or, impossibly, the UUIDv7 id) was taken.

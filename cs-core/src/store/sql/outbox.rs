@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::rows::message_from_row;
-use super::{Conn, SqlStore, insert_message};
+use super::{Conn, Rec, SqlStore, insert_message, insert_stmt};
 use crate::channel::Identity;
 use crate::error::{Error, Result};
-use crate::id::MessageId;
+use crate::id::{ConversationId, MessageId};
 use crate::message::{DeliveryStatus, Message};
 use crate::sql::{Driver, SqlRow, Stmt, micros};
 use crate::store::outbox::status_advances;
@@ -29,18 +29,18 @@ fn set_status(tenant: &str, id: &str, status: DeliveryStatus) -> Stmt {
 impl<D: Driver> Outbox for SqlStore<D> {
     async fn append_outbound(&self, m: &Message, to: &Identity) -> Result<Appended> {
         m.validate()?;
-        let (m, to) = (m.clone(), to.clone());
+        let (m, to, insert) = (m.clone(), to.clone(), insert_stmt(m)?);
         self.transact(true, move |mut conn| {
-            Box::pin(async move { insert_outbound(&mut conn, &m, &to).await })
+            Box::pin(async move { insert_outbound(&mut conn, &m, &to, insert, None).await })
         })
         .await
     }
 
     async fn claim_outbound(&self, req: &ClaimOutbound) -> Result<Vec<Claimed>> {
-        let (t, claim) = (req.tenant.clone(), claim_stmt::<D>(req));
+        let req = req.clone();
         // The claim and the claimed messages in one unit: one hand-over to the writer.
         self.transact(false, move |mut conn| {
-            Box::pin(async move { claim_in(&mut conn, t.as_str(), claim, None).await })
+            Box::pin(async move { claim_for(&mut conn, &req, None).await })
         })
         .await
     }
@@ -81,15 +81,32 @@ impl<D: Driver> Outbox for SqlStore<D> {
             conversation: Some(m.conversation),
             ..claim.clone()
         };
-        let (t, claim) = (req.tenant.clone(), claim_stmt::<D>(&req));
-        let (m, to) = (m.clone(), to.clone());
+        let (m, to, insert) = (m.clone(), to.clone(), insert_stmt(m)?);
         self.transact(true, move |mut conn| {
             Box::pin(async move {
-                let appended = insert_outbound(&mut conn, &m, &to).await?;
+                // With one writer at a time: when nothing of the conversation waits, the new
+                // entry is stored already claimed (no claim statement, no second index update).
+                if D::SERIAL_WRITES
+                    && head_of::<D>(&mut conn, &req, m.conversation)
+                        .await?
+                        .is_none()
+                {
+                    let appended = insert_outbound(&mut conn, &m, &to, insert, Some(&req)).await?;
+                    let claimed = match &appended {
+                        Appended::Inserted(m) => vec![Claimed {
+                            message: m.clone(),
+                            to,
+                            attempts: 0,
+                        }],
+                        Appended::Duplicate(_) => Vec::new(),
+                    };
+                    return Ok((appended, claimed));
+                }
+                let appended = insert_outbound(&mut conn, &m, &to, insert, None).await?;
                 if appended.is_duplicate() {
                     return Ok((appended, Vec::new()));
                 }
-                let claimed = claim_in(&mut conn, t.as_str(), claim, Some(&m)).await?;
+                let claimed = claim_for(&mut conn, &req, Some(&m)).await?;
                 Ok((appended, claimed))
             })
         })
@@ -105,11 +122,11 @@ impl<D: Driver> Outbox for SqlStore<D> {
             self.finish_outbound(finish).await?;
             return Ok(Vec::new());
         };
-        let (finish, t, claim) = (finish.clone(), next.tenant.clone(), claim_stmt::<D>(next));
+        let (finish, next) = (finish.clone(), next.clone());
         self.transact(true, move |mut conn| {
             Box::pin(async move {
                 finish_in(&mut conn, &finish).await?;
-                claim_in(&mut conn, t.as_str(), claim, None).await
+                claim_for(&mut conn, &next, None).await
             })
         })
         .await
@@ -189,30 +206,127 @@ impl<D: Driver> Outbox for SqlStore<D> {
     }
 }
 
-/// Stores an outbound message and its outbox entry (nothing when it is a duplicate).
+/// Stores an outbound message and its outbox entry (nothing when it is a duplicate); with
+/// `claimed`, the entry is stored already claimed by that claim (the caller knows nothing of the
+/// conversation waits before it).
 async fn insert_outbound<D: Driver>(
     conn: &mut Conn<'_, D>,
     m: &Message,
     to: &Identity,
+    insert: Stmt,
+    claimed: Option<&ClaimOutbound>,
 ) -> Result<Appended> {
-    let appended = insert_message::<D>(conn, m).await?;
+    let appended = insert_message::<D>(conn, m, insert).await?;
     if let Appended::Inserted(m) = &appended {
+        let (next_attempt_at, owner) = match claimed {
+            Some(c) => (micros(c.lease_until), c.owner.clone()),
+            None => (micros(m.created_at), None),
+        };
         conn.execute(
             Stmt::new(
                 "INSERT INTO cs_outbox (tenant, message, conversation, to_kind,
-                    to_external_id, next_attempt_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                    to_external_id, next_attempt_at, claimed_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(m.tenant.as_str())
             .bind(m.id.to_string())
             .bind(m.conversation.to_string())
             .bind(to.kind.as_str())
             .bind(&to.external_id)
-            .bind(micros(m.created_at)),
+            .bind(next_attempt_at)
+            .bind(owner),
         )
         .await?;
     }
     Ok(appended)
+}
+
+/// Claims what `req` asks for; `known` is a message the caller holds already (just stored).
+/// One conversation's claim where writes are serial reads that conversation's head by its index
+/// and claims it by key; otherwise the general claim statement (which scans every due entry
+/// of the tenant) runs.
+async fn claim_for<D: Driver>(
+    conn: &mut Conn<'_, D>,
+    req: &ClaimOutbound,
+    known: Option<&Message>,
+) -> Result<Vec<Claimed>> {
+    match req.conversation {
+        Some(conversation) if D::SERIAL_WRITES => {
+            claim_head::<D>(conn, req, conversation, known).await
+        }
+        _ => claim_in(conn, req.tenant.as_str(), claim_stmt::<D>(req), known).await,
+    }
+}
+
+/// The oldest entry of a conversation's outbox that is not dead: the only one that may go out.
+async fn head_of<D: Driver>(
+    conn: &mut Conn<'_, D>,
+    req: &ClaimOutbound,
+    conversation: ConversationId,
+) -> Result<Option<Rec<D::Record>>> {
+    conn.fetch_optional(
+        Stmt::new(
+            "SELECT message, attempts, next_attempt_at, to_kind, to_external_id FROM cs_outbox
+             WHERE tenant = $1 AND conversation = $2 AND dead = 0
+             ORDER BY message LIMIT 1",
+        )
+        .bind(req.tenant.as_str())
+        .bind(conversation.to_string()),
+    )
+    .await
+}
+
+/// A conversation's claim with one writer at a time: its head, when it is due, claimed by key.
+/// A head that is not due is in flight elsewhere or waiting for its retry; nothing behind it
+/// may overtake it.
+async fn claim_head<D: Driver>(
+    conn: &mut Conn<'_, D>,
+    req: &ClaimOutbound,
+    conversation: ConversationId,
+    known: Option<&Message>,
+) -> Result<Vec<Claimed>> {
+    let Some(head) = head_of::<D>(conn, req, conversation).await? else {
+        return Ok(Vec::new());
+    };
+    if head.int("next_attempt_at")? > micros(req.now) || req.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let id: MessageId = head.parse("message")?;
+    conn.execute(
+        Stmt::new(
+            "UPDATE cs_outbox SET next_attempt_at = $1, claimed_by = $2
+             WHERE tenant = $3 AND message = $4",
+        )
+        .bind(micros(req.lease_until))
+        .bind(req.owner.clone())
+        .bind(req.tenant.as_str())
+        .bind(id.to_string()),
+    )
+    .await?;
+    let to = Identity {
+        kind: head.parse("to_kind")?,
+        external_id: head.text("to_external_id")?,
+    };
+    let attempts = u32::try_from(head.int("attempts")?).unwrap_or(u32::MAX);
+    let message = match known {
+        Some(m) if m.id == id => m.clone(),
+        _ => {
+            let row = conn
+                .fetch_optional(
+                    Stmt::new("SELECT * FROM cs_messages WHERE tenant = $1 AND id = $2")
+                        .bind(req.tenant.as_str())
+                        .bind(id.to_string()),
+                )
+                .await?
+                .ok_or_else(|| Error::not_found("message", id))?;
+            message_from_row(&row)?
+        }
+    };
+    Ok(vec![Claimed {
+        message,
+        to,
+        attempts,
+    }])
 }
 
 /// The claim of `req`: the head of each conversation's queue that is due; SKIP LOCKED where
