@@ -56,6 +56,8 @@ struct Desk {
     agents: Vec<Agent>,
     /// Every new conversation goes to the router, which gives it to the bot first.
     bot_first: bool,
+    /// Each node runs its own intent bot (dialogue state in its memory) instead of the FAQ bot.
+    intent_bot: bool,
 }
 
 impl Desk {
@@ -82,6 +84,7 @@ impl Desk {
             presence: Arc::new(InProcessPresence::new(Duration::from_millis(600))),
             agents,
             bot_first: false,
+            intent_bot: false,
         }
     }
 
@@ -109,7 +112,20 @@ impl Desk {
         };
         let mut b = Engine::builder()
             .with_store(self.store.clone())
-            .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+            .with_bot(if self.intent_bot {
+                let shop = Arc::new(cs_bot::DemoShop::sample(chrono::Utc::now()));
+                Arc::new(
+                    cs_bot::IntentBot::builder()
+                        .with_faq_text(include_str!("../cs-bot/data/ecommerce_faq.txt"))
+                        .unwrap()
+                        .with_orders(shop.clone())
+                        .with_tickets(shop)
+                        .build()
+                        .unwrap(),
+                ) as Arc<dyn cs_bot::Bot>
+            } else {
+                Arc::new(FaqBot::from_text(FAQ).unwrap())
+            })
             .with_channel(Arc::new(Chat {
                 info: ChannelInfo {
                     id: ChannelId::new("chat").unwrap(),
@@ -371,18 +387,12 @@ async fn a_node_that_does_not_route_gets_the_owners_answers_and_queue() {
         "picking what does not wait: {refused:?}"
     );
 
-    // Signed in on B, the agent picks it on B: stored as theirs when the call returns.
+    // Signed in on B, the agent gets it from the owner's router.
     b.sign_in(agent).await.unwrap();
-    until("the agent is online at the owner", async || {
-        a.agent(agent)
-            .is_some_and(|x| x.presence == Presence::Online)
+    until("assigned to the agent", async || {
+        desk.assigned().await == vec![(waiting, agent)]
     })
     .await;
-    let held = desk.assigned().await;
-    if held.is_empty() {
-        b.take_from_queue(agent, waiting).await.unwrap();
-    }
-    assert_eq!(desk.assigned().await, vec![(waiting, agent)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,4 +421,38 @@ async fn bot_first_reception_on_a_node_that_does_not_route() {
         assert_eq!(state, ConversationState::Bot, "{from}");
     }
     assert!(b.queue().await.unwrap().queued.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bots_dialogue_goes_on_when_the_next_message_lands_on_another_node() {
+    let mut desk = Desk::new(1, 3);
+    desk.intent_bot = true;
+    let a = desk.node("node-a").await;
+    until("node a routes", async || a.routes_here()).await;
+    let b = desk.node("node-b").await;
+    let mut on_a = a.subscribe();
+    let mut on_b = b.subscribe();
+
+    // On A the bot asks which topic the customer means...
+    a.handle_inbound_and_wait(customer_says("v1", "m1", "this thing doesn't work"))
+        .await
+        .unwrap();
+    let conversation = wait_for(&mut on_a, |e| match e {
+        DomainEvent::MessageSent { message } if message.content.plain_text().contains("1. ") => {
+            Some(message.conversation)
+        }
+        _ => None,
+    })
+    .await;
+    // ...and the customer's answer, landing on B, picks the first topic there.
+    b.handle_inbound_and_wait(customer_says("v1", "m2", "1"))
+        .await
+        .unwrap();
+    wait_for(&mut on_b, |e| {
+        matches!(e, DomainEvent::BotAnswered { conversation: c, .. } if *c == conversation)
+            .then_some(())
+    })
+    .await;
+    let state = b.conversation(conversation).await.unwrap().state;
+    assert_eq!(state, ConversationState::Bot, "answered, not handed over");
 }
