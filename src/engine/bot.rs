@@ -31,14 +31,12 @@ impl Engine {
         };
         let started = std::time::Instant::now();
         let clustered = self.is_clustered();
-        if clustered {
-            // The customer's last message may have been answered on another node: the dialogue
-            // goes on from where it was left there.
-            self.load_dialogue(conversation.id).await;
-        }
+        // The customer's last message may have been answered on another node: the dialogue
+        // goes on from where it was left there.
+        let stored = clustered && self.load_dialogue(conversation.id).await;
         let answered = self.inner.bot.reply(&input).await;
         if clustered {
-            self.save_dialogue(conversation.id).await;
+            self.save_dialogue(conversation.id, stored).await;
         }
         metrics::histogram!("omnidesk_bot_latency_seconds").record(started.elapsed());
         let reply = match answered {
@@ -244,24 +242,35 @@ impl Engine {
 
 impl Engine {
     /// Hands the bot the dialogue state stored with the conversation (none stored: it forgets
-    /// what it held). Several nodes only.
-    async fn load_dialogue(&self, conversation: ConversationId) {
+    /// what it held). Returns whether one was stored (or may be: unread). Several nodes only.
+    async fn load_dialogue(&self, conversation: ConversationId) -> bool {
         match self
             .inner
             .store
             .bot_state(&self.inner.tenant, conversation)
             .await
         {
-            Ok(state) => self.inner.bot.restore_dialogue_state(conversation, state),
+            Ok(state) => {
+                let stored = state.is_some();
+                self.inner.bot.restore_dialogue_state(conversation, state);
+                stored
+            }
             // The bot goes on with what this node holds.
-            Err(e) => tracing::warn!(error = %e, %conversation, "bot dialogue state not read"),
+            Err(e) => {
+                tracing::warn!(error = %e, %conversation, "bot dialogue state not read");
+                true
+            }
         }
     }
 
     /// Stores the bot's dialogue state with the conversation after its turn (none left, e.g.
-    /// after a hand-over: the stored one is deleted). Several nodes only.
-    async fn save_dialogue(&self, conversation: ConversationId) {
+    /// after a hand-over: the stored one, if `stored`, is deleted; a bot that keeps no state
+    /// costs no write). Several nodes only.
+    async fn save_dialogue(&self, conversation: ConversationId, stored: bool) {
         let state = self.inner.bot.dialogue_state(conversation);
+        if state.is_none() && !stored {
+            return;
+        }
         if let Err(e) = self
             .inner
             .store

@@ -148,9 +148,18 @@ struct Reply {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Outcome {
-    Done { decisions: Vec<Decision> },
-    Snapshot { snapshot: Snapshot },
-    Failed { error: RemoteError },
+    Done {
+        decisions: Vec<Decision>,
+        /// For an enqueue: the task's place in the queue after it (0: next), when it waits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        place: Option<usize>,
+    },
+    Snapshot {
+        snapshot: Snapshot,
+    },
+    Failed {
+        error: RemoteError,
+    },
 }
 
 /// A router error as it crosses nodes.
@@ -223,6 +232,9 @@ pub(super) struct ClusterRouter {
     replies: String,
     pending: Pending,
     next_id: std::sync::atomic::AtomicU64,
+    /// Places in the queue the owner gave with its answers to this node's enqueues, until the
+    /// customer is told.
+    places: std::sync::Mutex<HashMap<ConversationId, usize>>,
 }
 
 impl std::fmt::Debug for ClusterRouter {
@@ -245,6 +257,7 @@ impl ClusterRouter {
             key: format!("tenant:{tenant}"),
             replies: Cluster::node_name(&format!("reply-{tenant}-{}", cluster.node)),
             pending: Pending::default(),
+            places: std::sync::Mutex::default(),
             // Ids start from the clock, so answers a previous run of this node left in its reply
             // queue never match this run's requests.
             next_id: std::sync::atomic::AtomicU64::new(
@@ -327,6 +340,14 @@ impl ClusterRouter {
         Ok(answer)
     }
 
+    /// The place the owner gave `task` when this node enqueued it (taken: asked once).
+    pub(super) fn take_place(&self, task: ConversationId) -> Option<usize> {
+        self.places
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&task)
+    }
+
     fn forget(&self, id: u64) {
         self.pending
             .lock()
@@ -350,7 +371,7 @@ impl ClusterRouter {
     /// the owner's typed error; unavailable when the owner did not answer in time.
     async fn ask(&self, command: RouterCommand) -> cs_routing::Result<Vec<Decision>> {
         match self.request(command).await? {
-            Some(Outcome::Done { decisions }) => Ok(decisions),
+            Some(Outcome::Done { decisions, .. }) => Ok(decisions),
             Some(Outcome::Failed { error }) => Err(error.into()),
             Some(Outcome::Snapshot { .. }) => Err(cs_routing::Error::Unavailable {
                 reason: "the router answered a command with a snapshot".into(),
@@ -394,8 +415,17 @@ impl Router for ClusterRouter {
         }
         // The owner's answer says whether the bot takes it first; unanswered, it still waits in
         // the queue for the owner.
+        let id = task.id;
         match self.request(RouterCommand::Enqueue { task }).await? {
-            Some(Outcome::Done { decisions }) => Ok(decisions),
+            Some(Outcome::Done { decisions, place }) => {
+                if let Some(place) = place {
+                    self.places
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, place);
+                }
+                Ok(decisions)
+            }
             Some(Outcome::Failed { error }) => Err(error.into()),
             Some(Outcome::Snapshot { .. }) | None => Ok(Vec::new()),
         }
@@ -776,6 +806,10 @@ impl Engine {
                 },
             }
         } else {
+            let enqueued = match &command {
+                RouterCommand::Enqueue { task } => Some(task.id),
+                _ => None,
+            };
             // (A rejection's OfferClosed was announced by the node the agent rejected on.)
             match node.router.run(command).await {
                 Ok(decisions) => {
@@ -785,7 +819,22 @@ impl Engine {
                         .cloned()
                         .collect();
                     self.apply(decisions).await;
-                    Outcome::Done { decisions: theirs }
+                    // The sender tells its customer their place without asking again.
+                    let place = match enqueued {
+                        Some(id) if reply.is_some() => {
+                            node.router.local().snapshot().await.ok().and_then(|s| {
+                                s.queued
+                                    .iter()
+                                    .find(|q| q.task.id == id)
+                                    .map(|q| q.position)
+                            })
+                        }
+                        _ => None,
+                    };
+                    Outcome::Done {
+                        decisions: theirs,
+                        place,
+                    }
                 }
                 Err(e) => {
                     tracing::info!(error = %e, "routing command from another node refused");
