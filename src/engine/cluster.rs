@@ -148,18 +148,9 @@ struct Reply {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Outcome {
-    Done {
-        decisions: Vec<Decision>,
-        /// For an enqueue: the task's place in the queue after it (0: next), when it waits.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        place: Option<usize>,
-    },
-    Snapshot {
-        snapshot: Snapshot,
-    },
-    Failed {
-        error: RemoteError,
-    },
+    Done { decisions: Vec<Decision> },
+    Snapshot { snapshot: Snapshot },
+    Failed { error: RemoteError },
 }
 
 /// A router error as it crosses nodes.
@@ -232,9 +223,6 @@ pub(super) struct ClusterRouter {
     replies: String,
     pending: Pending,
     next_id: std::sync::atomic::AtomicU64,
-    /// Places in the queue the owner gave with its answers to this node's enqueues, until the
-    /// customer is told.
-    places: std::sync::Mutex<HashMap<ConversationId, usize>>,
 }
 
 impl std::fmt::Debug for ClusterRouter {
@@ -257,7 +245,6 @@ impl ClusterRouter {
             key: format!("tenant:{tenant}"),
             replies: Cluster::node_name(&format!("reply-{tenant}-{}", cluster.node)),
             pending: Pending::default(),
-            places: std::sync::Mutex::default(),
             // Ids start from the clock, so answers a previous run of this node left in its reply
             // queue never match this run's requests.
             next_id: std::sync::atomic::AtomicU64::new(
@@ -340,14 +327,6 @@ impl ClusterRouter {
         Ok(answer)
     }
 
-    /// The place the owner gave `task` when this node enqueued it (taken: asked once).
-    pub(super) fn take_place(&self, task: ConversationId) -> Option<usize> {
-        self.places
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&task)
-    }
-
     fn forget(&self, id: u64) {
         self.pending
             .lock()
@@ -413,19 +392,15 @@ impl Router for ClusterRouter {
         if self.is_owner() {
             return self.local().enqueue(task).await;
         }
+        if task.skip_bot {
+            // Only the owner's decisions follow (as events), and the owner tells the customer
+            // their place: nothing to wait for while this node holds the customer's turn.
+            return self.send(RouterCommand::Enqueue { task }).await;
+        }
         // The owner's answer says whether the bot takes it first; unanswered, it still waits in
         // the queue for the owner.
-        let id = task.id;
         match self.request(RouterCommand::Enqueue { task }).await? {
-            Some(Outcome::Done { decisions, place }) => {
-                if let Some(place) = place {
-                    self.places
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(id, place);
-                }
-                Ok(decisions)
-            }
+            Some(Outcome::Done { decisions, .. }) => Ok(decisions),
             Some(Outcome::Failed { error }) => Err(error.into()),
             Some(Outcome::Snapshot { .. }) | None => Ok(Vec::new()),
         }
@@ -819,22 +794,16 @@ impl Engine {
                         .cloned()
                         .collect();
                     self.apply(decisions).await;
-                    // The sender tells its customer their place without asking again.
-                    let place = match enqueued {
-                        Some(id) if reply.is_some() => {
-                            node.router.local().snapshot().await.ok().and_then(|s| {
-                                s.queued
-                                    .iter()
-                                    .find(|q| q.task.id == id)
-                                    .map(|q| q.position)
-                            })
-                        }
-                        _ => None,
-                    };
-                    Outcome::Done {
-                        decisions: theirs,
-                        place,
+                    // The customer of a conversation another node queued learns their place
+                    // from here (that node does not wait for the answer to tell them).
+                    if let Some(id) = enqueued
+                        && let Ok(conversation) = self.conversation(id).await
+                        && conversation.state == ConversationState::Queued
+                        && let Err(e) = self.announce_place(&conversation).await
+                    {
+                        tracing::warn!(error = %e, conversation = %id, "queue place not told");
                     }
+                    Outcome::Done { decisions: theirs }
                 }
                 Err(e) => {
                     tracing::info!(error = %e, "routing command from another node refused");

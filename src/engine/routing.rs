@@ -441,26 +441,19 @@ impl Engine {
 
     /// Tells a customer who just joined the queue their place in it and an honest wait.
     pub(super) async fn announce_place(&self, conversation: &Conversation) -> Result<()> {
-        // A node that does not route was told the place with the owner's answer to its enqueue.
-        let told = self
-            .inner
-            .cluster
-            .as_ref()
-            .and_then(|n| n.router.take_place(conversation.id));
-        let position = match told {
-            Some(p) => p,
-            None => {
-                let snapshot = self.router().snapshot().await?;
-                let Some(place) = snapshot
-                    .queued
-                    .iter()
-                    .find(|q| q.task.id == conversation.id)
-                else {
-                    return Ok(());
-                };
-                place.position
-            }
+        if !self.routes_here() {
+            // The router's owner tells the customer when it has queued the conversation.
+            return Ok(());
+        }
+        let snapshot = self.router().snapshot().await?;
+        let Some(place) = snapshot
+            .queued
+            .iter()
+            .find(|q| q.task.id == conversation.id)
+        else {
+            return Ok(());
         };
+        let position = place.position;
         let ahead = position.to_string();
         let now = self.inner.clock.now();
         let estimate = self
