@@ -524,6 +524,56 @@ async fn replay_equals_on_postgres() {
     .await;
 }
 
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_migrate_one_fresh_postgres_schema_at_once() {
+    // What each node of a desk does when it starts: the store, the tickets and the rollups,
+    // each migrating its tables. Three at once on a fresh schema must not collide.
+    let Some(url) = cs_core::conformance::postgres_url("omnidesk_migrate").await else {
+        eprintln!("skipping concurrent migrations: set CS_TEST_POSTGRES_URL");
+        return;
+    };
+    for round in 0..3 {
+        // A fresh schema per round: the race is between the first creators of each table.
+        let url = if round == 0 {
+            url.clone()
+        } else {
+            cs_core::conformance::postgres_url("omnidesk_migrate")
+                .await
+                .unwrap()
+        };
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+        let nodes: Vec<_> = (0..3)
+            .map(|_| {
+                let (url, barrier) = (url.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                    barrier.wait().await;
+                    let rollups = omnidesk::analytics::SqlRollupStore::postgres(pool.clone()).await;
+                    let store = cs_core::store::PostgresStore::connect(&url).await;
+                    let tickets = cs_tickets::PostgresTicketStoreBuilder::new(&url)
+                        .with_pool(pool)
+                        .build()
+                        .await;
+                    (rollups.err(), store.err(), tickets.err())
+                })
+            })
+            .collect();
+        for n in nodes {
+            let (rollups, store, tickets) = n.await.unwrap();
+            assert!(rollups.is_none(), "round {round}: rollups: {rollups:?}");
+            assert!(store.is_none(), "round {round}: store: {store:?}");
+            assert!(tickets.is_none(), "round {round}: tickets: {tickets:?}");
+        }
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM analytics_schema")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "the rollups' one migration recorded once");
+    }
+}
+
 #[tokio::test]
 async fn rollups_survive_a_restart_on_a_sqlite_file() {
     let dir = std::env::temp_dir().join(format!("omnidesk-an-{}", uuid::Uuid::new_v4()));

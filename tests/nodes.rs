@@ -18,7 +18,7 @@ use cs_core::{
     DomainEvent, Event, Identity, Presence, Skill, TenantId,
 };
 use omnidesk::Engine;
-use omnidesk::engine::Cluster;
+use omnidesk::engine::{Cluster, DeskSettings, Reception};
 use tokio::sync::broadcast;
 
 const FAQ: &str = "Q: when will my order ship\nA[en]: Within 48 hours.\n";
@@ -54,6 +54,10 @@ struct Desk {
     leases: Arc<InProcessLeases>,
     presence: Arc<InProcessPresence>,
     agents: Vec<Agent>,
+    /// Every new conversation goes to the router, which gives it to the bot first.
+    bot_first: bool,
+    /// Each node runs its own intent bot (dialogue state in its memory) instead of the FAQ bot.
+    intent_bot: bool,
 }
 
 impl Desk {
@@ -79,25 +83,49 @@ impl Desk {
             leases: Arc::new(InProcessLeases::new(Duration::from_millis(600))),
             presence: Arc::new(InProcessPresence::new(Duration::from_millis(600))),
             agents,
+            bot_first: false,
+            intent_bot: false,
         }
     }
 
     async fn node(&self, name: &str) -> Engine {
+        let bot_first = self.bot_first;
         let cluster = Cluster {
             node: name.into(),
             bus: self.bus.clone(),
             commands: self.bus.clone(),
             leases: self.leases.clone(),
             presence: self.presence.clone(),
-            router: Arc::new(|| {
+            router: Arc::new(move || {
+                let policy = if bot_first {
+                    cs_routing::RoutingPolicyBuilder::new()
+                        .with_bot_first(cs_routing::BotFirst::Always)
+                        .build()
+                        .unwrap()
+                } else {
+                    cs_routing::RoutingPolicy::default()
+                };
                 Arc::new(cs_routing::Shared::new(cs_routing::SkillRouter::new(
-                    cs_routing::RoutingPolicy::default(),
+                    policy,
                 ))) as Arc<dyn cs_routing::Router>
             }),
         };
         let mut b = Engine::builder()
             .with_store(self.store.clone())
-            .with_bot(Arc::new(FaqBot::from_text(FAQ).unwrap()))
+            .with_bot(if self.intent_bot {
+                let shop = Arc::new(cs_bot::DemoShop::sample(chrono::Utc::now()));
+                Arc::new(
+                    cs_bot::IntentBot::builder()
+                        .with_faq_text(include_str!("../cs-bot/data/ecommerce_faq.txt"))
+                        .unwrap()
+                        .with_orders(shop.clone())
+                        .with_tickets(shop)
+                        .build()
+                        .unwrap(),
+                ) as Arc<dyn cs_bot::Bot>
+            } else {
+                Arc::new(FaqBot::from_text(FAQ).unwrap())
+            })
             .with_channel(Arc::new(Chat {
                 info: ChannelInfo {
                     id: ChannelId::new("chat").unwrap(),
@@ -108,6 +136,12 @@ impl Desk {
             .with_hot_cache(false)
             .with_node_id(name)
             .with_cluster(cluster);
+        if self.bot_first {
+            b = b.with_settings(DeskSettings {
+                reception: Reception::Router,
+                ..DeskSettings::default()
+            });
+        }
         for a in &self.agents {
             b = b.with_agent(a.clone());
         }
@@ -282,4 +316,143 @@ async fn conversations_across_nodes_never_exceed_capacity() {
     for agent in &desk.agents {
         assert_eq!(held.iter().filter(|(_, x)| *x == agent.id).count(), 3);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_route_gets_the_owners_answers_and_queue() {
+    let desk = Desk::new(1, 3);
+    let agent = desk.agents[0].id;
+    let a = desk.node("node-a").await;
+    until("node a routes", async || a.routes_here()).await;
+    let b = desk.node("node-b").await;
+    assert!(!b.routes_here());
+    let mut on_b = b.subscribe();
+
+    // The agent is signed out: a customer on B waits, and B tells them their place.
+    b.handle_inbound_and_wait(customer_says("v1", "m1", "I want a human please"))
+        .await
+        .unwrap();
+    let notice = wait_for(&mut on_b, |e| match e {
+        DomainEvent::MessageSent { message }
+            if message.content.plain_text().contains("ahead of you") =>
+        {
+            Some(message.content.plain_text())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(notice.contains("0 ahead of you"), "{notice}");
+
+    // B shows the owner's queue.
+    let queue = b.queue().await.unwrap();
+    assert_eq!(queue.queued.len(), 1, "{queue:?}");
+    assert_eq!(queue.queued[0].position, 0);
+    let waiting = queue.queued[0].task.id;
+    assert_eq!(a.queue().await.unwrap().queued[0].task.id, waiting);
+
+    // Calls the owner refuses fail on B with the router's own error.
+    let refused = b.accept_offer(agent, waiting).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            omnidesk::Error::Router(cs_routing::Error::Conflict { .. })
+        ),
+        "accepting what was never offered: {refused:?}"
+    );
+    let refused = b.reject_offer(agent, waiting).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            omnidesk::Error::Router(cs_routing::Error::Conflict { .. })
+        ),
+        "rejecting what was never offered: {refused:?}"
+    );
+    let refused = b.take_from_queue(agent, waiting).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            omnidesk::Error::Router(cs_routing::Error::Conflict { .. })
+        ),
+        "a signed-out agent picks: {refused:?}"
+    );
+    let refused = b
+        .take_from_queue(agent, cs_core::ConversationId::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            omnidesk::Error::Router(cs_routing::Error::NotFound { .. })
+        ),
+        "picking what does not wait: {refused:?}"
+    );
+
+    // Signed in on B, the agent gets it from the owner's router.
+    b.sign_in(agent).await.unwrap();
+    until("assigned to the agent", async || {
+        desk.assigned().await == vec![(waiting, agent)]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_first_reception_on_a_node_that_does_not_route() {
+    let mut desk = Desk::new(1, 3);
+    desk.bot_first = true;
+    let a = desk.node("node-a").await;
+    until("node a routes", async || a.routes_here()).await;
+    let b = desk.node("node-b").await;
+    assert!(!b.routes_here());
+    let mut on_b = b.subscribe();
+    for (node, from) in [(&a, "v1"), (&b, "v2")] {
+        node.handle_inbound_and_wait(customer_says(from, from, "when will my order ship"))
+            .await
+            .unwrap();
+        let answer = wait_for(&mut on_b, |e| match e {
+            DomainEvent::MessageSent { message }
+                if message.content.plain_text() == "Within 48 hours." =>
+            {
+                Some(message.conversation)
+            }
+            _ => None,
+        })
+        .await;
+        let state = b.conversation(answer).await.unwrap().state;
+        assert_eq!(state, ConversationState::Bot, "{from}");
+    }
+    assert!(b.queue().await.unwrap().queued.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bots_dialogue_goes_on_when_the_next_message_lands_on_another_node() {
+    let mut desk = Desk::new(1, 3);
+    desk.intent_bot = true;
+    let a = desk.node("node-a").await;
+    until("node a routes", async || a.routes_here()).await;
+    let b = desk.node("node-b").await;
+    let mut on_a = a.subscribe();
+    let mut on_b = b.subscribe();
+
+    // On A the bot asks which topic the customer means...
+    a.handle_inbound_and_wait(customer_says("v1", "m1", "this thing doesn't work"))
+        .await
+        .unwrap();
+    let conversation = wait_for(&mut on_a, |e| match e {
+        DomainEvent::MessageSent { message } if message.content.plain_text().contains("1. ") => {
+            Some(message.conversation)
+        }
+        _ => None,
+    })
+    .await;
+    // ...and the customer's answer, landing on B, picks the first topic there.
+    b.handle_inbound_and_wait(customer_says("v1", "m2", "1"))
+        .await
+        .unwrap();
+    wait_for(&mut on_b, |e| {
+        matches!(e, DomainEvent::BotAnswered { conversation: c, .. } if *c == conversation)
+            .then_some(())
+    })
+    .await;
+    let state = b.conversation(conversation).await.unwrap().state;
+    assert_eq!(state, ConversationState::Bot, "answered, not handed over");
 }

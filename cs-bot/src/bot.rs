@@ -224,6 +224,27 @@ pub trait Bot: Send + Sync + Debug + 'static {
     fn history_len(&self) -> usize {
         DEFAULT_HISTORY
     }
+
+    /// The dialogue state this bot keeps in memory for `conversation` (pending questions,
+    /// collected slots), as JSON, for the engine to store with the conversation when several
+    /// processes share the desk: the customer's next message may land on another one. `None`
+    /// when there is none (the default: a bot that keeps no state).
+    fn dialogue_state(&self, conversation: ConversationId) -> Option<serde_json::Value> {
+        let _ = conversation;
+        None
+    }
+
+    /// Takes up the dialogue of `conversation` where another process left it: `state` as
+    /// [`Bot::dialogue_state`] gave it there, or `None` when there is none (the bot forgets what
+    /// it held, which another process may have moved on from). A state this bot cannot read is
+    /// ignored. The default keeps nothing.
+    fn restore_dialogue_state(
+        &self,
+        conversation: ConversationId,
+        state: Option<serde_json::Value>,
+    ) {
+        let _ = (conversation, state);
+    }
 }
 
 /// The history a bot is given unless it says otherwise ([`Bot::history_len`]).

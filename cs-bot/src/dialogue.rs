@@ -25,7 +25,7 @@ use crate::text::is_cjk;
 use crate::verify::{CodeCheck, CodePolicy, PhoneCode, PhoneCodes, code_answer, mask_phone};
 
 /// What the bot does when it recognises an intent, besides answering from the FAQ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Action {
     /// Look the order up and tell its status (needs an order number or phone).
@@ -41,7 +41,7 @@ pub enum Action {
 }
 
 /// The hand-over reasons an intent can trigger (a copyable mirror of [`HandoffReason`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum HandoffReasonKind {
     /// The customer asks for a human.
@@ -462,7 +462,7 @@ fn training_digest(lines: &[Example], builder: &ClassifierBuilder) -> String {
 }
 
 /// What the bot waits for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Pending {
     /// An order number (or phone) to run this action; orders found by phone to pick from.
     Order {
@@ -476,7 +476,9 @@ enum Pending {
     Clarify { candidates: Vec<String> },
 }
 
-#[derive(Debug, Clone)]
+/// One conversation's dialogue (stored as JSON with the conversation when several processes
+/// share the desk).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Session {
     pending: Option<Pending>,
     slots: Slots,
@@ -1398,6 +1400,24 @@ impl Bot for IntentBot {
     /// Only the new message: the dialogue keeps its own state per conversation.
     fn history_len(&self) -> usize {
         1
+    }
+
+    fn dialogue_state(&self, conversation: ConversationId) -> Option<serde_json::Value> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::to_value(sessions.get(&conversation)?).ok()
+    }
+
+    fn restore_dialogue_state(
+        &self,
+        conversation: ConversationId,
+        state: Option<serde_json::Value>,
+    ) {
+        match state.map(serde_json::from_value::<Session>) {
+            Some(Ok(session)) => self.put_session(conversation, session),
+            // Written by another version of the bot: what this process holds stands.
+            Some(Err(_)) => {}
+            None => self.forget(conversation),
+        }
     }
 
     async fn reply(&self, input: &BotInput) -> Result<BotReply> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cs_core::TenantId;
+use cs_core::{ConversationId, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::bot::{Bot, BotInput, BotReply};
@@ -595,6 +595,18 @@ impl Bot for LiveBot {
 
     fn history_len(&self) -> usize {
         self.bot().history_len()
+    }
+
+    fn dialogue_state(&self, conversation: ConversationId) -> Option<serde_json::Value> {
+        self.bot().dialogue_state(conversation)
+    }
+
+    fn restore_dialogue_state(
+        &self,
+        conversation: ConversationId,
+        state: Option<serde_json::Value>,
+    ) {
+        self.bot().restore_dialogue_state(conversation, state);
     }
 }
 

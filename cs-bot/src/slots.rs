@@ -12,7 +12,7 @@ pub(crate) struct Found {
 }
 
 /// Slots collected over a conversation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Slots(BTreeMap<String, String>);
 
 impl Slots {

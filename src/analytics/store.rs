@@ -239,6 +239,13 @@ pub struct SqlRollupStore {
     pool: Pool,
 }
 
+/// The database's statement that serialises migrators until the transaction ends (none on
+/// SQLite, whose single writer does).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn migration_lock<D: cs_core::sql::Dialect>(_pool: &sqlx::Pool<D>) -> Option<&'static str> {
+    D::MIGRATION_LOCK
+}
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn db(e: sqlx::Error) -> Error {
     Error::Store(cs_core::Error::Backend {
@@ -278,6 +285,12 @@ impl SqlRollupStore {
     async fn migrate(&self) -> Result<()> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(db)?;
+            // Several processes starting at once on a fresh PostgreSQL schema would create the
+            // same tables together (a duplicate `pg_type` row): they take the desk's migration
+            // lock, one after the other, as every other migrator does.
+            if let Some(lock) = migration_lock(pool) {
+                sqlx::query(lock).execute(&mut *tx).await.map_err(db)?;
+            }
             sqlx::query(
                 "CREATE TABLE IF NOT EXISTS analytics_schema (version BIGINT PRIMARY KEY)",
             )

@@ -30,7 +30,14 @@ impl Engine {
             verified_phones: self.verified_phones(customer.id).await,
         };
         let started = std::time::Instant::now();
+        let clustered = self.is_clustered();
+        // The customer's last message may have been answered on another node: the dialogue
+        // goes on from where it was left there.
+        let stored = clustered && self.load_dialogue(conversation.id).await;
         let answered = self.inner.bot.reply(&input).await;
+        if clustered {
+            self.save_dialogue(conversation.id, stored).await;
+        }
         metrics::histogram!("omnidesk_bot_latency_seconds").record(started.elapsed());
         let reply = match answered {
             Ok(r) => r,
@@ -230,5 +237,47 @@ impl Engine {
             &[("number", &number), ("hours", hours)],
         )
         .await
+    }
+}
+
+impl Engine {
+    /// Hands the bot the dialogue state stored with the conversation (none stored: it forgets
+    /// what it held). Returns whether one was stored (or may be: unread). Several nodes only.
+    async fn load_dialogue(&self, conversation: ConversationId) -> bool {
+        match self
+            .inner
+            .store
+            .bot_state(&self.inner.tenant, conversation)
+            .await
+        {
+            Ok(state) => {
+                let stored = state.is_some();
+                self.inner.bot.restore_dialogue_state(conversation, state);
+                stored
+            }
+            // The bot goes on with what this node holds.
+            Err(e) => {
+                tracing::warn!(error = %e, %conversation, "bot dialogue state not read");
+                true
+            }
+        }
+    }
+
+    /// Stores the bot's dialogue state with the conversation after its turn (none left, e.g.
+    /// after a hand-over: the stored one, if `stored`, is deleted; a bot that keeps no state
+    /// costs no write). Several nodes only.
+    async fn save_dialogue(&self, conversation: ConversationId, stored: bool) {
+        let state = self.inner.bot.dialogue_state(conversation);
+        if state.is_none() && !stored {
+            return;
+        }
+        if let Err(e) = self
+            .inner
+            .store
+            .save_bot_state(&self.inner.tenant, conversation, state.as_ref())
+            .await
+        {
+            tracing::warn!(error = %e, %conversation, "bot dialogue state not saved");
+        }
     }
 }

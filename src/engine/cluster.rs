@@ -116,7 +116,99 @@ enum RouterCommand {
         agent: AgentId,
         task: ConversationId,
     },
+    /// The owner's queue and agents' loads (a query: it changes nothing).
+    Snapshot,
 }
+
+/// A routing command as it travels: the call, and where the sender awaits the owner's answer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Envelope {
+    command: RouterCommand,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply: Option<ReplyTo>,
+}
+
+/// Where the owner sends a command's answer: the sender's reply queue and the request's id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ReplyTo {
+    queue: String,
+    id: u64,
+}
+
+/// The owner's answer to one command.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Reply {
+    id: u64,
+    #[serde(flatten)]
+    outcome: Outcome,
+}
+
+/// What the owner's router said: the decisions the sender acts on itself (the owner carried
+/// out the rest), the queue for a snapshot, or its typed error.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    Done { decisions: Vec<Decision> },
+    Snapshot { snapshot: Snapshot },
+    Failed { error: RemoteError },
+}
+
+/// A router error as it crosses nodes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum RemoteError {
+    NotFound { what: String, id: String },
+    Conflict { reason: String },
+    InvalidInput { reason: String },
+    Unavailable { reason: String },
+}
+
+impl From<&cs_routing::Error> for RemoteError {
+    fn from(e: &cs_routing::Error) -> Self {
+        match e {
+            cs_routing::Error::NotFound { what, id } => Self::NotFound {
+                what: (*what).to_owned(),
+                id: id.clone(),
+            },
+            cs_routing::Error::Conflict { reason } => Self::Conflict {
+                reason: reason.clone(),
+            },
+            cs_routing::Error::InvalidInput { reason } => Self::InvalidInput {
+                reason: reason.clone(),
+            },
+            other => Self::Unavailable {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<RemoteError> for cs_routing::Error {
+    fn from(e: RemoteError) -> Self {
+        match e {
+            RemoteError::NotFound { what, id } => cs_routing::Error::NotFound {
+                // The router's own words, so the error reads the same on every node.
+                what: match what.as_str() {
+                    "agent" => "agent",
+                    "queued task" => "queued task",
+                    _ => "task",
+                },
+                id,
+            },
+            RemoteError::Conflict { reason } => cs_routing::Error::Conflict { reason },
+            RemoteError::InvalidInput { reason } => cs_routing::Error::InvalidInput { reason },
+            RemoteError::Unavailable { reason } => cs_routing::Error::Unavailable { reason },
+        }
+    }
+}
+
+/// How long a node waits for the owner's answer to a command. An enqueue unanswered in time
+/// still waits in the queue for the owner (it is stored); a pick, accept, reject or snapshot
+/// fails as unavailable.
+const REPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// Requests awaiting the owner's answer, by id.
+type Pending = std::sync::Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Outcome>>>;
 
 /// The engine's router on a node of several: the local router while this node owns the tenant's
 /// lease, else a sender of commands to the owner (returning no decisions: they arrive as events).
@@ -127,6 +219,10 @@ pub(super) struct ClusterRouter {
     commands: Arc<dyn CommandQueue>,
     queue: String,
     key: String,
+    /// This node's reply queue (per tenant and node).
+    replies: String,
+    pending: Pending,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ClusterRouter {
@@ -147,6 +243,15 @@ impl ClusterRouter {
             commands: cluster.commands.clone(),
             queue: Cluster::node_name(&format!("router-{tenant}")),
             key: format!("tenant:{tenant}"),
+            replies: Cluster::node_name(&format!("reply-{tenant}-{}", cluster.node)),
+            pending: Pending::default(),
+            // Ids start from the clock, so answers a previous run of this node left in its reply
+            // queue never match this run's requests.
+            next_id: std::sync::atomic::AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
+            ),
         }
     }
 
@@ -163,8 +268,18 @@ impl ClusterRouter {
         *self.local.write().unwrap_or_else(|e| e.into_inner()) = (self.factory)();
     }
 
+    /// Sends `command` to the owner without waiting: its decisions reach this node as events.
     async fn send(&self, command: RouterCommand) -> cs_routing::Result<Vec<Decision>> {
-        let body = serde_json::to_value(&command).map_err(|e| cs_routing::Error::Unavailable {
+        self.post(Envelope {
+            command,
+            reply: None,
+        })
+        .await?;
+        Ok(Vec::new())
+    }
+
+    async fn post(&self, envelope: Envelope) -> cs_routing::Result<()> {
+        let body = serde_json::to_value(&envelope).map_err(|e| cs_routing::Error::Unavailable {
             reason: format!("routing command not encoded: {e}"),
         })?;
         self.commands
@@ -174,7 +289,76 @@ impl ClusterRouter {
                 reason: format!("routing command not sent: {e}"),
             })?;
         metrics::counter!("omnidesk_routing_commands_sent_total").increment(1);
-        Ok(Vec::new())
+        Ok(())
+    }
+
+    /// Sends `command` to the owner and waits (at most [`REPLY_WAIT`]) for its answer.
+    /// `Ok(None)` when none came in time.
+    async fn request(&self, command: RouterCommand) -> cs_routing::Result<Option<Outcome>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let sent = self
+            .post(Envelope {
+                command,
+                reply: Some(ReplyTo {
+                    queue: self.replies.clone(),
+                    id,
+                }),
+            })
+            .await;
+        let answer = match sent {
+            Ok(()) => tokio::time::timeout(REPLY_WAIT, rx)
+                .await
+                .ok()
+                .and_then(|r| r.ok()),
+            Err(e) => {
+                self.forget(id);
+                return Err(e);
+            }
+        };
+        if answer.is_none() {
+            self.forget(id);
+            metrics::counter!("omnidesk_routing_replies_missed_total").increment(1);
+        }
+        Ok(answer)
+    }
+
+    fn forget(&self, id: u64) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Hands the owner's answer to the request waiting for it (none: it gave up waiting).
+    fn answered(&self, reply: Reply) {
+        let waiting = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&reply.id);
+        if let Some(tx) = waiting {
+            let _ = tx.send(reply.outcome);
+        }
+    }
+
+    /// Sends `command` to the owner and returns its answer: the decisions left to this node, or
+    /// the owner's typed error; unavailable when the owner did not answer in time.
+    async fn ask(&self, command: RouterCommand) -> cs_routing::Result<Vec<Decision>> {
+        match self.request(command).await? {
+            Some(Outcome::Done { decisions, .. }) => Ok(decisions),
+            Some(Outcome::Failed { error }) => Err(error.into()),
+            Some(Outcome::Snapshot { .. }) => Err(cs_routing::Error::Unavailable {
+                reason: "the router answered a command with a snapshot".into(),
+            }),
+            None => Err(cs_routing::Error::Unavailable {
+                reason: "the router's owner did not answer in time".into(),
+            }),
+        }
     }
 
     /// Runs a command on the local router (the owner).
@@ -189,6 +373,7 @@ impl ClusterRouter {
             RouterCommand::Pick { agent, task } => r.pick(agent, task).await,
             RouterCommand::Accept { agent, task } => r.accept(agent, task).await,
             RouterCommand::Reject { agent, task } => r.reject(agent, task).await,
+            RouterCommand::Snapshot => Ok(Vec::new()),
         }
     }
 
@@ -204,7 +389,21 @@ impl ClusterRouter {
 #[async_trait]
 impl Router for ClusterRouter {
     async fn enqueue(&self, task: Task) -> cs_routing::Result<Vec<Decision>> {
-        self.route(RouterCommand::Enqueue { task }).await
+        if self.is_owner() {
+            return self.local().enqueue(task).await;
+        }
+        if task.skip_bot {
+            // Only the owner's decisions follow (as events), and the owner tells the customer
+            // their place: nothing to wait for while this node holds the customer's turn.
+            return self.send(RouterCommand::Enqueue { task }).await;
+        }
+        // The owner's answer says whether the bot takes it first; unanswered, it still waits in
+        // the queue for the owner.
+        match self.request(RouterCommand::Enqueue { task }).await? {
+            Some(Outcome::Done { decisions, .. }) => Ok(decisions),
+            Some(Outcome::Failed { error }) => Err(error.into()),
+            Some(Outcome::Snapshot { .. }) | None => Ok(Vec::new()),
+        }
     }
 
     async fn cancel(&self, task: ConversationId) -> cs_routing::Result<bool> {
@@ -251,7 +450,11 @@ impl Router for ClusterRouter {
         agent: AgentId,
         task: ConversationId,
     ) -> cs_routing::Result<Vec<Decision>> {
-        self.route(RouterCommand::Pick { agent, task }).await
+        if self.is_owner() {
+            self.local().pick(agent, task).await
+        } else {
+            self.ask(RouterCommand::Pick { agent, task }).await
+        }
     }
 
     async fn restore(&self, agent: AgentId, task: Task) -> cs_routing::Result<()> {
@@ -260,8 +463,17 @@ impl Router for ClusterRouter {
     }
 
     async fn snapshot(&self) -> cs_routing::Result<Snapshot> {
-        // The owner's queue; another node's router is empty (its queue view comes from the store).
-        self.local().snapshot().await
+        if self.is_owner() {
+            return self.local().snapshot().await;
+        }
+        // Every node shows the owner's queue.
+        match self.request(RouterCommand::Snapshot).await? {
+            Some(Outcome::Snapshot { snapshot }) => Ok(snapshot),
+            Some(Outcome::Failed { error }) => Err(error.into()),
+            Some(Outcome::Done { .. }) | None => Err(cs_routing::Error::Unavailable {
+                reason: "the router's owner did not answer in time".into(),
+            }),
+        }
     }
 
     async fn accept(
@@ -269,7 +481,11 @@ impl Router for ClusterRouter {
         agent: AgentId,
         task: ConversationId,
     ) -> cs_routing::Result<Vec<Decision>> {
-        self.route(RouterCommand::Accept { agent, task }).await
+        if self.is_owner() {
+            self.local().accept(agent, task).await
+        } else {
+            self.ask(RouterCommand::Accept { agent, task }).await
+        }
     }
 
     async fn reject(
@@ -277,7 +493,11 @@ impl Router for ClusterRouter {
         agent: AgentId,
         task: ConversationId,
     ) -> cs_routing::Result<Vec<Decision>> {
-        self.route(RouterCommand::Reject { agent, task }).await
+        if self.is_owner() {
+            self.local().reject(agent, task).await
+        } else {
+            self.ask(RouterCommand::Reject { agent, task }).await
+        }
     }
 
     async fn next_deadline(&self) -> cs_routing::Result<Option<chrono::DateTime<chrono::Utc>>> {
@@ -381,7 +601,13 @@ impl Engine {
         if let Some(rx) = rx {
             tokio::spawn(publish_loop(self.weak(), node.cluster.bus.clone(), rx));
         }
+        let replies = node
+            .cluster
+            .commands
+            .consume(&node.router.replies, &SubscribeOptions::default())
+            .await?;
         tokio::spawn(receive_loop(self.weak(), subscription));
+        tokio::spawn(reply_loop(self.weak(), replies));
         tokio::spawn(lease_loop(self.weak()));
         tokio::spawn(presence_loop(self.weak()));
         Ok(())
@@ -531,8 +757,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs one routing command another node sent (this node owns the router).
-    async fn run_command(&self, node: &Node, command: RouterCommand) {
+    /// Runs one routing command another node sent (this node owns the router) and, when the
+    /// sender awaits it, answers: the decisions the sender acts on (the bot taking a new
+    /// conversation first; the owner carried out the rest), the queue, or the router's error.
+    async fn run_command(&self, node: &Node, envelope: Envelope) {
+        let Envelope { command, reply } = envelope;
         // The store's view of the agent travels with presence: keep this node's registry in step.
         if let RouterCommand::UpsertAgent { agent } = &command {
             let mut agents = self.inner.agents.write().unwrap_or_else(|e| e.into_inner());
@@ -544,10 +773,63 @@ impl Engine {
                 a.profile.presence = agent.presence;
             }
         }
-        // (A rejection's OfferClosed was announced by the node the agent rejected on.)
-        match node.router.run(command).await {
-            Ok(decisions) => self.apply(decisions).await,
-            Err(e) => tracing::info!(error = %e, "routing command from another node not applied"),
+        let outcome = if matches!(command, RouterCommand::Snapshot) {
+            match node.router.local().snapshot().await {
+                Ok(snapshot) => Outcome::Snapshot { snapshot },
+                Err(e) => Outcome::Failed {
+                    error: RemoteError::from(&e),
+                },
+            }
+        } else {
+            let enqueued = match &command {
+                RouterCommand::Enqueue { task } => Some(task.id),
+                _ => None,
+            };
+            // (A rejection's OfferClosed was announced by the node the agent rejected on.)
+            match node.router.run(command).await {
+                Ok(decisions) => {
+                    let theirs: Vec<Decision> = decisions
+                        .iter()
+                        .filter(|d| matches!(d, Decision::ToBot { .. }))
+                        .cloned()
+                        .collect();
+                    self.apply(decisions).await;
+                    // The customer of a conversation another node queued learns their place
+                    // from here (that node does not wait for the answer to tell them).
+                    if let Some(id) = enqueued
+                        && let Ok(conversation) = self.conversation(id).await
+                        && conversation.state == ConversationState::Queued
+                        && let Err(e) = self.announce_place(&conversation).await
+                    {
+                        tracing::warn!(error = %e, conversation = %id, "queue place not told");
+                    }
+                    Outcome::Done { decisions: theirs }
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "routing command from another node refused");
+                    Outcome::Failed {
+                        error: RemoteError::from(&e),
+                    }
+                }
+            }
+        };
+        let Some(to) = reply else {
+            return;
+        };
+        let body = match serde_json::to_value(Reply { id: to.id, outcome }) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "routing reply not encoded");
+                return;
+            }
+        };
+        if let Err(e) = node
+            .cluster
+            .commands
+            .send(&to.queue, &Command::new(node.router.key.clone(), body))
+            .await
+        {
+            tracing::warn!(error = %e, "routing reply not sent; the sender times out");
         }
     }
 }
@@ -611,6 +893,39 @@ async fn receive_loop(
         }
         if let Err(e) = delivery.ack().await {
             tracing::debug!(error = %e, "event ack failed; it may come again");
+        }
+    }
+}
+
+/// Hands the owner's answers on this node's reply queue to the requests awaiting them.
+async fn reply_loop(
+    engine: std::sync::Weak<Inner>,
+    mut replies: cs_core::bus::CommandSubscription,
+) {
+    loop {
+        let delivery = match replies.next().await {
+            Ok(d) => d,
+            Err(e) => {
+                if engine.strong_count() == 0 {
+                    return;
+                }
+                tracing::warn!(error = %e, "routing reply read failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        if let Some(node) = inner.cluster.as_ref() {
+            match serde_json::from_value::<Reply>(delivery.payload.body.clone()) {
+                Ok(reply) => node.router.answered(reply),
+                Err(err) => tracing::warn!(error = %err, "unreadable routing reply dropped"),
+            }
+        }
+        drop(inner);
+        if let Err(err) = delivery.ack().await {
+            tracing::debug!(error = %err, "routing reply ack failed; it may come again");
         }
     }
 }
@@ -752,8 +1067,8 @@ async fn command_loop(engine: std::sync::Weak<Inner>, queue: String) {
             let _ = delivery.nak(Duration::ZERO).await;
             return;
         }
-        match serde_json::from_value::<RouterCommand>(delivery.payload.body.clone()) {
-            Ok(command) => e.run_command(node, command).await,
+        match serde_json::from_value::<Envelope>(delivery.payload.body.clone()) {
+            Ok(envelope) => e.run_command(node, envelope).await,
             Err(err) => tracing::warn!(error = %err, "unreadable routing command dropped"),
         }
         if let Err(err) = delivery.ack().await {

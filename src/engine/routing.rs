@@ -441,6 +441,10 @@ impl Engine {
 
     /// Tells a customer who just joined the queue their place in it and an honest wait.
     pub(super) async fn announce_place(&self, conversation: &Conversation) -> Result<()> {
+        if !self.routes_here() {
+            // The router's owner tells the customer when it has queued the conversation.
+            return Ok(());
+        }
         let snapshot = self.router().snapshot().await?;
         let Some(place) = snapshot
             .queued
@@ -449,14 +453,15 @@ impl Engine {
         else {
             return Ok(());
         };
-        let ahead = place.position.to_string();
+        let position = place.position;
+        let ahead = position.to_string();
         let now = self.inner.clock.now();
         let estimate = self
             .inner
             .pace
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .estimate(place.position, now);
+            .estimate(position, now);
         let lang = self.language_of(conversation).await;
         match estimate {
             Some(seconds) => {

@@ -565,3 +565,34 @@ pub async fn updates_retry_after_conflicts(store: &dyn ConversationStore) {
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
+
+/// The bot's dialogue state of a conversation is saved, replaced, read back only in its own
+/// tenant, and deleted.
+pub async fn bot_state_round_trips(store: &dyn ConversationStore) {
+    let (t1, t2) = (tenant(), tenant());
+    let a = customer(store, &t1, "bot-state").await;
+    let c = conversation(store, &t1, &a).await;
+    assert_eq!(store.bot_state(&t1, c.id).await.unwrap(), None);
+    let first = serde_json::json!({ "pending": { "Order": { "intent": "refund" } }, "zh": true });
+    store.save_bot_state(&t1, c.id, Some(&first)).await.unwrap();
+    assert_eq!(store.bot_state(&t1, c.id).await.unwrap(), Some(first));
+    let second = serde_json::json!({ "pending": null, "slots": { "order_id": "A123" } });
+    store
+        .save_bot_state(&t1, c.id, Some(&second))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.bot_state(&t1, c.id).await.unwrap(),
+        Some(second.clone()),
+        "a save replaces the last state"
+    );
+    assert_eq!(
+        store.bot_state(&t2, c.id).await.unwrap(),
+        None,
+        "another tenant reads nothing"
+    );
+    store.save_bot_state(&t1, c.id, None).await.unwrap();
+    assert_eq!(store.bot_state(&t1, c.id).await.unwrap(), None);
+    // Deleting what is not there is fine.
+    store.save_bot_state(&t1, c.id, None).await.unwrap();
+}

@@ -14,10 +14,10 @@ mod outbox;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 pub use conversations::{
-    conversation_queries_filter, history_spans_conversations, invalid_input_is_refused,
-    late_retries_open_nothing, messages_deduplicate, messages_page_in_order,
-    one_active_conversation, optimistic_versions, recent_messages_newest_first,
-    tenants_are_isolated, updates_retry_after_conflicts,
+    bot_state_round_trips, conversation_queries_filter, history_spans_conversations,
+    invalid_input_is_refused, late_retries_open_nothing, messages_deduplicate,
+    messages_page_in_order, one_active_conversation, optimistic_versions,
+    recent_messages_newest_first, tenants_are_isolated, updates_retry_after_conflicts,
 };
 pub use customers::{
     customer_profile_updates, customers_resolve_once, identities_link_and_conflict,
@@ -58,6 +58,7 @@ pub async fn run(store: &dyn ConversationStore) {
     invalid_input_is_refused(store).await;
     conversation_queries_filter(store).await;
     tenants_are_isolated(store).await;
+    bot_state_round_trips(store).await;
     outbox_orders_retries_and_dead_letters(store).await;
     receipts_move_status_forward(store).await;
     claims_of_a_dead_node_are_released(store).await;

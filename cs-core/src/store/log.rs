@@ -277,6 +277,37 @@ pub trait ConversationLog: Send + Sync + Debug + 'static {
     /// # Errors
     /// Backend failures.
     async fn unanswered(&self, query: &UnansweredQuery) -> Result<Vec<Conversation>>;
+
+    /// The bot's dialogue state of a conversation (pending questions, collected slots; the
+    /// bot's own JSON), saved by [`ConversationLog::save_bot_state`], so the customer's next
+    /// message continues the dialogue on whichever process receives it. `None` when none is
+    /// saved. The default keeps none: the dialogue then lives in one process's bot only.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn bot_state(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+    ) -> Result<Option<serde_json::Value>> {
+        let _ = (tenant, conversation);
+        Ok(None)
+    }
+
+    /// Saves the bot's dialogue state of a conversation, replacing the last one; `None` deletes
+    /// it (the bot handed over, or has nothing pending). The default saves nothing.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn save_bot_state(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+        state: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let _ = (tenant, conversation, state);
+        Ok(())
+    }
 }
 
 /// How many times [`ConversationLogExt::update_conversation_with_retry`] retries after losing a

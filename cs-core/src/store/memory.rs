@@ -67,6 +67,8 @@ struct Inner {
     outbox: BTreeMap<(TenantId, MessageId), OutboxRow>,
     /// Provider ids of sent messages, for receipts.
     receipts: HashMap<(TenantId, ChannelId, String), MessageId>,
+    /// The bot's dialogue state per conversation.
+    bot_states: HashMap<(TenantId, ConversationId), serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -484,6 +486,37 @@ impl CustomerStore for MemoryStore {
 
 #[async_trait]
 impl ConversationLog for MemoryStore {
+    async fn bot_state(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+    ) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .lock()
+            .bot_states
+            .get(&(tenant.clone(), conversation))
+            .cloned())
+    }
+
+    async fn save_bot_state(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+        state: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let key = (tenant.clone(), conversation);
+        match state {
+            Some(s) => {
+                inner.bot_states.insert(key, s.clone());
+            }
+            None => {
+                inner.bot_states.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
     async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened> {
         let mut inner = self.lock();
         if !inner

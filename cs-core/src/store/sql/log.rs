@@ -33,6 +33,49 @@ fn conversation_by_id(tenant: &TenantId, id: ConversationId) -> Stmt {
 
 #[async_trait]
 impl<D: Driver> ConversationLog for SqlStore<D> {
+    async fn bot_state(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+    ) -> Result<Option<serde_json::Value>> {
+        let row = self
+            .read_one(
+                Stmt::new(
+                    "SELECT state FROM cs_bot_states WHERE tenant = $1 AND conversation = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(conversation.to_string()),
+            )
+            .await?;
+        row.map(|r| {
+            let text = r.text("state")?;
+            serde_json::from_str(&text)
+                .map_err(|e| Error::invalid(format!("stored bot state unreadable: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn save_bot_state(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+        state: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let stmt = match state {
+            Some(s) => Stmt::new(
+                "INSERT INTO cs_bot_states (tenant, conversation, state) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, conversation) DO UPDATE SET state = excluded.state",
+            )
+            .bind(tenant.as_str())
+            .bind(conversation.to_string())
+            .bind(s.to_string()),
+            None => Stmt::new("DELETE FROM cs_bot_states WHERE tenant = $1 AND conversation = $2")
+                .bind(tenant.as_str())
+                .bind(conversation.to_string()),
+        };
+        self.write(stmt).await.map(|_| ())
+    }
+
     async fn open_conversation(&self, req: &OpenConversation) -> Result<Opened> {
         if let Some(row) = self
             .read_one(active_conversation(&req.tenant, req.customer))

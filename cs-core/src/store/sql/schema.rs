@@ -179,4 +179,18 @@ CREATE INDEX cs_outbox_claimed_by ON cs_outbox (tenant, claimed_by) WHERE claime
 DROP INDEX cs_messages_customer;
 "#,
     },
+    Migration {
+        version: 8,
+        name: "the bot's dialogue state per conversation",
+        // The bot's own JSON, so a conversation's next message continues the dialogue on any
+        // process sharing the desk.
+        sql: r#"
+CREATE TABLE cs_bot_states (
+    tenant TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (tenant, conversation)
+);
+"#,
+    },
 ];
