@@ -70,6 +70,11 @@ fn expected_roles() -> BTreeMap<(String, String), &'static str> {
         ("GET", "/api/v1/tickets/{id}/comments", "agent"),
         ("POST", "/api/v1/tickets/{id}/comments", "agent"),
         ("GET", "/api/v1/settings", "admin"),
+        ("GET", "/api/v1/canned", "agent"),
+        ("POST", "/api/v1/canned", "agent"),
+        ("PATCH", "/api/v1/canned/{id}", "agent"),
+        ("DELETE", "/api/v1/canned/{id}", "agent"),
+        ("POST", "/api/v1/conversations/{id}/expand", "agent"),
     ];
     rows.iter()
         .map(|(m, p, r)| ((m.to_string(), p.to_string()), *r))
@@ -369,6 +374,7 @@ struct Fixture {
     ticket: String,
     spare: String,
     spare_name: String,
+    canned: String,
 }
 
 async fn inbound(server: &Server, from: &str, text: &str) -> omnidesk::core::ConversationId {
@@ -448,6 +454,15 @@ async fn fixture(server: &Server, agent: AgentId, n: usize) -> Fixture {
         .await
         .unwrap();
     engine.sign_in(spare.id).await.unwrap();
+    // A canned reply of the agent's own (its owner and supervisors manage it).
+    let canned = omnidesk::server::canned::CannedReply::new(
+        TenantId::default(),
+        Some(agent),
+        format!("fx{n}"),
+        "fixture",
+        "Hi {customer.name}",
+    );
+    server.app.canned().create(&canned).await.unwrap();
     Fixture {
         conversation: conversation.to_string(),
         customer: conv.customer.to_string(),
@@ -456,6 +471,7 @@ async fn fixture(server: &Server, agent: AgentId, n: usize) -> Fixture {
         ticket: ticket.id.to_string(),
         spare: spare.id.to_string(),
         spare_name,
+        canned: canned.id,
     }
 }
 
@@ -469,6 +485,8 @@ fn request(method: &str, path: &str, f: &Fixture, password: &str) -> (String, Op
         &f.customer
     } else if path.starts_with("/api/v1/merges/") {
         &f.merge
+    } else if path.starts_with("/api/v1/canned/") {
+        &f.canned
     } else {
         &f.ticket
     };
@@ -491,6 +509,10 @@ fn request(method: &str, path: &str, f: &Fixture, password: &str) -> (String, Op
         }
         ("POST", "/api/v1/customers/{id}/merge") => json!({"from": f.other_customer}),
         ("POST", "/api/v1/tickets/{id}/comments") => json!({"body": "a comment"}),
+        ("POST", "/api/v1/canned") => {
+            json!({"shortcut": format!("s{}", uuid::Uuid::new_v4().simple()), "text": "Hello {customer.name}"})
+        }
+        ("POST", "/api/v1/conversations/{id}/expand") => json!({"text": "Hi {agent.name}"}),
         _ => json!({}),
     };
     (concrete, (method != "GET").then_some(body))
@@ -689,7 +711,19 @@ async fn snapshot(server: &Server, f: &Fixture) -> Value {
         .unwrap()
         .len();
     let presence: Vec<_> = engine.agents().iter().map(|a| (a.id, a.presence)).collect();
+    let canned = server
+        .app
+        .canned()
+        .list(&omnidesk::server::canned::CannedQuery {
+            tenant: tenant.clone(),
+            viewer: None,
+            search: None,
+            limit: 1000,
+        })
+        .await
+        .unwrap();
     json!({
+        "canned": canned,
         "accounts": accounts,
         "conversations": convs,
         "messages": messages.len(),
@@ -898,6 +932,268 @@ async fn an_integrator_drives_a_conversation_and_pages_its_messages() {
     .await;
     assert_eq!(s, 204);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn canned_replies_are_managed_per_agent_and_team_and_fill_in_their_own_customer() {
+    let dir = TempDir::new();
+    let server = Server::start_with(config(&dir)).await;
+    let addr = server.addr;
+    let admin = login(addr, "alice", "alice").await;
+    let bob = login(addr, "bob", "bob").await;
+    let (_, me) = api(addr, "GET", "/api/v1/me", Some(&bob), None).await;
+    let bob_id: AgentId = me["id"].as_str().unwrap().parse().unwrap();
+    server.app.engine().sign_in(bob_id).await.unwrap();
+    let f = fixture(&server, bob_id, 1).await;
+    let spare = login(addr, &f.spare_name, &f.spare_name).await;
+    let post = |token: String, body: Value| async move {
+        api(addr, "POST", "/api/v1/canned", Some(&token), Some(&body)).await
+    };
+
+    // An agent keeps their own; only a supervisor shares one with the team.
+    let (s, own) = post(
+        bob.clone(),
+        json!({"shortcut": "ship", "title": "Shipping", "text": "{customer.name}，您的订单 {order.status}。{agent.name} {coupon.code}"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{own}");
+    assert_eq!(own["owner"], bob_id.to_string());
+    let (s, e) = post(
+        bob.clone(),
+        json!({"shortcut": "team", "text": "x", "shared": true}),
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (403, Some("forbidden")), "{e}");
+    let (s, shared) = post(
+        admin.clone(),
+        json!({"shortcut": "thanks", "title": "Thanks", "text": "感谢您的耐心等待", "shared": true}),
+    )
+    .await;
+    assert_eq!(s, 201, "{shared}");
+    assert!(shared["owner"].is_null());
+    let (s, _) = post(bob.clone(), json!({"shortcut": "ship", "text": "again"})).await;
+    assert_eq!(s, 409, "a shortcut once per owner");
+    let (s, _) = post(spare.clone(), json!({"shortcut": "ship", "text": "mine"})).await;
+    assert_eq!(s, 201, "another agent's shortcuts are theirs");
+    for bad in [
+        json!({"shortcut": "has space", "text": "x"}),
+        json!({"shortcut": "ok", "text": "  "}),
+        json!({"shortcut": "big", "text": "字".repeat(2000)}),
+    ] {
+        let (s, e) = post(bob.clone(), bad).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_input")),
+            "{e}"
+        );
+    }
+
+    // Lists: the team's and the caller's own, searched in any case.
+    let list = |token: String, q: &'static str| async move {
+        let (s, l) = api(
+            addr,
+            "GET",
+            &format!("/api/v1/canned?{q}"),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{l}");
+        let mut v: Vec<String> = l["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["shortcut"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(bob.clone(), "").await, vec!["fx1", "ship", "thanks"]);
+    assert_eq!(list(spare.clone(), "").await, vec!["ship", "thanks"]);
+    assert_eq!(list(bob.clone(), "q=SHIPPING").await, vec!["ship"]);
+    assert_eq!(list(bob.clone(), "q=耐心").await, vec!["thanks"]);
+    assert_eq!(list(admin.clone(), "all=true").await.len(), 4);
+    assert_eq!(
+        list(bob.clone(), "all=true").await.len(),
+        3,
+        "agents see no one else's"
+    );
+
+    // Agents manage their own; the team's are the supervisors'; another agent's is not there.
+    let shared_id = shared["id"].as_str().unwrap();
+    let own_id = own["id"].as_str().unwrap();
+    let (s, _) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/canned/{shared_id}"),
+        Some(&bob),
+        Some(&json!({"text": "mine now"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = api(
+        addr,
+        "DELETE",
+        &format!("/api/v1/canned/{shared_id}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/canned/{own_id}"),
+        Some(&spare),
+        Some(&json!({"text": "hijack"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = api(
+        addr,
+        "DELETE",
+        &format!("/api/v1/canned/{own_id}"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, changed) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/canned/{own_id}"),
+        Some(&bob),
+        Some(&json!({"title": "Where is my parcel"})),
+    )
+    .await;
+    assert_eq!(
+        (s, changed["title"].as_str()),
+        (200, Some("Where is my parcel"))
+    );
+    let (s, _) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/canned/{shared_id}"),
+        Some(&admin),
+        Some(&json!({"text": "感谢您的耐心等待！"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Filling in: the customer's name, the agent's, and no order for a customer who proved no
+    // phone; unknown variables stay visible.
+    let engine = server.app.engine();
+    let conv = engine
+        .conversation(f.conversation.parse().unwrap())
+        .await
+        .unwrap();
+    let mut profile = engine
+        .store()
+        .customer(&TenantId::default(), conv.customer)
+        .await
+        .unwrap();
+    profile.display_name = Some("王芳".into());
+    engine.store().update_customer(&profile).await.unwrap();
+    let expand = |token: String, text: Value| {
+        let path = format!("/api/v1/conversations/{}/expand", f.conversation);
+        async move {
+            api(
+                addr,
+                "POST",
+                &path,
+                Some(&token),
+                Some(&json!({"text": text})),
+            )
+            .await
+        }
+    };
+    let (s, x) = expand(bob.clone(), own["text"].clone()).await;
+    assert_eq!(s, 200, "{x}");
+    assert_eq!(
+        x["text"],
+        "王芳，您的订单 {order.status}。Bob {coupon.code}"
+    );
+    assert_eq!(x["unresolved"], json!(["order.status", "coupon.code"]));
+    // Once the customer proved the shop's phone number, their newest order.
+    engine
+        .link_identity(
+            conv.customer,
+            Identity::new(ChannelKind::Sms, "+8613800138000"),
+            omnidesk::core::LinkOrigin::OneTimeCode,
+        )
+        .await
+        .unwrap();
+    let (_, x) = expand(bob.clone(), own["text"].clone()).await;
+    assert_eq!(
+        x["text"],
+        "王芳，您的订单 20261111002 已付款，待发货。Bob {coupon.code}"
+    );
+    assert_eq!(x["unresolved"], json!(["coupon.code"]));
+    // Another agent may not fill in (nor read) this customer's orders.
+    let (s, _) = expand(spare.clone(), own["text"].clone()).await;
+    assert_eq!(s, 403);
+    // A customer who proved nothing sees nothing of the shop's orders for that number.
+    let g = fixture(&server, bob_id, 2).await;
+    let (s, x) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/expand", g.conversation),
+        Some(&bob),
+        Some(&json!({"text": "{order.status}"})),
+    )
+    .await;
+    assert_eq!(
+        (s, x["text"].as_str()),
+        (200, Some("{order.status}")),
+        "{x}"
+    );
+
+    // The compliance rules apply to the text as sent: a canned reply with forbidden wording is
+    // refused on sending, whatever it expanded from.
+    let (_, bad) = post(
+        bob.clone(),
+        json!({"shortcut": "promo", "text": "{customer.name}，本店全网最低价"}),
+    )
+    .await;
+    let (_, x) = expand(bob.clone(), bad["text"].clone()).await;
+    let (s, e) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/reply", f.conversation),
+        Some(&bob),
+        Some(&json!({"text": x["text"]})),
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (422, Some("compliance")), "{e}");
+    let (s, _) = api(
+        addr,
+        "DELETE",
+        &format!("/api/v1/canned/{own_id}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(list(bob.clone(), "q=parcel").await, Vec::<String>::new());
+    server.stop().await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_canned_store_conforms() {
+    let Some(url) = omnidesk::core::conformance::postgres_url("canned").await else {
+        eprintln!("CS_TEST_POSTGRES_URL not set: PostgreSQL canned store not tested");
+        return;
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let store = omnidesk::server::canned::SqlCannedStore::new(pool)
+        .await
+        .unwrap();
+    omnidesk::server::canned::conformance(&store).await;
 }
 
 #[cfg(feature = "postgres")]

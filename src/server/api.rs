@@ -36,6 +36,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::accounts::{Account, Role};
 use super::auth::{AgentAuth, Caller};
+use super::canned::{CannedQuery, CannedReply, CannedStore, Expansion, MemoryCannedStore};
 use super::limits::{self, Guard};
 use crate::engine::Engine;
 
@@ -75,6 +76,8 @@ pub struct ApiState {
     auth: Arc<AgentAuth>,
     guard: Arc<Guard>,
     settings: Arc<serde_json::Value>,
+    canned: Arc<dyn CannedStore>,
+    orders: Option<Arc<dyn cs_bot::OrderService>>,
 }
 
 impl ApiState {
@@ -91,7 +94,22 @@ impl ApiState {
             auth,
             guard,
             settings: Arc::new(settings),
+            canned: Arc::new(MemoryCannedStore::new()),
+            orders: None,
         }
+    }
+
+    /// Keeps canned replies in `store` (default: in memory).
+    pub fn with_canned(mut self, store: Arc<dyn CannedStore>) -> Self {
+        self.canned = store;
+        self
+    }
+
+    /// Looks up `{order.status}` in `orders` (always behind [`cs_bot::OwnOrders`]: only the
+    /// conversation's own customer's orders); without it the variable stays as written.
+    pub fn with_orders(mut self, orders: Arc<dyn cs_bot::OrderService>) -> Self {
+        self.orders = Some(Arc::new(cs_bot::OwnOrders::new(orders)));
+        self
     }
 }
 
@@ -753,6 +771,17 @@ fn table<S: Sink>(s: S) -> S {
             add_comment,
         )
         .add("GET", "/api/v1/settings", R(Admin), D, settings)
+        .add("GET", "/api/v1/canned", R(Agent), D, list_canned)
+        .add("POST", "/api/v1/canned", R(Agent), D, create_canned)
+        .add("PATCH", "/api/v1/canned/{id}", R(Agent), D, update_canned)
+        .add("DELETE", "/api/v1/canned/{id}", R(Agent), D, delete_canned)
+        .add(
+            "POST",
+            "/api/v1/conversations/{id}/expand",
+            R(Agent),
+            D,
+            expand_text,
+        )
 }
 
 /// The API's routes, to nest at `/api/v1`.
@@ -1789,6 +1818,243 @@ pub(crate) async fn settings(State(s): State<ApiState>) -> ApiResult<Object> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Canned replies
+
+/// `GET /api/v1/canned`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CannedFilter {
+    /// Words in the shortcut, title or text (any case).
+    pub q: Option<String>,
+    /// Supervisors: every reply of the tenant, each agent's own included (default: the shared
+    /// ones and the caller's own).
+    #[serde(default)]
+    pub all: bool,
+    /// At most this many (default 50, at most 200).
+    pub limit: Option<usize>,
+}
+
+/// `POST /api/v1/canned`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewCanned {
+    /// What the agent types after `/`: letters, digits, `-`, `_`, `.` (1-40).
+    pub shortcut: String,
+    /// A short title for the picker.
+    #[serde(default)]
+    pub title: String,
+    /// The text; `{customer.name}`, `{agent.name}` and `{order.status}` are filled in.
+    pub text: String,
+    /// Shared with the whole tenant (supervisors); default: the caller's own.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// `PATCH /api/v1/canned/{id}`: the fields to change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CannedChange {
+    /// Shortcut.
+    pub shortcut: Option<String>,
+    /// Title.
+    pub title: Option<String>,
+    /// Text.
+    pub text: Option<String>,
+}
+
+/// `POST .../expand`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExpandRequest {
+    /// A text with variables (a canned reply's, or the agent's own).
+    pub text: String,
+}
+
+/// A canned reply the caller may change: their own; a supervisor's, any of the tenant.
+async fn manageable_canned(s: &ApiState, c: &Caller, id: &str) -> Result<CannedReply, ApiError> {
+    let reply = s
+        .canned
+        .get(c.tenant(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("canned reply"))?;
+    if c.is(Role::Supervisor) || reply.owner == Some(c.id()) {
+        Ok(reply)
+    } else if reply.owner.is_none() {
+        Err(ApiError::forbidden(
+            "shared canned replies are managed by supervisors",
+        ))
+    } else {
+        // Another agent's own reply is not there for this agent.
+        Err(ApiError::not_found("canned reply"))
+    }
+}
+
+/// Canned replies by shortcut: the tenant's shared ones and the caller's own.
+#[utoipa::path(get, path = "/api/v1/canned", tag = "canned", security(("bearer" = [])),
+    params(CannedFilter),
+    responses((status = 200, body = Page<CannedReply>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_canned(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Query(f): Query<CannedFilter>,
+) -> ApiResult<Page<CannedReply>> {
+    let items = s
+        .canned
+        .list(&CannedQuery {
+            tenant: c.tenant().clone(),
+            viewer: (!(f.all && c.is(Role::Supervisor))).then(|| c.id()),
+            search: f.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()),
+            limit: page_size(f.limit),
+        })
+        .await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// Adds a canned reply: the caller's own, or shared with the tenant (supervisors).
+#[utoipa::path(post, path = "/api/v1/canned", tag = "canned", request_body = NewCanned,
+    security(("bearer" = [])),
+    responses((status = 201, body = CannedReply), (status = 400, body = ErrorBody),
+        (status = 403, description = "Shared replies need a supervisor", body = ErrorBody),
+        (status = 409, description = "Shortcut taken", body = ErrorBody)))]
+pub(crate) async fn create_canned(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Json(req): Json<NewCanned>,
+) -> Result<(StatusCode, Json<CannedReply>), ApiError> {
+    if req.shared && !c.is(Role::Supervisor) {
+        return Err(ApiError::forbidden(
+            "shared canned replies are managed by supervisors",
+        ));
+    }
+    let reply = CannedReply::new(
+        c.tenant().clone(),
+        (!req.shared).then(|| c.id()),
+        req.shortcut.trim(),
+        req.title.trim(),
+        req.text,
+    );
+    reply.validate()?;
+    s.canned.create(&reply).await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+/// Changes a canned reply (its owner; supervisors any of the tenant).
+#[utoipa::path(patch, path = "/api/v1/canned/{id}", tag = "canned", request_body = CannedChange,
+    security(("bearer" = [])), params(("id" = String, Path, description = "Canned reply id")),
+    responses((status = 200, body = CannedReply), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn update_canned(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(req): Json<CannedChange>,
+) -> ApiResult<CannedReply> {
+    let mut reply = manageable_canned(&s, &c, &id).await?;
+    if let Some(v) = req.shortcut {
+        reply.shortcut = v.trim().to_owned();
+    }
+    if let Some(v) = req.title {
+        reply.title = v.trim().to_owned();
+    }
+    if let Some(v) = req.text {
+        reply.text = v;
+    }
+    reply.updated_at = chrono::Utc::now();
+    reply.validate()?;
+    if !s.canned.update(&reply).await? {
+        return Err(ApiError::not_found("canned reply"));
+    }
+    Ok(Json(reply))
+}
+
+/// Deletes a canned reply (its owner; supervisors any of the tenant).
+#[utoipa::path(delete, path = "/api/v1/canned/{id}", tag = "canned",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Canned reply id")),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_canned(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let reply = manageable_canned(&s, &c, &id).await?;
+    if !s.canned.delete(c.tenant(), &reply.id).await? {
+        return Err(ApiError::not_found("canned reply"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Fills in a text's variables for this conversation (its agent, or a supervisor):
+/// `{customer.name}`, `{agent.name}` (the caller) and `{order.status}` (the customer's latest
+/// order, asked of the shop as that customer). Other variables, and those without a value, stay
+/// as written and are listed in `unresolved`. Nothing is sent: the agent reads the text and
+/// sends it as a reply, where the compliance rules apply.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/expand", tag = "canned",
+    request_body = ExpandRequest, security(("bearer" = [])),
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 200, body = Expansion), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn expand_text(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(req): Json<ExpandRequest>,
+) -> ApiResult<Expansion> {
+    let conv = visible_conversation(&s, &c, &id).await?;
+    if !c.is(Role::Supervisor) && conv.assignee != Some(c.id()) {
+        return Err(ApiError::forbidden(
+            "agents fill in replies for their own conversations",
+        ));
+    }
+    if req.text.len() > super::canned::MAX_TEXT_BYTES {
+        return Err(ApiError::invalid("a canned text has at most 4,096 bytes"));
+    }
+    let used = super::canned::variables(&req.text);
+    let customer = s.engine.store().customer(c.tenant(), conv.customer).await?;
+    let mut vars = super::canned::Variables {
+        customer_name: customer
+            .display_name
+            .clone()
+            .filter(|n| !n.trim().is_empty()),
+        agent_name: Some(c.account.name.clone()),
+        order_status: None,
+    };
+    if used.contains(&"order.status")
+        && let Some(orders) = &s.orders
+    {
+        vars.order_status = latest_order_status(s.engine.clone(), orders, &customer).await;
+    }
+    Ok(Json(super::canned::expand(&req.text, &vars)))
+}
+
+/// The status of `customer`'s newest order the shop shows them (by the phones they proved), in
+/// their language; `None` when they have none or the shop is out of reach.
+async fn latest_order_status(
+    engine: Engine,
+    orders: &Arc<dyn cs_bot::OrderService>,
+    customer: &cs_core::Customer,
+) -> Option<String> {
+    let asker = engine.order_asker(customer.id).await;
+    let mut newest: Option<cs_bot::Order> = None;
+    for phone in &asker.verified_phones {
+        match orders.orders_by_phone(&asker, phone).await {
+            Ok(list) => {
+                for o in list {
+                    if newest.as_ref().is_none_or(|n| o.placed_at > n.placed_at) {
+                        newest = Some(o);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "orders unavailable for a canned reply"),
+        }
+    }
+    let zh = !customer
+        .language
+        .as_deref()
+        .is_some_and(|l| l.to_ascii_lowercase().starts_with("en"));
+    newest.map(|o| format!("{} {}", o.id, o.status.label(zh)))
+}
+
+// ---------------------------------------------------------------------------------------------
 // The document
 
 #[derive(OpenApi)]
@@ -1805,7 +2071,8 @@ pub(crate) async fn settings(State(s): State<ApiState>) -> ApiResult<Object> {
         create_agent, get_agent, update_agent, set_agent_password, revoke_sessions, presence,
         queue, list_conversations, get_conversation, messages, reply, note, resolve, take,
         transfer, accept, reject, open_ticket, customer, identities, link_identity, merges,
-        merge, unmerge, list_tickets, get_ticket, comments, add_comment, settings
+        merge, unmerge, list_tickets, get_ticket, comments, add_comment, settings, list_canned,
+        create_canned, update_canned, delete_canned, expand_text
     ),
     modifiers(&Security)
 )]

@@ -213,7 +213,9 @@
         showPresence(f.presence, f.reason);
       } else if (f.type === "assigned") {
         delete state.offers[f.conversation.conversation.id]; renderOffers();
-        upsert(f.conversation); state.convs[f.conversation.conversation.id].unread = true;
+        upsert(f.conversation);
+        // A conversation that just arrived is unread unless it is the one open.
+        state.convs[f.conversation.conversation.id].unread = state.active !== f.conversation.conversation.id;
         renderList(); if (state.active === f.conversation.conversation.id) renderLog();
       } else if (f.type === "message") {
         var v = state.convs[f.conversation_id];
@@ -250,7 +252,7 @@
   }
 
   function showLogin() { $("login").style.display = "flex"; $("desk").style.display = "none"; }
-  function showDesk() { $("login").style.display = "none"; $("desk").style.display = "flex"; connect(); }
+  function showDesk() { $("login").style.display = "none"; $("desk").style.display = "flex"; connect(); loadRole(); }
 
   $("signout").addEventListener("click", function () {
     var ws = state.ws; state.ws = null;
@@ -305,6 +307,127 @@
     $("compliance").hidden = true;
     sendReply(state.active, t, false);
     $("text").value = "";
+    $("canned-note").hidden = true;
+  });
+
+
+  // Canned replies: "/" in the reply box searches them; picking one fills in its variables for
+  // the open conversation (the server asks the shop only about this customer's orders), and the
+  // agent reads, edits and sends it as any reply (the compliance rules apply on sending).
+  var canned = { items: [], sel: 0, timer: null, role: null };
+  function loadRole() {
+    api("GET", "/api/v1/me").then(function (r) {
+      if (r.ok) { canned.role = r.body.role; $("canned-shared-label").hidden = r.body.role === "agent"; }
+    });
+  }
+  function pickerOpen() { return !$("canned-pick").hidden; }
+  function closePicker() { $("canned-pick").hidden = true; canned.items = []; $("text").setAttribute("aria-expanded", "false"); }
+  function renderPicker() {
+    var box = $("canned-pick");
+    if (!canned.items.length) {
+      box.innerHTML = '<li class="none" aria-disabled="true">No canned reply matches</li>';
+    } else {
+      box.innerHTML = canned.items.map(function (r, i) {
+        return '<li role="option" data-testid="agent-canned-option" data-shortcut="' + esc(r.shortcut) + '" aria-selected="' + (i === canned.sel) + '" data-i="' + i + '">' +
+          '<span class="sc">/' + esc(r.shortcut) + "</span>" + esc(r.title) + (r.owner ? "" : '<span class="shared">team</span>') +
+          '<span class="tx">' + esc(r.text) + "</span></li>";
+      }).join("");
+    }
+    box.hidden = false;
+    $("text").setAttribute("aria-expanded", "true");
+    Array.prototype.forEach.call(box.querySelectorAll("li[data-i]"), function (li) {
+      li.onmousedown = function (ev) { ev.preventDefault(); useCanned(canned.items[+li.getAttribute("data-i")]); };
+    });
+  }
+  function searchCanned(words) {
+    api("GET", "/api/v1/canned?limit=20&q=" + encodeURIComponent(words)).then(function (r) {
+      if (!r.ok || $("text").value.charAt(0) !== "/") return;
+      canned.items = r.body.items || []; canned.sel = 0; renderPicker();
+    });
+  }
+  function useCanned(r) {
+    var conv = state.active;
+    closePicker();
+    if (!r || !conv) return;
+    api("POST", "/api/v1/conversations/" + conv + "/expand", { text: r.text }).then(function (x) {
+      if (!x.ok) { $("status").textContent = "⚠ " + (x.body.reason || "canned reply not filled in"); return; }
+      $("text").value = x.body.text;
+      $("text").focus();
+      var note = $("canned-note");
+      if (x.body.unresolved && x.body.unresolved.length) {
+        note.textContent = "Not filled in (edit before sending): " + x.body.unresolved.map(function (u) { return "{" + u + "}"; }).join(", ");
+        note.hidden = false;
+      } else note.hidden = true;
+    });
+  }
+  $("text").addEventListener("input", function () {
+    var v = $("text").value;
+    if (v.charAt(0) !== "/") { closePicker(); return; }
+    clearTimeout(canned.timer);
+    canned.timer = setTimeout(function () { searchCanned(v.slice(1).trim()); }, 120);
+  });
+  $("text").addEventListener("keydown", function (ev) {
+    if (!pickerOpen()) return;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      if (!canned.items.length) return;
+      canned.sel = (canned.sel + (ev.key === "ArrowDown" ? 1 : canned.items.length - 1)) % canned.items.length;
+      renderPicker();
+    } else if (ev.key === "Enter" || ev.key === "Tab") {
+      if (!canned.items.length) return;
+      ev.preventDefault();
+      useCanned(canned.items[canned.sel]);
+    } else if (ev.key === "Escape") { closePicker(); }
+  });
+  $("text").addEventListener("blur", function () { setTimeout(closePicker, 150); });
+
+  // Managing them: the agent's own, and (supervisors) the team's shared ones.
+  function listCanned() {
+    var q = $("canned-search").value.trim();
+    var all = canned.role && canned.role !== "agent" ? "&all=true" : "";
+    api("GET", "/api/v1/canned?limit=200" + all + "&q=" + encodeURIComponent(q)).then(function (r) {
+      var items = (r.ok && r.body.items) || [];
+      var mine = state.me && state.me.id;
+      $("canned-list").innerHTML = items.length ? items.map(function (c, i) {
+        var editable = canned.role !== "agent" || c.owner === mine;
+        return '<li data-testid="agent-canned-item" data-shortcut="' + esc(c.shortcut) + '"><span class="body"><strong>/' + esc(c.shortcut) + "</strong> " + esc(c.title) +
+          (c.owner ? (c.owner === mine ? "" : " · another agent's") : " · team") + '<span class="tx">' + esc(c.text) + "</span></span>" +
+          (editable ? '<button type="button" data-edit="' + i + '">Edit</button><button type="button" data-del="' + i + '" data-testid="agent-canned-delete">Delete</button>' : "") + "</li>";
+      }).join("") : "<li>No canned replies yet: add one below.</li>";
+      Array.prototype.forEach.call($("canned-list").querySelectorAll("button"), function (b) {
+        var c = items[+(b.getAttribute("data-edit") || b.getAttribute("data-del"))];
+        b.onclick = b.hasAttribute("data-edit") ? function () { editCanned(c); } : function () {
+          api("DELETE", "/api/v1/canned/" + c.id).then(function (x) {
+            if (!x.ok) $("canned-error").textContent = x.body.reason || "not deleted";
+            listCanned();
+          });
+        };
+      });
+    });
+  }
+  function editCanned(c) {
+    $("canned-id").value = c ? c.id : "";
+    $("canned-shortcut").value = c ? c.shortcut : "";
+    $("canned-title-input").value = c ? c.title : "";
+    $("canned-text").value = c ? c.text : "";
+    $("canned-shared").checked = !!(c && !c.owner);
+    $("canned-shared").disabled = !!c;
+    $("canned-error").textContent = "";
+    $("canned-shortcut").focus();
+  }
+  $("canned-open").onclick = function () { editCanned(null); listCanned(); $("canned-panel").showModal(); };
+  $("canned-close").onclick = function () { $("canned-panel").close(); };
+  $("canned-new").onclick = function () { editCanned(null); };
+  $("canned-search").addEventListener("input", listCanned);
+  $("canned-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var id = $("canned-id").value;
+    var body = { shortcut: $("canned-shortcut").value.trim(), title: $("canned-title-input").value.trim(), text: $("canned-text").value };
+    if (!id) body.shared = $("canned-shared").checked;
+    api(id ? "PATCH" : "POST", "/api/v1/canned" + (id ? "/" + id : ""), body).then(function (r) {
+      if (!r.ok) { $("canned-error").textContent = r.body.reason || "not saved"; return; }
+      editCanned(null); listCanned();
+    });
   });
 
   if (state.token) showDesk(); else showLogin();

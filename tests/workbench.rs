@@ -1,0 +1,241 @@
+//! The agent's workbench in a real browser (headless Chromium over WebDriver): an agent adds a
+//! canned reply in the console, types `/` in the reply box, picks it, and the shopper receives
+//! it with the variables filled in; then the same on a 390 px phone in Chinese with the team's
+//! shared reply, the console laid out in one column.
+//!
+//! Runs when `CS_TEST_CHROMEDRIVER` names the chromedriver binary; otherwise it prints a notice
+//! and passes. `CS_TEST_SCREENSHOTS` names a folder to keep the screenshots in.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{self, shoot, type_and_send, wait_for_text};
+use common::{Server, TempDir};
+use fantoccini::key::Key;
+use fantoccini::{Client, Locator};
+use omnidesk::core::TenantId;
+
+async fn sign_in(console: &Client, server: &Server, name: &str, password: &str) {
+    console.goto(&server.url("/agent")).await.unwrap();
+    console
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=agent-name]"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    type_and_send(
+        console,
+        "[data-testid=agent-password]",
+        "[data-testid=agent-login-submit]",
+        password,
+    )
+    .await;
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let field = client.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn js(client: &Client, script: &str) -> serde_json::Value {
+    client.execute(script, vec![]).await.unwrap()
+}
+
+/// Types `/` and `words` in the reply box, waits for `shortcut` in the picker, and picks it
+/// with Enter; the reply box's text once filled in.
+async fn pick_canned(console: &Client, words: &str, shortcut: &str) -> String {
+    let input = console
+        .find(Locator::Css("[data-testid=agent-reply-input]"))
+        .await
+        .unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&format!("/{words}")).await.unwrap();
+    wait_for_text(
+        console,
+        "[data-testid=agent-canned-option]",
+        &format!("/{shortcut}"),
+    )
+    .await;
+    input.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = input.prop("value").await.unwrap().unwrap_or_default();
+        if !v.starts_with('/') && !v.is_empty() {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never filled in");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_agent_sends_a_canned_reply_with_variables_from_the_console() {
+    let Some(driver) = browser::driver().await else {
+        return;
+    };
+    let dir = TempDir::new();
+    let server = Server::start(&dir.0).await;
+
+    // A shopper asks for a human in the widget.
+    let shopper = browser::browser(&driver, "shopper", 1280, 900).await;
+    shopper.goto(&server.url("/")).await.unwrap();
+    wait_for_text(&shopper, "[data-testid=chat-status]", "在线").await;
+
+    // Alice signs in (desktop, English) and adds a canned reply of her own.
+    let console = browser::browser_in(&driver, "en-US", 1280, 860).await;
+    sign_in(&console, &server, "alice", "alice").await;
+    wait_for_text(&console, "[data-testid=agent-me]", "Alice").await;
+    click(&console, "[data-testid=agent-canned-manage]").await;
+    fill(&console, "[data-testid=agent-canned-shortcut]", "greet").await;
+    fill(&console, "[data-testid=agent-canned-title]", "Greeting").await;
+    fill(
+        &console,
+        "[data-testid=agent-canned-text]",
+        "Hi {customer.name}, {agent.name} here. Your code: {coupon.code}",
+    )
+    .await;
+    click(&console, "[data-testid=agent-canned-save]").await;
+    wait_for_text(&console, "[data-testid=agent-canned-item]", "/greet").await;
+    // And a shared one for the team (she is an admin).
+    fill(&console, "[data-testid=agent-canned-shortcut]", "xie").await;
+    fill(&console, "[data-testid=agent-canned-title]", "致谢").await;
+    fill(
+        &console,
+        "[data-testid=agent-canned-text]",
+        "{customer.name}您好，感谢您的耐心等待，我是{agent.name}。",
+    )
+    .await;
+    click(&console, "[data-testid=agent-canned-shared]").await;
+    click(&console, "[data-testid=agent-canned-save]").await;
+    wait_for_text(&console, "[data-testid=agent-canned-item]", "/xie").await;
+    shoot(&console, "console-canned-panel-en", 1280, 860).await;
+    click(&console, "[data-testid=agent-canned-close]").await;
+
+    type_and_send(
+        &shopper,
+        "[data-testid=chat-input]",
+        "[data-testid=chat-send]",
+        "转人工",
+    )
+    .await;
+    wait_for_text(&console, "[data-testid=agent-conversation]", "").await;
+    // The shop knows the shopper's name.
+    let engine = server.app.engine();
+    let tenant = TenantId::default();
+    let convs = engine
+        .store()
+        .conversations(&omnidesk::core::store::ConversationQuery {
+            tenant: tenant.clone(),
+            states: Vec::new(),
+            assignee: None,
+            customer: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let mut customer = engine
+        .store()
+        .customer(&tenant, convs[0].customer)
+        .await
+        .unwrap();
+    customer.display_name = Some("王芳".into());
+    engine.store().update_customer(&customer).await.unwrap();
+
+    // "/gr" finds it; Enter fills it in; the unknown variable stays visible with a note.
+    let filled = pick_canned(&console, "gr", "greet").await;
+    assert_eq!(filled, "Hi 王芳, Alice here. Your code: {coupon.code}");
+    let note = wait_for_text(&console, "[data-testid=agent-canned-note]", "coupon.code").await;
+    assert!(note.contains("{coupon.code}"), "{note}");
+    // The agent edits what was not filled in, and sends.
+    let input = console
+        .find(Locator::Css("[data-testid=agent-reply-input]"))
+        .await
+        .unwrap();
+    input.clear().await.unwrap();
+    input
+        .send_keys("Hi 王芳, Alice here. Your code: SPRING")
+        .await
+        .unwrap();
+    let probe = console
+        .find(Locator::Css("[data-testid=agent-reply-send]"))
+        .await
+        .unwrap();
+    probe.click().await.unwrap();
+    wait_for_text(
+        &shopper,
+        "[data-testid=chat-message][data-author=agent]",
+        "Hi 王芳, Alice here. Your code: SPRING",
+    )
+    .await;
+    let input = console
+        .find(Locator::Css("[data-testid=agent-reply-input]"))
+        .await
+        .unwrap();
+    input.send_keys("/").await.unwrap();
+    wait_for_text(&console, "[data-testid=agent-canned-option]", "/xie").await;
+    shoot(&console, "console-canned-picker-en", 1280, 860).await;
+    input.send_keys(&Key::Escape.to_string()).await.unwrap();
+    input.clear().await.unwrap();
+
+    // On a phone, in Chinese: one column, a usable reply box, the team's reply by its shortcut.
+    let phone = browser::browser_in(&driver, "zh-CN", 1280, 900).await;
+    phone.set_window_size(390, 844).await.unwrap();
+    sign_in(&phone, &server, "alice", "alice").await;
+    wait_for_text(&phone, "[data-testid=agent-conversation]", "").await;
+    let layout = js(
+        &phone,
+        "const r = s => document.querySelector(s).getBoundingClientRect();\
+         return {side: r('#side').width, main: r('#main').width, input: r('[data-testid=agent-reply-input]').width,\
+                 header: r('header').height, doc: document.documentElement.scrollWidth,\
+                 font: getComputedStyle(document.querySelector('[data-testid=agent-reply-input]')).fontSize};",
+    )
+    .await;
+    assert!(layout["side"].as_f64().unwrap() >= 380.0, "{layout}");
+    assert!(layout["main"].as_f64().unwrap() >= 380.0, "{layout}");
+    assert!(layout["input"].as_f64().unwrap() >= 250.0, "{layout}");
+    assert!(
+        layout["doc"].as_f64().unwrap() <= 390.0,
+        "no sideways scroll: {layout}"
+    );
+    assert!(layout["header"].as_f64().unwrap() <= 200.0, "{layout}");
+    assert_eq!(layout["font"], "16px", "no zoom on focus: {layout}");
+    let filled = pick_canned(&phone, "xi", "xie").await;
+    assert_eq!(filled, "王芳您好，感谢您的耐心等待，我是Alice。");
+    shoot(&phone, "console-canned-390-zh", 390, 844).await;
+    click(&phone, "[data-testid=agent-reply-send]").await;
+    wait_for_text(
+        &shopper,
+        "[data-testid=chat-message][data-author=agent]",
+        "感谢您的耐心等待",
+    )
+    .await;
+    wait_for_text(
+        &phone,
+        "[data-testid=agent-message][data-author=agent]",
+        "感谢您的耐心等待",
+    )
+    .await;
+    shoot(&phone, "console-sent-390-zh", 390, 844).await;
+
+    shopper.close().await.unwrap();
+    console.close().await.unwrap();
+    phone.close().await.unwrap();
+    server.stop().await;
+}
