@@ -1178,6 +1178,148 @@ async fn canned_replies_are_managed_per_agent_and_team_and_fill_in_their_own_cus
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_note_mentions_a_colleague_who_is_told_live_and_may_read_and_note_but_not_reply() {
+    let dir = TempDir::new();
+    let server = Server::start_with(config(&dir)).await;
+    let addr = server.addr;
+    let bob = login(addr, "bob", "bob").await;
+    let (_, me) = api(addr, "GET", "/api/v1/me", Some(&bob), None).await;
+    let bob_id: AgentId = me["id"].as_str().unwrap().parse().unwrap();
+    server.app.engine().sign_in(bob_id).await.unwrap();
+    let f = fixture(&server, bob_id, 1).await;
+    let g = fixture(&server, bob_id, 2).await;
+    let c = &f.conversation;
+    let spare = login(addr, &f.spare_name, &f.spare_name).await;
+    let outsider = login(addr, &g.spare_name, &g.spare_name).await;
+    // The colleague's console is open.
+    let ticket = ws_ticket(addr, &spare).await;
+    let mut console =
+        common::Client::connect(&format!("ws://{addr}/agent/ws?ticket={ticket}")).await;
+    assert_eq!(console.next().await["type"], "welcome");
+
+    // Before any mention the conversation is out of the colleague's reach.
+    let (s, _) = api(
+        addr,
+        "GET",
+        &format!("/api/v1/conversations/{c}"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // A mention of a name that merely starts with theirs is none.
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/notes"),
+        Some(&bob),
+        Some(&json!({"text": format!("@{}x ignore", f.spare_name)})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = api(
+        addr,
+        "GET",
+        &format!("/api/v1/conversations/{c}"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, note) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/notes"),
+        Some(&bob),
+        Some(
+            &json!({"text": format!("@{} 这位客户的退款怎么处理？", f.spare_name.to_uppercase())}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{note}");
+    assert_eq!(note["direction"], "internal");
+
+    // The colleague is told live, with the conversation to open.
+    let m = console.until(|f| f["type"] == "mention").await;
+    assert_eq!(m["conversation"]["conversation"]["id"], c.as_str());
+    assert_eq!(m["from"], "Bob");
+    assert!(
+        m["message"]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("退款")
+    );
+    // They read it and answer with a note; they do not reply to the customer or resolve.
+    let (s, _) = api(
+        addr,
+        "GET",
+        &format!("/api/v1/conversations/{c}/messages"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, answer) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/notes"),
+        Some(&spare),
+        Some(&json!({"text": "@bob 走原路退回即可"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{answer}");
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/reply"),
+        Some(&spare),
+        Some(&json!({"text": "not theirs"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/resolve"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert!(s == 403 || s == 409, "{s}");
+    // The one never mentioned still sees nothing.
+    let (s, _) = api(
+        addr,
+        "GET",
+        &format!("/api/v1/conversations/{c}"),
+        Some(&outsider),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // The notes stay inside the desk: the customer's side of the conversation has none.
+    let conv = server
+        .app
+        .engine()
+        .conversation(c.parse().unwrap())
+        .await
+        .unwrap();
+    let customer_view = server
+        .app
+        .engine()
+        .customer_view(conv.customer)
+        .await
+        .unwrap();
+    for m in &customer_view.history {
+        if let omnidesk::core::Content::Text { text } = &m.content
+            && (text.contains("退款怎么处理") || text.contains("原路退回"))
+        {
+            assert_eq!(m.direction, omnidesk::core::Direction::Internal, "{text}");
+        }
+    }
+    server.stop().await;
+}
+
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_canned_store_conforms() {

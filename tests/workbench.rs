@@ -1,7 +1,8 @@
 //! The agent's workbench in a real browser (headless Chromium over WebDriver): an agent adds a
 //! canned reply in the console, types `/` in the reply box, picks it, and the shopper receives
 //! it with the variables filled in; then the same on a 390 px phone in Chinese with the team's
-//! shared reply, the console laid out in one column.
+//! shared reply, the console laid out in one column. A note with `@bob` reaches Bob's console
+//! live; he opens the conversation and answers with a note; the shopper sees neither.
 //!
 //! Runs when `CS_TEST_CHROMEDRIVER` names the chromedriver binary; otherwise it prints a notice
 //! and passes. `CS_TEST_SCREENSHOTS` names a folder to keep the screenshots in.
@@ -10,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{self, shoot, type_and_send, wait_for_text};
+use common::browser::{self, shoot, text_of, type_and_send, wait_for_text};
 use common::{Server, TempDir};
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
@@ -194,6 +195,50 @@ async fn an_agent_sends_a_canned_reply_with_variables_from_the_console() {
     input.send_keys(&Key::Escape.to_string()).await.unwrap();
     input.clear().await.unwrap();
 
+    // A note with a mention: Bob, in his own console, is told and opens the conversation.
+    let colleague = browser::browser_in(&driver, "en-GB", 1280, 860).await;
+    sign_in(&colleague, &server, "bob", "bob").await;
+    wait_for_text(&colleague, "[data-testid=agent-me]", "Bob").await;
+    click(&console, "[data-testid=agent-note-toggle]").await;
+    type_and_send(
+        &console,
+        "[data-testid=agent-reply-input]",
+        "[data-testid=agent-reply-send]",
+        "@bob 这位客户的退款怎么处理？",
+    )
+    .await;
+    wait_for_text(
+        &console,
+        "[data-testid=agent-message].internal",
+        "退款怎么处理",
+    )
+    .await;
+    let card = wait_for_text(&colleague, "[data-testid=agent-mention]", "退款怎么处理").await;
+    assert!(card.contains("Alice"), "{card}");
+    let title = colleague.title().await.unwrap();
+    assert!(title.starts_with("(1) "), "the tab counts it: {title}");
+    click(&colleague, "[data-testid=agent-mention-open]").await;
+    let note = wait_for_text(&colleague, "[data-testid=agent-message].internal", "退款").await;
+    assert!(note.contains("internal note"), "{note}");
+    let mark = text_of(&colleague, "[data-testid=agent-message].internal .mention").await;
+    assert_eq!(mark, "@bob");
+    // He answers with a note (the composer is in note mode for a conversation he helps with).
+    type_and_send(
+        &colleague,
+        "[data-testid=agent-reply-input]",
+        "[data-testid=agent-reply-send]",
+        "走原路退回即可",
+    )
+    .await;
+    wait_for_text(
+        &console,
+        "[data-testid=agent-message].internal",
+        "走原路退回即可",
+    )
+    .await;
+    shoot(&colleague, "console-mention-en", 1280, 860).await;
+    click(&console, "[data-testid=agent-note-toggle]").await;
+
     // On a phone, in Chinese: one column, a usable reply box, the team's reply by its shortcut.
     let phone = browser::browser_in(&driver, "zh-CN", 1280, 900).await;
     phone.set_window_size(390, 844).await.unwrap();
@@ -209,7 +254,7 @@ async fn an_agent_sends_a_canned_reply_with_variables_from_the_console() {
     .await;
     assert!(layout["side"].as_f64().unwrap() >= 380.0, "{layout}");
     assert!(layout["main"].as_f64().unwrap() >= 380.0, "{layout}");
-    assert!(layout["input"].as_f64().unwrap() >= 250.0, "{layout}");
+    assert!(layout["input"].as_f64().unwrap() >= 230.0, "{layout}");
     assert!(
         layout["doc"].as_f64().unwrap() <= 390.0,
         "no sideways scroll: {layout}"
@@ -233,9 +278,19 @@ async fn an_agent_sends_a_canned_reply_with_variables_from_the_console() {
     )
     .await;
     shoot(&phone, "console-sent-390-zh", 390, 844).await;
+    // The notes never reached the shopper.
+    let seen = js(
+        &shopper,
+        "return Array.from(document.querySelectorAll('[data-testid=chat-message]')).map(e => e.textContent).join('|');",
+    )
+    .await;
+    let seen = seen.as_str().unwrap();
+    assert!(seen.contains("感谢您的耐心等待"), "{seen}");
+    assert!(!seen.contains("退款") && !seen.contains("原路"), "{seen}");
 
     shopper.close().await.unwrap();
     console.close().await.unwrap();
     phone.close().await.unwrap();
+    colleague.close().await.unwrap();
     server.stop().await;
 }

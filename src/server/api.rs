@@ -927,9 +927,30 @@ async fn visible_conversation(
             return Ok(conv);
         }
     }
+    if mentioned_in(s, c, id).await? {
+        return Ok(conv);
+    }
     Err(ApiError::forbidden(
-        "agents see their own conversations and the queue they can serve",
+        "agents see their own conversations, the queue they can serve and conversations a \
+         colleague mentioned them in",
     ))
+}
+
+/// Whether a colleague's internal note in the conversation mentions the caller (`@name`): the
+/// mentioned agent may read it and answer with notes.
+async fn mentioned_in(s: &ApiState, c: &Caller, id: ConversationId) -> Result<bool, ApiError> {
+    let q = MessageQuery::new(
+        c.tenant().clone(),
+        MessageScope::Conversation(id),
+        cs_core::store::MAX_PAGE,
+    );
+    let messages = s.engine.store().messages(&q).await?;
+    Ok(messages.iter().any(|m| {
+        m.direction == cs_core::Direction::Internal
+            && matches!(m.author, cs_core::Author::Agent { agent } if agent != c.id())
+            && matches!(&m.content, Content::Text { text, .. }
+                if super::agent::mentions(text, &c.account.name))
+    }))
 }
 
 /// A customer the caller may see: a supervisor any of the tenant; an agent those of their
@@ -1446,7 +1467,9 @@ pub(crate) async fn reply(
     Ok(Json(MessageBody(m)))
 }
 
-/// Adds an internal note (the conversation's agent, or a supervisor).
+/// Adds an internal note (the conversation's agent, a supervisor, or a colleague a note
+/// mentioned); `@name` mentions a colleague of the tenant, whose console is notified and may
+/// open the conversation.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations",
     request_body = NoteRequest, security(("bearer" = [])),
     params(("id" = String, Path, description = "Conversation id")),
@@ -1458,7 +1481,10 @@ pub(crate) async fn note(
     Json(req): Json<NoteRequest>,
 ) -> ApiResult<MessageBody> {
     let conv = visible_conversation(&s, &c, &id).await?;
-    let own = !c.is(Role::Supervisor);
+    // The conversation's agent, a supervisor, or a colleague mentioned in it (`own`: the
+    // engine checks the caller holds it).
+    let helping = conv.assignee != Some(c.id()) && mentioned_in(&s, &c, conv.id).await?;
+    let own = !(c.is(Role::Supervisor) || helping);
     Ok(Json(MessageBody(
         s.engine.add_note(c.id(), conv.id, &req.text, own).await?,
     )))

@@ -23,7 +23,22 @@
     return ids.length ? ids[0].kind + ":" + ids[0].external_id.slice(0, 14) : "customer";
   }
 
+  // Colleagues' names by id (for notes), from the desk's presence list.
+  var names = {};
+  function loadNames() {
+    api("GET", "/api/v1/presence").then(function (r) {
+      if (r.ok) (r.body.items || []).forEach(function (a) { names[a.id] = a.name; });
+    });
+  }
+  // The tab's title counts unread conversations, so an agent in another tab sees work arrive.
+  var baseTitle = document.title;
+  function updateTitle() {
+    var n = state.order.filter(function (id) { return state.convs[id] && state.convs[id].unread; }).length;
+    document.title = (n ? "(" + n + ") " : "") + baseTitle;
+  }
+
   function renderList() {
+    updateTitle();
     var box = $("convs");
     box.innerHTML = "";
     state.order.forEach(function (id) {
@@ -33,7 +48,7 @@
       el.className = "conv" + (state.active === id ? " active" : "");
       el.setAttribute("data-testid", "agent-conversation");
       el.setAttribute("data-conversation-id", id);
-      el.innerHTML = '<div class="who">' + esc(customerName(v)) + (v.unread ? '<span class="unread"></span>' : "") +
+      el.innerHTML = '<div class="who">' + esc(customerName(v)) + (v.mentioned ? '<span class="tag">@ mentioned</span>' : "") + (v.unread ? '<span class="unread" data-testid="agent-unread"></span>' : "") +
         '</div><div class="last">' + esc(last ? text(last) : "") + "</div>";
       el.onclick = function () { select(id); };
       box.appendChild(el);
@@ -53,6 +68,8 @@
       '<form id="newticket"><input id="ticket-subject" data-testid="agent-ticket-subject" placeholder="Ticket subject (e.g. parcel lost)">' +
       '<button data-testid="agent-open-ticket">Open ticket</button></form>';
     $("resolve").onclick = function () { send({ type: "resolve", conversation_id: state.active }); };
+    // A conversation a colleague asked for help with is theirs to resolve or ticket.
+    if (v.mentioned) { $("resolve").hidden = true; $("newticket").hidden = true; }
     $("newticket").onsubmit = function (ev) {
       ev.preventDefault();
       var subject = $("ticket-subject").value.trim();
@@ -67,7 +84,10 @@
       el.className = "msg" + (m.direction === "internal" ? " internal" : "");
       el.setAttribute("data-testid", "agent-message");
       el.setAttribute("data-author", role);
-      el.innerHTML = '<span class="meta">' + esc(role + (m.direction === "internal" ? " (internal)" : "") + " · " + m.channel + " · " + new Date(m.created_at).toLocaleTimeString()) + "</span>" + esc(text(m));
+      var who = role === "agent" && m.author.agent ? (m.author.agent === (state.me && state.me.id) ? "you" : (names[m.author.agent] || "agent")) : role;
+      var body = esc(text(m));
+      if (m.direction === "internal") body = body.replace(/@([^\s@,.;:!?，。；：！？]+)/g, '<span class="mention">@$1</span>');
+      el.innerHTML = '<span class="meta">' + esc(who + (m.direction === "internal" ? " · internal note" : "") + " · " + m.channel + " · " + new Date(m.created_at).toLocaleTimeString()) + "</span>" + body;
       log.appendChild(el);
     });
     log.scrollTop = log.scrollHeight;
@@ -103,6 +123,8 @@
   function select(id) {
     state.active = id;
     if (state.convs[id]) state.convs[id].unread = false;
+    var helping = !!(state.convs[id] && state.convs[id].mentioned);
+    if ($("as-note").checked !== helping) { $("as-note").checked = helping; $("as-note").onchange(); }
     renderList();
     renderLog();
     $("text").focus();
@@ -224,6 +246,16 @@
         v.customer.history.push(f.message);
         if (state.active !== f.conversation_id) v.unread = true;
         renderList(); if (state.active === f.conversation_id) renderLog();
+      } else if (f.type === "mention") {
+        var mid = f.conversation.conversation.id;
+        var had = state.convs[mid], was = state.active;
+        upsert(f.conversation);
+        // A mention waits to be opened: it does not take over the screen.
+        state.active = was;
+        state.convs[mid].mentioned = !had || had.mentioned || f.conversation.conversation.assignee !== (state.me && state.me.id);
+        if (state.active !== mid) state.convs[mid].unread = true;
+        showMention(f);
+        renderList(); renderLog();
       } else if (f.type === "tickets") {
         var tv = state.convs[f.conversation_id];
         if (!tv) return;
@@ -251,8 +283,19 @@
     };
   }
 
+  function showMention(f) {
+    var box = $("mentions");
+    var card = document.createElement("div");
+    card.className = "mention-card";
+    card.setAttribute("data-testid", "agent-mention");
+    card.innerHTML = "<span>@ " + esc(f.from || "A colleague") + ": " + esc(text(f.message)) + '</span><button type="button" data-testid="agent-mention-open">Open</button>';
+    card.querySelector("button").onclick = function () { box.removeChild(card); select(f.conversation.conversation.id); };
+    box.appendChild(card);
+    $("status").textContent = "@ " + (f.from || "") + " mentioned you";
+  }
+
   function showLogin() { $("login").style.display = "flex"; $("desk").style.display = "none"; }
-  function showDesk() { $("login").style.display = "none"; $("desk").style.display = "flex"; connect(); loadRole(); }
+  function showDesk() { $("login").style.display = "none"; $("desk").style.display = "flex"; connect(); loadRole(); loadNames(); }
 
   $("signout").addEventListener("click", function () {
     var ws = state.ws; state.ws = null;
@@ -300,10 +343,23 @@
     };
   }
 
+  $("as-note").onchange = function () {
+    $("reply").className = $("as-note").checked ? "note" : "";
+    $("text").placeholder = $("as-note").checked ? "Internal note… (@name mentions a colleague)" : "Reply… (/ for canned replies)";
+  };
   $("reply").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var t = $("text").value.trim();
     if (!t || !state.active) return;
+    if ($("as-note").checked) {
+      // Notes go through the REST API and come back on the event stream like any message.
+      var conv = state.active;
+      $("text").value = "";
+      api("POST", "/api/v1/conversations/" + conv + "/notes", { text: t }).then(function (r) {
+        if (!r.ok) { if (!$("text").value) $("text").value = t; $("status").textContent = "⚠ " + (r.body.reason || "note not saved"); }
+      });
+      return;
+    }
     $("compliance").hidden = true;
     sendReply(state.active, t, false);
     $("text").value = "";
