@@ -1320,6 +1320,107 @@ async fn a_note_mentions_a_colleague_who_is_told_live_and_may_read_and_note_but_
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_transfer_carries_a_note_and_never_puts_the_receiver_over_capacity() {
+    let dir = TempDir::new();
+    let server = Server::start_with(config(&dir)).await;
+    let addr = server.addr;
+    let admin = login(addr, "alice", "alice").await;
+    let bob = login(addr, "bob", "bob").await;
+    let (_, me) = api(addr, "GET", "/api/v1/me", Some(&bob), None).await;
+    let bob_id: AgentId = me["id"].as_str().unwrap().parse().unwrap();
+    server.app.engine().sign_in(bob_id).await.unwrap();
+    let f = fixture(&server, bob_id, 1).await;
+    let g = fixture(&server, bob_id, 2).await;
+    // Carol serves one chat at a time.
+    let (s, carol) = api(
+        addr,
+        "POST",
+        "/api/v1/agents",
+        Some(&admin),
+        Some(&json!({"name": "Carol", "password": "carol", "role": "agent", "chat_capacity": 1})),
+    )
+    .await;
+    assert_eq!(s, 201, "{carol}");
+    let carol_id: AgentId = carol["id"].as_str().unwrap().parse().unwrap();
+    server.app.engine().sign_in(carol_id).await.unwrap();
+    let carol_token = login(addr, "carol", "carol").await;
+    let ticket = ws_ticket(addr, &carol_token).await;
+    let mut console =
+        common::Client::connect(&format!("ws://{addr}/agent/ws?ticket={ticket}")).await;
+    assert_eq!(console.next().await["type"], "welcome");
+
+    let (s, e) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/transfer", f.conversation),
+        Some(&bob),
+        Some(&json!({"agent": carol_id, "note": "客户要退款，订单 20261111002"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{e}");
+    // Carol's console receives it with the note in its history.
+    let assigned = console.until(|f| f["type"] == "assigned").await;
+    assert_eq!(
+        assigned["conversation"]["conversation"]["id"],
+        f.conversation.as_str()
+    );
+    let history = assigned["conversation"]["customer"]["history"]
+        .as_array()
+        .unwrap();
+    let note = history
+        .iter()
+        .find(|m| {
+            m["content"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("订单 20261111002"))
+        })
+        .expect("the transfer note");
+    assert_eq!(note["direction"], "internal");
+    assert_eq!(note["author"]["agent"], bob_id.to_string());
+    // Carol is full: a second transfer is refused with a typed error, and nothing moves.
+    let (s, e) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/transfer", g.conversation),
+        Some(&bob),
+        Some(&json!({"agent": carol_id, "note": "another"})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (409, Some("over_capacity")),
+        "{e}"
+    );
+    let conv = server
+        .app
+        .engine()
+        .conversation(g.conversation.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(conv.assignee, Some(bob_id));
+    // The receiver can work it: reply and resolve.
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/reply", f.conversation),
+        Some(&carol_token),
+        Some(&json!({"text": "您好，我是 Carol，已为您办理退款"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/reply", f.conversation),
+        Some(&bob),
+        Some(&json!({"text": "not mine any more"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    server.stop().await;
+}
+
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_canned_store_conforms() {

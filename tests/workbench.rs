@@ -288,6 +288,56 @@ async fn an_agent_sends_a_canned_reply_with_variables_from_the_console() {
     assert!(seen.contains("感谢您的耐心等待"), "{seen}");
     assert!(!seen.contains("退款") && !seen.contains("原路"), "{seen}");
 
+    // Alice hands the conversation to Bob with a note; he reads it and answers the shopper.
+    click(&console, "[data-testid=agent-conversation]").await;
+    let bob_option = console
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::XPath(
+            "//select[@data-testid='agent-transfer-to']/option[starts-with(., 'Bob')]",
+        ))
+        .await
+        .unwrap();
+    bob_option.click().await.unwrap();
+    fill(
+        &console,
+        "[data-testid=agent-transfer-note]",
+        "请跟进退款，原路退回",
+    )
+    .await;
+    click(&console, "[data-testid=agent-transfer]").await;
+    wait_for_text(&console, "#status", "Transferred to Bob").await;
+    assert_eq!(
+        js(
+            &console,
+            "return document.querySelectorAll('[data-testid=agent-conversation]').length;"
+        )
+        .await,
+        0,
+        "it left Alice's list"
+    );
+    wait_for_text(
+        &colleague,
+        "[data-testid=agent-message].internal",
+        "请跟进退款",
+    )
+    .await;
+    click(&colleague, "[data-testid=agent-conversation]").await;
+    type_and_send(
+        &colleague,
+        "[data-testid=agent-reply-input]",
+        "[data-testid=agent-reply-send]",
+        "您好，我是 Bob，退款已为您办理",
+    )
+    .await;
+    wait_for_text(
+        &shopper,
+        "[data-testid=chat-message][data-author=agent]",
+        "我是 Bob",
+    )
+    .await;
+    shoot(&colleague, "console-transferred-en", 1280, 860).await;
+
     shopper.close().await.unwrap();
     console.close().await.unwrap();
     phone.close().await.unwrap();

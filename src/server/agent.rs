@@ -12,7 +12,8 @@
 //!   (`rejected` or `expired`), `presence` (the router set the agent away after missed offers),
 //!   `message`, `queue` and `resolved` frames as things happen, and `mention` (a colleague's
 //!   internal note names the agent as `@name`: the conversation, who wrote and the note; its
-//!   messages follow from then on). A console that falls behind the
+//!   messages follow from then on), `transferred` (one of its conversations went to another
+//!   agent). A console that falls behind the
 //!   event stream gets a fresh `welcome` from the store: it is never left with a gap. The agent sends
 //!   `{"type":"reply","conversation_id":..,"client_id":..,"text":..,"confirm":false}` (a reply
 //!   the compliance rules refuse gets an `error` with code `compliance`, the client id and the
@@ -237,6 +238,11 @@ enum ToAgent {
     },
     Resolved {
         conversation_id: ConversationId,
+    },
+    /// A conversation of this console went to another agent (a transfer or take-over).
+    Transferred {
+        conversation_id: ConversationId,
+        to: AgentId,
     },
     Tickets {
         conversation_id: ConversationId,
@@ -581,6 +587,12 @@ async fn forward(
                 {
                     tx.send(ToAgent::Assigned { conversation: v }).await?;
                 }
+            } else if mine.contains(&conversation) {
+                tx.send(ToAgent::Transferred {
+                    conversation_id: conversation,
+                    to,
+                })
+                .await?;
             }
             *queue_changed = true;
         }

@@ -13,8 +13,8 @@
 //!   desk (`tenant` in the config); accounts of other tenants reach their own accounts only,
 //!   and every desk route answers them `404`.
 //! - Errors: `{"error": "<stable code>", "reason": "..."}` with codes `invalid_input`,
-//!   `unauthenticated`, `forbidden`, `not_found`, `conflict`, `compliance`, `rate_limited`,
-//!   `unavailable`, `internal`.
+//!   `unauthenticated`, `forbidden`, `not_found`, `conflict`, `over_capacity`, `compliance`,
+//!   `rate_limited`, `unavailable`, `internal`.
 //! - Lists: `{"items": [...], "next_cursor": ..}`; pass `cursor=<next_cursor>` for the next page.
 
 use std::collections::HashSet;
@@ -414,6 +414,10 @@ pub struct TransferRequest {
     /// The agent to give it to (a supervisor's own id: take-over).
     #[schema(value_type = String)]
     pub agent: AgentId,
+    /// A note for the receiving agent (stored as an internal note before the hand-over, so it
+    /// is in the history they receive).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// `POST .../tickets`.
@@ -1524,7 +1528,8 @@ pub(crate) async fn take(
 }
 
 /// Gives the conversation to another agent (its agent; supervisors any, to themselves to take
-/// it over).
+/// it over), with an optional note the receiver reads in the history; `409 over_capacity` when
+/// the receiver has no room.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations",
     request_body = TransferRequest, security(("bearer" = [])),
     params(("id" = String, Path, description = "Conversation id")),
@@ -1549,6 +1554,28 @@ pub(crate) async fn transfer(
         .is_none()
     {
         return Err(ApiError::not_found("agent"));
+    }
+    // A transfer never puts the receiver over their capacity (a supervisor taking it over
+    // themselves decides for themselves).
+    if req.agent != c.id() && conv.assignee != Some(req.agent) {
+        let to = s
+            .engine
+            .agent(req.agent)
+            .ok_or_else(|| ApiError::not_found("agent"))?;
+        let load = s.engine.agent_conversations(req.agent).await?.len();
+        if load >= usize::from(to.capacity.chat) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "over_capacity",
+                format!(
+                    "{} already has {load} of {} conversations",
+                    to.name, to.capacity.chat
+                ),
+            ));
+        }
+    }
+    if let Some(note) = req.note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        s.engine.add_note(c.id(), conv.id, note, false).await?;
     }
     s.engine.transfer(conv.id, req.agent).await?;
     Ok(StatusCode::NO_CONTENT)

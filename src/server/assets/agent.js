@@ -24,11 +24,27 @@
   }
 
   // Colleagues' names by id (for notes), from the desk's presence list.
-  var names = {};
-  function loadNames() {
+  var names = {}, colleagues = [];
+  function loadNames(then) {
     api("GET", "/api/v1/presence").then(function (r) {
-      if (r.ok) (r.body.items || []).forEach(function (a) { names[a.id] = a.name; });
+      if (!r.ok) return;
+      colleagues = r.body.items || [];
+      colleagues.forEach(function (a) { names[a.id] = a.name; });
+      if (then) then();
     });
+  }
+  // The transfer form's choice of colleagues: those online first, never oneself.
+  function fillTransfer() {
+    var sel = $("transfer-to");
+    if (!sel) return;
+    var keep = sel.value;
+    var me = state.me && state.me.id;
+    var list = colleagues.filter(function (a) { return a.id !== me; })
+      .sort(function (a, b) { return (a.presence === "online" ? 0 : 1) - (b.presence === "online" ? 0 : 1) || a.name.localeCompare(b.name); });
+    sel.innerHTML = '<option value="">Transfer to…</option>' + list.map(function (a) {
+      return '<option value="' + esc(a.id) + '">' + esc(a.name + (a.presence === "online" ? "" : " (" + a.presence + ")")) + "</option>";
+    }).join("");
+    sel.value = keep;
   }
   // The tab's title counts unread conversations, so an agent in another tab sees work arrive.
   var baseTitle = document.title;
@@ -61,15 +77,38 @@
     var v = state.convs[state.active];
     if (!v) { $("info").innerHTML = '<span id="empty">Select a conversation</span>'; return; }
     var cu = v.customer.customer;
+    // What the agent was typing in the header's forms survives a new message.
+    var kept = renderLog.conv === state.active && $("transfer-note")
+      ? { to: $("transfer-to").value, note: $("transfer-note").value, subject: $("ticket-subject").value } : null;
+    renderLog.conv = state.active;
     $("info").innerHTML = "<strong>" + esc(customerName(v)) + "</strong> · tier " + esc(cu.tier) +
       " · " + v.customer.identities.map(function (i) { return esc(i.kind + ":" + i.external_id); }).join(", ") +
       ' <button id="resolve" data-testid="agent-resolve">Resolve</button>' +
       '<div id="tickets" data-testid="agent-tickets"></div>' +
       '<form id="newticket"><input id="ticket-subject" data-testid="agent-ticket-subject" placeholder="Ticket subject (e.g. parcel lost)">' +
-      '<button data-testid="agent-open-ticket">Open ticket</button></form>';
+      '<button data-testid="agent-open-ticket">Open ticket</button></form>' +
+      '<form id="transfer"><select id="transfer-to" data-testid="agent-transfer-to" aria-label="Transfer to"></select>' +
+      '<input id="transfer-note" data-testid="agent-transfer-note" placeholder="Note for your colleague" aria-label="Note for your colleague">' +
+      '<button data-testid="agent-transfer">Transfer</button></form>';
+    fillTransfer();
+    if (kept) { $("transfer-to").value = kept.to; $("transfer-note").value = kept.note; $("ticket-subject").value = kept.subject; }
+    $("transfer-to").onfocus = function () { loadNames(fillTransfer); };
+    $("transfer").onsubmit = function (ev) {
+      ev.preventDefault();
+      var to = $("transfer-to").value, conv = state.active;
+      if (!to || !conv) return;
+      api("POST", "/api/v1/conversations/" + conv + "/transfer", { agent: to, note: $("transfer-note").value.trim() || null }).then(function (r) {
+        if (!r.ok) { $("status").textContent = "⚠ " + (r.body.reason || "not transferred"); return; }
+        $("status").textContent = "Transferred to " + (names[to] || "a colleague");
+        delete state.convs[conv];
+        state.order = state.order.filter(function (i) { return i !== conv; });
+        if (state.active === conv) state.active = state.order[0] || null;
+        renderList(); renderLog();
+      });
+    };
     $("resolve").onclick = function () { send({ type: "resolve", conversation_id: state.active }); };
     // A conversation a colleague asked for help with is theirs to resolve or ticket.
-    if (v.mentioned) { $("resolve").hidden = true; $("newticket").hidden = true; }
+    if (v.mentioned) { $("resolve").hidden = true; $("newticket").hidden = true; $("transfer").hidden = true; }
     $("newticket").onsubmit = function (ev) {
       ev.preventDefault();
       var subject = $("ticket-subject").value.trim();
@@ -263,6 +302,15 @@
         if (state.active === f.conversation_id) renderTickets(tv);
       } else if (f.type === "queue") {
         renderQueue(f.queue);
+      } else if (f.type === "transferred") {
+        // Gone to a colleague: it leaves this list (a colleague helping keeps it to read).
+        var tv2 = state.convs[f.conversation_id];
+        if (tv2 && !tv2.mentioned) {
+          delete state.convs[f.conversation_id];
+          state.order = state.order.filter(function (i) { return i !== f.conversation_id; });
+          if (state.active === f.conversation_id) state.active = state.order[0] || null;
+          renderList(); renderLog();
+        }
       } else if (f.type === "resolved") {
         delete state.convs[f.conversation_id];
         state.order = state.order.filter(function (i) { return i !== f.conversation_id; });
