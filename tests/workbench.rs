@@ -338,6 +338,52 @@ async fn an_agent_sends_a_canned_reply_with_variables_from_the_console() {
     .await;
     shoot(&colleague, "console-transferred-en", 1280, 860).await;
 
+    // Bob resolves it: it leaves his own list and is found under "Resolved", where it opens to
+    // read; the search narrows the list.
+    click(&colleague, "[data-testid=agent-resolve]").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while js(
+        &colleague,
+        "return document.querySelectorAll('[data-testid=agent-conversation]').length;",
+    )
+    .await
+        != 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resolved one stays in Mine"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(&colleague, "[data-testid=agent-filter-resolved]").await;
+    wait_for_text(
+        &colleague,
+        "[data-testid=agent-listed-conversation]",
+        "resolved",
+    )
+    .await;
+    click(&colleague, "[data-testid=agent-listed-conversation]").await;
+    wait_for_text(&colleague, "[data-testid=agent-message]", "我是 Bob").await;
+    let disabled = js(
+        &colleague,
+        "return document.querySelector('[data-testid=agent-reply-input]').disabled;",
+    )
+    .await;
+    assert_eq!(
+        disabled, true,
+        "a resolved conversation is read, not answered"
+    );
+    shoot(&colleague, "console-resolved-filter-en", 1280, 860).await;
+    fill(&colleague, "[data-testid=agent-search]", "no such words").await;
+    assert_eq!(
+        js(
+            &colleague,
+            "return document.querySelectorAll('[data-testid=agent-listed-conversation]').length;"
+        )
+        .await,
+        0
+    );
+
     shopper.close().await.unwrap();
     console.close().await.unwrap();
     phone.close().await.unwrap();

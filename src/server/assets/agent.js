@@ -57,14 +57,16 @@
     updateTitle();
     var box = $("convs");
     box.innerHTML = "";
+    var words = ($("search").value || "").trim().toLowerCase();
     state.order.forEach(function (id) {
       var v = state.convs[id];
       var last = v.customer.history[v.customer.history.length - 1];
+      if (words && !matchesSearch(v, words)) return;
       var el = document.createElement("div");
       el.className = "conv" + (state.active === id ? " active" : "");
       el.setAttribute("data-testid", "agent-conversation");
       el.setAttribute("data-conversation-id", id);
-      el.innerHTML = '<div class="who">' + esc(customerName(v)) + (v.mentioned ? '<span class="tag">@ mentioned</span>' : "") + (v.unread ? '<span class="unread" data-testid="agent-unread"></span>' : "") +
+      el.innerHTML = '<div class="who">' + esc(customerName(v)) + (v.mentioned ? '<span class="tag">@ mentioned</span>' : "") + (v.unread ? '<span class="unread" data-testid="agent-unread" aria-label="' + Number(v.unread) + ' unread">' + Number(v.unread) + "</span>" : "") +
         '</div><div class="last">' + esc(last ? text(last) : "") + "</div>";
       el.onclick = function () { select(id); };
       box.appendChild(el);
@@ -108,7 +110,7 @@
     };
     $("resolve").onclick = function () { send({ type: "resolve", conversation_id: state.active }); };
     // A conversation a colleague asked for help with is theirs to resolve or ticket.
-    if (v.mentioned) { $("resolve").hidden = true; $("newticket").hidden = true; $("transfer").hidden = true; }
+    if (v.mentioned || v.readonly) { $("resolve").hidden = true; $("newticket").hidden = true; $("transfer").hidden = true; }
     $("newticket").onsubmit = function (ev) {
       ev.preventDefault();
       var subject = $("ticket-subject").value.trim();
@@ -130,8 +132,8 @@
       log.appendChild(el);
     });
     log.scrollTop = log.scrollHeight;
-    $("text").disabled = false;
-    document.querySelector("#reply button").disabled = false;
+    $("text").disabled = !!v.readonly;
+    document.querySelector("#reply button").disabled = !!v.readonly;
   }
 
   function countdown(line) {
@@ -169,8 +171,11 @@
     $("text").focus();
   }
 
+  // Customers' names by conversation, kept after a conversation leaves the live list.
+  var seenNames = {};
   function upsert(v) {
     var id = v.conversation.id;
+    seenNames[id] = customerName(v);
     if (!state.convs[id]) state.order.unshift(id);
     state.convs[id] = v;
     if (!state.active) state.active = id;
@@ -179,6 +184,7 @@
   function renderQueue(view) {
     var q = view.items || [];
     $("qcount").textContent = view.total;
+    document.querySelector("[data-filter=queue]").textContent = "Unassigned" + (view.total ? " (" + view.total + ")" : "");
     $("queue").innerHTML = q.map(function (i) {
       var tags = [i.channel].concat(i.skills || []);
       if (i.language) tags.push(i.language);
@@ -283,7 +289,7 @@
         if (!v) return;
         if (v.customer.history.some(function (m) { return m.id === f.message.id; })) return;
         v.customer.history.push(f.message);
-        if (state.active !== f.conversation_id) v.unread = true;
+        if (state.active !== f.conversation_id) v.unread = (Number(v.unread) || 0) + 1;
         renderList(); if (state.active === f.conversation_id) renderLog();
       } else if (f.type === "mention") {
         var mid = f.conversation.conversation.id;
@@ -414,6 +420,71 @@
     $("canned-note").hidden = true;
   });
 
+
+
+  // Filters: the agent's own conversations (live), the queue, and lists read from the API (all
+  // the caller may see; resolved ones) to open and read; the search narrows every list.
+  var filter = "mine", listed = [];
+  function matchesSearch(v, words) {
+    if (customerName(v).toLowerCase().indexOf(words) >= 0) return true;
+    return v.customer.history.some(function (m) { return m.direction !== "internal" && text(m).toLowerCase().indexOf(words) >= 0; });
+  }
+  function setFilter(f) {
+    filter = f;
+    Array.prototype.forEach.call(document.querySelectorAll("#filters button"), function (b) {
+      b.setAttribute("aria-selected", String(b.getAttribute("data-filter") === f));
+    });
+    document.querySelector('[data-section=mine]').hidden = f !== "mine";
+    document.querySelector('[data-section=queue]').hidden = f !== "queue";
+    document.querySelector('[data-section=list]').hidden = f !== "all" && f !== "resolved";
+    if (f === "all" || f === "resolved") loadList();
+  }
+  function loadList() {
+    var f = filter;
+    $("list-title").textContent = f === "all" ? "All conversations" : "Resolved";
+    api("GET", "/api/v1/conversations?limit=100" + (f === "resolved" ? "&state=resolved" : "")).then(function (r) {
+      if (filter !== f) return;
+      listed = (r.ok && r.body.items) || [];
+      renderOthers();
+    });
+  }
+  function renderOthers() {
+    var words = ($("search").value || "").trim().toLowerCase();
+    var box = $("others");
+    var items = listed.filter(function (c) {
+      var v = state.convs[c.id];
+      return !words || (v ? matchesSearch(v, words) : String(c.id).indexOf(words) >= 0 || (c.state || "").indexOf(words) >= 0 ||
+        (seenNames[c.id] || "").toLowerCase().indexOf(words) >= 0);
+    });
+    box.innerHTML = items.length ? "" : '<div class="queued">Nothing here</div>';
+    items.forEach(function (c) {
+      var v = state.convs[c.id];
+      var el = document.createElement("div");
+      el.className = "conv" + (state.active === c.id ? " active" : "");
+      el.setAttribute("data-testid", "agent-listed-conversation");
+      el.setAttribute("data-conversation-id", c.id);
+      el.innerHTML = '<div class="who">' + esc(v ? customerName(v) : seenNames[c.id] || ((c.route && c.route.channel) || "conversation") + " · " + String(c.id).slice(-8)) +
+        '<span class="state">' + esc(c.state) + "</span></div>" + '<div class="last">' + esc(new Date(c.created_at).toLocaleString()) + "</div>";
+      el.onclick = function () { openListed(c); };
+      box.appendChild(el);
+    });
+  }
+  // A conversation from a list opens read-only when it is not one of the agent's live ones.
+  function openListed(c) {
+    if (state.convs[c.id] && !state.convs[c.id].readonly) { setFilter("mine"); select(c.id); return; }
+    api("GET", "/api/v1/conversations/" + c.id + "/messages?limit=200").then(function (r) {
+      if (!r.ok) { $("status").textContent = "⚠ " + (r.body.reason || "not readable"); return; }
+      var view = { conversation: c, readonly: true, tickets: [],
+        customer: { customer: { display_name: seenNames[c.id] || null, tier: "—" }, identities: [], history: r.body.items || [] } };
+      state.convs[c.id] = view;
+      state.active = c.id;
+      renderOthers(); renderLog();
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("#filters button"), function (b) {
+    b.onclick = function () { setFilter(b.getAttribute("data-filter")); };
+  });
+  $("search").addEventListener("input", function () { renderList(); renderOthers(); });
 
   // Canned replies: "/" in the reply box searches them; picking one fills in its variables for
   // the open conversation (the server asks the shop only about this customer's orders), and the
