@@ -159,6 +159,22 @@ async fn an_agent_sends_a_canned_reply_with_variables_from_the_console() {
     customer.display_name = Some("王芳".into());
     engine.store().update_customer(&customer).await.unwrap();
 
+    // The customer at a glance: their web chat identity and this conversation.
+    click(&console, "[data-testid=agent-customer] summary").await;
+    let id = wait_for_text(
+        &console,
+        "[data-testid=agent-customer-identity]",
+        "web_chat",
+    )
+    .await;
+    assert!(id.contains("v-"), "{id}");
+    wait_for_text(
+        &console,
+        "[data-testid=agent-customer-conversation]",
+        "this one",
+    )
+    .await;
+
     // "/gr" finds it; Enter fills it in; the unknown variable stays visible with a note.
     let filled = pick_canned(&console, "gr", "greet").await;
     assert_eq!(filled, "Hi 王芳, Alice here. Your code: {coupon.code}");

@@ -81,7 +81,8 @@
     var cu = v.customer.customer;
     // What the agent was typing in the header's forms survives a new message.
     var kept = renderLog.conv === state.active && $("transfer-note")
-      ? { to: $("transfer-to").value, note: $("transfer-note").value, subject: $("ticket-subject").value } : null;
+      ? { to: $("transfer-to").value, note: $("transfer-note").value, subject: $("ticket-subject").value,
+          open: !!($("customer360") && $("customer360").open) } : null;
     renderLog.conv = state.active;
     $("info").innerHTML = "<strong>" + esc(customerName(v)) + "</strong> · tier " + esc(cu.tier) +
       " · " + v.customer.identities.map(function (i) { return esc(i.kind + ":" + i.external_id); }).join(", ") +
@@ -119,6 +120,7 @@
       $("ticket-subject").value = "";
     };
     renderTickets(v);
+    renderCustomer(v, kept && kept.open);
     v.customer.history.forEach(function (m) {
       var el = document.createElement("div");
       var role = m.author.role;
@@ -134,6 +136,32 @@
     log.scrollTop = log.scrollHeight;
     $("text").disabled = !!v.readonly;
     document.querySelector("#reply button").disabled = !!v.readonly;
+  }
+
+  // The customer at a glance: every channel identity, and every conversation of theirs (the
+  // history spans them all), newest first.
+  function renderCustomer(v, open) {
+    if (v.readonly) return;
+    var byConv = {}, order = [];
+    v.customer.history.forEach(function (m) {
+      if (!byConv[m.conversation]) { byConv[m.conversation] = { first: m.created_at, n: 0, channel: m.channel }; order.push(m.conversation); }
+      byConv[m.conversation].n += 1;
+    });
+    var box = document.createElement("details");
+    box.id = "customer360";
+    box.setAttribute("data-testid", "agent-customer");
+    box.innerHTML = "<summary>Customer: " + v.customer.identities.length + " identit" + (v.customer.identities.length === 1 ? "y" : "ies") +
+      ", " + order.length + " conversation" + (order.length === 1 ? "" : "s") + "</summary>" +
+      '<div class="ids">' + v.customer.identities.map(function (i) {
+        return '<span class="id" data-testid="agent-customer-identity">' + esc(i.kind) + " · " + esc(i.external_id) + "</span>";
+      }).join("") + "</div>" +
+      '<ol class="past">' + order.reverse().map(function (id) {
+        var c = byConv[id];
+        return '<li data-testid="agent-customer-conversation">' + esc(new Date(c.first).toLocaleString()) + " · " + esc(c.channel) + " · " +
+          c.n + " messages" + (id === v.conversation.id ? " (this one)" : "") + "</li>";
+      }).join("") + "</ol>";
+    box.open = !!open;
+    $("info").appendChild(box);
   }
 
   function countdown(line) {
