@@ -2011,7 +2011,7 @@ pub(crate) async fn update_canned(
     if let Some(v) = req.text {
         reply.text = v;
     }
-    reply.updated_at = chrono::Utc::now();
+    reply.updated_at = super::canned::now();
     reply.validate()?;
     if !s.canned.update(&reply).await? {
         return Err(ApiError::not_found("canned reply"));

@@ -60,7 +60,7 @@ impl CannedReply {
             shortcut: shortcut.into(),
             title: title.into(),
             text: text.into(),
-            updated_at: Utc::now(),
+            updated_at: now(),
         }
     }
 
@@ -99,6 +99,11 @@ impl CannedReply {
     fn matches(&self, words: &str) -> bool {
         haystack(self).contains(words)
     }
+}
+
+/// Now, to the microsecond (what the SQL stores keep), so a reply reads back as it was written.
+pub(crate) fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_else(Utc::now)
 }
 
 /// What the search looks in: shortcut, title and text, lower case.
