@@ -70,6 +70,11 @@ fn expected_roles() -> BTreeMap<(String, String), &'static str> {
         ("GET", "/api/v1/tickets/{id}/comments", "agent"),
         ("POST", "/api/v1/tickets/{id}/comments", "agent"),
         ("GET", "/api/v1/settings", "admin"),
+        ("GET", "/api/v1/canned", "agent"),
+        ("POST", "/api/v1/canned", "agent"),
+        ("PATCH", "/api/v1/canned/{id}", "agent"),
+        ("DELETE", "/api/v1/canned/{id}", "agent"),
+        ("POST", "/api/v1/conversations/{id}/expand", "agent"),
     ];
     rows.iter()
         .map(|(m, p, r)| ((m.to_string(), p.to_string()), *r))
@@ -369,6 +374,7 @@ struct Fixture {
     ticket: String,
     spare: String,
     spare_name: String,
+    canned: String,
 }
 
 async fn inbound(server: &Server, from: &str, text: &str) -> omnidesk::core::ConversationId {
@@ -448,6 +454,15 @@ async fn fixture(server: &Server, agent: AgentId, n: usize) -> Fixture {
         .await
         .unwrap();
     engine.sign_in(spare.id).await.unwrap();
+    // A canned reply of the agent's own (its owner and supervisors manage it).
+    let canned = omnidesk::server::canned::CannedReply::new(
+        TenantId::default(),
+        Some(agent),
+        format!("fx{n}"),
+        "fixture",
+        "Hi {customer.name}",
+    );
+    server.app.canned().create(&canned).await.unwrap();
     Fixture {
         conversation: conversation.to_string(),
         customer: conv.customer.to_string(),
@@ -456,6 +471,7 @@ async fn fixture(server: &Server, agent: AgentId, n: usize) -> Fixture {
         ticket: ticket.id.to_string(),
         spare: spare.id.to_string(),
         spare_name,
+        canned: canned.id,
     }
 }
 
@@ -469,6 +485,8 @@ fn request(method: &str, path: &str, f: &Fixture, password: &str) -> (String, Op
         &f.customer
     } else if path.starts_with("/api/v1/merges/") {
         &f.merge
+    } else if path.starts_with("/api/v1/canned/") {
+        &f.canned
     } else {
         &f.ticket
     };
@@ -491,6 +509,10 @@ fn request(method: &str, path: &str, f: &Fixture, password: &str) -> (String, Op
         }
         ("POST", "/api/v1/customers/{id}/merge") => json!({"from": f.other_customer}),
         ("POST", "/api/v1/tickets/{id}/comments") => json!({"body": "a comment"}),
+        ("POST", "/api/v1/canned") => {
+            json!({"shortcut": format!("s{}", uuid::Uuid::new_v4().simple()), "text": "Hello {customer.name}"})
+        }
+        ("POST", "/api/v1/conversations/{id}/expand") => json!({"text": "Hi {agent.name}"}),
         _ => json!({}),
     };
     (concrete, (method != "GET").then_some(body))
@@ -689,7 +711,19 @@ async fn snapshot(server: &Server, f: &Fixture) -> Value {
         .unwrap()
         .len();
     let presence: Vec<_> = engine.agents().iter().map(|a| (a.id, a.presence)).collect();
+    let canned = server
+        .app
+        .canned()
+        .list(&omnidesk::server::canned::CannedQuery {
+            tenant: tenant.clone(),
+            viewer: None,
+            search: None,
+            limit: 1000,
+        })
+        .await
+        .unwrap();
     json!({
+        "canned": canned,
         "accounts": accounts,
         "conversations": convs,
         "messages": messages.len(),
@@ -898,6 +932,511 @@ async fn an_integrator_drives_a_conversation_and_pages_its_messages() {
     .await;
     assert_eq!(s, 204);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn canned_replies_are_managed_per_agent_and_team_and_fill_in_their_own_customer() {
+    let dir = TempDir::new();
+    let server = Server::start_with(config(&dir)).await;
+    let addr = server.addr;
+    let admin = login(addr, "alice", "alice").await;
+    let bob = login(addr, "bob", "bob").await;
+    let (_, me) = api(addr, "GET", "/api/v1/me", Some(&bob), None).await;
+    let bob_id: AgentId = me["id"].as_str().unwrap().parse().unwrap();
+    server.app.engine().sign_in(bob_id).await.unwrap();
+    let f = fixture(&server, bob_id, 1).await;
+    let spare = login(addr, &f.spare_name, &f.spare_name).await;
+    let post = |token: String, body: Value| async move {
+        api(addr, "POST", "/api/v1/canned", Some(&token), Some(&body)).await
+    };
+
+    // An agent keeps their own; only a supervisor shares one with the team.
+    let (s, own) = post(
+        bob.clone(),
+        json!({"shortcut": "ship", "title": "Shipping", "text": "{customer.name}，您的订单 {order.status}。{agent.name} {coupon.code}"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{own}");
+    assert_eq!(own["owner"], bob_id.to_string());
+    let (s, e) = post(
+        bob.clone(),
+        json!({"shortcut": "team", "text": "x", "shared": true}),
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (403, Some("forbidden")), "{e}");
+    let (s, shared) = post(
+        admin.clone(),
+        json!({"shortcut": "thanks", "title": "Thanks", "text": "感谢您的耐心等待", "shared": true}),
+    )
+    .await;
+    assert_eq!(s, 201, "{shared}");
+    assert!(shared["owner"].is_null());
+    let (s, _) = post(bob.clone(), json!({"shortcut": "ship", "text": "again"})).await;
+    assert_eq!(s, 409, "a shortcut once per owner");
+    let (s, _) = post(spare.clone(), json!({"shortcut": "ship", "text": "mine"})).await;
+    assert_eq!(s, 201, "another agent's shortcuts are theirs");
+    for bad in [
+        json!({"shortcut": "has space", "text": "x"}),
+        json!({"shortcut": "ok", "text": "  "}),
+        json!({"shortcut": "big", "text": "字".repeat(2000)}),
+    ] {
+        let (s, e) = post(bob.clone(), bad).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_input")),
+            "{e}"
+        );
+    }
+
+    // Lists: the team's and the caller's own, searched in any case.
+    let list = |token: String, q: &'static str| async move {
+        let (s, l) = api(
+            addr,
+            "GET",
+            &format!("/api/v1/canned?{q}"),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{l}");
+        let mut v: Vec<String> = l["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["shortcut"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(bob.clone(), "").await, vec!["fx1", "ship", "thanks"]);
+    assert_eq!(list(spare.clone(), "").await, vec!["ship", "thanks"]);
+    assert_eq!(list(bob.clone(), "q=SHIPPING").await, vec!["ship"]);
+    assert_eq!(list(bob.clone(), "q=耐心").await, vec!["thanks"]);
+    assert_eq!(list(admin.clone(), "all=true").await.len(), 4);
+    assert_eq!(
+        list(bob.clone(), "all=true").await.len(),
+        3,
+        "agents see no one else's"
+    );
+
+    // Agents manage their own; the team's are the supervisors'; another agent's is not there.
+    let shared_id = shared["id"].as_str().unwrap();
+    let own_id = own["id"].as_str().unwrap();
+    let (s, _) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/canned/{shared_id}"),
+        Some(&bob),
+        Some(&json!({"text": "mine now"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = api(
+        addr,
+        "DELETE",
+        &format!("/api/v1/canned/{shared_id}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/canned/{own_id}"),
+        Some(&spare),
+        Some(&json!({"text": "hijack"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = api(
+        addr,
+        "DELETE",
+        &format!("/api/v1/canned/{own_id}"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, changed) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/canned/{own_id}"),
+        Some(&bob),
+        Some(&json!({"title": "Where is my parcel"})),
+    )
+    .await;
+    assert_eq!(
+        (s, changed["title"].as_str()),
+        (200, Some("Where is my parcel"))
+    );
+    let (s, _) = api(
+        addr,
+        "PATCH",
+        &format!("/api/v1/canned/{shared_id}"),
+        Some(&admin),
+        Some(&json!({"text": "感谢您的耐心等待！"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Filling in: the customer's name, the agent's, and no order for a customer who proved no
+    // phone; unknown variables stay visible.
+    let engine = server.app.engine();
+    let conv = engine
+        .conversation(f.conversation.parse().unwrap())
+        .await
+        .unwrap();
+    let mut profile = engine
+        .store()
+        .customer(&TenantId::default(), conv.customer)
+        .await
+        .unwrap();
+    profile.display_name = Some("王芳".into());
+    engine.store().update_customer(&profile).await.unwrap();
+    let expand = |token: String, text: Value| {
+        let path = format!("/api/v1/conversations/{}/expand", f.conversation);
+        async move {
+            api(
+                addr,
+                "POST",
+                &path,
+                Some(&token),
+                Some(&json!({"text": text})),
+            )
+            .await
+        }
+    };
+    let (s, x) = expand(bob.clone(), own["text"].clone()).await;
+    assert_eq!(s, 200, "{x}");
+    assert_eq!(
+        x["text"],
+        "王芳，您的订单 {order.status}。Bob {coupon.code}"
+    );
+    assert_eq!(x["unresolved"], json!(["order.status", "coupon.code"]));
+    // Once the customer proved the shop's phone number, their newest order.
+    engine
+        .link_identity(
+            conv.customer,
+            Identity::new(ChannelKind::Sms, "+8613800138000"),
+            omnidesk::core::LinkOrigin::OneTimeCode,
+        )
+        .await
+        .unwrap();
+    let (_, x) = expand(bob.clone(), own["text"].clone()).await;
+    assert_eq!(
+        x["text"],
+        "王芳，您的订单 20261111002 已付款，待发货。Bob {coupon.code}"
+    );
+    assert_eq!(x["unresolved"], json!(["coupon.code"]));
+    // Another agent may not fill in (nor read) this customer's orders.
+    let (s, _) = expand(spare.clone(), own["text"].clone()).await;
+    assert_eq!(s, 403);
+    // A customer who proved nothing sees nothing of the shop's orders for that number.
+    let g = fixture(&server, bob_id, 2).await;
+    let (s, x) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/expand", g.conversation),
+        Some(&bob),
+        Some(&json!({"text": "{order.status}"})),
+    )
+    .await;
+    assert_eq!(
+        (s, x["text"].as_str()),
+        (200, Some("{order.status}")),
+        "{x}"
+    );
+
+    // The compliance rules apply to the text as sent: a canned reply with forbidden wording is
+    // refused on sending, whatever it expanded from.
+    let (_, bad) = post(
+        bob.clone(),
+        json!({"shortcut": "promo", "text": "{customer.name}，本店全网最低价"}),
+    )
+    .await;
+    let (_, x) = expand(bob.clone(), bad["text"].clone()).await;
+    let (s, e) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/reply", f.conversation),
+        Some(&bob),
+        Some(&json!({"text": x["text"]})),
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (422, Some("compliance")), "{e}");
+    let (s, _) = api(
+        addr,
+        "DELETE",
+        &format!("/api/v1/canned/{own_id}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(list(bob.clone(), "q=parcel").await, Vec::<String>::new());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_note_mentions_a_colleague_who_is_told_live_and_may_read_and_note_but_not_reply() {
+    let dir = TempDir::new();
+    let server = Server::start_with(config(&dir)).await;
+    let addr = server.addr;
+    let bob = login(addr, "bob", "bob").await;
+    let (_, me) = api(addr, "GET", "/api/v1/me", Some(&bob), None).await;
+    let bob_id: AgentId = me["id"].as_str().unwrap().parse().unwrap();
+    server.app.engine().sign_in(bob_id).await.unwrap();
+    let f = fixture(&server, bob_id, 1).await;
+    let g = fixture(&server, bob_id, 2).await;
+    let c = &f.conversation;
+    let spare = login(addr, &f.spare_name, &f.spare_name).await;
+    let outsider = login(addr, &g.spare_name, &g.spare_name).await;
+    // The colleague's console is open.
+    let ticket = ws_ticket(addr, &spare).await;
+    let mut console =
+        common::Client::connect(&format!("ws://{addr}/agent/ws?ticket={ticket}")).await;
+    assert_eq!(console.next().await["type"], "welcome");
+
+    // Before any mention the conversation is out of the colleague's reach.
+    let (s, _) = api(
+        addr,
+        "GET",
+        &format!("/api/v1/conversations/{c}"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // A mention of a name that merely starts with theirs is none.
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/notes"),
+        Some(&bob),
+        Some(&json!({"text": format!("@{}x ignore", f.spare_name)})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = api(
+        addr,
+        "GET",
+        &format!("/api/v1/conversations/{c}"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, note) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/notes"),
+        Some(&bob),
+        Some(
+            &json!({"text": format!("@{} 这位客户的退款怎么处理？", f.spare_name.to_uppercase())}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{note}");
+    assert_eq!(note["direction"], "internal");
+
+    // The colleague is told live, with the conversation to open.
+    let m = console.until(|f| f["type"] == "mention").await;
+    assert_eq!(m["conversation"]["conversation"]["id"], c.as_str());
+    assert_eq!(m["from"], "Bob");
+    assert!(
+        m["message"]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("退款")
+    );
+    // They read it and answer with a note; they do not reply to the customer or resolve.
+    let (s, _) = api(
+        addr,
+        "GET",
+        &format!("/api/v1/conversations/{c}/messages"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, answer) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/notes"),
+        Some(&spare),
+        Some(&json!({"text": "@bob 走原路退回即可"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{answer}");
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/reply"),
+        Some(&spare),
+        Some(&json!({"text": "not theirs"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{c}/resolve"),
+        Some(&spare),
+        None,
+    )
+    .await;
+    assert!(s == 403 || s == 409, "{s}");
+    // The one never mentioned still sees nothing.
+    let (s, _) = api(
+        addr,
+        "GET",
+        &format!("/api/v1/conversations/{c}"),
+        Some(&outsider),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // The notes stay inside the desk: the customer's side of the conversation has none.
+    let conv = server
+        .app
+        .engine()
+        .conversation(c.parse().unwrap())
+        .await
+        .unwrap();
+    let customer_view = server
+        .app
+        .engine()
+        .customer_view(conv.customer)
+        .await
+        .unwrap();
+    for m in &customer_view.history {
+        if let omnidesk::core::Content::Text { text } = &m.content
+            && (text.contains("退款怎么处理") || text.contains("原路退回"))
+        {
+            assert_eq!(m.direction, omnidesk::core::Direction::Internal, "{text}");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_transfer_carries_a_note_and_never_puts_the_receiver_over_capacity() {
+    let dir = TempDir::new();
+    let server = Server::start_with(config(&dir)).await;
+    let addr = server.addr;
+    let admin = login(addr, "alice", "alice").await;
+    let bob = login(addr, "bob", "bob").await;
+    let (_, me) = api(addr, "GET", "/api/v1/me", Some(&bob), None).await;
+    let bob_id: AgentId = me["id"].as_str().unwrap().parse().unwrap();
+    server.app.engine().sign_in(bob_id).await.unwrap();
+    let f = fixture(&server, bob_id, 1).await;
+    let g = fixture(&server, bob_id, 2).await;
+    // Carol serves one chat at a time.
+    let (s, carol) = api(
+        addr,
+        "POST",
+        "/api/v1/agents",
+        Some(&admin),
+        Some(&json!({"name": "Carol", "password": "carol", "role": "agent", "chat_capacity": 1})),
+    )
+    .await;
+    assert_eq!(s, 201, "{carol}");
+    let carol_id: AgentId = carol["id"].as_str().unwrap().parse().unwrap();
+    server.app.engine().sign_in(carol_id).await.unwrap();
+    let carol_token = login(addr, "carol", "carol").await;
+    let ticket = ws_ticket(addr, &carol_token).await;
+    let mut console =
+        common::Client::connect(&format!("ws://{addr}/agent/ws?ticket={ticket}")).await;
+    assert_eq!(console.next().await["type"], "welcome");
+
+    let (s, e) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/transfer", f.conversation),
+        Some(&bob),
+        Some(&json!({"agent": carol_id, "note": "客户要退款，订单 20261111002"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{e}");
+    // Carol's console receives it with the note in its history.
+    let assigned = console.until(|f| f["type"] == "assigned").await;
+    assert_eq!(
+        assigned["conversation"]["conversation"]["id"],
+        f.conversation.as_str()
+    );
+    let history = assigned["conversation"]["customer"]["history"]
+        .as_array()
+        .unwrap();
+    let note = history
+        .iter()
+        .find(|m| {
+            m["content"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("订单 20261111002"))
+        })
+        .expect("the transfer note");
+    assert_eq!(note["direction"], "internal");
+    assert_eq!(note["author"]["agent"], bob_id.to_string());
+    // Carol is full: a second transfer is refused with a typed error, and nothing moves.
+    let (s, e) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/transfer", g.conversation),
+        Some(&bob),
+        Some(&json!({"agent": carol_id, "note": "another"})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (409, Some("over_capacity")),
+        "{e}"
+    );
+    let conv = server
+        .app
+        .engine()
+        .conversation(g.conversation.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(conv.assignee, Some(bob_id));
+    // The receiver can work it: reply and resolve.
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/reply", f.conversation),
+        Some(&carol_token),
+        Some(&json!({"text": "您好，我是 Carol，已为您办理退款"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = api(
+        addr,
+        "POST",
+        &format!("/api/v1/conversations/{}/reply", f.conversation),
+        Some(&bob),
+        Some(&json!({"text": "not mine any more"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    server.stop().await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_canned_store_conforms() {
+    let Some(url) = omnidesk::core::conformance::postgres_url("canned").await else {
+        eprintln!("CS_TEST_POSTGRES_URL not set: PostgreSQL canned store not tested");
+        return;
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let store = omnidesk::server::canned::SqlCannedStore::new(pool)
+        .await
+        .unwrap();
+    omnidesk::server::canned::conformance(&store).await;
 }
 
 #[cfg(feature = "postgres")]

@@ -72,6 +72,7 @@ mod texts;
 mod tickets;
 mod verify;
 mod voice;
+mod workbench;
 
 use agents::AgentEntry;
 pub use builder::{BusinessHours, DeskSettings, EngineBuilder};

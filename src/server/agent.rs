@@ -10,7 +10,10 @@
 //!   each customer's whole history, the offers waiting for their answer, the queue), then
 //!   `assigned`, `offer` (a conversation offered until `expires_at`), `offer_closed`
 //!   (`rejected` or `expired`), `presence` (the router set the agent away after missed offers),
-//!   `message`, `queue` and `resolved` frames as things happen. A console that falls behind the
+//!   `message`, `queue` and `resolved` frames as things happen, and `mention` (a colleague's
+//!   internal note names the agent as `@name`: the conversation, who wrote and the note; its
+//!   messages follow from then on), `transferred` (one of its conversations went to another
+//!   agent). A console that falls behind the
 //!   event stream gets a fresh `welcome` from the store: it is never left with a gap. The agent sends
 //!   `{"type":"reply","conversation_id":..,"client_id":..,"text":..,"confirm":false}` (a reply
 //!   the compliance rules refuse gets an `error` with code `compliance`, the client id and the
@@ -236,9 +239,20 @@ enum ToAgent {
     Resolved {
         conversation_id: ConversationId,
     },
+    /// A conversation of this console went to another agent (a transfer or take-over).
+    Transferred {
+        conversation_id: ConversationId,
+        to: AgentId,
+    },
     Tickets {
         conversation_id: ConversationId,
         tickets: Vec<TicketView>,
+    },
+    /// A colleague mentioned this agent (`@name`) in a note: the conversation to open.
+    Mention {
+        conversation: Box<ConversationView>,
+        from: String,
+        message: Box<Message>,
     },
     Ack {
         client_id: String,
@@ -513,6 +527,44 @@ async fn welcome(
     })
 }
 
+/// Whether `text` mentions `name` as `@name` (any case; the name ends the word).
+pub(crate) fn mentions(text: &str, name: &str) -> bool {
+    let name = name.trim().to_lowercase();
+    if name.is_empty() {
+        return false;
+    }
+    let lower = text.to_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find('@') {
+        let start = from + at + 1;
+        if let Some(rest) = lower[start..].strip_prefix(name.as_str())
+            && !rest
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        {
+            return true;
+        }
+        from = start;
+    }
+    false
+}
+
+/// The name of the colleague whose internal note mentions `agent`, if `message` is one.
+fn mentioned_by_colleague(engine: &Engine, agent: AgentId, message: &Message) -> Option<String> {
+    let cs_core::Author::Agent { agent: author } = message.author else {
+        return None;
+    };
+    if author == agent || message.direction != cs_core::Direction::Internal {
+        return None;
+    }
+    let Content::Text { text, .. } = &message.content else {
+        return None;
+    };
+    let me = engine.agent(agent)?;
+    mentions(text, &me.name).then(|| engine.agent(author).map(|a| a.name).unwrap_or_default())
+}
+
 /// Turns an engine event into console frames for this agent; notes when the queue changed (the
 /// console sends it at most every [`QUEUE_EVERY`]).
 async fn forward(
@@ -535,6 +587,12 @@ async fn forward(
                 {
                     tx.send(ToAgent::Assigned { conversation: v }).await?;
                 }
+            } else if mine.contains(&conversation) {
+                tx.send(ToAgent::Transferred {
+                    conversation_id: conversation,
+                    to,
+                })
+                .await?;
             }
             *queue_changed = true;
         }
@@ -581,8 +639,39 @@ async fn forward(
             *queue_changed = true;
         }
         DomainEvent::MessageReceived { message } | DomainEvent::MessageSent { message }
+            if !mine.contains(&message.conversation)
+                && mentioned_by_colleague(engine, agent, &message).is_some() =>
+        {
+            // Mentioned in a colleague's note: the conversation comes to this console, and its
+            // messages follow while it lasts.
+            let from = mentioned_by_colleague(engine, agent, &message).unwrap_or_default();
+            if let Ok(c) = engine.conversation(message.conversation).await
+                && let Ok(v) = view(engine, c).await
+            {
+                mine.insert(message.conversation);
+                tx.send(ToAgent::Mention {
+                    conversation: Box::new(v),
+                    from,
+                    message: Box::new(message),
+                })
+                .await?;
+            }
+        }
+        DomainEvent::MessageReceived { message } | DomainEvent::MessageSent { message }
             if mine.contains(&message.conversation) =>
         {
+            if let Some(from) = mentioned_by_colleague(engine, agent, &message)
+                && let Ok(c) = engine.conversation(message.conversation).await
+                && c.assignee != Some(agent)
+                && let Ok(v) = view(engine, c).await
+            {
+                tx.send(ToAgent::Mention {
+                    conversation: Box::new(v),
+                    from,
+                    message: Box::new(message.clone()),
+                })
+                .await?;
+            }
             tx.send(ToAgent::Message {
                 conversation_id: message.conversation,
                 message,

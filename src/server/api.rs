@@ -13,8 +13,8 @@
 //!   desk (`tenant` in the config); accounts of other tenants reach their own accounts only,
 //!   and every desk route answers them `404`.
 //! - Errors: `{"error": "<stable code>", "reason": "..."}` with codes `invalid_input`,
-//!   `unauthenticated`, `forbidden`, `not_found`, `conflict`, `compliance`, `rate_limited`,
-//!   `unavailable`, `internal`.
+//!   `unauthenticated`, `forbidden`, `not_found`, `conflict`, `over_capacity`, `compliance`,
+//!   `rate_limited`, `unavailable`, `internal`.
 //! - Lists: `{"items": [...], "next_cursor": ..}`; pass `cursor=<next_cursor>` for the next page.
 
 use std::collections::HashSet;
@@ -36,6 +36,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::accounts::{Account, Role};
 use super::auth::{AgentAuth, Caller};
+use super::canned::{CannedQuery, CannedReply, CannedStore, Expansion, MemoryCannedStore};
 use super::limits::{self, Guard};
 use crate::engine::Engine;
 
@@ -75,6 +76,8 @@ pub struct ApiState {
     auth: Arc<AgentAuth>,
     guard: Arc<Guard>,
     settings: Arc<serde_json::Value>,
+    canned: Arc<dyn CannedStore>,
+    orders: Option<Arc<dyn cs_bot::OrderService>>,
 }
 
 impl ApiState {
@@ -91,7 +94,22 @@ impl ApiState {
             auth,
             guard,
             settings: Arc::new(settings),
+            canned: Arc::new(MemoryCannedStore::new()),
+            orders: None,
         }
+    }
+
+    /// Keeps canned replies in `store` (default: in memory).
+    pub fn with_canned(mut self, store: Arc<dyn CannedStore>) -> Self {
+        self.canned = store;
+        self
+    }
+
+    /// Looks up `{order.status}` in `orders` (always behind [`cs_bot::OwnOrders`]: only the
+    /// conversation's own customer's orders); without it the variable stays as written.
+    pub fn with_orders(mut self, orders: Arc<dyn cs_bot::OrderService>) -> Self {
+        self.orders = Some(Arc::new(cs_bot::OwnOrders::new(orders)));
+        self
     }
 }
 
@@ -396,6 +414,10 @@ pub struct TransferRequest {
     /// The agent to give it to (a supervisor's own id: take-over).
     #[schema(value_type = String)]
     pub agent: AgentId,
+    /// A note for the receiving agent (stored as an internal note before the hand-over, so it
+    /// is in the history they receive).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// `POST .../tickets`.
@@ -753,6 +775,17 @@ fn table<S: Sink>(s: S) -> S {
             add_comment,
         )
         .add("GET", "/api/v1/settings", R(Admin), D, settings)
+        .add("GET", "/api/v1/canned", R(Agent), D, list_canned)
+        .add("POST", "/api/v1/canned", R(Agent), D, create_canned)
+        .add("PATCH", "/api/v1/canned/{id}", R(Agent), D, update_canned)
+        .add("DELETE", "/api/v1/canned/{id}", R(Agent), D, delete_canned)
+        .add(
+            "POST",
+            "/api/v1/conversations/{id}/expand",
+            R(Agent),
+            D,
+            expand_text,
+        )
 }
 
 /// The API's routes, to nest at `/api/v1`.
@@ -898,9 +931,30 @@ async fn visible_conversation(
             return Ok(conv);
         }
     }
+    if mentioned_in(s, c, id).await? {
+        return Ok(conv);
+    }
     Err(ApiError::forbidden(
-        "agents see their own conversations and the queue they can serve",
+        "agents see their own conversations, the queue they can serve and conversations a \
+         colleague mentioned them in",
     ))
+}
+
+/// Whether a colleague's internal note in the conversation mentions the caller (`@name`): the
+/// mentioned agent may read it and answer with notes.
+async fn mentioned_in(s: &ApiState, c: &Caller, id: ConversationId) -> Result<bool, ApiError> {
+    let q = MessageQuery::new(
+        c.tenant().clone(),
+        MessageScope::Conversation(id),
+        cs_core::store::MAX_PAGE,
+    );
+    let messages = s.engine.store().messages(&q).await?;
+    Ok(messages.iter().any(|m| {
+        m.direction == cs_core::Direction::Internal
+            && matches!(m.author, cs_core::Author::Agent { agent } if agent != c.id())
+            && matches!(&m.content, Content::Text { text, .. }
+                if super::agent::mentions(text, &c.account.name))
+    }))
 }
 
 /// A customer the caller may see: a supervisor any of the tenant; an agent those of their
@@ -1417,7 +1471,9 @@ pub(crate) async fn reply(
     Ok(Json(MessageBody(m)))
 }
 
-/// Adds an internal note (the conversation's agent, or a supervisor).
+/// Adds an internal note (the conversation's agent, a supervisor, or a colleague a note
+/// mentioned); `@name` mentions a colleague of the tenant, whose console is notified and may
+/// open the conversation.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations",
     request_body = NoteRequest, security(("bearer" = [])),
     params(("id" = String, Path, description = "Conversation id")),
@@ -1429,7 +1485,10 @@ pub(crate) async fn note(
     Json(req): Json<NoteRequest>,
 ) -> ApiResult<MessageBody> {
     let conv = visible_conversation(&s, &c, &id).await?;
-    let own = !c.is(Role::Supervisor);
+    // The conversation's agent, a supervisor, or a colleague mentioned in it (`own`: the
+    // engine checks the caller holds it).
+    let helping = conv.assignee != Some(c.id()) && mentioned_in(&s, &c, conv.id).await?;
+    let own = !(c.is(Role::Supervisor) || helping);
     Ok(Json(MessageBody(
         s.engine.add_note(c.id(), conv.id, &req.text, own).await?,
     )))
@@ -1469,7 +1528,8 @@ pub(crate) async fn take(
 }
 
 /// Gives the conversation to another agent (its agent; supervisors any, to themselves to take
-/// it over).
+/// it over), with an optional note the receiver reads in the history; `409 over_capacity` when
+/// the receiver has no room.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations",
     request_body = TransferRequest, security(("bearer" = [])),
     params(("id" = String, Path, description = "Conversation id")),
@@ -1494,6 +1554,28 @@ pub(crate) async fn transfer(
         .is_none()
     {
         return Err(ApiError::not_found("agent"));
+    }
+    // A transfer never puts the receiver over their capacity (a supervisor taking it over
+    // themselves decides for themselves).
+    if req.agent != c.id() && conv.assignee != Some(req.agent) {
+        let to = s
+            .engine
+            .agent(req.agent)
+            .ok_or_else(|| ApiError::not_found("agent"))?;
+        let load = s.engine.agent_conversations(req.agent).await?.len();
+        if load >= usize::from(to.capacity.chat) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "over_capacity",
+                format!(
+                    "{} already has {load} of {} conversations",
+                    to.name, to.capacity.chat
+                ),
+            ));
+        }
+    }
+    if let Some(note) = req.note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        s.engine.add_note(c.id(), conv.id, note, false).await?;
     }
     s.engine.transfer(conv.id, req.agent).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -1789,6 +1871,243 @@ pub(crate) async fn settings(State(s): State<ApiState>) -> ApiResult<Object> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Canned replies
+
+/// `GET /api/v1/canned`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CannedFilter {
+    /// Words in the shortcut, title or text (any case).
+    pub q: Option<String>,
+    /// Supervisors: every reply of the tenant, each agent's own included (default: the shared
+    /// ones and the caller's own).
+    #[serde(default)]
+    pub all: bool,
+    /// At most this many (default 50, at most 200).
+    pub limit: Option<usize>,
+}
+
+/// `POST /api/v1/canned`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewCanned {
+    /// What the agent types after `/`: letters, digits, `-`, `_`, `.` (1-40).
+    pub shortcut: String,
+    /// A short title for the picker.
+    #[serde(default)]
+    pub title: String,
+    /// The text; `{customer.name}`, `{agent.name}` and `{order.status}` are filled in.
+    pub text: String,
+    /// Shared with the whole tenant (supervisors); default: the caller's own.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// `PATCH /api/v1/canned/{id}`: the fields to change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CannedChange {
+    /// Shortcut.
+    pub shortcut: Option<String>,
+    /// Title.
+    pub title: Option<String>,
+    /// Text.
+    pub text: Option<String>,
+}
+
+/// `POST .../expand`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExpandRequest {
+    /// A text with variables (a canned reply's, or the agent's own).
+    pub text: String,
+}
+
+/// A canned reply the caller may change: their own; a supervisor's, any of the tenant.
+async fn manageable_canned(s: &ApiState, c: &Caller, id: &str) -> Result<CannedReply, ApiError> {
+    let reply = s
+        .canned
+        .get(c.tenant(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("canned reply"))?;
+    if c.is(Role::Supervisor) || reply.owner == Some(c.id()) {
+        Ok(reply)
+    } else if reply.owner.is_none() {
+        Err(ApiError::forbidden(
+            "shared canned replies are managed by supervisors",
+        ))
+    } else {
+        // Another agent's own reply is not there for this agent.
+        Err(ApiError::not_found("canned reply"))
+    }
+}
+
+/// Canned replies by shortcut: the tenant's shared ones and the caller's own.
+#[utoipa::path(get, path = "/api/v1/canned", tag = "canned", security(("bearer" = [])),
+    params(CannedFilter),
+    responses((status = 200, body = Page<CannedReply>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_canned(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Query(f): Query<CannedFilter>,
+) -> ApiResult<Page<CannedReply>> {
+    let items = s
+        .canned
+        .list(&CannedQuery {
+            tenant: c.tenant().clone(),
+            viewer: (!(f.all && c.is(Role::Supervisor))).then(|| c.id()),
+            search: f.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()),
+            limit: page_size(f.limit),
+        })
+        .await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// Adds a canned reply: the caller's own, or shared with the tenant (supervisors).
+#[utoipa::path(post, path = "/api/v1/canned", tag = "canned", request_body = NewCanned,
+    security(("bearer" = [])),
+    responses((status = 201, body = CannedReply), (status = 400, body = ErrorBody),
+        (status = 403, description = "Shared replies need a supervisor", body = ErrorBody),
+        (status = 409, description = "Shortcut taken", body = ErrorBody)))]
+pub(crate) async fn create_canned(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Json(req): Json<NewCanned>,
+) -> Result<(StatusCode, Json<CannedReply>), ApiError> {
+    if req.shared && !c.is(Role::Supervisor) {
+        return Err(ApiError::forbidden(
+            "shared canned replies are managed by supervisors",
+        ));
+    }
+    let reply = CannedReply::new(
+        c.tenant().clone(),
+        (!req.shared).then(|| c.id()),
+        req.shortcut.trim(),
+        req.title.trim(),
+        req.text,
+    );
+    reply.validate()?;
+    s.canned.create(&reply).await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+/// Changes a canned reply (its owner; supervisors any of the tenant).
+#[utoipa::path(patch, path = "/api/v1/canned/{id}", tag = "canned", request_body = CannedChange,
+    security(("bearer" = [])), params(("id" = String, Path, description = "Canned reply id")),
+    responses((status = 200, body = CannedReply), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn update_canned(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(req): Json<CannedChange>,
+) -> ApiResult<CannedReply> {
+    let mut reply = manageable_canned(&s, &c, &id).await?;
+    if let Some(v) = req.shortcut {
+        reply.shortcut = v.trim().to_owned();
+    }
+    if let Some(v) = req.title {
+        reply.title = v.trim().to_owned();
+    }
+    if let Some(v) = req.text {
+        reply.text = v;
+    }
+    reply.updated_at = super::canned::now();
+    reply.validate()?;
+    if !s.canned.update(&reply).await? {
+        return Err(ApiError::not_found("canned reply"));
+    }
+    Ok(Json(reply))
+}
+
+/// Deletes a canned reply (its owner; supervisors any of the tenant).
+#[utoipa::path(delete, path = "/api/v1/canned/{id}", tag = "canned",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Canned reply id")),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_canned(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let reply = manageable_canned(&s, &c, &id).await?;
+    if !s.canned.delete(c.tenant(), &reply.id).await? {
+        return Err(ApiError::not_found("canned reply"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Fills in a text's variables for this conversation (its agent, or a supervisor):
+/// `{customer.name}`, `{agent.name}` (the caller) and `{order.status}` (the customer's latest
+/// order, asked of the shop as that customer). Other variables, and those without a value, stay
+/// as written and are listed in `unresolved`. Nothing is sent: the agent reads the text and
+/// sends it as a reply, where the compliance rules apply.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/expand", tag = "canned",
+    request_body = ExpandRequest, security(("bearer" = [])),
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 200, body = Expansion), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn expand_text(
+    State(s): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(req): Json<ExpandRequest>,
+) -> ApiResult<Expansion> {
+    let conv = visible_conversation(&s, &c, &id).await?;
+    if !c.is(Role::Supervisor) && conv.assignee != Some(c.id()) {
+        return Err(ApiError::forbidden(
+            "agents fill in replies for their own conversations",
+        ));
+    }
+    if req.text.len() > super::canned::MAX_TEXT_BYTES {
+        return Err(ApiError::invalid("a canned text has at most 4,096 bytes"));
+    }
+    let used = super::canned::variables(&req.text);
+    let customer = s.engine.store().customer(c.tenant(), conv.customer).await?;
+    let mut vars = super::canned::Variables {
+        customer_name: customer
+            .display_name
+            .clone()
+            .filter(|n| !n.trim().is_empty()),
+        agent_name: Some(c.account.name.clone()),
+        order_status: None,
+    };
+    if used.contains(&"order.status")
+        && let Some(orders) = &s.orders
+    {
+        vars.order_status = latest_order_status(s.engine.clone(), orders, &customer).await;
+    }
+    Ok(Json(super::canned::expand(&req.text, &vars)))
+}
+
+/// The status of `customer`'s newest order the shop shows them (by the phones they proved), in
+/// their language; `None` when they have none or the shop is out of reach.
+async fn latest_order_status(
+    engine: Engine,
+    orders: &Arc<dyn cs_bot::OrderService>,
+    customer: &cs_core::Customer,
+) -> Option<String> {
+    let asker = engine.order_asker(customer.id).await;
+    let mut newest: Option<cs_bot::Order> = None;
+    for phone in &asker.verified_phones {
+        match orders.orders_by_phone(&asker, phone).await {
+            Ok(list) => {
+                for o in list {
+                    if newest.as_ref().is_none_or(|n| o.placed_at > n.placed_at) {
+                        newest = Some(o);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "orders unavailable for a canned reply"),
+        }
+    }
+    let zh = !customer
+        .language
+        .as_deref()
+        .is_some_and(|l| l.to_ascii_lowercase().starts_with("en"));
+    newest.map(|o| format!("{} {}", o.id, o.status.label(zh)))
+}
+
+// ---------------------------------------------------------------------------------------------
 // The document
 
 #[derive(OpenApi)]
@@ -1805,7 +2124,8 @@ pub(crate) async fn settings(State(s): State<ApiState>) -> ApiResult<Object> {
         create_agent, get_agent, update_agent, set_agent_password, revoke_sessions, presence,
         queue, list_conversations, get_conversation, messages, reply, note, resolve, take,
         transfer, accept, reject, open_ticket, customer, identities, link_identity, merges,
-        merge, unmerge, list_tickets, get_ticket, comments, add_comment, settings
+        merge, unmerge, list_tickets, get_ticket, comments, add_comment, settings, list_canned,
+        create_canned, update_canned, delete_canned, expand_text
     ),
     modifiers(&Security)
 )]

@@ -27,6 +27,7 @@ pub mod accounts;
 pub mod agent;
 pub mod api;
 pub mod auth;
+pub mod canned;
 pub mod dashboard;
 #[cfg(feature = "email")]
 mod email;
@@ -76,10 +77,13 @@ pub const WEBCHAT_ID: &str = "webchat";
 /// The intent bot on the saved, the configured or the bundled bilingual knowledge, answering
 /// order and logistics questions from the demo shop and ticket questions from the ticket desk;
 /// live, so supervisors edit its knowledge while it serves (see [`knowledge`]).
-fn demo_bot(config: &Config, desk: Arc<TicketDesk>) -> Result<knowledge::KnowledgeBase> {
+fn demo_bot(
+    config: &Config,
+    desk: Arc<TicketDesk>,
+    orders: Arc<dyn cs_bot::OrderService>,
+) -> Result<knowledge::KnowledgeBase> {
     let paths = knowledge::KnowledgePaths::for_config(config);
     let start = paths.load()?;
-    let orders: Arc<dyn cs_bot::OrderService> = Arc::new(DemoShop::sample(chrono::Utc::now()));
     let tickets: Arc<dyn cs_bot::TicketLookup> = Arc::new(DeskTicketLookup::new(desk));
     let model = paths.model.clone();
     let make = move || {
@@ -152,6 +156,7 @@ async fn open_stores(
     Arc<dyn TicketStore>,
     Arc<dyn RollupStore>,
     Arc<dyn accounts::AccountStore>,
+    Arc<dyn canned::CannedStore>,
 )> {
     if let Some(url) = config.postgres_url() {
         #[cfg(feature = "postgres")]
@@ -164,11 +169,13 @@ async fn open_stores(
                 .await?;
             let rollups = crate::analytics::SqlRollupStore::postgres(store.pool().clone()).await?;
             let accounts = accounts::SqlAccountStore::new(store.pool().clone()).await?;
+            let canned = canned::SqlCannedStore::new(store.pool().clone()).await?;
             return Ok((
                 Arc::new(store),
                 Arc::new(tickets),
                 Arc::new(rollups),
                 Arc::new(accounts),
+                Arc::new(canned),
             ));
         }
         #[cfg(not(feature = "postgres"))]
@@ -196,11 +203,13 @@ async fn open_stores(
             .await?;
     let rollups = crate::analytics::SqlRollupStore::sqlite(store.writer().clone()).await?;
     let accounts = accounts::SqlAccountStore::new(store.writer().clone()).await?;
+    let canned = canned::SqlCannedStore::new(store.writer().clone()).await?;
     Ok((
         Arc::new(store),
         Arc::new(tickets),
         Arc::new(rollups),
         Arc::new(accounts),
+        Arc::new(canned),
     ))
 }
 
@@ -234,6 +243,10 @@ pub struct App {
     analytics: Option<Analytics>,
     /// The live bot's knowledge, edited at `/agent/knowledge`.
     knowledge: Option<knowledge::KnowledgeBase>,
+    /// Canned replies (`/api/v1/canned`).
+    canned: Arc<dyn canned::CannedStore>,
+    /// The shop's orders, for `{order.status}` in canned replies.
+    orders: Option<Arc<dyn cs_bot::OrderService>>,
     /// When the service's ticker last ran, ms since the epoch (0: not running).
     ticker: Arc<std::sync::atomic::AtomicI64>,
     /// Set when the service shuts down: long-lived responses (the dashboard's event stream)
@@ -253,9 +266,11 @@ impl App {
         crate::analytics::prom::handle();
         let secret = config.secret_bytes()?;
         let sla = sla_policy(&config)?;
-        let (store, tickets, rollups, account_store) = open_stores(&config, sla.clone()).await?;
+        let (store, tickets, rollups, account_store, canned_store) =
+            open_stores(&config, sla.clone()).await?;
         let desk = Arc::new(ticket_desk(tickets, sla)?);
-        let knowledge = demo_bot(&config, desk.clone())?;
+        let orders: Arc<dyn cs_bot::OrderService> = Arc::new(DemoShop::sample(chrono::Utc::now()));
+        let knowledge = demo_bot(&config, desk.clone(), orders.clone())?;
         if let Err(e) = knowledge.load_unanswered(&config.tenant) {
             tracing::warn!(error = %e, "unanswered questions of the last run not read");
         }
@@ -388,6 +403,8 @@ impl App {
         app.webhooks = webhooks;
         app.analytics = analytics;
         app.knowledge = Some(knowledge);
+        app.canned = canned_store;
+        app.orders = Some(orders);
         #[cfg(feature = "email")]
         {
             app.email = mail;
@@ -413,6 +430,8 @@ impl App {
             config,
             analytics: None,
             knowledge: None,
+            canned: Arc::new(canned::MemoryCannedStore::new()),
+            orders: None,
             ticker: Arc::default(),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
@@ -434,6 +453,25 @@ impl App {
     /// bot).
     pub fn with_knowledge(mut self, knowledge: knowledge::KnowledgeBase) -> Self {
         self.knowledge = Some(knowledge);
+        self
+    }
+
+    /// Keeps canned replies in `store` (default: in memory; [`App::from_config`] uses the
+    /// desk's database).
+    pub fn with_canned_store(mut self, store: Arc<dyn canned::CannedStore>) -> Self {
+        self.canned = store;
+        self
+    }
+
+    /// The canned replies.
+    pub fn canned(&self) -> &Arc<dyn canned::CannedStore> {
+        &self.canned
+    }
+
+    /// Fills `{order.status}` in canned replies from `orders` (only ever the conversation's
+    /// own customer's orders).
+    pub fn with_orders(mut self, orders: Arc<dyn cs_bot::OrderService>) -> Self {
+        self.orders = Some(orders);
         self
     }
 
@@ -501,12 +539,16 @@ impl App {
             channels: self.channel_ids(),
             ticker: self.ticker.clone(),
         };
-        let api = api::ApiState::new(
+        let mut api = api::ApiState::new(
             self.engine.clone(),
             self.auth.clone(),
             self.guard.clone(),
             self.settings(),
-        );
+        )
+        .with_canned(self.canned.clone());
+        if let Some(orders) = &self.orders {
+            api = api.with_orders(orders.clone());
+        }
         let mut routes = Router::new();
         if let Some(kb) = &self.knowledge {
             routes = routes.nest(

@@ -23,17 +23,50 @@
     return ids.length ? ids[0].kind + ":" + ids[0].external_id.slice(0, 14) : "customer";
   }
 
+  // Colleagues' names by id (for notes), from the desk's presence list.
+  var names = {}, colleagues = [];
+  function loadNames(then) {
+    api("GET", "/api/v1/presence").then(function (r) {
+      if (!r.ok) return;
+      colleagues = r.body.items || [];
+      colleagues.forEach(function (a) { names[a.id] = a.name; });
+      if (then) then();
+    });
+  }
+  // The transfer form's choice of colleagues: those online first, never oneself.
+  function fillTransfer() {
+    var sel = $("transfer-to");
+    if (!sel) return;
+    var keep = sel.value;
+    var me = state.me && state.me.id;
+    var list = colleagues.filter(function (a) { return a.id !== me; })
+      .sort(function (a, b) { return (a.presence === "online" ? 0 : 1) - (b.presence === "online" ? 0 : 1) || a.name.localeCompare(b.name); });
+    sel.innerHTML = '<option value="">Transfer to…</option>' + list.map(function (a) {
+      return '<option value="' + esc(a.id) + '">' + esc(a.name + (a.presence === "online" ? "" : " (" + a.presence + ")")) + "</option>";
+    }).join("");
+    sel.value = keep;
+  }
+  // The tab's title counts unread conversations, so an agent in another tab sees work arrive.
+  var baseTitle = document.title;
+  function updateTitle() {
+    var n = state.order.filter(function (id) { return state.convs[id] && state.convs[id].unread; }).length;
+    document.title = (n ? "(" + n + ") " : "") + baseTitle;
+  }
+
   function renderList() {
+    updateTitle();
     var box = $("convs");
     box.innerHTML = "";
+    var words = ($("search").value || "").trim().toLowerCase();
     state.order.forEach(function (id) {
       var v = state.convs[id];
       var last = v.customer.history[v.customer.history.length - 1];
+      if (words && !matchesSearch(v, words)) return;
       var el = document.createElement("div");
       el.className = "conv" + (state.active === id ? " active" : "");
       el.setAttribute("data-testid", "agent-conversation");
       el.setAttribute("data-conversation-id", id);
-      el.innerHTML = '<div class="who">' + esc(customerName(v)) + (v.unread ? '<span class="unread"></span>' : "") +
+      el.innerHTML = '<div class="who">' + esc(customerName(v)) + (v.mentioned ? '<span class="tag">@ mentioned</span>' : "") + (v.unread ? '<span class="unread" data-testid="agent-unread" aria-label="' + Number(v.unread) + ' unread">' + Number(v.unread) + "</span>" : "") +
         '</div><div class="last">' + esc(last ? text(last) : "") + "</div>";
       el.onclick = function () { select(id); };
       box.appendChild(el);
@@ -46,13 +79,39 @@
     var v = state.convs[state.active];
     if (!v) { $("info").innerHTML = '<span id="empty">Select a conversation</span>'; return; }
     var cu = v.customer.customer;
+    // What the agent was typing in the header's forms survives a new message.
+    var kept = renderLog.conv === state.active && $("transfer-note")
+      ? { to: $("transfer-to").value, note: $("transfer-note").value, subject: $("ticket-subject").value,
+          open: !!($("customer360") && $("customer360").open) } : null;
+    renderLog.conv = state.active;
     $("info").innerHTML = "<strong>" + esc(customerName(v)) + "</strong> · tier " + esc(cu.tier) +
       " · " + v.customer.identities.map(function (i) { return esc(i.kind + ":" + i.external_id); }).join(", ") +
       ' <button id="resolve" data-testid="agent-resolve">Resolve</button>' +
       '<div id="tickets" data-testid="agent-tickets"></div>' +
       '<form id="newticket"><input id="ticket-subject" data-testid="agent-ticket-subject" placeholder="Ticket subject (e.g. parcel lost)">' +
-      '<button data-testid="agent-open-ticket">Open ticket</button></form>';
+      '<button data-testid="agent-open-ticket">Open ticket</button></form>' +
+      '<form id="transfer"><select id="transfer-to" data-testid="agent-transfer-to" aria-label="Transfer to"></select>' +
+      '<input id="transfer-note" data-testid="agent-transfer-note" placeholder="Note for your colleague" aria-label="Note for your colleague">' +
+      '<button data-testid="agent-transfer">Transfer</button></form>';
+    fillTransfer();
+    if (kept) { $("transfer-to").value = kept.to; $("transfer-note").value = kept.note; $("ticket-subject").value = kept.subject; }
+    $("transfer-to").onfocus = function () { loadNames(fillTransfer); };
+    $("transfer").onsubmit = function (ev) {
+      ev.preventDefault();
+      var to = $("transfer-to").value, conv = state.active;
+      if (!to || !conv) return;
+      api("POST", "/api/v1/conversations/" + conv + "/transfer", { agent: to, note: $("transfer-note").value.trim() || null }).then(function (r) {
+        if (!r.ok) { $("status").textContent = "⚠ " + (r.body.reason || "not transferred"); return; }
+        $("status").textContent = "Transferred to " + (names[to] || "a colleague");
+        delete state.convs[conv];
+        state.order = state.order.filter(function (i) { return i !== conv; });
+        if (state.active === conv) state.active = state.order[0] || null;
+        renderList(); renderLog();
+      });
+    };
     $("resolve").onclick = function () { send({ type: "resolve", conversation_id: state.active }); };
+    // A conversation a colleague asked for help with is theirs to resolve or ticket.
+    if (v.mentioned || v.readonly) { $("resolve").hidden = true; $("newticket").hidden = true; $("transfer").hidden = true; }
     $("newticket").onsubmit = function (ev) {
       ev.preventDefault();
       var subject = $("ticket-subject").value.trim();
@@ -61,18 +120,48 @@
       $("ticket-subject").value = "";
     };
     renderTickets(v);
+    renderCustomer(v, kept && kept.open);
     v.customer.history.forEach(function (m) {
       var el = document.createElement("div");
       var role = m.author.role;
       el.className = "msg" + (m.direction === "internal" ? " internal" : "");
       el.setAttribute("data-testid", "agent-message");
       el.setAttribute("data-author", role);
-      el.innerHTML = '<span class="meta">' + esc(role + (m.direction === "internal" ? " (internal)" : "") + " · " + m.channel + " · " + new Date(m.created_at).toLocaleTimeString()) + "</span>" + esc(text(m));
+      var who = role === "agent" && m.author.agent ? (m.author.agent === (state.me && state.me.id) ? "you" : (names[m.author.agent] || "agent")) : role;
+      var body = esc(text(m));
+      if (m.direction === "internal") body = body.replace(/@([^\s@,.;:!?，。；：！？]+)/g, '<span class="mention">@$1</span>');
+      el.innerHTML = '<span class="meta">' + esc(who + (m.direction === "internal" ? " · internal note" : "") + " · " + m.channel + " · " + new Date(m.created_at).toLocaleTimeString()) + "</span>" + body;
       log.appendChild(el);
     });
     log.scrollTop = log.scrollHeight;
-    $("text").disabled = false;
-    document.querySelector("#reply button").disabled = false;
+    $("text").disabled = !!v.readonly;
+    document.querySelector("#reply button").disabled = !!v.readonly;
+  }
+
+  // The customer at a glance: every channel identity, and every conversation of theirs (the
+  // history spans them all), newest first.
+  function renderCustomer(v, open) {
+    if (v.readonly) return;
+    var byConv = {}, order = [];
+    v.customer.history.forEach(function (m) {
+      if (!byConv[m.conversation]) { byConv[m.conversation] = { first: m.created_at, n: 0, channel: m.channel }; order.push(m.conversation); }
+      byConv[m.conversation].n += 1;
+    });
+    var box = document.createElement("details");
+    box.id = "customer360";
+    box.setAttribute("data-testid", "agent-customer");
+    box.innerHTML = "<summary>Customer: " + v.customer.identities.length + " identit" + (v.customer.identities.length === 1 ? "y" : "ies") +
+      ", " + order.length + " conversation" + (order.length === 1 ? "" : "s") + "</summary>" +
+      '<div class="ids">' + v.customer.identities.map(function (i) {
+        return '<span class="id" data-testid="agent-customer-identity">' + esc(i.kind) + " · " + esc(i.external_id) + "</span>";
+      }).join("") + "</div>" +
+      '<ol class="past">' + order.reverse().map(function (id) {
+        var c = byConv[id];
+        return '<li data-testid="agent-customer-conversation">' + esc(new Date(c.first).toLocaleString()) + " · " + esc(c.channel) + " · " +
+          c.n + " messages" + (id === v.conversation.id ? " (this one)" : "") + "</li>";
+      }).join("") + "</ol>";
+    box.open = !!open;
+    $("info").appendChild(box);
   }
 
   function countdown(line) {
@@ -103,13 +192,18 @@
   function select(id) {
     state.active = id;
     if (state.convs[id]) state.convs[id].unread = false;
+    var helping = !!(state.convs[id] && state.convs[id].mentioned);
+    if ($("as-note").checked !== helping) { $("as-note").checked = helping; $("as-note").onchange(); }
     renderList();
     renderLog();
     $("text").focus();
   }
 
+  // Customers' names by conversation, kept after a conversation leaves the live list.
+  var seenNames = {};
   function upsert(v) {
     var id = v.conversation.id;
+    seenNames[id] = customerName(v);
     if (!state.convs[id]) state.order.unshift(id);
     state.convs[id] = v;
     if (!state.active) state.active = id;
@@ -118,6 +212,7 @@
   function renderQueue(view) {
     var q = view.items || [];
     $("qcount").textContent = view.total;
+    document.querySelector("[data-filter=queue]").textContent = "Unassigned" + (view.total ? " (" + view.total + ")" : "");
     $("queue").innerHTML = q.map(function (i) {
       var tags = [i.channel].concat(i.skills || []);
       if (i.language) tags.push(i.language);
@@ -213,15 +308,27 @@
         showPresence(f.presence, f.reason);
       } else if (f.type === "assigned") {
         delete state.offers[f.conversation.conversation.id]; renderOffers();
-        upsert(f.conversation); state.convs[f.conversation.conversation.id].unread = true;
+        upsert(f.conversation);
+        // A conversation that just arrived is unread unless it is the one open.
+        state.convs[f.conversation.conversation.id].unread = state.active !== f.conversation.conversation.id;
         renderList(); if (state.active === f.conversation.conversation.id) renderLog();
       } else if (f.type === "message") {
         var v = state.convs[f.conversation_id];
         if (!v) return;
         if (v.customer.history.some(function (m) { return m.id === f.message.id; })) return;
         v.customer.history.push(f.message);
-        if (state.active !== f.conversation_id) v.unread = true;
+        if (state.active !== f.conversation_id) v.unread = (Number(v.unread) || 0) + 1;
         renderList(); if (state.active === f.conversation_id) renderLog();
+      } else if (f.type === "mention") {
+        var mid = f.conversation.conversation.id;
+        var had = state.convs[mid], was = state.active;
+        upsert(f.conversation);
+        // A mention waits to be opened: it does not take over the screen.
+        state.active = was;
+        state.convs[mid].mentioned = !had || had.mentioned || f.conversation.conversation.assignee !== (state.me && state.me.id);
+        if (state.active !== mid) state.convs[mid].unread = true;
+        showMention(f);
+        renderList(); renderLog();
       } else if (f.type === "tickets") {
         var tv = state.convs[f.conversation_id];
         if (!tv) return;
@@ -229,6 +336,15 @@
         if (state.active === f.conversation_id) renderTickets(tv);
       } else if (f.type === "queue") {
         renderQueue(f.queue);
+      } else if (f.type === "transferred") {
+        // Gone to a colleague: it leaves this list (a colleague helping keeps it to read).
+        var tv2 = state.convs[f.conversation_id];
+        if (tv2 && !tv2.mentioned) {
+          delete state.convs[f.conversation_id];
+          state.order = state.order.filter(function (i) { return i !== f.conversation_id; });
+          if (state.active === f.conversation_id) state.active = state.order[0] || null;
+          renderList(); renderLog();
+        }
       } else if (f.type === "resolved") {
         delete state.convs[f.conversation_id];
         state.order = state.order.filter(function (i) { return i !== f.conversation_id; });
@@ -249,8 +365,19 @@
     };
   }
 
+  function showMention(f) {
+    var box = $("mentions");
+    var card = document.createElement("div");
+    card.className = "mention-card";
+    card.setAttribute("data-testid", "agent-mention");
+    card.innerHTML = "<span>@ " + esc(f.from || "A colleague") + ": " + esc(text(f.message)) + '</span><button type="button" data-testid="agent-mention-open">Open</button>';
+    card.querySelector("button").onclick = function () { box.removeChild(card); select(f.conversation.conversation.id); };
+    box.appendChild(card);
+    $("status").textContent = "@ " + (f.from || "") + " mentioned you";
+  }
+
   function showLogin() { $("login").style.display = "flex"; $("desk").style.display = "none"; }
-  function showDesk() { $("login").style.display = "none"; $("desk").style.display = "flex"; connect(); }
+  function showDesk() { $("login").style.display = "none"; $("desk").style.display = "flex"; connect(); loadRole(); loadNames(); }
 
   $("signout").addEventListener("click", function () {
     var ws = state.ws; state.ws = null;
@@ -298,13 +425,212 @@
     };
   }
 
+  $("as-note").onchange = function () {
+    $("reply").className = $("as-note").checked ? "note" : "";
+    $("text").placeholder = $("as-note").checked ? "Internal note… (@name mentions a colleague)" : "Reply… (/ for canned replies)";
+  };
   $("reply").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var t = $("text").value.trim();
     if (!t || !state.active) return;
+    if ($("as-note").checked) {
+      // Notes go through the REST API and come back on the event stream like any message.
+      var conv = state.active;
+      $("text").value = "";
+      api("POST", "/api/v1/conversations/" + conv + "/notes", { text: t }).then(function (r) {
+        if (!r.ok) { if (!$("text").value) $("text").value = t; $("status").textContent = "⚠ " + (r.body.reason || "note not saved"); }
+      });
+      return;
+    }
     $("compliance").hidden = true;
     sendReply(state.active, t, false);
     $("text").value = "";
+    $("canned-note").hidden = true;
+  });
+
+
+
+  // Filters: the agent's own conversations (live), the queue, and lists read from the API (all
+  // the caller may see; resolved ones) to open and read; the search narrows every list.
+  var filter = "mine", listed = [];
+  function matchesSearch(v, words) {
+    if (customerName(v).toLowerCase().indexOf(words) >= 0) return true;
+    return v.customer.history.some(function (m) { return m.direction !== "internal" && text(m).toLowerCase().indexOf(words) >= 0; });
+  }
+  function setFilter(f) {
+    filter = f;
+    Array.prototype.forEach.call(document.querySelectorAll("#filters button"), function (b) {
+      b.setAttribute("aria-selected", String(b.getAttribute("data-filter") === f));
+    });
+    document.querySelector('[data-section=mine]').hidden = f !== "mine";
+    document.querySelector('[data-section=queue]').hidden = f !== "queue";
+    document.querySelector('[data-section=list]').hidden = f !== "all" && f !== "resolved";
+    if (f === "all" || f === "resolved") loadList();
+  }
+  function loadList() {
+    var f = filter;
+    $("list-title").textContent = f === "all" ? "All conversations" : "Resolved";
+    api("GET", "/api/v1/conversations?limit=100" + (f === "resolved" ? "&state=resolved" : "")).then(function (r) {
+      if (filter !== f) return;
+      listed = (r.ok && r.body.items) || [];
+      renderOthers();
+    });
+  }
+  function renderOthers() {
+    var words = ($("search").value || "").trim().toLowerCase();
+    var box = $("others");
+    var items = listed.filter(function (c) {
+      var v = state.convs[c.id];
+      return !words || (v ? matchesSearch(v, words) : String(c.id).indexOf(words) >= 0 || (c.state || "").indexOf(words) >= 0 ||
+        (seenNames[c.id] || "").toLowerCase().indexOf(words) >= 0);
+    });
+    box.innerHTML = items.length ? "" : '<div class="queued">Nothing here</div>';
+    items.forEach(function (c) {
+      var v = state.convs[c.id];
+      var el = document.createElement("div");
+      el.className = "conv" + (state.active === c.id ? " active" : "");
+      el.setAttribute("data-testid", "agent-listed-conversation");
+      el.setAttribute("data-conversation-id", c.id);
+      el.innerHTML = '<div class="who">' + esc(v ? customerName(v) : seenNames[c.id] || ((c.route && c.route.channel) || "conversation") + " · " + String(c.id).slice(-8)) +
+        '<span class="state">' + esc(c.state) + "</span></div>" + '<div class="last">' + esc(new Date(c.created_at).toLocaleString()) + "</div>";
+      el.onclick = function () { openListed(c); };
+      box.appendChild(el);
+    });
+  }
+  // A conversation from a list opens read-only when it is not one of the agent's live ones.
+  function openListed(c) {
+    if (state.convs[c.id] && !state.convs[c.id].readonly) { setFilter("mine"); select(c.id); return; }
+    api("GET", "/api/v1/conversations/" + c.id + "/messages?limit=200").then(function (r) {
+      if (!r.ok) { $("status").textContent = "⚠ " + (r.body.reason || "not readable"); return; }
+      var view = { conversation: c, readonly: true, tickets: [],
+        customer: { customer: { display_name: seenNames[c.id] || null, tier: "—" }, identities: [], history: r.body.items || [] } };
+      state.convs[c.id] = view;
+      state.active = c.id;
+      renderOthers(); renderLog();
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("#filters button"), function (b) {
+    b.onclick = function () { setFilter(b.getAttribute("data-filter")); };
+  });
+  $("search").addEventListener("input", function () { renderList(); renderOthers(); });
+
+  // Canned replies: "/" in the reply box searches them; picking one fills in its variables for
+  // the open conversation (the server asks the shop only about this customer's orders), and the
+  // agent reads, edits and sends it as any reply (the compliance rules apply on sending).
+  var canned = { items: [], sel: 0, timer: null, role: null };
+  function loadRole() {
+    api("GET", "/api/v1/me").then(function (r) {
+      if (r.ok) { canned.role = r.body.role; $("canned-shared-label").hidden = r.body.role === "agent"; }
+    });
+  }
+  function pickerOpen() { return !$("canned-pick").hidden; }
+  function closePicker() { $("canned-pick").hidden = true; canned.items = []; $("text").setAttribute("aria-expanded", "false"); }
+  function renderPicker() {
+    var box = $("canned-pick");
+    if (!canned.items.length) {
+      box.innerHTML = '<li class="none" aria-disabled="true">No canned reply matches</li>';
+    } else {
+      box.innerHTML = canned.items.map(function (r, i) {
+        return '<li role="option" data-testid="agent-canned-option" data-shortcut="' + esc(r.shortcut) + '" aria-selected="' + (i === canned.sel) + '" data-i="' + i + '">' +
+          '<span class="sc">/' + esc(r.shortcut) + "</span>" + esc(r.title) + (r.owner ? "" : '<span class="shared">team</span>') +
+          '<span class="tx">' + esc(r.text) + "</span></li>";
+      }).join("");
+    }
+    box.hidden = false;
+    $("text").setAttribute("aria-expanded", "true");
+    Array.prototype.forEach.call(box.querySelectorAll("li[data-i]"), function (li) {
+      li.onmousedown = function (ev) { ev.preventDefault(); useCanned(canned.items[+li.getAttribute("data-i")]); };
+    });
+  }
+  function searchCanned(words) {
+    api("GET", "/api/v1/canned?limit=20&q=" + encodeURIComponent(words)).then(function (r) {
+      if (!r.ok || $("text").value.charAt(0) !== "/") return;
+      canned.items = r.body.items || []; canned.sel = 0; renderPicker();
+    });
+  }
+  function useCanned(r) {
+    var conv = state.active;
+    closePicker();
+    if (!r || !conv) return;
+    api("POST", "/api/v1/conversations/" + conv + "/expand", { text: r.text }).then(function (x) {
+      if (!x.ok) { $("status").textContent = "⚠ " + (x.body.reason || "canned reply not filled in"); return; }
+      $("text").value = x.body.text;
+      $("text").focus();
+      var note = $("canned-note");
+      if (x.body.unresolved && x.body.unresolved.length) {
+        note.textContent = "Not filled in (edit before sending): " + x.body.unresolved.map(function (u) { return "{" + u + "}"; }).join(", ");
+        note.hidden = false;
+      } else note.hidden = true;
+    });
+  }
+  $("text").addEventListener("input", function () {
+    var v = $("text").value;
+    if (v.charAt(0) !== "/") { closePicker(); return; }
+    clearTimeout(canned.timer);
+    canned.timer = setTimeout(function () { searchCanned(v.slice(1).trim()); }, 120);
+  });
+  $("text").addEventListener("keydown", function (ev) {
+    if (!pickerOpen()) return;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      if (!canned.items.length) return;
+      canned.sel = (canned.sel + (ev.key === "ArrowDown" ? 1 : canned.items.length - 1)) % canned.items.length;
+      renderPicker();
+    } else if (ev.key === "Enter" || ev.key === "Tab") {
+      if (!canned.items.length) return;
+      ev.preventDefault();
+      useCanned(canned.items[canned.sel]);
+    } else if (ev.key === "Escape") { closePicker(); }
+  });
+  $("text").addEventListener("blur", function () { setTimeout(closePicker, 150); });
+
+  // Managing them: the agent's own, and (supervisors) the team's shared ones.
+  function listCanned() {
+    var q = $("canned-search").value.trim();
+    var all = canned.role && canned.role !== "agent" ? "&all=true" : "";
+    api("GET", "/api/v1/canned?limit=200" + all + "&q=" + encodeURIComponent(q)).then(function (r) {
+      var items = (r.ok && r.body.items) || [];
+      var mine = state.me && state.me.id;
+      $("canned-list").innerHTML = items.length ? items.map(function (c, i) {
+        var editable = canned.role !== "agent" || c.owner === mine;
+        return '<li data-testid="agent-canned-item" data-shortcut="' + esc(c.shortcut) + '"><span class="body"><strong>/' + esc(c.shortcut) + "</strong> " + esc(c.title) +
+          (c.owner ? (c.owner === mine ? "" : " · another agent's") : " · team") + '<span class="tx">' + esc(c.text) + "</span></span>" +
+          (editable ? '<button type="button" data-edit="' + i + '">Edit</button><button type="button" data-del="' + i + '" data-testid="agent-canned-delete">Delete</button>' : "") + "</li>";
+      }).join("") : "<li>No canned replies yet: add one below.</li>";
+      Array.prototype.forEach.call($("canned-list").querySelectorAll("button"), function (b) {
+        var c = items[+(b.getAttribute("data-edit") || b.getAttribute("data-del"))];
+        b.onclick = b.hasAttribute("data-edit") ? function () { editCanned(c); } : function () {
+          api("DELETE", "/api/v1/canned/" + c.id).then(function (x) {
+            if (!x.ok) $("canned-error").textContent = x.body.reason || "not deleted";
+            listCanned();
+          });
+        };
+      });
+    });
+  }
+  function editCanned(c) {
+    $("canned-id").value = c ? c.id : "";
+    $("canned-shortcut").value = c ? c.shortcut : "";
+    $("canned-title-input").value = c ? c.title : "";
+    $("canned-text").value = c ? c.text : "";
+    $("canned-shared").checked = !!(c && !c.owner);
+    $("canned-shared").disabled = !!c;
+    $("canned-error").textContent = "";
+    $("canned-shortcut").focus();
+  }
+  $("canned-open").onclick = function () { editCanned(null); listCanned(); $("canned-panel").showModal(); };
+  $("canned-close").onclick = function () { $("canned-panel").close(); };
+  $("canned-new").onclick = function () { editCanned(null); };
+  $("canned-search").addEventListener("input", listCanned);
+  $("canned-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var id = $("canned-id").value;
+    var body = { shortcut: $("canned-shortcut").value.trim(), title: $("canned-title-input").value.trim(), text: $("canned-text").value };
+    if (!id) body.shared = $("canned-shared").checked;
+    api(id ? "PATCH" : "POST", "/api/v1/canned" + (id ? "/" + id : ""), body).then(function (r) {
+      if (!r.ok) { $("canned-error").textContent = r.body.reason || "not saved"; return; }
+      editCanned(null); listCanned();
+    });
   });
 
   if (state.token) showDesk(); else showLogin();
