@@ -241,6 +241,31 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         account: AgentId,
         at: DateTime<Utc>,
     ) -> cs_core::Result<u64>;
+
+    /// Stores a one-time ticket (by its hash) for a session, good until `until`; forgets the
+    /// tickets that expired before `now`. Tickets are stored, not kept in one process, so a
+    /// ticket issued by one node opens a socket on any other.
+    ///
+    /// # Errors
+    /// [`cs_core::Error::Conflict`] for a ticket hash that exists; backend errors.
+    async fn create_ticket(
+        &self,
+        ticket_hash: &str,
+        session_hash: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> cs_core::Result<()>;
+
+    /// Takes a ticket: removes it and returns its session's hash when it was still good at
+    /// `now`. A ticket is taken once, whoever asks first (also across processes).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn take_ticket(
+        &self,
+        ticket_hash: &str,
+        now: DateTime<Utc>,
+    ) -> cs_core::Result<Option<String>>;
 }
 
 /// Accounts in memory (tests, embedding without a database).
@@ -253,6 +278,8 @@ pub struct MemoryAccountStore {
 struct MemoryInner {
     accounts: HashMap<(TenantId, AgentId), (Account, String)>,
     sessions: HashMap<String, SessionRecord>,
+    /// Ticket hash -> (session hash, good until).
+    tickets: HashMap<String, (String, DateTime<Utc>)>,
 }
 
 impl MemoryAccountStore {
@@ -403,6 +430,36 @@ impl AccountStore for MemoryAccountStore {
         }
         Ok(n)
     }
+
+    async fn create_ticket(
+        &self,
+        ticket_hash: &str,
+        session_hash: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> cs_core::Result<()> {
+        let mut m = self.lock();
+        m.tickets.retain(|_, (_, good_until)| *good_until > now);
+        if m.tickets.contains_key(ticket_hash) {
+            return Err(cs_core::Error::Conflict {
+                reason: "ticket exists".into(),
+            });
+        }
+        m.tickets
+            .insert(ticket_hash.to_owned(), (session_hash.to_owned(), until));
+        Ok(())
+    }
+
+    async fn take_ticket(
+        &self,
+        ticket_hash: &str,
+        now: DateTime<Utc>,
+    ) -> cs_core::Result<Option<String>> {
+        Ok(match self.lock().tickets.remove(ticket_hash) {
+            Some((session, until)) if now < until => Some(session),
+            _ => None,
+        })
+    }
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -415,10 +472,11 @@ mod sql {
     use sqlx::Pool;
 
     /// The accounts schema: the same DDL on SQLite and PostgreSQL.
-    const MIGRATIONS: &[Migration] = &[Migration {
-        version: 1,
-        name: "accounts and sessions",
-        sql: r#"
+    const MIGRATIONS: &[Migration] = &[
+        Migration {
+            version: 1,
+            name: "accounts and sessions",
+            sql: r#"
 CREATE TABLE cs_accounts (
     tenant TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -442,7 +500,20 @@ CREATE TABLE cs_sessions (
 );
 CREATE INDEX cs_sessions_account ON cs_sessions (tenant, account);
 "#,
-    }];
+        },
+        Migration {
+            version: 2,
+            name: "one-time socket tickets",
+            sql: r#"
+CREATE TABLE cs_ws_tickets (
+    ticket_hash TEXT PRIMARY KEY,
+    session_hash TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX cs_ws_tickets_expiry ON cs_ws_tickets (expires_at);
+"#,
+        },
+    ];
 
     /// The routing profile, stored as one JSON column.
     #[derive(Serialize, Deserialize)]
@@ -722,6 +793,55 @@ CREATE INDEX cs_sessions_account ON cs_sessions (tenant, account);
             )
             .await
         }
+
+        async fn create_ticket(
+            &self,
+            ticket_hash: &str,
+            session_hash: &str,
+            until: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> cs_core::Result<()> {
+            let mut c = self.conn().await?;
+            D::execute(
+                &mut c,
+                Stmt::new("DELETE FROM cs_ws_tickets WHERE expires_at <= $1").bind(micros(now)),
+            )
+            .await?;
+            D::execute(
+                &mut c,
+                Stmt::new(
+                    "INSERT INTO cs_ws_tickets (ticket_hash, session_hash, expires_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(ticket_hash)
+                .bind(session_hash)
+                .bind(micros(until)),
+            )
+            .await?;
+            Ok(())
+        }
+
+        async fn take_ticket(
+            &self,
+            ticket_hash: &str,
+            now: DateTime<Utc>,
+        ) -> cs_core::Result<Option<String>> {
+            let mut c = self.conn().await?;
+            // One statement removes and reads: of two takers, one gets the row.
+            let taken = D::fetch_optional(
+                &mut c,
+                Stmt::new(
+                    "DELETE FROM cs_ws_tickets WHERE ticket_hash = $1 \
+                     RETURNING session_hash, expires_at",
+                )
+                .bind(ticket_hash),
+            )
+            .await?;
+            match taken {
+                Some(r) if micros(now) < r.int("expires_at")? => Ok(Some(r.text("session_hash")?)),
+                _ => Ok(None),
+            }
+        }
     }
 }
 
@@ -881,6 +1001,66 @@ pub async fn conformance(store: &dyn AccountStore) {
             .is_some()
     );
     assert_eq!(store.session("nope").await.expect("read"), None);
+    tickets_are_taken_once(store).await;
+}
+
+/// One-time tickets: taken once, never after they expire, unknown ones are nothing, and
+/// creating one forgets the expired.
+///
+/// # Panics
+/// When the store breaks a rule.
+pub async fn tickets_are_taken_once(store: &dyn AccountStore) {
+    let now = DateTime::from_timestamp_micros(micros_now()).expect("time");
+    let until = now + chrono::Duration::seconds(30);
+    store
+        .create_ticket("conf-t1", "s1", until, now)
+        .await
+        .expect("ticket");
+    assert!(
+        store
+            .create_ticket("conf-t1", "s2", until, now)
+            .await
+            .is_err(),
+        "a ticket hash is unique"
+    );
+    store
+        .create_ticket("conf-t2", "s2", until, now)
+        .await
+        .expect("ticket");
+    assert_eq!(
+        store.take_ticket("conf-t1", now).await.expect("take"),
+        Some("s1".into())
+    );
+    assert_eq!(store.take_ticket("conf-t1", now).await.expect("take"), None);
+    assert_eq!(
+        store.take_ticket("conf-none", now).await.expect("take"),
+        None
+    );
+    // Past its time a ticket is nothing, and it is gone.
+    assert_eq!(
+        store.take_ticket("conf-t2", until).await.expect("take"),
+        None
+    );
+    assert_eq!(store.take_ticket("conf-t2", now).await.expect("take"), None);
+    // An expired ticket is forgotten when the next one is made, so its hash is free again.
+    store
+        .create_ticket("conf-t3", "s3", now + chrono::Duration::seconds(1), now)
+        .await
+        .expect("ticket");
+    let later = now + chrono::Duration::seconds(2);
+    store
+        .create_ticket(
+            "conf-t3",
+            "s4",
+            later + chrono::Duration::seconds(30),
+            later,
+        )
+        .await
+        .expect("the expired one was forgotten");
+    assert_eq!(
+        store.take_ticket("conf-t3", later).await.expect("take"),
+        Some("s4".into())
+    );
 }
 
 /// Now, to the microsecond (what the SQL stores keep).

@@ -1110,7 +1110,7 @@ pub(crate) async fn ws_ticket(
     State(s): State<ApiState>,
     Extension(c): Extension<Caller>,
 ) -> ApiResult<TicketResponse> {
-    let (ticket, expires_at) = s.auth.ticket(&c)?;
+    let (ticket, expires_at) = s.auth.ticket(&c).await?;
     Ok(Json(TicketResponse { ticket, expires_at }))
 }
 

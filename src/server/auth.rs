@@ -74,8 +74,6 @@ pub struct AgentAuth {
     store: Arc<dyn AccountStore>,
     policy: AuthConfig,
     clock: Arc<dyn Clock>,
-    /// One-time WebSocket tickets: SHA-256 of the ticket -> (session hash, good until).
-    tickets: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
     revoked: broadcast::Sender<Revoked>,
     /// A hash to verify against when the name is unknown, so the answer takes as long.
     decoy: String,
@@ -119,7 +117,6 @@ impl AgentAuth {
             store,
             policy,
             clock: Arc::new(SystemClock),
-            tickets: Mutex::default(),
             revoked: broadcast::channel(64).0,
             decoy,
             sockets: Arc::default(),
@@ -323,13 +320,13 @@ impl AgentAuth {
     ///
     /// # Errors
     /// When the random source fails.
-    pub fn ticket(&self, caller: &Caller) -> Result<(String, DateTime<Utc>)> {
+    pub async fn ticket(&self, caller: &Caller) -> Result<(String, DateTime<Utc>)> {
         let ticket = random_token("wst_")?;
         let now = self.clock.now();
         let until = now + chrono(self.policy.ticket);
-        let mut t = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        t.retain(|_, (_, until)| *until > now);
-        t.insert(token_hash(&ticket), (caller.session.clone(), until));
+        self.store
+            .create_ticket(&token_hash(&ticket), &caller.session, until, now)
+            .await?;
         Ok((ticket, until))
     }
 
@@ -338,14 +335,13 @@ impl AgentAuth {
     /// # Errors
     /// Store errors.
     pub async fn redeem(&self, ticket: &str) -> Result<Option<Caller>> {
-        let entry = self
-            .tickets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&token_hash(ticket));
-        match entry {
-            Some((session, until)) if self.clock.now() < until => self.verify_hash(&session).await,
-            _ => Ok(None),
+        match self
+            .store
+            .take_ticket(&token_hash(ticket), self.clock.now())
+            .await?
+        {
+            Some(session) => self.verify_hash(&session).await,
+            None => Ok(None),
         }
     }
 
@@ -418,10 +414,10 @@ mod tests {
         let (_, t4) = auth.login(&tenant, "alice", "pw").await.unwrap().unwrap();
         let (_, t5) = auth.login(&tenant, "alice", "pw").await.unwrap().unwrap();
         let c4 = auth.verify(&t4).await.unwrap().unwrap();
-        let (ticket, _) = auth.ticket(&c4).unwrap();
+        let (ticket, _) = auth.ticket(&c4).await.unwrap();
         assert!(auth.redeem(&ticket).await.unwrap().is_some());
         assert!(auth.redeem(&ticket).await.unwrap().is_none(), "one time");
-        let (late, _) = auth.ticket(&c4).unwrap();
+        let (late, _) = auth.ticket(&c4).await.unwrap();
         clock.advance(chrono::Duration::seconds(31));
         assert!(auth.redeem(&late).await.unwrap().is_none(), "short-lived");
         let mut revoked = auth.revocations();
