@@ -262,6 +262,62 @@ pub trait InboundHandler: Send + Sync + Debug + 'static {
         let _ = context;
         self.handle(message).await
     }
+
+    /// Records a customer's satisfaction rating of one of their own conversations, sent from
+    /// `identity` on `channel` (the web chat widget's survey after a resolve). A conversation is
+    /// rated once: a second rating is refused with [`Rated::AlreadyRated`] and changes nothing.
+    /// The default refuses ratings as unsupported.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for a score off 1-5, or a conversation that is not this
+    /// customer's or not resolved; whatever else the engine reports.
+    async fn rate(
+        &self,
+        channel: &ChannelId,
+        identity: &Identity,
+        rating: Rating,
+    ) -> Result<Rated> {
+        let _ = (channel, identity, rating);
+        Err(crate::Error::Unsupported {
+            reason: "this desk does not take ratings".into(),
+        })
+    }
+}
+
+/// The longest comment a customer may add to a rating, in characters.
+pub const MAX_RATING_COMMENT_CHARS: usize = 500;
+
+/// A customer's satisfaction rating of a conversation (see [`InboundHandler::rate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rating {
+    /// The conversation rated.
+    pub conversation: cs_core::ConversationId,
+    /// CSAT score, 1 (very dissatisfied) to 5 (very satisfied).
+    pub score: u8,
+    /// What the customer wrote, if anything (at most [`MAX_RATING_COMMENT_CHARS`]).
+    pub comment: Option<String>,
+}
+
+impl Rating {
+    /// A rating of `conversation` with `score` and an optional `comment`.
+    pub fn new(conversation: cs_core::ConversationId, score: u8, comment: Option<String>) -> Self {
+        Self {
+            conversation,
+            score,
+            comment,
+        }
+    }
+}
+
+/// What became of a [`Rating`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rated {
+    /// Stored and counted.
+    Recorded,
+    /// The conversation had been rated already; the first rating stands.
+    AlreadyRated,
 }
 
 /// Where an inbound message belongs, as far as its channel can tell (see

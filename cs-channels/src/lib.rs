@@ -40,6 +40,7 @@ pub use channel::{
     Capabilities, Channel, ChannelInfo, Delivered, InboundHandler, InboundMessage, InboundResponse,
     OutboundMessage, Parsed, RawInbound, SendReceipt, StatusUpdate,
 };
+pub use channel::{MAX_RATING_COMMENT_CHARS, Rated, Rating};
 pub use error::{Error, Result};
 #[cfg(feature = "webchat")]
 pub use webchat::{WebChat, WebChatBuilder};

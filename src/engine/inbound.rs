@@ -300,6 +300,22 @@ impl InboundHandler for Engine {
         Ok(self.inner.store.recent_messages(&visible).await?)
     }
 
+    async fn rate(
+        &self,
+        _channel: &ChannelId,
+        identity: &Identity,
+        rating: cs_channels::Rating,
+    ) -> cs_channels::Result<cs_channels::Rated> {
+        self.rate_conversation(identity, rating)
+            .await
+            .map_err(|e| match e {
+                // The customer's own mistake (a score off the scale, not their conversation),
+                // not the desk's failure.
+                Error::InvalidInput { reason } => cs_channels::Error::invalid(reason),
+                other => channel_error(other),
+            })
+    }
+
     async fn status(&self, channel: &ChannelId, update: StatusUpdate) -> cs_channels::Result<()> {
         if self
             .handle_receipt(channel, &update)

@@ -68,6 +68,7 @@ mod reading;
 mod recovery;
 mod routing;
 mod supervision;
+mod survey;
 mod texts;
 mod tickets;
 mod verify;

@@ -373,6 +373,19 @@ impl InboundHandler for LimitedHandler {
     async fn status(&self, channel: &ChannelId, update: StatusUpdate) -> cs_channels::Result<()> {
         self.inner.status(channel, update).await
     }
+
+    /// A rating counts against the sender's message allowance too (each one is a store look-up).
+    async fn rate(
+        &self,
+        channel: &ChannelId,
+        identity: &Identity,
+        rating: cs_channels::Rating,
+    ) -> cs_channels::Result<cs_channels::Rated> {
+        if let Err(retry_after) = self.guard.messages.check(identity) {
+            return Err(cs_channels::Error::RateLimited { retry_after });
+        }
+        self.inner.rate(channel, identity, rating).await
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The JSON frames spoken between the widget and the server.
 
 use chrono::{DateTime, Utc};
-use cs_core::{Content, Message, MessageId};
+use cs_core::{Content, ConversationId, Message, MessageId};
 use serde::{Deserialize, Serialize};
 
 /// A frame from the browser.
@@ -15,12 +15,24 @@ pub(crate) enum ClientFrame {
         /// The text.
         text: String,
     },
+    /// The customer rates a resolved conversation of theirs (the survey after a resolve).
+    Rate {
+        /// The conversation rated (from a message of it the widget was shown).
+        conversation: ConversationId,
+        /// 1 to 5.
+        score: u8,
+        /// An optional comment.
+        #[serde(default)]
+        comment: Option<String>,
+    },
 }
 
 /// A message as the widget shows it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct MessageView {
     pub(crate) id: MessageId,
+    /// The conversation it belongs to (the survey names it when rating).
+    pub(crate) conversation: ConversationId,
     /// `customer`, `bot`, `agent` or `system`.
     pub(crate) author: &'static str,
     pub(crate) content: Content,
@@ -34,6 +46,7 @@ impl From<&Message> for MessageView {
     fn from(m: &Message) -> Self {
         Self {
             id: m.id,
+            conversation: m.conversation,
             author: m.author.role(),
             content: m.content.clone(),
             text: m.content.plain_text(),
@@ -66,6 +79,11 @@ pub(crate) enum ServerFrame {
         client_id: String,
         message_id: MessageId,
         duplicate: bool,
+    },
+    /// The customer's rating was stored.
+    Rated {
+        conversation: ConversationId,
+        score: u8,
     },
     /// A message for the customer (bot, agent or system).
     Message { message: MessageView },

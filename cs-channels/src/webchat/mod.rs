@@ -19,7 +19,10 @@
 //!   `{"type":"error","code":..,"reason":..,"client_id":..,"temporary":..}` (with `size` and
 //!   `limit` in UTF-8 bytes for `payload_too_large`, `retry_after_secs` for `rate_limited`) and
 //!   the connection stays open: the widget marks that message failed, in the page's language,
-//!   with a retry. A frame over the frame limit closes the socket with code 1009 and a reason;
+//!   with a retry. When a conversation is resolved the widget asks for a rating and sends
+//!   `{"type":"rate","conversation":..,"score":1..5,"comment":..}` (comment optional, at most
+//!   500 characters); the server answers `{"type":"rated",..}`, or an error frame (code
+//!   `already_rated` for a second rating: the first one stands). A frame over the frame limit closes the socket with code 1009 and a reason;
 //!   the widget marks every message not yet acknowledged failed.
 //! - `GET /widget.js` serves the widget (plain JavaScript, no build step).
 //!
@@ -55,7 +58,7 @@ use self::frame::{ClientFrame, MessageView, ServerFrame};
 use self::token::{TokenSigner, valid_visitor_id};
 use crate::channel::{
     Capabilities, Channel, ChannelInfo, InboundHandler, InboundMessage, InboundResponse,
-    OutboundMessage, Parsed, RawInbound, SendReceipt,
+    MAX_RATING_COMMENT_CHARS, OutboundMessage, Parsed, Rated, Rating, RawInbound, SendReceipt,
 };
 use crate::error::{Error, Result};
 
@@ -259,7 +262,7 @@ impl WebChat {
     }
 
     /// Checks and decodes one widget frame sent by `visitor`.
-    fn decode(&self, visitor: &str, body: &[u8]) -> Result<InboundMessage> {
+    fn decode(&self, visitor: &str, body: &[u8]) -> Result<Decoded> {
         if body.len() > self.max_text_bytes + 512 {
             return Err(Error::PayloadTooLarge {
                 size: body.len(),
@@ -269,7 +272,14 @@ impl WebChat {
         crate::limits::check_json(body, MAX_FRAME_DEPTH)?;
         let frame: ClientFrame = serde_json::from_slice(body)
             .map_err(|e| Error::invalid(format!("malformed frame: {e}")))?;
-        let ClientFrame::Message { client_id, text } = frame;
+        let (client_id, text) = match frame {
+            ClientFrame::Message { client_id, text } => (client_id, text),
+            ClientFrame::Rate {
+                conversation,
+                score,
+                comment,
+            } => return Self::decode_rating(conversation, score, comment).map(Decoded::Rate),
+        };
         if client_id.is_empty() || client_id.len() > 64 {
             return Err(Error::invalid("client_id must be 1-64 characters"));
         }
@@ -282,7 +292,7 @@ impl WebChat {
                 limit: self.max_text_bytes,
             });
         }
-        Ok(InboundMessage {
+        Ok(Decoded::Message(InboundMessage {
             channel: self.info.id.clone(),
             from: Self::identity(visitor),
             provider_message_id: Some(client_id),
@@ -290,8 +300,44 @@ impl WebChat {
             display_name: None,
             language: None,
             sent_at: None,
-        })
+        }))
     }
+
+    /// Checks a rating frame: a score of 1-5 and a comment of at most
+    /// [`MAX_RATING_COMMENT_CHARS`] characters (blank is none).
+    fn decode_rating(
+        conversation: cs_core::ConversationId,
+        score: u8,
+        comment: Option<String>,
+    ) -> Result<Rating> {
+        if !(1..=5).contains(&score) {
+            return Err(Error::invalid(format!(
+                "a rating is from 1 to 5, not {score}"
+            )));
+        }
+        let comment = comment
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty());
+        if let Some(c) = &comment {
+            let chars = c.chars().count();
+            if chars > MAX_RATING_COMMENT_CHARS {
+                return Err(Error::PayloadTooLarge {
+                    size: chars,
+                    limit: MAX_RATING_COMMENT_CHARS,
+                });
+            }
+        }
+        Ok(Rating::new(conversation, score, comment))
+    }
+}
+
+/// A widget frame, checked.
+#[derive(Debug)]
+enum Decoded {
+    /// A customer message for the engine.
+    Message(InboundMessage),
+    /// A rating of a resolved conversation.
+    Rate(Rating),
 }
 
 #[async_trait]
@@ -309,7 +355,11 @@ impl Channel for WebChat {
             .and_then(|v| v.to_str().ok())
             .filter(|v| valid_visitor_id(v))
             .ok_or_else(|| Error::unauthenticated("no authenticated visitor"))?;
-        let message = self.decode(visitor, &request.body)?;
+        let Decoded::Message(message) = self.decode(visitor, &request.body)? else {
+            return Err(Error::Unsupported {
+                reason: "ratings travel over the widget's socket".into(),
+            });
+        };
         Ok(Parsed {
             messages: vec![message],
             statuses: Vec::new(),
@@ -530,7 +580,7 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
         };
         let reply = match s.chat.decode(&visitor, &body) {
             Err(e) => error_frame(&e, client_id_of(&body)),
-            Ok(message) => {
+            Ok(Decoded::Message(message)) => {
                 let client_id = message.provider_message_id.clone().unwrap_or_default();
                 match s.handler.handle(message).await {
                     Ok(d) => ServerFrame::Ack {
@@ -541,6 +591,24 @@ async fn serve_socket(s: Server, visitor: String, socket: WebSocket) {
                     Err(e) => {
                         tracing::warn!(error = %e, %visitor, "web chat message not taken");
                         error_frame(&e, Some(client_id))
+                    }
+                }
+            }
+            Ok(Decoded::Rate(rating)) => {
+                let (conversation, score) = (rating.conversation, rating.score);
+                match s
+                    .handler
+                    .rate(&s.chat.info.id, &WebChat::identity(&visitor), rating)
+                    .await
+                {
+                    Ok(Rated::Recorded) => ServerFrame::Rated {
+                        conversation,
+                        score,
+                    },
+                    Ok(_) => already_rated(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, %visitor, "web chat rating refused");
+                        error_frame(&e, None)
                     }
                 }
             }
@@ -573,6 +641,19 @@ fn too_big(e: axum::Error, limit: usize) -> Option<String> {
             ..
         }) => Some(format!("frame of {size} bytes over the limit of {limit}")),
         _ => None,
+    }
+}
+
+/// The refusal of a second rating of the same conversation (the first one stands).
+fn already_rated() -> ServerFrame {
+    ServerFrame::Error {
+        code: "already_rated",
+        reason: "this conversation has been rated already".into(),
+        client_id: None,
+        temporary: false,
+        size: None,
+        limit: None,
+        retry_after_secs: None,
     }
 }
 

@@ -23,7 +23,10 @@
  *
  * Test hooks: data-testid="chat-launcher", "chat-panel", "chat-close", "chat-input", "chat-send",
  * "chat-status" (data-state="connecting|online|offline"), "chat-error", "chat-counter",
- * "chat-queue", "chat-option" (quick-reply buttons), "chat-retry", and "chat-message" on every
+ * "chat-queue", "chat-option" (quick-reply buttons), "chat-retry", the survey after a resolve
+ * ("chat-survey" with data-conversation and, once answered, data-state="done"; "chat-survey-star"
+ * with data-score 1-5, "chat-survey-comment", "chat-survey-submit", "chat-survey-error"), and
+ * "chat-message" on every
  * bubble with data-author="customer|bot|agent|system" and, for the customer's,
  * data-state="sending|sent|failed".
  */
@@ -87,6 +90,19 @@
         return "正在排队 · " + (Number(ahead) === 0 ? "下一位就是您" : "您前面还有 " + ahead + " 位") +
           (wait ? " · 预计等待" + wait : "");
       },
+      survey: {
+        ask: "本次服务您满意吗？",
+        scores: ["非常不满意", "不满意", "一般", "满意", "非常满意"],
+        star: function (n) { return n + " 星"; },
+        comment: "补充说明（选填）",
+        commentHint: "还有什么想告诉我们的？（最多 500 字）",
+        submit: "提交评价",
+        sending: "提交中…",
+        thanks: "感谢您的评价！",
+        already: "这次会话已经评价过了，谢谢！",
+        refused: "无法评价这次会话。",
+        failed: "评价没有提交成功，请重试。"
+      },
       time: "zh-CN"
     },
     en: {
@@ -131,6 +147,19 @@
       queue: function (ahead, wait) {
         return "In the queue · " + (Number(ahead) === 0 ? "you're next" : ahead + " ahead of you") +
           (wait ? " · about " + wait : "");
+      },
+      survey: {
+        ask: "How satisfied are you with the help you got?",
+        scores: ["Very dissatisfied", "Dissatisfied", "Neutral", "Satisfied", "Very satisfied"],
+        star: function (n) { return n + (n === 1 ? " star" : " stars"); },
+        comment: "Comment (optional)",
+        commentHint: "Anything else you'd like to tell us? (up to 500 characters)",
+        submit: "Send rating",
+        sending: "Sending…",
+        thanks: "Thank you for your rating!",
+        already: "You have rated this conversation already. Thank you!",
+        refused: "This conversation cannot be rated.",
+        failed: "Your rating was not sent. Please retry."
       },
       time: "en-GB"
     }
@@ -204,6 +233,18 @@
     ".ods-error:empty,.ods-counter:empty{display:none}" +
     ".ods-counter{color:#52525b;text-align:right;padding-top:4px}" +
     ".ods-counter.ods-over{color:#b91c1c;font-weight:600}" +
+    ".ods-survey{align-self:stretch;background:#fff;border:1px solid #d4d4d8;border-radius:12px;padding:10px 12px}" +
+    ".ods-survey p{margin:0 0 6px;font-weight:600}" +
+    ".ods-stars{display:flex;gap:4px;justify-content:space-between}" +
+    ".ods-star{flex:1;min-width:40px;min-height:44px;border:1px solid #d4d4d8;background:#fff;border-radius:8px;font-size:24px;line-height:1;color:#a1a1aa;cursor:pointer;padding:0}" +
+    ".ods-star[data-on=true]{color:#b45309;border-color:#d97706;background:#fffbeb}" +
+    ".ods-score{min-height:1.4em;font-size:13px;color:#52525b;margin:4px 0}" +
+    ".ods-survey label{display:block;font-size:13px;color:#3f3f46;margin:4px 0 2px}" +
+    ".ods-survey textarea{width:100%;box-sizing:border-box;border:1px solid #a1a1aa;border-radius:8px;padding:8px;font-family:inherit;font-size:16px;resize:vertical;min-height:60px}" +
+    ".ods-survey .ods-submit{margin-top:8px;width:100%;min-height:42px;border:0;border-radius:8px;background:#c0161c;color:#fff;font:inherit;font-size:16px;font-weight:600;cursor:pointer}" +
+    ".ods-survey .ods-submit:disabled{background:#d4d4d8;color:#52525b;cursor:default}" +
+    ".ods-survey .ods-why{margin-top:6px}" +
+    ".ods-survey[data-state=done]{text-align:center;color:#166534;font-weight:600}" +
     ".ods-sr{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);border:0}" +
     "@media (max-width:480px){.ods-panel{inset:0;right:0;bottom:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}" +
     ".ods-panel.ods-open~.ods-launcher,.ods-launcher.ods-hidden{display:none}}";
@@ -405,7 +446,131 @@
     for (var i = 0; i < olds.length; i++) olds[i].disabled = true;
   }
 
+  function endNotice(b, m) {
+    b.appendChild(document.createTextNode(m.text));
+    b.appendChild(document.createTextNode(" "));
+    var t = timeOf(m.at);
+    t.className = "ods-sr";
+    b.appendChild(t);
+  }
+
+  // ---- The survey after a resolve: 1-5 stars and an optional comment, sent once --------------
+  var lastEnded = null; // the latest message, if it is a "resolved" notice
+  var surveys = {}; // conversation id -> {card, timer}
+  var ratedKey = "omnidesk.webchat.rated:" + base;
+  function ratedList() {
+    try { return JSON.parse(localStorage.getItem(ratedKey) || "[]"); } catch (e) { return []; }
+  }
+  function markRated(conv) {
+    var list = ratedList().filter(function (c) { return c !== conv; });
+    list.push(conv);
+    try { localStorage.setItem(ratedKey, JSON.stringify(list.slice(-20))); } catch (e) { /* private mode */ }
+  }
+  function offerSurvey(conv) {
+    if (!conv || surveys[conv] || ratedList().indexOf(conv) >= 0) return;
+    var S = T.survey;
+    var card = el("form", "ods-survey", "chat-survey");
+    card.setAttribute("data-conversation", conv);
+    var ask = el("p");
+    ask.id = panelId + "-ask-" + conv.slice(0, 8);
+    ask.textContent = S.ask;
+    card.appendChild(ask);
+    var stars = el("div", "ods-stars");
+    stars.setAttribute("role", "radiogroup");
+    stars.setAttribute("aria-labelledby", ask.id);
+    var meaning = el("div", "ods-score", "chat-survey-meaning");
+    meaning.setAttribute("aria-live", "polite");
+    var chosen = 0, buttons = [];
+    function choose(n) {
+      chosen = n;
+      buttons.forEach(function (btn, i) {
+        btn.setAttribute("data-on", i < n ? "true" : "false");
+        btn.setAttribute("aria-checked", i + 1 === n ? "true" : "false");
+        btn.tabIndex = i + 1 === (n || 1) ? 0 : -1;
+      });
+      meaning.textContent = n ? S.scores[n - 1] : "";
+      submit.disabled = !n;
+    }
+    for (var i = 1; i <= 5; i++) {
+      (function (n) {
+        var btn = el("button", "ods-star", "chat-survey-star");
+        btn.type = "button";
+        btn.textContent = "★";
+        btn.setAttribute("role", "radio");
+        btn.setAttribute("data-score", String(n));
+        btn.setAttribute("aria-label", S.star(n) + " · " + S.scores[n - 1]);
+        btn.addEventListener("click", function () { choose(n); });
+        btn.addEventListener("keydown", function (ev) {
+          var next = ev.key === "ArrowRight" || ev.key === "ArrowUp" ? Math.min(5, (chosen || 0) + 1) :
+            ev.key === "ArrowLeft" || ev.key === "ArrowDown" ? Math.max(1, (chosen || 2) - 1) : 0;
+          if (next) { ev.preventDefault(); choose(next); buttons[next - 1].focus(); }
+        });
+        buttons.push(btn);
+        stars.appendChild(btn);
+      })(i);
+    }
+    card.appendChild(stars);
+    card.appendChild(meaning);
+    var cl = el("label");
+    cl.setAttribute("for", panelId + "-comment-" + conv.slice(0, 8));
+    cl.textContent = S.comment;
+    var comment = el("textarea", null, "chat-survey-comment");
+    comment.id = panelId + "-comment-" + conv.slice(0, 8);
+    comment.rows = 2;
+    comment.maxLength = 500;
+    comment.placeholder = S.commentHint;
+    card.appendChild(cl);
+    card.appendChild(comment);
+    var why = el("span", "ods-why", "chat-survey-error");
+    why.setAttribute("role", "alert");
+    var submit = el("button", "ods-submit", "chat-survey-submit");
+    submit.type = "submit";
+    submit.textContent = S.submit;
+    card.appendChild(submit);
+    card.appendChild(why);
+    choose(0);
+    card.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (!chosen) return;
+      why.textContent = "";
+      if (!ws || ws.readyState !== WebSocket.OPEN) { why.textContent = S.failed; return; }
+      submit.disabled = true;
+      submit.textContent = S.sending;
+      var text = comment.value.trim();
+      ws.send(JSON.stringify({ type: "rate", conversation: conv, score: chosen, comment: text || null }));
+      var s = surveys[conv];
+      if (s.timer) clearTimeout(s.timer);
+      s.timer = setTimeout(function () { surveyFailed(conv, S.failed); }, ackTimeout);
+    });
+    surveys[conv] = { card: card, timer: null, submit: submit, why: why, pending: true };
+    log.appendChild(card);
+    log.scrollTop = log.scrollHeight;
+  }
+  function surveyDone(conv, text) {
+    var s = surveys[conv];
+    markRated(conv);
+    if (!s) return;
+    if (s.timer) clearTimeout(s.timer);
+    s.card.textContent = text;
+    s.card.setAttribute("data-state", "done");
+    s.card.setAttribute("role", "status");
+  }
+  function surveyFailed(conv, text) {
+    var s = surveys[conv];
+    if (!s) return;
+    if (s.timer) clearTimeout(s.timer);
+    s.why.textContent = text;
+    s.submit.disabled = false;
+    s.submit.textContent = T.survey.submit;
+  }
+  // The survey a refusal answers: the one waiting for the server (one at a time in practice).
+  function waitingSurvey() {
+    for (var c in surveys) if (surveys[c].timer && surveys[c].submit.disabled) return c;
+    return null;
+  }
+
   function showMessage(m) {
+    lastEnded = null;
     var key = m.client_id || m.id;
     if (m.author === "customer") {
       var out = outgoing[key];
@@ -424,7 +589,7 @@
       var n = noticeOf(m.text || "");
       if (n && n.joined) { agentName = n.joined; showQueue(null); }
       else if (n && n.ahead) showQueue(n);
-      else if (n && n.ended) showQueue(null);
+      else if (n && n.ended) { showQueue(null); lastEnded = m; return endNotice(b, m); }
       b.appendChild(document.createTextNode(m.text));
       b.appendChild(document.createTextNode(" "));
       var t = timeOf(m.at);
@@ -599,9 +764,13 @@
             if (f.max_text_bytes) maxTextBytes = f.max_text_bytes;
             if (f.max_frame_bytes) maxFrameBytes = f.max_frame_bytes;
             f.history.forEach(showMessage);
+            if (lastEnded) offerSurvey(lastEnded.conversation);
             update();
           } else if (f.type === "message") {
             showMessage(f.message);
+            if (lastEnded) offerSurvey(lastEnded.conversation);
+          } else if (f.type === "rated") {
+            surveyDone(f.conversation, T.survey.thanks);
           } else if (f.type === "ack") {
             var out = outgoing[f.client_id];
             if (out) {
@@ -611,6 +780,10 @@
               b.setAttribute("data-message-id", f.message_id);
               shown[f.message_id] = b;
             }
+          } else if (f.type === "error" && !f.client_id && waitingSurvey()) {
+            var conv = waitingSurvey();
+            if (f.code === "already_rated") surveyDone(conv, T.survey.already);
+            else surveyFailed(conv, f.code === "invalid_input" ? T.survey.refused : (T.codes[f.code] && f.temporary ? T.codes[f.code] : T.survey.failed));
           } else if (f.type === "error") {
             var why = reasonOf(f);
             if (f.client_id && outgoing[f.client_id]) {

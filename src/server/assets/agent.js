@@ -120,6 +120,7 @@
       $("ticket-subject").value = "";
     };
     renderTickets(v);
+    renderCsat(v);
     renderCustomer(v, kept && kept.open);
     v.customer.history.forEach(function (m) {
       var el = document.createElement("div");
@@ -130,12 +131,33 @@
       var who = role === "agent" && m.author.agent ? (m.author.agent === (state.me && state.me.id) ? "you" : (names[m.author.agent] || "agent")) : role;
       var body = esc(text(m));
       if (m.direction === "internal") body = body.replace(/@([^\s@,.;:!?，。；：！？]+)/g, '<span class="mention">@$1</span>');
-      el.innerHTML = '<span class="meta">' + esc(who + (m.direction === "internal" ? " · internal note" : "") + " · " + m.channel + " · " + new Date(m.created_at).toLocaleTimeString()) + "</span>" + body;
+      var rating = isRating(m);
+      if (rating) el.className += " rating";
+      el.innerHTML = '<span class="meta">' + esc(who + (rating ? " · satisfaction rating" : m.direction === "internal" ? " · internal note" : "") + " · " + m.channel + " · " + new Date(m.created_at).toLocaleTimeString()) + "</span>" + body;
       log.appendChild(el);
     });
     log.scrollTop = log.scrollHeight;
     $("text").disabled = !!v.readonly;
     document.querySelector("#reply button").disabled = !!v.readonly;
+  }
+
+  // A customer's satisfaction rating after a resolve: the engine keeps it in the conversation as
+  // the customer's note "CSAT ★★★★☆ 4/5: comment", one per conversation.
+  function isRating(m) {
+    return m.direction === "internal" && m.author.role === "customer" && /^csat:/.test(m.provider_message_id || "");
+  }
+  function renderCsat(v) {
+    var last = v.customer.history.filter(isRating).pop();
+    if (!last) return;
+    var t = text(last), score = /(\d)\/5/.exec(t), comment = t.replace(/^CSAT [★☆]+ \d\/5:? ?/, "");
+    var box = document.createElement("div");
+    box.className = "csat" + (score && Number(score[1]) <= 2 ? " low" : "");
+    box.setAttribute("data-testid", "agent-csat");
+    box.setAttribute("data-score", score ? score[1] : "");
+    box.innerHTML = "Last CSAT: <b>" + esc(score ? score[1] + "/5" : "?") + "</b> " + esc(t.replace(/^CSAT ([★☆]+).*$/, "$1")) +
+      (comment ? " · “" + esc(comment) + "”" : "") + ' <span class="meta">' +
+      esc(new Date(last.created_at).toLocaleString() + (last.conversation === v.conversation.id ? " · this conversation" : "")) + "</span>";
+    $("info").appendChild(box);
   }
 
   // The customer at a glance: every channel identity, and every conversation of theirs (the
