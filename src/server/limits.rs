@@ -361,6 +361,18 @@ impl InboundHandler for LimitedHandler {
         self.inner.handle(message).await
     }
 
+    /// The context (an email thread) goes through to the engine with the message.
+    async fn handle_with(
+        &self,
+        message: InboundMessage,
+        context: cs_channels::InboundContext,
+    ) -> cs_channels::Result<Delivered> {
+        if let Err(retry_after) = self.guard.messages.check(&message.from) {
+            return Err(cs_channels::Error::RateLimited { retry_after });
+        }
+        self.inner.handle_with(message, context).await
+    }
+
     async fn history(
         &self,
         channel: &ChannelId,
@@ -432,6 +444,73 @@ mod tests {
         assert!(
             guard.locked("bob").is_none(),
             "one name's failures do not lock another"
+        );
+    }
+
+    /// Records the context each message arrives with.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<Option<String>>>);
+
+    #[async_trait]
+    impl InboundHandler for Recorder {
+        async fn handle(&self, _message: InboundMessage) -> cs_channels::Result<Delivered> {
+            self.0.lock().unwrap().push(None);
+            Err(cs_channels::Error::invalid("recorded"))
+        }
+
+        async fn handle_with(
+            &self,
+            _message: InboundMessage,
+            context: cs_channels::InboundContext,
+        ) -> cs_channels::Result<Delivered> {
+            self.0.lock().unwrap().push(context.thread);
+            Err(cs_channels::Error::invalid("recorded"))
+        }
+
+        async fn history(
+            &self,
+            _channel: &ChannelId,
+            _identity: &Identity,
+            _limit: usize,
+        ) -> cs_channels::Result<Vec<Message>> {
+            Ok(Vec::new())
+        }
+
+        async fn status(&self, _channel: &ChannelId, _u: StatusUpdate) -> cs_channels::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_email_threads_context_passes_the_limiter_and_a_flood_does_not() {
+        let recorder = Arc::new(Recorder::default());
+        let guard = Arc::new(Guard::new(Limits {
+            messages_per_minute: 1,
+            message_burst: 1,
+            ..Limits::default()
+        }));
+        let limited = LimitedHandler::new(recorder.clone(), guard);
+        let message = InboundMessage {
+            channel: ChannelId::new("mail").unwrap(),
+            from: Identity::new(cs_core::ChannelKind::Email, "ann@example.com"),
+            provider_message_id: Some("<m1@example.com>".into()),
+            content: cs_core::Content::text("Where is my order?"),
+            display_name: None,
+            language: None,
+            sent_at: None,
+        };
+        let context = cs_channels::InboundContext::thread("t-1");
+        let _ = limited.handle_with(message.clone(), context.clone()).await;
+        assert_eq!(*recorder.0.lock().unwrap(), vec![Some("t-1".to_owned())]);
+        let flood = limited.handle_with(message, context).await;
+        assert!(
+            matches!(flood, Err(cs_channels::Error::RateLimited { .. })),
+            "{flood:?}"
+        );
+        assert_eq!(
+            recorder.0.lock().unwrap().len(),
+            1,
+            "the flood never reached the engine"
         );
     }
 
